@@ -1,0 +1,9 @@
+"""lineproto: a line-protocol daemon for a roulette table and a meter-reading service.
+
+Layers, each ignorant of the ones above it: ``wire`` (sans-I/O codec), ``domain``
+(roulette and meters), ``store`` (persistence), ``commands`` (the command table),
+``server`` (sockets), ``client`` (the Python client library).
+"""
+
+PRODUCT = "lineproto"
+__version__ = "0.1.0"
