@@ -1,0 +1,162 @@
+"""The Python client library, over the same wire codec as the server.
+
+    with Client("127.0.0.1", 36000) as client:
+        client.login("carol", "secret")
+        reply = client.command("NOOP")
+
+``command`` raises :class:`TransientError` for 4yz replies and
+:class:`PermanentError` for 5yz; both carry the :class:`Reply`.
+"""
+
+import socket
+
+from .wire import ProtocolError, Reply, ReplyParser
+
+__all__ = [
+    "Client", "ClientError", "ConnectionClosed", "PermanentError", "ProtocolError",
+    "Reply", "ReplyError", "TransientError",
+]
+
+DEFAULT_TIMEOUT = 30.0
+_FORBIDDEN = ("\r", "\n", "\0")
+
+
+class ClientError(Exception):
+    """Base of the errors this module raises (besides ProtocolError)."""
+
+
+class ReplyError(ClientError):
+    """The server refused a command; ``reply`` is its answer."""
+
+    def __init__(self, reply: Reply):
+        super().__init__(str(reply))
+        self.reply = reply
+
+    @property
+    def code(self) -> int:
+        return self.reply.code
+
+
+class TransientError(ReplyError):
+    """A 4yz reply: the command failed, trying again later may work."""
+
+
+class PermanentError(ReplyError):
+    """A 5yz reply: the command failed and will fail again as sent."""
+
+
+class ConnectionClosed(ClientError, ConnectionError):
+    """The server closed the connection before a complete reply."""
+
+
+def check_reply(reply: Reply) -> Reply:
+    """Return a 1yz-3yz reply; raise TransientError or PermanentError for 4yz or 5yz."""
+    if reply.code >= 500:
+        raise PermanentError(reply)
+    if reply.code >= 400:
+        raise TransientError(reply)
+    return reply
+
+
+def check_line(line: str) -> str:
+    """Refuse CR, LF and NUL, which would smuggle extra commands onto the wire."""
+    if any(char in line for char in _FORBIDDEN):
+        raise ValueError(f"a command line cannot hold CR, LF or NUL: {line!r}")
+    return line
+
+
+class Client:
+    """A connection to a lineproto daemon; reads the greeting on connect."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 36000, timeout: float | None = DEFAULT_TIMEOUT):
+        self.host, self.port = host, port
+        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self._parser = ReplyParser()
+        self._ready: list[Reply] = []
+        try:
+            self.greeting = check_reply(self.read_reply())
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if exc_info[0] is None:
+            try:
+                self.quit()
+            except (ClientError, OSError, ProtocolError):
+                pass
+        self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def shutdown_write(self) -> None:
+        """Tell the server no more commands come; replies can still be read."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def send_line(self, line: str) -> None:
+        self._sock.sendall(check_line(line).encode("utf-8") + b"\r\n")
+
+    def read_reply(self) -> Reply:
+        """The next complete reply, whatever its code."""
+        while not self._ready:
+            try:
+                data = self._sock.recv(65536)
+            except ConnectionResetError as exc:
+                raise ConnectionClosed("connection reset by the server") from exc
+            if not data:
+                raise ConnectionClosed("the server closed the connection")
+            self._ready.extend(self._parser.feed(data))
+        return self._ready.pop(0)
+
+    def command(self, line: str) -> Reply:
+        """Send one command line and return its reply; 4yz/5yz raise."""
+        self.send_line(line)
+        return check_reply(self.read_reply())
+
+    def command_args(self, verb: str, *args) -> Reply:
+        """``command`` with arguments checked one by one (no spaces inside but the last)."""
+        for arg in args[:-1]:
+            if " " in str(arg) or not str(arg):
+                raise ValueError(f"argument must be one non-empty word: {arg!r}")
+        return self.command(" ".join([verb, *map(str, args)]))
+
+    def pipeline(self, lines) -> list[Reply]:
+        """Send every line at once, then read one reply per line; codes are not checked.
+
+        Blank lines are not sent (they get no reply).
+        """
+        lines = [check_line(line) for line in lines if line.strip()]
+        self._sock.sendall(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
+        return [self.read_reply() for _ in lines]
+
+    def login(self, user: str, password: str | None = None) -> Reply:
+        """USER then, unless the server logs the user in at once (guest), PASS."""
+        reply = self.command_args("USER", user)
+        if reply.code == 331:
+            if password is None:
+                raise ValueError(f"{user} needs a password")
+            reply = self.command_args("PASS", password)
+        return reply
+
+    def noop(self) -> Reply:
+        return self.command("NOOP")
+
+    def stat(self) -> dict[str, str]:
+        """STAT as a dict of its ``key: value`` lines."""
+        reply = self.command("STAT")
+        return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
+
+    def help(self, verb: str | None = None) -> Reply:
+        return self.command_args("HELP", verb) if verb else self.command("HELP")
+
+    def quit(self) -> Reply:
+        reply = self.command("QUIT")
+        self.close()
+        return reply

@@ -1,0 +1,99 @@
+"""Core commands: HELP, NOOP, QUIT, STAT, USER, PASS, REIN."""
+
+from ..domain.accounts import GUEST, GUEST_USER
+from ..wire import Reply
+from .errors import CommandError
+from .session import MAX_LOGIN_FAILURES, Session
+from .table import Command
+
+OK = Reply(200, ("OK",))
+
+
+def help_(session: Session, verb: str | None = None) -> Reply:
+    table = session.services.table
+    if verb is None:
+        width = max(len(command.usage) for command in table) + 2
+        lines = ["Commands (HELP <verb> for details):"]
+        lines += [f"{command.usage:<{width}}{command.summary}" for command in table]
+        lines.append("End of help")
+        return Reply(214, tuple(lines))
+    command = table.get(verb.upper())
+    if command is None:
+        raise CommandError(501, f"Unknown command {verb}; HELP lists the commands")
+    lines = [command.usage, command.summary]
+    lines += [line for line in command.detail.splitlines() if line.strip()]
+    if command.roles:
+        lines.append(f"Needs login with the {' or '.join(sorted(command.roles))} role")
+    elif command.login:
+        lines.append("Needs login")
+    return Reply(214, tuple(lines))
+
+
+def noop(session: Session) -> Reply:
+    return OK
+
+
+def quit_(session: Session) -> Reply:
+    session.closing = True
+    return Reply(221, ("Goodbye",))
+
+
+def stat(session: Session) -> Reply:
+    services = session.services
+    stats = services.stats
+    items = [
+        ("product", services.product),
+        ("version", services.version),
+        ("uptime", f"{stats.uptime}s"),
+        ("connections", stats.connections),
+        ("commands-served", stats.commands),
+        ("user", session.user.name if session.user else "-"),
+    ]
+    for provider in services.stat_providers:
+        items.extend(provider(session))
+    lines = ["Status:"] + [f"{key}: {value}" for key, value in items] + ["End of status"]
+    return Reply(211, tuple(lines))
+
+
+def user(session: Session, name: str) -> Reply:
+    session.logout()
+    if name == GUEST and session.services.users.allow_guest and session.services.users.get(GUEST) is None:
+        session.login(GUEST_USER)
+        return Reply(230, ("Welcome, Guest: logged in as guest with play money",))
+    session.pending_name = name
+    return Reply(331, (f"Password required for {name}",))
+
+
+def pass_(session: Session, password: str) -> Reply:
+    if session.user is not None:
+        raise CommandError(503, "Already logged in; REIN to log out")
+    name = session.pending_name
+    if name is None:
+        raise CommandError(503, "Send USER <name> first")
+    session.pending_name = None
+    user = session.services.users.authenticate(name, password)
+    if user is None:
+        session.login_failures += 1
+        if session.login_failures >= MAX_LOGIN_FAILURES:
+            session.closing = True
+            return Reply(421, ("Too many failed logins; closing connection",))
+        raise CommandError(530, "Login incorrect")
+    session.login(user)
+    return Reply(230, (f"Welcome, {user.real_name}: logged in as {user.name}",))
+
+
+def rein(session: Session) -> Reply:
+    session.logout()
+    return Reply(220, ("Logged out; send USER to log in again",))
+
+
+COMMANDS = (
+    Command("HELP", "[<verb>]", "List the commands, or describe one", help_),
+    Command("NOOP", "", "Do nothing; replies 200", noop),
+    Command("QUIT", "", "Close the connection", quit_),
+    Command("STAT", "", "Server and session status as key: value lines", stat),
+    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user),
+    Command("PASS", "<password...>", "Finish logging in; the rest of the line is the password", pass_,
+            detail="The password may hold spaces: everything after PASS and its space is the password."),
+    Command("REIN", "", "Log out and start a fresh session", rein),
+)

@@ -1,0 +1,105 @@
+"""The declarative command table: one entry per verb, read by dispatch and HELP.
+
+An entry says what a command is called, what arguments it takes (as the
+syntax line HELP prints), whether it needs a login or a role, and which
+function carries it out. Services add their entries; the server loop never
+changes for a new command.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..wire import Reply
+
+_PARAM = re.compile(r"(\[)?<([^<>]+?)(\.\.\.)?>\]?")
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """How many words a command takes, parsed from its syntax line.
+
+    ``<x>`` is required, ``[<x>]`` optional, ``<x...>`` or ``[<x...>]`` takes
+    the rest of the line (spaces included) and must come last.
+    """
+
+    required: int
+    optional: int
+    rest_of_line: bool
+
+    @classmethod
+    def from_syntax(cls, syntax: str) -> "ArgSpec":
+        required = optional = 0
+        rest = False
+        for match in _PARAM.finditer(syntax):
+            if rest:
+                raise ValueError(f"a rest-of-line argument must come last: {syntax!r}")
+            if match.group(1):
+                optional += 1
+            else:
+                if optional:
+                    raise ValueError(f"a required argument follows an optional one: {syntax!r}")
+                required += 1
+            rest = bool(match.group(3))
+        return cls(required, optional, rest)
+
+    def split(self, command_line) -> list[str] | None:
+        """The argument values, or None when their number does not fit."""
+        total = self.required + self.optional
+        words = command_line.arguments(total, rest_of_line=self.rest_of_line)
+        if not self.required <= len(words) <= total:
+            return None
+        return words
+
+
+Handler = Callable[..., Reply]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One verb: its syntax, who may use it, its help and its handler.
+
+    ``handler(session, *args)`` returns the reply; ``roles`` empty means any
+    logged-in user (when ``login``) or anybody.
+    """
+
+    verb: str
+    syntax: str
+    summary: str
+    handler: Handler
+    login: bool = False
+    roles: frozenset[str] = frozenset()
+    detail: str = ""
+    args: ArgSpec = field(init=False)
+
+    def __post_init__(self):
+        if not (1 <= len(self.verb) <= 4 and self.verb.isalpha() and self.verb.isupper()):
+            raise ValueError(f"a verb is 1-4 upper-case letters: {self.verb!r}")
+        object.__setattr__(self, "args", ArgSpec.from_syntax(self.syntax))
+
+    @property
+    def usage(self) -> str:
+        return f"{self.verb} {self.syntax}".rstrip()
+
+
+class CommandTable:
+    """An ordered set of commands; HELP lists them in the order they were added."""
+
+    def __init__(self, commands=()):
+        self._commands: dict[str, Command] = {}
+        for command in commands:
+            self.add(command)
+
+    def add(self, command: Command) -> None:
+        if command.verb in self._commands:
+            raise ValueError(f"verb {command.verb} registered twice")
+        self._commands[command.verb] = command
+
+    def get(self, verb: str) -> Command | None:
+        return self._commands.get(verb)
+
+    def __iter__(self):
+        return iter(self._commands.values())
+
+    def __len__(self) -> int:
+        return len(self._commands)

@@ -1,0 +1,151 @@
+"""Users, roles and password checking.
+
+Passwords are stored only as salted scrypt hashes, compared in constant time.
+A login for an unknown name checks against a dummy hash of the same cost, so
+response time does not tell which names exist.
+"""
+
+import base64
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass, field
+
+ROLES = frozenset({"reader", "player", "admin"})
+
+#: The name that logs in without a password to a play-money table.
+GUEST = "guest"
+
+# scrypt cost: ~16 MiB and tens of milliseconds per check on a 2-core machine.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+_SALT_BYTES = 16
+_HASH_BYTES = 32
+
+
+class AccountError(ValueError):
+    """A user record or users file is not valid."""
+
+
+def hash_password(password: str, n: int = SCRYPT_N, r: int = SCRYPT_R, p: int = SCRYPT_P) -> str:
+    """Return ``scrypt$n$r$p$salt$hash`` (base64) for ``password`` with a fresh salt."""
+    salt = secrets.token_bytes(_SALT_BYTES)
+    digest = _scrypt(password, salt, n, r, p)
+    return "$".join(["scrypt", str(n), str(r), str(p), _b64(salt), _b64(digest)])
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches the ``stored`` hash; constant-time comparison."""
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        expected = base64.b64decode(digest)
+        actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(
+        password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
+        maxmem=256 * n * r + 1024 * 1024, dklen=_HASH_BYTES,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def check_username(name: str) -> str:
+    """Return ``name`` if it is a valid login name (1-32 of letters, digits, ``._-``)."""
+    if not (1 <= len(name) <= 32 and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
+        raise AccountError(f"invalid user name {name!r}: use 1-32 letters, digits, '.', '_' or '-'")
+    return name
+
+
+@dataclass(frozen=True)
+class User:
+    """A registered user (or the guest, who has no password)."""
+
+    name: str
+    real_name: str
+    roles: frozenset[str] = field(default_factory=frozenset)
+    password_hash: str = ""
+
+    @property
+    def is_guest(self) -> bool:
+        return self.name == GUEST and not self.password_hash
+
+    def has_role(self, *roles: str) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+GUEST_USER = User(GUEST, "Guest", frozenset({"player"}))
+
+
+def parse_users(lines) -> dict[str, User]:
+    """Read the users file format: ``name:roles:hash:real name`` per line.
+
+    Roles are comma-separated; ``#`` lines and blank lines are ignored. The
+    real name is last so it may hold any character but a line break.
+    """
+    users = {}
+    for number, line in enumerate(lines, 1):
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.split(":", 3)
+        if len(fields) != 4:
+            raise AccountError(f"line {number}: expected name:roles:hash:real name")
+        name, roles, password_hash, real_name = fields
+        try:
+            users[check_username(name)] = User(name, real_name, parse_roles(roles), password_hash)
+        except AccountError as exc:
+            raise AccountError(f"line {number}: {exc}") from None
+    return users
+
+
+def parse_roles(text: str) -> frozenset[str]:
+    roles = frozenset(role.strip() for role in text.split(",") if role.strip())
+    unknown = roles - ROLES
+    if unknown:
+        raise AccountError(f"unknown role {sorted(unknown)[0]!r}: roles are {', '.join(sorted(ROLES))}")
+    return roles
+
+
+def format_user(user: User) -> str:
+    """One line of the users file for ``user``."""
+    if "\n" in user.real_name or "\r" in user.real_name:
+        raise AccountError("a real name cannot hold a line break")
+    return f"{user.name}:{','.join(sorted(user.roles))}:{user.password_hash}:{user.real_name}"
+
+
+class UserDirectory:
+    """The users the daemon knows, with a constant-cost ``authenticate``."""
+
+    def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True):
+        self._users = dict(users or {})
+        self._lock = threading.Lock()
+        self.allow_guest = allow_guest
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+
+    def get(self, name: str) -> User | None:
+        with self._lock:
+            return self._users.get(name)
+
+    def add(self, user: User) -> None:
+        with self._lock:
+            self._users[user.name] = user
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._users)
+
+    def authenticate(self, name: str, password: str) -> User | None:
+        """The user if ``password`` is right, else None; unknown names cost the same."""
+        user = self.get(name)
+        stored = user.password_hash if user and user.password_hash else self._dummy_hash
+        matched = verify_password(password, stored)
+        return user if matched and user is not None and user.password_hash else None

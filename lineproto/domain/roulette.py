@@ -1,0 +1,778 @@
+"""Roulette: the wheel, the betting layout, bets and the table that settles them.
+
+Pure domain logic. Nothing here touches sockets, files or reply codes; errors are
+exceptions whose messages are short sentences meant to be shown to a player.
+
+Money is always a whole number of chips (``int``). A bet that pays ``35`` gives
+back the stake plus 35 chips per chip staked; a losing bet gives back nothing.
+
+Pockets are strings everywhere: ``"0"``, ``"00"``, ``"1"`` .. ``"36"``.
+
+The spin is kept apart from the table: a caller spins a :class:`Wheel`, then
+hands the pocket to :meth:`Table.resolve`. That way a store can record the
+pocket, and a replay of the same pockets gives the same outcome.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import secrets
+from dataclasses import dataclass
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+__all__ = [
+    "AMERICAN",
+    "EUROPEAN",
+    "WHEEL_KINDS",
+    "POCKETS",
+    "RED_NUMBERS",
+    "PAYOUTS",
+    "BetError",
+    "BetSyntaxError",
+    "BetNotOnLayout",
+    "BadAmount",
+    "UnknownPocket",
+    "UnknownWheel",
+    "TableError",
+    "BelowMinimum",
+    "AboveMaximum",
+    "InsufficientChips",
+    "BetsOpen",
+    "Wheel",
+    "PocketInfo",
+    "pocket_properties",
+    "Bet",
+    "parse_bet",
+    "all_bets",
+    "house_edge",
+    "Limits",
+    "OpenBet",
+    "BetOutcome",
+    "SpinResult",
+    "Table",
+]
+
+# --------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------
+
+
+class BetError(ValueError):
+    """A bet (its text or its amount) cannot be accepted."""
+
+
+class BetSyntaxError(BetError):
+    """The bet text cannot be parsed: unknown word, not numbers, missing parts."""
+
+
+class BetNotOnLayout(BetError):
+    """The bet text parses, but it is not a real bet on this wheel's layout."""
+
+
+class BadAmount(BetError):
+    """The amount is not a whole number of chips greater than zero."""
+
+
+class UnknownPocket(ValueError):
+    """A pocket that is not on the wheel in question."""
+
+
+class UnknownWheel(ValueError):
+    """A wheel kind other than ``american`` or ``european``."""
+
+
+class TableError(Exception):
+    """The table refuses an operation; nothing on the table has changed."""
+
+
+class BelowMinimum(TableError):
+    """The bet is smaller than the table minimum."""
+
+
+class AboveMaximum(TableError):
+    """The bet is larger than the table maximum (limits apply per bet)."""
+
+
+class InsufficientChips(TableError):
+    """The player's bankroll cannot cover the bet."""
+
+
+class BetsOpen(TableError):
+    """The wheel cannot be changed while bets are on the table."""
+
+
+# --------------------------------------------------------------------------
+# Wheels and pockets
+# --------------------------------------------------------------------------
+
+AMERICAN = "american"
+EUROPEAN = "european"
+WHEEL_KINDS = (AMERICAN, EUROPEAN)
+
+_NUMBER_POCKETS = tuple(str(n) for n in range(1, 37))
+
+#: Pockets of each wheel kind, in layout order (zeros first, then 1..36).
+POCKETS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        AMERICAN: ("0", "00") + _NUMBER_POCKETS,
+        EUROPEAN: ("0",) + _NUMBER_POCKETS,
+    }
+)
+
+RED_NUMBERS = frozenset({1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36})
+
+
+def _wheel_kind(kind: object) -> str:
+    """Return ``kind`` normalised to lower case, or raise UnknownWheel."""
+    if isinstance(kind, str) and kind.lower() in WHEEL_KINDS:
+        return kind.lower()
+    raise UnknownWheel(f"unknown wheel {_shown(str(kind))!r}: choose american or european")
+
+
+def _pocket_key(pocket: str) -> int:
+    """Sort key for pockets: 0 before 00 before 1..36."""
+    if pocket == "0":
+        return -1
+    if pocket == "00":
+        return 0
+    return int(pocket)
+
+
+def _sorted_pockets(pockets: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(pockets, key=_pocket_key))
+
+
+class Wheel:
+    """A roulette wheel that picks one of its pockets uniformly at random.
+
+    Without a seed it draws from ``secrets.SystemRandom`` (the operating
+    system's generator), so outcomes cannot be predicted from earlier spins. A
+    seed selects ``random.Random(seed)``: that is only for tests and replays.
+    """
+
+    def __init__(self, kind: str = AMERICAN, seed: int | None = None) -> None:
+        self._kind = _wheel_kind(kind)
+        self._pockets = POCKETS[self._kind]
+        if seed is None:
+            self._rng: random.Random = secrets.SystemRandom()
+        elif isinstance(seed, int) and not isinstance(seed, bool):
+            self._rng = random.Random(seed)
+        else:
+            raise TypeError("a wheel seed must be an int or None")
+
+    @property
+    def kind(self) -> str:
+        """``"american"`` or ``"european"``."""
+        return self._kind
+
+    @property
+    def pockets(self) -> tuple[str, ...]:
+        """Every pocket on this wheel, as strings."""
+        return self._pockets
+
+    @property
+    def rng(self) -> random.Random:
+        """The random generator in use (SystemRandom unless seeded)."""
+        return self._rng
+
+    def spin(self) -> str:
+        """Return one pocket, each with equal probability."""
+        return self._rng.choice(self._pockets)
+
+    def __repr__(self) -> str:
+        return f"Wheel(kind={self._kind!r})"
+
+
+@dataclass(frozen=True)
+class PocketInfo:
+    """What a pocket is: colour, parity, half, dozen and column.
+
+    The zeros are green and have none of the other properties, which is why
+    every outside bet loses on them.
+    """
+
+    pocket: str
+    color: str
+    parity: str | None
+    half: str | None
+    dozen: int | None
+    column: int | None
+
+    def describe(self) -> str:
+        """One line such as ``"17 black odd low dozen2 column2"`` or ``"0 green"``."""
+        if self.dozen is None:
+            return f"{self.pocket} {self.color}"
+        return (
+            f"{self.pocket} {self.color} {self.parity} {self.half} "
+            f"dozen{self.dozen} column{self.column}"
+        )
+
+
+def _compute_info(pocket: str) -> PocketInfo:
+    if pocket in ("0", "00"):
+        return PocketInfo(pocket, "green", None, None, None, None)
+    n = int(pocket)
+    return PocketInfo(
+        pocket=pocket,
+        color="red" if n in RED_NUMBERS else "black",
+        parity="even" if n % 2 == 0 else "odd",
+        half="low" if n <= 18 else "high",
+        dozen=(n - 1) // 12 + 1,  # 1-12, 13-24, 25-36
+        column=(n - 1) % 3 + 1,  # column 3 holds 3, 6, ..., 36
+    )
+
+
+_POCKET_INFO: Mapping[str, PocketInfo] = MappingProxyType(
+    {p: _compute_info(p) for p in POCKETS[AMERICAN]}
+)
+
+
+def pocket_properties(pocket: str) -> PocketInfo:
+    """Return the :class:`PocketInfo` of a pocket (``"0"``, ``"00"`` or ``"1"``..``"36"``)."""
+    try:
+        return _POCKET_INFO[pocket]
+    except (KeyError, TypeError):
+        raise UnknownPocket(f"{_shown(str(pocket))} is not a roulette pocket") from None
+
+
+# --------------------------------------------------------------------------
+# The layout: every bet that exists, built once
+# --------------------------------------------------------------------------
+
+#: Winnings per chip for each kind of bet.
+PAYOUTS: Mapping[str, int] = MappingProxyType(
+    {
+        "straight": 35,
+        "split": 17,
+        "street": 11,
+        "trio": 11,
+        "corner": 8,
+        "four": 8,
+        "basket": 6,
+        "line": 5,
+        "dozen": 2,
+        "column": 2,
+        "color": 1,
+        "parity": 1,
+        "half": 1,
+    }
+)
+
+
+def _numbers(*nums: int) -> frozenset[str]:
+    return frozenset(str(n) for n in nums)
+
+
+def _inside_splits() -> frozenset[frozenset[str]]:
+    """Pairs of numbers side by side in a row (17-18) or one above the other (17-20)."""
+    across = {_numbers(n, n + 1) for n in range(1, 37) if n % 3 != 0}
+    down = {_numbers(n, n + 3) for n in range(1, 34)}
+    return frozenset(across | down)
+
+
+_ZERO_SPLITS = {
+    EUROPEAN: (("0", "1"), ("0", "2"), ("0", "3")),
+    AMERICAN: (("0", "1"), ("0", "2"), ("00", "2"), ("00", "3"), ("0", "00")),
+}
+
+_SPLITS: Mapping[str, frozenset[frozenset[str]]] = MappingProxyType(
+    {kind: _inside_splits() | {frozenset(p) for p in pairs} for kind, pairs in _ZERO_SPLITS.items()}
+)
+
+_TRIOS: Mapping[str, tuple[tuple[str, ...], ...]] = MappingProxyType(
+    {
+        EUROPEAN: (("0", "1", "2"), ("0", "2", "3")),
+        AMERICAN: (("0", "1", "2"), ("0", "00", "2"), ("00", "2", "3")),
+    }
+)
+
+#: Four numbers meeting at a corner: n, n+1, n+3, n+4 with n not in the right-hand column.
+_CORNERS = frozenset(_numbers(n, n + 1, n + 3, n + 4) for n in range(1, 33) if n % 3 != 0)
+
+#: Streets and six lines are named by their first number.
+_STREET_STARTS = frozenset(str(n) for n in range(1, 35, 3))  # 1, 4, ..., 34
+_LINE_STARTS = frozenset(str(n) for n in range(1, 32, 3))  # 1, 4, ..., 31
+
+_FOUR_POCKETS = frozenset({"0", "1", "2", "3"})  # European only
+_BASKET_POCKETS = frozenset({"0", "00", "1", "2", "3"})  # American only
+
+_OUTSIDE_SPECS = {  # canonical name -> (kind, PocketInfo field, value)
+    "RED": ("color", "color", "red"),
+    "BLACK": ("color", "color", "black"),
+    "EVEN": ("parity", "parity", "even"),
+    "ODD": ("parity", "parity", "odd"),
+    "LOW": ("half", "half", "low"),
+    "HIGH": ("half", "half", "high"),
+    "DOZEN1": ("dozen", "dozen", 1),
+    "DOZEN2": ("dozen", "dozen", 2),
+    "DOZEN3": ("dozen", "dozen", 3),
+    "COLUMN1": ("column", "column", 1),
+    "COLUMN2": ("column", "column", 2),
+    "COLUMN3": ("column", "column", 3),
+}
+
+_ALIASES = MappingProxyType({"HI": "HIGH", "LO": "LOW"})
+
+_GROUP_WORDS = ("SPLIT", "STREET", "TRIO", "CORNER", "LINE")
+
+
+@dataclass(frozen=True)
+class Bet:
+    """A bet on the layout.
+
+    ``name`` is the canonical text a player would type (``"SPLIT 17-18"``),
+    ``pockets`` are the pockets on which it wins, ``payout`` is the winnings
+    per chip staked.
+    """
+
+    name: str
+    kind: str
+    pockets: frozenset[str]
+    payout: int
+
+    def wins_on(self, pocket: str) -> bool:
+        """True if this bet wins when the ball lands in ``pocket``."""
+        return pocket in self.pockets
+
+
+def _make_bet(name: str, kind: str, pockets: Iterable[str]) -> Bet:
+    return Bet(name=name, kind=kind, pockets=frozenset(pockets), payout=PAYOUTS[kind])
+
+
+_OUTSIDE_BETS: Mapping[str, Bet] = MappingProxyType(
+    {
+        name: _make_bet(
+            name,
+            kind,
+            (p for p, info in _POCKET_INFO.items() if getattr(info, field) == value),
+        )
+        for name, (kind, field, value) in _OUTSIDE_SPECS.items()
+    }
+)
+
+
+# --------------------------------------------------------------------------
+# Parsing bet text
+# --------------------------------------------------------------------------
+
+_DIGITS = re.compile(r"[0-9]+")
+_NUMBERED_WORD = re.compile(r"(DOZEN|COLUMN)([0-9]+)")
+
+
+def _shown(text: str) -> str:
+    """Player text made safe to echo in a message: printable, one line, short."""
+    clean = " ".join("".join(c if c.isprintable() else "?" for c in text).split())
+    return clean if len(clean) <= 40 else clean[:37] + "..."
+
+
+def _pocket(token: str, wheel_kind: str, shown: str) -> str:
+    """Check that ``token`` is a pocket on the wheel and return it."""
+    if not _DIGITS.fullmatch(token):
+        raise BetSyntaxError(f"{shown}: {_shown(token) or 'an empty part'} is not a number")
+    if token in POCKETS[wheel_kind]:
+        return token
+    if token == "00":
+        raise BetNotOnLayout(f"{shown}: there is no 00 on a European wheel")
+    zeros = "0, 00" if wheel_kind == AMERICAN else "0"
+    raise BetNotOnLayout(f"{shown}: {_shown(token)} is not on the wheel (pockets are {zeros} and 1-36)")
+
+
+def _number_group(text: str, count: int, word: str, example: str, wheel_kind: str, shown: str) -> tuple[str, ...]:
+    """Parse ``count`` distinct pockets separated by ``-``, returned in canonical order."""
+    parts = text.split("-")
+    if len(parts) != count:
+        raise BetSyntaxError(f"{shown}: a {word} names {count} numbers joined by '-', e.g. {example}")
+    pockets = [_pocket(part, wheel_kind, shown) for part in parts]
+    for p in pockets:
+        if pockets.count(p) > 1:
+            raise BetNotOnLayout(f"{shown}: {p} is named twice")
+    return _sorted_pockets(pockets)
+
+
+def _row_start(text: str, word: str, starts: frozenset[str], last: int, shown: str) -> str:
+    """Parse the number naming a street or six line (its lowest number)."""
+    if not _DIGITS.fullmatch(text):
+        raise BetSyntaxError(
+            f"{shown}: a {word} is named by its first number, e.g. {word} 13"
+        )
+    if text not in starts:
+        raise BetNotOnLayout(
+            f"{shown}: a {word} is named by its first number: 1, 4, 7, ..., {last}"
+        )
+    return text
+
+
+def _parse_split(arg: str, wheel_kind: str, shown: str) -> Bet:
+    pockets = _number_group(arg, 2, "SPLIT", "SPLIT 17-18", wheel_kind, shown)
+    if frozenset(pockets) not in _SPLITS[wheel_kind]:
+        raise BetNotOnLayout(f"{shown}: {pockets[0]} and {pockets[1]} are not adjacent")
+    return _make_bet("SPLIT " + "-".join(pockets), "split", pockets)
+
+
+def _parse_street(arg: str, wheel_kind: str, shown: str) -> Bet:
+    start = int(_row_start(arg, "STREET", _STREET_STARTS, 34, shown))
+    return _make_bet(f"STREET {start}", "street", _numbers(start, start + 1, start + 2))
+
+
+def _parse_line(arg: str, wheel_kind: str, shown: str) -> Bet:
+    start = int(_row_start(arg, "LINE", _LINE_STARTS, 31, shown))
+    return _make_bet(f"LINE {start}", "line", _numbers(*range(start, start + 6)))
+
+
+def _parse_trio(arg: str, wheel_kind: str, shown: str) -> Bet:
+    pockets = _number_group(arg, 3, "TRIO", "TRIO 0-1-2", wheel_kind, shown)
+    allowed = _TRIOS[wheel_kind]
+    if pockets not in allowed:
+        listed = " or ".join("-".join(t) for t in allowed)
+        raise BetNotOnLayout(f"{shown}: a trio on this wheel is {listed}")
+    return _make_bet("TRIO " + "-".join(pockets), "trio", pockets)
+
+
+def _parse_corner(arg: str, wheel_kind: str, shown: str) -> Bet:
+    pockets = _number_group(arg, 4, "CORNER", "CORNER 17-18-20-21", wheel_kind, shown)
+    if frozenset(pockets) not in _CORNERS:
+        hint = " (bet FOUR for 0-1-2-3)" if frozenset(pockets) == _FOUR_POCKETS else ""
+        raise BetNotOnLayout(f"{shown}: these four numbers do not meet at a corner{hint}")
+    return _make_bet("CORNER " + "-".join(pockets), "corner", pockets)
+
+
+_GROUP_PARSERS = MappingProxyType(
+    {
+        "SPLIT": _parse_split,
+        "STREET": _parse_street,
+        "LINE": _parse_line,
+        "TRIO": _parse_trio,
+        "CORNER": _parse_corner,
+    }
+)
+
+
+def _parse_word(word: str, wheel_kind: str, shown: str) -> Bet:
+    """Parse a one-word bet: a number, an outside bet, FOUR or BASKET."""
+    name = _ALIASES.get(word, word)
+    if name in _OUTSIDE_BETS:
+        return _OUTSIDE_BETS[name]
+    if _DIGITS.fullmatch(word):
+        pocket = _pocket(word, wheel_kind, shown)
+        return _make_bet(pocket, "straight", (pocket,))
+    if word == "FOUR":
+        if wheel_kind != EUROPEAN:
+            raise BetNotOnLayout(f"{shown}: FOUR (0-1-2-3) is only on a European wheel; try BASKET")
+        return _make_bet("FOUR", "four", _FOUR_POCKETS)
+    if word == "BASKET":
+        if wheel_kind != AMERICAN:
+            raise BetNotOnLayout(f"{shown}: BASKET (0-00-1-2-3) is only on an American wheel; try FOUR")
+        return _make_bet("BASKET", "basket", _BASKET_POCKETS)
+    numbered = _NUMBERED_WORD.fullmatch(word)
+    if numbered:
+        raise BetNotOnLayout(f"{shown}: there are only {numbered.group(1)}1, {numbered.group(1)}2 and {numbered.group(1)}3")
+    if word in _GROUP_PARSERS:
+        raise BetSyntaxError(f"{shown}: {word} needs its numbers, e.g. {word} 13")
+    raise BetSyntaxError(f"{shown}: unknown bet, cannot be parsed")
+
+
+def parse_bet(words: str, wheel_kind: str) -> Bet:
+    """Parse a player's bet text (case-insensitive) for a wheel kind.
+
+    Raises :class:`BetSyntaxError` for text that cannot be parsed and
+    :class:`BetNotOnLayout` for text that parses but names no real bet on this
+    wheel. Numbers in a group may come in any order; the returned bet's name
+    is canonical (upper case, numbers sorted 0, 00, 1..36).
+    """
+    kind = _wheel_kind(wheel_kind)
+    if not isinstance(words, str):
+        raise BetSyntaxError("the bet must be text, e.g. RED or 17")
+    parts = words.upper().split()
+    shown = _shown(" ".join(parts))
+    if not parts:
+        raise BetSyntaxError("no bet given: name a bet, e.g. RED or 17")
+    if len(parts) == 1:
+        return _parse_word(parts[0], kind, shown)
+    if len(parts) == 2 and parts[0] in _GROUP_PARSERS:
+        return _GROUP_PARSERS[parts[0]](parts[1], kind, shown)
+    raise BetSyntaxError(f"{shown}: cannot be parsed, too many words")
+
+
+def all_bets(wheel_kind: str) -> tuple[Bet, ...]:
+    """Every distinct bet that exists on this wheel kind's layout."""
+    kind = _wheel_kind(wheel_kind)
+    names = [*POCKETS[kind], *_OUTSIDE_BETS, "FOUR" if kind == EUROPEAN else "BASKET"]
+    names += ["SPLIT " + "-".join(_sorted_pockets(s)) for s in _SPLITS[kind]]
+    names += ["TRIO " + "-".join(t) for t in _TRIOS[kind]]
+    names += ["CORNER " + "-".join(_sorted_pockets(c)) for c in _CORNERS]
+    names += [f"STREET {n}" for n in _STREET_STARTS]
+    names += [f"LINE {n}" for n in _LINE_STARTS]
+    return tuple(sorted((parse_bet(n, kind) for n in names), key=lambda b: b.name))
+
+
+def _require_on_layout(bet: Bet, wheel_kind: str) -> None:
+    """Refuse a bet that is not exactly the bet of that name on this wheel kind.
+
+    Re-parsing the canonical name catches a bet parsed for the other wheel and
+    a hand-built Bet with made-up pockets or payout.
+    """
+    if not isinstance(bet, Bet):
+        raise TypeError("expected a Bet")
+    try:
+        expected = parse_bet(bet.name, wheel_kind)
+    except BetSyntaxError:
+        expected = None
+    if expected != bet:
+        raise BetNotOnLayout(f"{_shown(str(bet.name))}: not a bet on a {wheel_kind} table")
+
+
+def house_edge(bet: Bet, wheel_kind: str) -> Fraction:
+    """Expected loss per chip staked, exact, by enumerating every pocket."""
+    kind = _wheel_kind(wheel_kind)
+    _require_on_layout(bet, kind)
+    pockets = POCKETS[kind]
+    expected = sum(bet.payout if p in bet.pockets else -1 for p in pockets)
+    return -Fraction(expected, len(pockets))
+
+
+# --------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------
+
+
+def _check_amount(amount: object) -> int:
+    """An amount is an int (not a bool) greater than zero."""
+    if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+        raise BadAmount("the amount must be a whole number of chips greater than 0")
+    return amount
+
+
+def _check_count(value: object, what: str) -> int:
+    """A count (bankroll, rounds) is an int (not a bool) of zero or more."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a whole number of 0 or more")
+    return value
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Table limits, applied to each bet on its own."""
+
+    minimum: int = 1
+    maximum: int = 500
+
+    def __post_init__(self) -> None:
+        for value in (self.minimum, self.maximum):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError("table limits must be whole numbers of chips")
+        if not 1 <= self.minimum <= self.maximum:
+            raise ValueError("table limits need 1 <= minimum <= maximum")
+
+
+@dataclass(frozen=True)
+class OpenBet:
+    """A bet on the table and the chips staked on it."""
+
+    bet: Bet
+    amount: int
+
+
+@dataclass(frozen=True)
+class BetOutcome:
+    """How one bet fared: ``returned`` is stake plus winnings, or 0 on a loss."""
+
+    bet: Bet
+    amount: int
+    won: bool
+    returned: int
+
+
+@dataclass(frozen=True)
+class SpinResult:
+    """The result of resolving a spin: the bankroll and rounds are after the spin."""
+
+    pocket: str
+    info: PocketInfo
+    outcomes: tuple[BetOutcome, ...]
+    bankroll: int
+    rounds: int
+    net: int
+
+    @property
+    def staked(self) -> int:
+        """Chips that were on the table for this spin."""
+        return sum(o.amount for o in self.outcomes)
+
+    @property
+    def returned(self) -> int:
+        """Chips given back to the player (stakes plus winnings)."""
+        return sum(o.returned for o in self.outcomes)
+
+
+_SNAPSHOT_KEYS = frozenset({"wheel_kind", "bankroll", "rounds", "bets"})
+
+
+class Table:
+    """One player's table: a bankroll, the bets on the felt and the wheel kind.
+
+    Chips staked on a bet leave the bankroll at once and come back only
+    through :meth:`clear` or a win in :meth:`resolve`. Every method either
+    succeeds completely or raises and changes nothing.
+    """
+
+    def __init__(
+        self,
+        bankroll: int,
+        wheel_kind: str = AMERICAN,
+        limits: Limits = Limits(),
+        rounds: int = 0,
+        bets: Iterable[OpenBet] = (),
+    ) -> None:
+        kind = _wheel_kind(wheel_kind)
+        if not isinstance(limits, Limits):
+            raise TypeError("limits must be a Limits")
+        open_bets = list(bets)
+        for open_bet in open_bets:
+            if not isinstance(open_bet, OpenBet):
+                raise TypeError("bets must be OpenBet values")
+            _require_on_layout(open_bet.bet, kind)
+            _check_amount(open_bet.amount)
+        self._bankroll = _check_count(bankroll, "the bankroll")
+        self._rounds = _check_count(rounds, "the number of rounds")
+        self._wheel_kind = kind
+        self._limits = limits
+        self._bets = open_bets
+
+    # -- state, read-only from outside ------------------------------------
+
+    @property
+    def bankroll(self) -> int:
+        """Chips the player holds that are not on the table."""
+        return self._bankroll
+
+    @property
+    def bets(self) -> list[OpenBet]:
+        """A copy of the open bets, in the order they were placed."""
+        return list(self._bets)
+
+    @property
+    def rounds(self) -> int:
+        """Spins resolved at this table."""
+        return self._rounds
+
+    @property
+    def wheel_kind(self) -> str:
+        return self._wheel_kind
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @property
+    def staked(self) -> int:
+        """Total chips on open bets."""
+        return sum(b.amount for b in self._bets)
+
+    # -- operations ----------------------------------------------------------
+
+    def place(self, bet: Bet, amount: int) -> OpenBet:
+        """Put ``amount`` chips on ``bet``, taking them from the bankroll.
+
+        Checked in this order: amount, bet on this wheel, limits, bankroll.
+        """
+        _check_amount(amount)
+        _require_on_layout(bet, self._wheel_kind)
+        if amount < self._limits.minimum:
+            raise BelowMinimum(f"the table minimum is {self._limits.minimum} chips per bet")
+        if amount > self._limits.maximum:
+            raise AboveMaximum(f"the table maximum is {self._limits.maximum} chips per bet")
+        if amount > self._bankroll:
+            raise InsufficientChips(f"you have {self._bankroll} chips, not enough for a bet of {amount}")
+        open_bet = OpenBet(bet, amount)
+        self._bets.append(open_bet)
+        self._bankroll -= amount
+        return open_bet
+
+    def clear(self) -> int:
+        """Take every open bet back into the bankroll; return the chips returned."""
+        returned = self.staked
+        self._bets = []
+        self._bankroll += returned
+        return returned
+
+    def set_wheel(self, kind: str) -> None:
+        """Switch wheel kind; refused while bets are open (they may not exist on the other wheel)."""
+        new_kind = _wheel_kind(kind)
+        if new_kind == self._wheel_kind:
+            return
+        if self._bets:
+            raise BetsOpen("bets are open: clear them or spin before changing the wheel")
+        self._wheel_kind = new_kind
+
+    def resolve(self, pocket: str) -> SpinResult:
+        """Settle every open bet against ``pocket`` and count a round.
+
+        Winning bets return stake + stake * payout to the bankroll; all bets
+        leave the table. The pocket is checked before anything changes.
+        """
+        if not isinstance(pocket, str) or pocket not in POCKETS[self._wheel_kind]:
+            raise UnknownPocket(f"{_shown(str(pocket))} is not a pocket on a {self._wheel_kind} wheel")
+        outcomes = tuple(_settle(open_bet, pocket) for open_bet in self._bets)
+        returned = sum(o.returned for o in outcomes)
+        staked = sum(o.amount for o in outcomes)
+        bankroll = self._bankroll + returned
+        rounds = self._rounds + 1
+        self._bankroll, self._rounds, self._bets = bankroll, rounds, []
+        return SpinResult(
+            pocket=pocket,
+            info=pocket_properties(pocket),
+            outcomes=outcomes,
+            bankroll=bankroll,
+            rounds=rounds,
+            net=returned - staked,
+        )
+
+    # -- persistence ---------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """The table's state as a plain JSON-able dict (limits are configuration, not state)."""
+        return {
+            "wheel_kind": self._wheel_kind,
+            "bankroll": self._bankroll,
+            "rounds": self._rounds,
+            "bets": [[b.bet.name, b.amount] for b in self._bets],
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: Mapping, limits: Limits | None = None) -> "Table":
+        """Rebuild a table from :meth:`snapshot` output; ValueError if it is malformed."""
+        if not isinstance(data, Mapping) or set(data) != _SNAPSHOT_KEYS:
+            raise ValueError(f"a table snapshot has exactly the keys {sorted(_SNAPSHOT_KEYS)}")
+        kind = _wheel_kind(data["wheel_kind"])
+        raw_bets = data["bets"]
+        if not isinstance(raw_bets, (list, tuple)):
+            raise ValueError("snapshot bets must be a list of [name, amount]")
+        bets = []
+        for item in raw_bets:
+            if not isinstance(item, (list, tuple)) or len(item) != 2:
+                raise ValueError("snapshot bets must be a list of [name, amount]")
+            name, amount = item
+            bets.append(OpenBet(parse_bet(name, kind), _check_amount(amount)))
+        return cls(
+            bankroll=data["bankroll"],
+            wheel_kind=kind,
+            limits=Limits() if limits is None else limits,
+            rounds=data["rounds"],
+            bets=bets,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Table(bankroll={self._bankroll}, wheel_kind={self._wheel_kind!r}, "
+            f"rounds={self._rounds}, bets={len(self._bets)})"
+        )
+
+
+def _settle(open_bet: OpenBet, pocket: str) -> BetOutcome:
+    """Settle one bet: a win returns the stake plus stake * payout, a loss nothing."""
+    won = pocket in open_bet.bet.pockets
+    returned = open_bet.amount * (open_bet.bet.payout + 1) if won else 0
+    return BetOutcome(open_bet.bet, open_bet.amount, won, returned)

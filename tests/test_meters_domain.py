@@ -1,0 +1,733 @@
+"""Tests for lineproto.domain.meters: rosters, jobs, submissions, dump, threads."""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from lineproto.domain.meters import (
+    BadMeterId,
+    BadReading,
+    MeterError,
+    MeterManager,
+    RosterError,
+    Submission,
+    UnknownMeter,
+    format_dump_line,
+    load_roster,
+    parse_roster,
+    parse_when,
+    validate_meter_id,
+    validate_roster_id,
+)
+
+UTC = timezone.utc
+T0 = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
+STRICT = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
+
+
+class FixedClock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def roster_manager(ids=("G10001", "G10002", "E200003", "E20004")) -> MeterManager:
+    return MeterManager(list(ids), clock=FixedClock())
+
+
+# --------------------------------------------------------------------------- ids
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("G12345", "G12345"), ("g12345", "G12345"), ("E12345", "E12345"),
+     ("e123456", "E123456"), ("  G00000 ", "G00000")],
+)
+def test_validate_meter_id_accepts_and_canonicalises(text, expected):
+    assert validate_meter_id(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["", "G1234", "G123456", "E1234", "E1234567", "X12345", "G12 45", "G1234a", "12345", None],
+)
+def test_validate_meter_id_rejects(text):
+    with pytest.raises(BadMeterId):
+        validate_meter_id(text)
+
+
+def test_bad_meter_id_is_a_meter_error_and_value_error():
+    assert issubclass(BadMeterId, MeterError) and issubclass(BadMeterId, ValueError)
+
+
+def test_validate_roster_id_is_loose():
+    assert validate_roster_id("pump-7_b") == "pump-7_b"
+    assert validate_roster_id("x" * 32) == "x" * 32
+    assert validate_roster_id("g12345") == "G12345"
+    for bad in ["", "   ", "a b", "x" * 33, "a,b", "é1"]:
+        with pytest.raises(BadMeterId):
+            validate_roster_id(bad)
+
+
+# --------------------------------------------------------------------------- rosters
+
+
+def test_parse_roster_one_id_per_line():
+    assert parse_roster(["G10001\n", "E200002\n", "pump-3\n"]) == ["G10001", "E200002", "pump-3"]
+
+
+def test_parse_roster_lines_without_newlines():
+    assert parse_roster(["G10001", "G10002"]) == ["G10001", "G10002"]
+
+
+def test_parse_roster_header_optional_and_extra_columns_ignored():
+    text = "Meter,address,notes\nG10001,1 High St,dog\nE200002,2 Low Rd,\n"
+    assert parse_roster(text.splitlines(keepends=True)) == ["G10001", "E200002"]
+    assert parse_roster(["METER\n", "G10001\n"]) == ["G10001"]
+
+
+def test_parse_roster_header_only_first_row():
+    with pytest.raises(RosterError) as info:
+        parse_roster(["G10001\n", "meter x\n"])
+    assert info.value.line == 2
+
+
+def test_parse_roster_blank_lines_skipped_and_line_numbers_count_them():
+    lines = ["\n", "meter\n", "\n", "G10001\n", "   \n", ",\n", "G10002\n", "\n", "bad id\n"]
+    with pytest.raises(RosterError) as info:
+        parse_roster(lines)
+    assert info.value.line == 9
+    assert "line 9" in str(info.value) and "bad id" in str(info.value)
+    assert parse_roster(lines[:-1]) == ["G10001", "G10002"]
+
+
+def test_parse_roster_duplicates_keep_first_order():
+    assert parse_roster(["G2\n", "G1\n", "G2\n", "g12345\n", "G12345\n", "G1\n"]) == ["G2", "G1", "G12345"]
+
+
+@pytest.mark.parametrize(
+    "bad_line, line_no",
+    [("x" * 33, 3), ("a b", 3), (",G10003", 3), ("G1;2", 3)],
+)
+def test_parse_roster_bad_ids_name_the_line(bad_line, line_no):
+    with pytest.raises(RosterError) as info:
+        parse_roster(["G10001\n", "G10002\n", bad_line + "\n", "G10004\n"])
+    assert info.value.line == line_no
+    assert f"line {line_no}" in str(info.value)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, MeterError)
+
+
+def test_parse_roster_empty_is_empty():
+    assert parse_roster([]) == []
+    assert parse_roster(["meter\n", "\n"]) == []
+
+
+def test_load_roster_file(tmp_path):
+    path = tmp_path / "roster.csv"
+    path.write_text("\ufeffmeter,street\r\nG10001,a\r\n\r\nE200002,b\r\nG10001,c\r\n", encoding="utf-8")
+    assert load_roster(path) == ["G10001", "E200002"]
+    assert load_roster(str(path)) == ["G10001", "E200002"]
+
+
+def test_load_roster_file_error_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("G10001\nno good\n", encoding="utf-8")
+    with pytest.raises(RosterError) as info:
+        load_roster(path)
+    assert info.value.line == 2
+    assert "bad.csv" in str(info.value) and "line 2" in str(info.value)
+
+
+# --------------------------------------------------------------------------- roster mode
+
+
+def test_roster_mode_hands_out_oldest_first_never_twice():
+    m = roster_manager()
+    assert m.roster_size() == 4 and m.remaining() == 4
+    got = [m.next_job(r) for r in ("ann", "bob", "cat", "dan")]
+    assert got == ["G10001", "G10002", "E200003", "E20004"]
+    assert m.next_job("eve") is None
+    assert m.held("eve") is None
+    assert {m.held(r) for r in ("ann", "bob", "cat", "dan")} == set(got)
+
+
+def test_held_job_returned_again_to_same_reader():
+    m = roster_manager()
+    first = m.next_job("ann")
+    assert m.next_job("ann") == first
+    assert m.next_job("ann") == first
+    assert m.held("ann") == first
+    assert m.next_job("bob") == "G10002"
+
+
+def test_release_returns_job_to_pool_in_roster_order():
+    m = roster_manager()
+    assert m.next_job("ann") == "G10001"
+    assert m.next_job("bob") == "G10002"
+    assert m.release("ann") == "G10001"
+    assert m.held("ann") is None
+    assert m.release("ann") is None
+    assert m.next_job("cat") == "G10001"
+    assert m.next_job("ann") == "E200003"
+
+
+def test_all_jobs_done_after_everything_read():
+    m = roster_manager(["G10001", "G10002"])
+    for reader in ("ann", "ann"):
+        meter = m.next_job(reader)
+        m.submit(reader, meter, 7)
+    assert m.next_job("ann") is None
+    assert m.next_job("bob") is None
+    assert m.remaining() == 0
+
+
+def test_empty_roster_is_roster_mode_with_nothing_to_do():
+    m = MeterManager([])
+    assert m.roster_size() == 0 and m.remaining() == 0
+    assert m.next_job("ann") is None
+    with pytest.raises(UnknownMeter):
+        m.submit("ann", "G12345", 1)
+
+
+def test_submit_clears_hold_and_next_job_moves_on():
+    m = roster_manager()
+    meter = m.next_job("ann")
+    assert m.submit("ann", meter, 5983) == (1, 1)
+    assert m.held("ann") is None
+    assert m.next_job("ann") == "G10002"
+    assert m.remaining() == 3
+
+
+def test_submit_for_other_meter_keeps_own_hold():
+    m = roster_manager()
+    assert m.next_job("ann") == "G10001"
+    m.submit("ann", "E20004", 3)
+    assert m.held("ann") == "G10001"
+
+
+def test_submit_releases_whoever_holds_the_meter():
+    m = roster_manager()
+    assert m.next_job("ann") == "G10001"
+    assert m.submit("bob", "G10001", 12) == (1, 1)
+    assert m.held("ann") is None
+    assert m.next_job("ann") == "G10002"
+
+
+def test_read_meter_is_not_handed_out_even_if_never_held():
+    m = roster_manager()
+    m.submit("bob", "G10001", 1)
+    assert m.next_job("ann") == "G10002"
+
+
+def test_released_meter_that_was_read_meanwhile_is_not_handed_out_again():
+    m = roster_manager(["G10001", "G10002"])
+    assert m.next_job("ann") == "G10001"
+    m.submit("bob", "G10001", 4)  # releases ann's hold
+    assert m.release("ann") is None
+    assert m.next_job("cat") == "G10002"
+    assert m.next_job("dan") is None
+
+
+def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both():
+    clock = FixedClock()
+    m = MeterManager(["G10001", "G10002"], clock=clock)
+    assert m.submit("ann", "G10001", 100) == (1, 1)
+    assert m.submit("ann", "G10002", 200) == (2, 2)
+    clock.now = T0 + timedelta(minutes=1)
+    assert m.submit("bob", "G10001", 101) == (1, 2)
+    assert m.status("ann") == (1, 2)
+    assert m.status("bob") == (1, 2)
+    assert m.dump() == [
+        "G10001=101@2026-11-22T09:16[]bob",
+        "G10002=200@2026-11-22T09:15[]ann",
+    ]
+    history = m.history()
+    assert [(s.meter, s.reading, s.reader) for s in history] == [
+        ("G10001", 100, "ann"), ("G10002", 200, "ann"), ("G10001", 101, "bob"),
+    ]
+    history.clear()
+    assert len(m.history()) == 3
+    # same reader again: still one meter
+    assert m.submit("bob", "G10001", None, "meter gone") == (1, 2)
+    assert m.dump()[0] == "G10001=-1@2026-11-22T09:16[meter gone]bob"
+
+
+def test_unknown_meter_in_roster_mode():
+    m = roster_manager()
+    for meter in ("G99999", "", "nope", "G10001x"):
+        with pytest.raises(UnknownMeter):
+            m.submit("ann", meter, 1)
+    with pytest.raises(UnknownMeter):
+        m.submit("ann", None, 1)
+    assert m.status("ann") == (0, 0) and m.history() == []
+
+
+def test_meter_case_is_normalised_for_strict_ids():
+    m = MeterManager(["g10001"])
+    assert m.next_job("ann") == "G10001"
+    assert m.submit("ann", "g10001", 1) == (1, 1)
+    assert m.dump() == ["G10001=1@" + m.history()[0].when.strftime("%Y-%m-%dT%H:%M") + "[]ann"]
+
+
+@pytest.mark.parametrize(
+    "reading, reason",
+    [(-1, ""), (-5, ""), (True, ""), (False, ""), (None, ""), (None, "   "), (None, "\t\n"),
+     (5, "also a reason"), (1.5, ""), ("12", ""), (None, "two\nlines"), (None, 7)],
+)
+def test_bad_readings(reading, reason):
+    m = roster_manager()
+    m.next_job("ann")
+    with pytest.raises(BadReading):
+        m.submit("ann", "G10001", reading, reason)
+    assert m.held("ann") == "G10001"
+    assert m.status("ann") == (0, 0)
+    assert m.history() == []
+
+
+def test_good_readings_and_reason_stripped():
+    m = roster_manager()
+    assert m.submit("ann", "G10001", 0) == (1, 1)
+    assert m.submit("ann", "G10002", 5, "  ") == (2, 2)
+    assert m.submit("ann", "E200003", None, "  dog in garden ") == (3, 3)
+    subs = m.history()
+    assert subs[1].reason == "" and subs[1].reading == 5
+    assert subs[2] == Submission("E200003", None, "dog in garden", T0, "ann")
+
+
+def test_bad_reading_checked_even_for_unknown_meter_is_a_meter_error():
+    m = roster_manager()
+    with pytest.raises(MeterError):
+        m.submit("ann", "nope", -1)
+
+
+def test_when_defaults_to_clock_and_is_normalised_to_utc():
+    m = roster_manager()
+    m.submit("ann", "G10001", 1)
+    m.submit("ann", "G10002", 2, when=datetime(2026, 11, 22, 10, 0))  # naive: taken as UTC
+    m.submit("ann", "E200003", 3, when=datetime(2026, 11, 22, 12, 30, tzinfo=timezone(timedelta(hours=2))))
+    whens = [s.when for s in m.history()]
+    assert whens == [T0, datetime(2026, 11, 22, 10, 0, tzinfo=UTC), datetime(2026, 11, 22, 10, 30, tzinfo=UTC)]
+    assert all(w.tzinfo is not None and w.utcoffset() == timedelta(0) for w in whens)
+    with pytest.raises(BadReading):
+        m.submit("ann", "E20004", 4, when="2026-11-22T09:15")
+
+
+def test_default_clock_is_aware_utc_now():
+    m = MeterManager(["G10001"])
+    before = datetime.now(UTC)
+    m.submit("ann", "G10001", 1)
+    after = datetime.now(UTC)
+    when = m.history()[0].when
+    assert when.tzinfo is not None and before <= when <= after
+
+
+def test_bad_reader_names_rejected():
+    m = roster_manager()
+    for reader in ("", " ann", "a b", None, "ann\n"):
+        with pytest.raises(ValueError):
+            m.next_job(reader)
+        with pytest.raises(ValueError):
+            m.submit(reader, "G10001", 1)
+
+
+def test_runtime_load_roster_appends_and_keeps_readings():
+    m = roster_manager(["G10001", "G10002"])
+    m.next_job("ann")
+    m.submit("bob", "G10002", 9)
+    assert m.load_roster(["G10002", "E300001", "g10003", "E300001"]) == 2
+    assert m.roster_size() == 4
+    assert m.remaining() == 3
+    assert m.status("bob") == (1, 1)
+    assert m.held("ann") == "G10001"
+    assert m.next_job("cat") == "E300001"
+    assert m.next_job("dan") == "G10003"
+    with pytest.raises(RosterError) as info:
+        m.load_roster(["E400001", "bad one"])
+    assert info.value.line == 2
+    assert m.roster_size() == 4  # nothing added on error
+
+
+def test_instances_share_no_state():
+    a = roster_manager(["G10001"])
+    b = roster_manager(["G10001"])
+    assert a.next_job("ann") == "G10001"
+    assert b.next_job("bob") == "G10001"
+    a.submit("ann", "G10001", 1)
+    assert b.status("bob") == (0, 0) and b.dump() == [] and b.history() == []
+    c = MeterManager()
+    assert c.roster_size() is None and c.remaining() is None and c.history() == []
+
+
+# --------------------------------------------------------------------------- demo mode
+
+
+def test_demo_ids_match_format_and_are_unique():
+    m = MeterManager(rng=random.Random(7))
+    seen = set()
+    for i in range(3000):
+        reader = f"r{i}"
+        meter = m.next_job(reader)
+        assert STRICT.fullmatch(meter), meter
+        assert meter not in seen
+        seen.add(meter)
+    assert any(x.startswith("G") for x in seen) and any(x.startswith("E") for x in seen)
+    assert {len(x) for x in seen if x.startswith("E")} == {6, 7}
+
+
+def test_demo_default_rng_is_secrets_and_ids_valid():
+    m = MeterManager()
+    meters = {m.next_job(f"r{i}") for i in range(200)}
+    assert len(meters) == 200
+    assert all(validate_meter_id(x) == x for x in meters)
+
+
+class ScriptedRng:
+    """Plays back ``choice`` and ``randrange`` answers in order."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+
+    def choice(self, seq):
+        value = self.answers.pop(0)
+        assert value in seq
+        return value
+
+    def randrange(self, stop):
+        value = self.answers.pop(0)
+        assert 0 <= value < stop
+        return value
+
+
+def test_demo_never_repeats_handed_out_released_or_read_ids():
+    rng = ScriptedRng([
+        "G", 42,            # ann: G00042
+        "G", 42, "E", 5, 7,  # bob: repeat of G00042 skipped, E00007
+        "G", 42, "E", 5, 7, "E", 6, 123456,  # cat: both repeats skipped
+    ])
+    m = MeterManager(rng=rng, clock=FixedClock())
+    assert m.next_job("ann") == "G00042"
+    assert m.release("ann") == "G00042"       # forgotten as a job, but still known
+    assert m.next_job("bob") == "E00007"
+    m.submit("bob", "E00007", 1)
+    assert m.next_job("cat") == "E123456"
+    assert rng.answers == []
+    # a released (never read) demo meter can still be submitted: it was handed out
+    assert m.submit("ann", "G00042", 3) == (1, 2)
+
+
+def test_demo_held_job_repeated_and_unknown_meter():
+    m = MeterManager(rng=random.Random(1))
+    meter = m.next_job("ann")
+    assert m.next_job("ann") == meter
+    with pytest.raises(UnknownMeter) as info:
+        m.submit("ann", "G99999" if meter != "G99999" else "G99998", 1)
+    assert "never handed out" in str(info.value)
+    assert m.submit("ann", meter.lower(), 1) == (1, 1)
+    assert m.held("ann") is None
+    assert m.next_job("ann") != meter
+
+
+def test_demo_gives_up_when_id_space_exhausted():
+    class Stuck:
+        def choice(self, seq):
+            return seq[0]
+
+        def randrange(self, stop):
+            return 0
+
+    m = MeterManager(rng=Stuck())
+    assert m.next_job("ann") == "G00000"
+    with pytest.raises(MeterError):
+        m.next_job("bob")
+    assert m.held("bob") is None
+
+
+# --------------------------------------------------------------------------- dump
+
+
+def test_dump_format_and_sorting():
+    m = MeterManager(rng=random.Random(3))
+    m.load_roster(["G12345", "E445691", "E432365", "G72168"])
+    m.submit("carol", "G72168", 29801, when=datetime(2026, 11, 22, 9, 20, 59, tzinfo=UTC))
+    m.submit("carol", "G12345", 5983, when=datetime(2026, 11, 22, 9, 15, 30, tzinfo=UTC))
+    m.submit("carol", "E445691", None, "Couldn't find the meter", when=datetime(2026, 11, 22, 9, 16, tzinfo=UTC))
+    m.submit("dave", "E432365", 87712, when=datetime(2026, 11, 22, 11, 17, tzinfo=timezone(timedelta(hours=2))))
+    assert m.dump() == [
+        "E432365=87712@2026-11-22T09:17[]dave",
+        "E445691=-1@2026-11-22T09:16[Couldn't find the meter]carol",
+        "G12345=5983@2026-11-22T09:15[]carol",
+        "G72168=29801@2026-11-22T09:20[]carol",
+    ]
+
+
+def test_dump_sorted_by_meter_id_not_by_line():
+    m = MeterManager(["E143424", "E14342", "G1", "A-2"], clock=FixedClock())
+    for meter in ("E143424", "E14342", "G1", "A-2"):
+        m.submit("ann", meter, 1)
+    assert [line.split("=")[0] for line in m.dump()] == ["A-2", "E14342", "E143424", "G1"]
+
+
+def test_dump_empty_and_format_dump_line_direct():
+    assert MeterManager([]).dump() == []
+    sub = Submission("G12345", 5983, "", datetime(2026, 11, 22, 9, 15), "carol")
+    assert format_dump_line(sub) == "G12345=5983@2026-11-22T09:15[]carol"
+    sub = Submission("E445691", None, "Couldn't find the meter",
+                     datetime(2026, 11, 22, 4, 16, tzinfo=timezone(timedelta(hours=-5))), "carol")
+    assert format_dump_line(sub) == "E445691=-1@2026-11-22T09:16[Couldn't find the meter]carol"
+
+
+def test_submission_is_frozen():
+    sub = Submission("G12345", 1, "", T0, "ann")
+    with pytest.raises(AttributeError):
+        sub.reading = 2  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- parse_when
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-11-22T09:15", datetime(2026, 11, 22, 9, 15, tzinfo=UTC)),
+        ("2026-11-22T09:15:30Z", datetime(2026, 11, 22, 9, 15, 30, tzinfo=UTC)),
+        ("2026-11-22T09:15+01:00", datetime(2026, 11, 22, 8, 15, tzinfo=UTC)),
+        ("2026-11-22T23:30:00-02:00", datetime(2026, 11, 23, 1, 30, tzinfo=UTC)),
+        (" 2026-11-22 09:15:30.250Z ", datetime(2026, 11, 22, 9, 15, 30, 250000, tzinfo=UTC)),
+        ("2026-11-22t09:15z", datetime(2026, 11, 22, 9, 15, tzinfo=UTC)),
+    ],
+)
+def test_parse_when(text, expected):
+    parsed = parse_when(text)
+    assert parsed == expected
+    assert parsed.tzinfo is not None and parsed.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "garbage", "2026-11-22", "2026-13-01T00:00", "2026-11-22T24:00", "2026-11-22T09:15+25:00",
+     "2026-11-22T09:15 junk", "9999-12-31T23:59-01:00", None, 20261122],
+)
+def test_parse_when_rejects_garbage(text):
+    with pytest.raises(BadReading) as info:
+        parse_when(text)
+    assert str(info.value)
+
+
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1),
+                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                               timezone(timedelta(hours=-8))])))
+def test_parse_when_round_trips_isoformat(dt):
+    assert parse_when(dt.isoformat()) == dt
+
+
+# --------------------------------------------------------------------------- threads
+
+N_THREADS = 50
+JOBS_EACH = 100
+
+
+def _run_readers(manager: MeterManager) -> dict[str, list[str]]:
+    barrier = threading.Barrier(N_THREADS)
+    taken: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        mine: list[str] = []
+        try:
+            barrier.wait()
+            for i in range(JOBS_EACH):
+                meter = manager.next_job(name)
+                assert meter is not None
+                assert manager.next_job(name) == meter  # a retried JOB leaks nothing
+                mine.append(meter)
+                manager.submit(name, meter, i)
+        except BaseException as err:  # reported in the main thread
+            errors.append(err)
+        taken[name] = mine
+
+    threads = [threading.Thread(target=work, args=(f"reader{t}",)) for t in range(N_THREADS)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so races show up if there are any
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    return taken
+
+
+def _check_thread_results(manager: MeterManager, taken: dict[str, list[str]]) -> None:
+    every = [meter for meters in taken.values() for meter in meters]
+    assert len(every) == N_THREADS * JOBS_EACH
+    assert len(set(every)) == len(every), "a meter was handed out twice"
+    for name, meters in taken.items():
+        assert len(meters) == JOBS_EACH
+        assert manager.status(name) == (JOBS_EACH, N_THREADS * JOBS_EACH)
+        assert manager.held(name) is None
+    owner = {meter: name for name, meters in taken.items() for meter in meters}
+    reading_of = {meter: i for meters in taken.values() for i, meter in enumerate(meters)}
+    dump = manager.dump()
+    assert len(dump) == N_THREADS * JOBS_EACH
+    ids = [line.split("=", 1)[0] for line in dump]
+    assert ids == sorted(ids)
+    pattern = re.compile(r"([^=]+)=(\d+)@\d{4}-\d\d-\d\dT\d\d:\d\d\[\](\S+)")
+    for line in dump:
+        match = pattern.fullmatch(line)
+        assert match, line
+        meter, reading, reader = match.groups()
+        assert owner[meter] == reader
+        assert int(reading) == reading_of[meter]
+    assert len(manager.history()) == N_THREADS * JOBS_EACH
+
+
+def test_threads_roster_mode():
+    roster = [f"M{i:05d}" for i in range(N_THREADS * JOBS_EACH)]
+    manager = MeterManager(roster)
+    taken = _run_readers(manager)
+    _check_thread_results(manager, taken)
+    assert set(m for ms in taken.values() for m in ms) == set(roster)
+    assert manager.remaining() == 0
+    assert manager.next_job("late") is None
+
+
+def test_threads_demo_mode():
+    manager = MeterManager()
+    taken = _run_readers(manager)
+    _check_thread_results(manager, taken)
+    assert all(STRICT.fullmatch(m) for ms in taken.values() for m in ms)
+
+
+class CrowdedRng:
+    """Draws from a small id space (about 3 ids per job), so concurrent readers
+    collide often and the manager must skip ids already handed out or read."""
+
+    def __init__(self, seed: int) -> None:
+        self._random = random.Random(seed)
+        self._guard = threading.Lock()
+
+    def choice(self, seq):
+        with self._guard:
+            return self._random.choice(seq)
+
+    def randrange(self, stop):
+        with self._guard:
+            return self._random.randrange(min(stop, 5000))
+
+
+def test_threads_demo_mode_crowded_id_space():
+    manager = MeterManager(rng=CrowdedRng(11))
+    taken = _run_readers(manager)
+    _check_thread_results(manager, taken)
+
+
+# --------------------------------------------------------------------------- properties
+
+READERS = ["ann", "bob", "cat"]
+
+
+class _MeterMachine(RuleBasedStateMachine):
+    """Random interleavings of next_job/submit/release against a small model."""
+
+    roster: list[str] | None = None  # set by subclasses
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.manager = MeterManager(self.roster, rng=random.Random(0), clock=FixedClock())
+        self.known: list[str] = list(self.roster or [])   # meters that exist
+        self.model_held: dict[str, str] = {}
+        self.model_latest: dict[str, str] = {}             # meter -> reader
+        self.submissions = 0
+
+    @rule(reader=st.sampled_from(READERS))
+    def next_job(self, reader):
+        meter = self.manager.next_job(reader)
+        if reader in self.model_held:
+            assert meter == self.model_held[reader]
+            return
+        if self.roster is not None:
+            busy = set(self.model_held.values()) | set(self.model_latest)
+            free = [m for m in self.roster if m not in busy]
+            assert meter == (free[0] if free else None)
+        else:
+            assert meter is not None and STRICT.fullmatch(meter)
+            assert meter not in self.known
+            self.known.append(meter)
+        if meter is not None:
+            self.model_held[reader] = meter
+
+    @rule(reader=st.sampled_from(READERS), pick=st.integers(0, 20),
+          reading=st.one_of(st.none(), st.integers(-2, 10**6)), reason=st.sampled_from(["", " ", "dog"]))
+    def submit(self, reader, pick, reading, reason):
+        candidates = self.known + ["NOPE", "G9999x"]
+        meter = candidates[pick % len(candidates)]
+        valid = (reading is None and reason.strip() != "") or (
+            reading is not None and reading >= 0 and reason.strip() == "")
+        if not valid:
+            with pytest.raises(BadReading):
+                self.manager.submit(reader, meter, reading, reason)
+            return
+        if meter not in self.known:
+            with pytest.raises(UnknownMeter):
+                self.manager.submit(reader, meter, reading, reason)
+            return
+        result = self.manager.submit(reader, meter, reading, reason)
+        self.submissions += 1
+        self.model_latest[meter] = reader
+        for holder, held in list(self.model_held.items()):
+            if held == meter:
+                del self.model_held[holder]
+        mine = sum(1 for r in self.model_latest.values() if r == reader)
+        assert result == (mine, len(self.model_latest))
+
+    @rule(reader=st.sampled_from(READERS))
+    def release(self, reader):
+        assert self.manager.release(reader) == self.model_held.pop(reader, None)
+
+    @invariant()
+    def a_meter_is_held_by_at_most_one_reader(self):
+        held = [self.manager.held(r) for r in READERS]
+        held = [m for m in held if m is not None]
+        assert len(held) == len(set(held))
+        assert {r: self.manager.held(r) for r in READERS if self.manager.held(r)} == self.model_held
+        assert not set(held) & set(self.model_latest)
+
+    @invariant()
+    def counts_add_up(self):
+        statuses = [self.manager.status(r) for r in READERS]
+        totals = {total for _, total in statuses}
+        assert totals == {len(self.model_latest)}
+        assert sum(mine for mine, _ in statuses) == len(self.model_latest)
+        dump = self.manager.dump()
+        assert [line.split("=", 1)[0] for line in dump] == sorted(self.model_latest)
+        assert len(self.manager.history()) == self.submissions
+        if self.roster is not None:
+            assert self.manager.remaining() == len(self.roster) - len(self.model_latest)
+
+
+class RosterMachine(_MeterMachine):
+    roster = ["G10001", "E20002", "pump-3", "G10004", "E200005", "x6"]
+
+
+class DemoMachine(_MeterMachine):
+    roster = None
+
+
+_machine_settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
+                             suppress_health_check=[HealthCheck.too_slow])
+TestRosterProperty = RosterMachine.TestCase
+TestRosterProperty.settings = _machine_settings
+TestDemoProperty = DemoMachine.TestCase
+TestDemoProperty.settings = _machine_settings
