@@ -362,22 +362,22 @@ _DIGITS = re.compile(r"[0-9]+")
 _NUMBERED_WORD = re.compile(r"(DOZEN|COLUMN)([0-9]+)")
 
 
-def _shown(text: str) -> str:
+def _shown(text: str, limit: int = 32) -> str:
     """Player text made safe to echo in a message: printable, one line, short."""
     clean = " ".join("".join(c if c.isprintable() else "?" for c in text).split())
-    return clean if len(clean) <= 40 else clean[:37] + "..."
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
 
 
 def _pocket(token: str, wheel_kind: str, shown: str) -> str:
     """Check that ``token`` is a pocket on the wheel and return it."""
     if not _DIGITS.fullmatch(token):
-        raise BetSyntaxError(f"{shown}: {_shown(token) or 'an empty part'} is not a number")
+        raise BetSyntaxError(f"{shown}: {_shown(token, 10) or 'an empty part'} is not a number")
     if token in POCKETS[wheel_kind]:
         return token
     if token == "00":
         raise BetNotOnLayout(f"{shown}: there is no 00 on a European wheel")
     zeros = "0, 00" if wheel_kind == AMERICAN else "0"
-    raise BetNotOnLayout(f"{shown}: {_shown(token)} is not on the wheel (pockets are {zeros} and 1-36)")
+    raise BetNotOnLayout(f"{shown}: {_shown(token, 10)} is not on the wheel (pockets are {zeros} and 1-36)")
 
 
 def _number_group(text: str, count: int, word: str, example: str, wheel_kind: str, shown: str) -> tuple[str, ...]:

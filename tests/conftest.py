@@ -1,0 +1,159 @@
+"""Fixtures that start real daemons on free ports and always stop them."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lineproto.domain.accounts import User, format_user, hash_password
+from lineproto.wire import Reply, ReplyParser
+
+ROOT = Path(__file__).resolve().parent.parent
+# Cheap scrypt for test users: the cost parameters travel inside the hash.
+TEST_HASH_COST = {"n": 2**10, "r": 8, "p": 1}
+
+#: Users every test daemon started with ``users=True`` knows (docs/PROTOCOL.md uses them).
+TEST_USERS = {
+    "carol": ("Carol Dent", "reader", "secret"),
+    "dave": ("Dave Rolls", "player", "hunter2"),
+    "root": ("Ada Admin", "admin,reader,player", "admin pass"),
+}
+
+
+def write_users_file(path: Path, users=TEST_USERS) -> Path:
+    lines = []
+    for name, (real_name, roles, password) in users.items():
+        user = User(name, real_name, frozenset(roles.split(",")), hash_password(password, **TEST_HASH_COST))
+        lines.append(format_user(user) + "\n")
+    path.write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+class Daemon:
+    """A daemon.py subprocess on a free port."""
+
+    def __init__(self, tmp_path: Path, *args: str):
+        self.notify = tmp_path / f"notify-{time.monotonic_ns()}"
+        self.stderr_path = tmp_path / f"daemon-{time.monotonic_ns()}.log"
+        self._stderr = open(self.stderr_path, "wb")
+        command = [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify), *args]
+        self.process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                                        stderr=self._stderr, stdin=subprocess.DEVNULL)
+        self.host, self.port = self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        while not self.notify.exists():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daemon exited {self.process.returncode}: {self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"daemon not ready in {timeout}s: {self.log()}")
+            time.sleep(0.01)
+        host, port = self.notify.read_text().strip().rsplit(":", 1)
+        return host, int(port)
+
+    def log(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+        self._stderr.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def start_daemon(tmp_path):
+    """``start_daemon(*args, users=False)`` -> a running :class:`Daemon`; stopped after the test."""
+    daemons = []
+
+    def start(*args, users=False):
+        if users:
+            args = ("--users", str(write_users_file(tmp_path / "users.txt")), *args)
+        daemon = Daemon(tmp_path, *args)
+        daemons.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in daemons:
+        daemon.stop()
+
+
+@pytest.fixture
+def daemon(start_daemon):
+    """A daemon with the test users."""
+    return start_daemon(users=True)
+
+
+class RawConnection:
+    """A plain socket plus the reply parser: what nc or telnet would see."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.parser = ReplyParser()
+        self.ready: list[Reply] = []
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def reply(self) -> Reply:
+        while not self.ready:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed by server")
+            self.ready.extend(self.parser.feed(data))
+        return self.ready.pop(0)
+
+    def replies(self, count: int) -> list[Reply]:
+        return [self.reply() for _ in range(count)]
+
+    def command(self, line: str) -> Reply:
+        self.send(line.encode("utf-8") + b"\r\n")
+        return self.reply()
+
+    def read_all(self) -> bytes:
+        """Everything until the server closes."""
+        chunks = []
+        while True:
+            data = self.sock.recv(65536)
+            if not data:
+                return b"".join(chunks)
+            chunks.append(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@pytest.fixture
+def connect():
+    """``connect(port)`` -> a :class:`RawConnection` with the greeting already read."""
+    connections = []
+
+    def open_connection(port: int) -> RawConnection:
+        connection = RawConnection(port)
+        connections.append(connection)
+        greeting = connection.reply()
+        assert greeting.code == 220, greeting
+        return connection
+
+    yield open_connection
+    for connection in connections:
+        connection.close()
