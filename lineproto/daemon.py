@@ -9,7 +9,7 @@ import sys
 import threading
 
 from . import PRODUCT, __version__
-from .commands import build_services
+from .commands import add_arguments as add_service_arguments, build_services
 from .domain.accounts import (
     AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
     parse_users,
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                         help="seconds of silence before a connection is closed (default %(default)s)")
     parser.add_argument("--users", metavar="FILE", help="users file (name:roles:hash:real name)")
+    add_service_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     useradd = commands.add_parser("useradd", help="add or replace a user in the users file")
     useradd.add_argument("name")
@@ -75,7 +76,7 @@ def load_users(path: str | None) -> UserDirectory:
 
 
 def serve(args) -> int:
-    services = build_services(load_users(args.users))
+    services = build_services(load_users(args.users), args)
     try:
         server = LineServer((args.host, args.port), services,
                             max_connections=args.max_connections, idle_timeout=args.idle_timeout)
@@ -93,6 +94,7 @@ def serve(args) -> int:
     stop.wait()
     log.info("shutting down")
     server.stop()
+    services.close()
     log.info("stopped")
     return 0
 

@@ -1,15 +1,43 @@
-"""The command layer: the command table, sessions, and each service's commands."""
+"""The command layer: the command table, sessions, and each service's commands.
+
+Every service module (``core``, ``roulette``, ``meters``) offers the same four
+things: ``COMMANDS``, ``ERROR_CODES`` (domain errors to reply codes),
+``add_arguments(parser)`` (its daemon options) and ``install(services,
+options)``. The daemon and the server never change when a service is added.
+"""
+
+import argparse
 
 from ..domain.accounts import UserDirectory
-from . import core
+from . import core, meters, roulette
 from .errors import CommandError
 from .session import Services, Session
 from .table import ArgSpec, Command, CommandTable
 
-__all__ = ["ArgSpec", "Command", "CommandError", "CommandTable", "Services", "Session", "build_services"]
+__all__ = [
+    "ArgSpec", "Command", "CommandError", "CommandTable", "SERVICE_MODULES", "Services", "Session",
+    "add_arguments", "build_services",
+]
+
+SERVICE_MODULES = (core, roulette, meters)
 
 
-def build_services(users: UserDirectory | None = None) -> Services:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every service's daemon options to ``parser``."""
+    for module in SERVICE_MODULES:
+        module.add_arguments(parser)
+
+
+def default_options() -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args([])
+
+
+def build_services(users: UserDirectory | None = None, options: argparse.Namespace | None = None) -> Services:
     """The services of a daemon with every command registered."""
-    table = CommandTable(core.COMMANDS)
-    return Services(table, users)
+    services = Services(CommandTable(), users)
+    options = options if options is not None else default_options()
+    for module in SERVICE_MODULES:
+        module.install(services, options)
+    return services

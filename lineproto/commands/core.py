@@ -97,3 +97,15 @@ COMMANDS = (
             detail="The password may hold spaces: everything after PASS and its space is the password."),
     Command("REIN", "", "Log out and start a fresh session", rein),
 )
+
+
+ERROR_CODES = ()
+
+
+def add_arguments(parser) -> None:
+    """The core has no daemon options of its own (the server's are in daemon.py)."""
+
+
+def install(services, options) -> None:
+    for command in COMMANDS:
+        services.table.add(command)

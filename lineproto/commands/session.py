@@ -52,19 +52,30 @@ class ServerStats:
 class Services:
     """What every session shares: the command table, users, counters, domain services.
 
+    Service modules fill it in their ``install``: commands into ``table``,
+    their ``(exception, code)`` pairs into ``error_codes``, their domain
+    objects as attributes (``meters``, ``roulette``), and hooks:
     ``stat_providers`` are ``f(session) -> [(key, value)]`` adding STAT lines;
     ``logout_hooks`` are ``f(session)`` run when a user logs out or the
-    connection ends (to release what the session holds).
+    connection ends (to release what the session holds); ``shutdown_hooks``
+    are ``f()`` run once when the daemon stops.
     """
 
-    def __init__(self, table: CommandTable, users: UserDirectory | None = None):
-        self.table = table
+    def __init__(self, table: CommandTable | None = None, users: UserDirectory | None = None):
+        self.table = table if table is not None else CommandTable()
         self.users = users if users is not None else UserDirectory()
         self.stats = ServerStats()
         self.product = PRODUCT
         self.version = __version__
+        self.error_codes: list[tuple[type[BaseException], int]] = []
         self.stat_providers = []
         self.logout_hooks = []
+        self.shutdown_hooks = []
+
+    def close(self) -> None:
+        """Run the shutdown hooks (the daemon is stopping)."""
+        for hook in self.shutdown_hooks:
+            hook()
 
 
 class Session:
@@ -112,7 +123,7 @@ class Session:
         try:
             return command.handler(self, *args)
         except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
-            reply = reply_for_error(exc)
+            reply = reply_for_error(exc, self.services.error_codes)
             if reply is None:
                 log.exception("%s: %s failed", self.peer, command_line.verb)
                 return Reply(451, ("Internal error; the command was not carried out",))

@@ -1,9 +1,15 @@
-"""``client.py``: the console programs, one module each, dispatched by subcommand."""
+"""``client.py``: the console programs, one module each, dispatched by subcommand.
+
+Each program module offers ``add_parsers(programs, add_address)``, which adds
+its subcommands with ``set_defaults(run=function)``.
+"""
 
 import argparse
 
 from ..server import DEFAULT_HOST, DEFAULT_PORT
-from . import raw
+from . import meter, raw, roulette
+
+PROGRAM_MODULES = (raw, roulette, meter)
 
 
 def add_address(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +20,7 @@ def add_address(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="client.py", description="lineproto console clients")
     programs = parser.add_subparsers(dest="program", metavar="PROGRAM", required=True)
-    for module in (raw,):
+    for module in PROGRAM_MODULES:
         module.add_parsers(programs, add_address)
     return parser
 

@@ -1,21 +1,8 @@
-"""The Python client library, over the same wire codec as the server.
-
-    with Client("127.0.0.1", 36000) as client:
-        client.login("carol", "secret")
-        reply = client.command("NOOP")
-
-``command`` raises :class:`TransientError` for 4yz replies and
-:class:`PermanentError` for 5yz; both carry the :class:`Reply`.
-"""
+"""The connection and the core commands; service commands are mixins beside it."""
 
 import socket
 
-from .wire import ProtocolError, Reply, ReplyParser
-
-__all__ = [
-    "Client", "ClientError", "ConnectionClosed", "PermanentError", "ProtocolError",
-    "Reply", "ReplyError", "TransientError",
-]
+from ..wire import ProtocolError, Reply, ReplyParser
 
 DEFAULT_TIMEOUT = 30.0
 _FORBIDDEN = ("\r", "\n", "\0")
@@ -65,7 +52,7 @@ def check_line(line: str) -> str:
     return line
 
 
-class Client:
+class Connection:
     """A connection to a lineproto daemon; reads the greeting on connect."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 36000, timeout: float | None = DEFAULT_TIMEOUT):
@@ -79,7 +66,7 @@ class Client:
             self.close()
             raise
 
-    def __enter__(self) -> "Client":
+    def __enter__(self):
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -1,0 +1,28 @@
+"""The Python client library, over the same wire codec as the server.
+
+    with Client("127.0.0.1", 36000) as client:
+        client.login("carol", "secret")
+        reply = client.command("NOOP")
+
+``command`` raises :class:`TransientError` for 4yz replies and
+:class:`PermanentError` for 5yz; both carry the :class:`Reply`. A reply that
+is not well formed raises :class:`ProtocolError`, a dropped connection
+:class:`ConnectionClosed` (a ``ConnectionError``).
+"""
+
+from ..wire import ProtocolError, Reply
+from .connection import (
+    ClientError, Connection, ConnectionClosed, PermanentError, ReplyError, TransientError,
+    check_line, check_reply,
+)
+from .meters import MeterCommands
+from .roulette import RouletteCommands
+
+__all__ = [
+    "Client", "ClientError", "Connection", "ConnectionClosed", "PermanentError", "ProtocolError",
+    "Reply", "ReplyError", "TransientError", "check_line", "check_reply",
+]
+
+
+class Client(RouletteCommands, MeterCommands, Connection):
+    """A connection with every service's commands as typed methods."""
