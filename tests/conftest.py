@@ -61,6 +61,15 @@ class Daemon:
         self._stderr.flush()
         return self.stderr_path.read_text(errors="replace")
 
+    def wait_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log once it holds ``text`` (log lines may trail the replies a little)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{text!r} not in the daemon log:\n{self.log()}")
+            time.sleep(0.02)
+        return self.log()
+
     def stop(self, sig=signal.SIGTERM, timeout: float = 10.0) -> int:
         if self.process.poll() is None:
             self.process.send_signal(sig)

@@ -1,15 +1,215 @@
-"""The meters service's commands (placeholder until its issue lands)."""
+"""The meters service's commands: JOB, READ and DUMP.
 
-COMMANDS = ()
-ERROR_CODES = ()
+Readers log in, take a job (a meter to read) with ``JOB`` and submit what they
+read, or why they could not, with ``READ``; admins list every current reading
+with ``DUMP``. The :class:`~lineproto.domain.meters.MeterManager` doing the
+work sits on ``services.meters``.
+
+A job is held per *session*, not per user name: the same reader logged in on
+two connections holds two different meters, and ending one session (QUIT, a
+dropped connection, REIN, a new USER) releases only that session's job.
+Readings are credited to the user name.
+"""
+
+import argparse
+import logging
+import re
+import secrets
+
+from ..domain.meters import (
+    BadMeterId, BadReading, MeterError, MeterManager, RosterError, UnknownMeter, load_roster,
+    parse_when,
+)
+from ..wire import Reply
+from .errors import CommandError
+from .session import Services, Session
+from .table import Command
+
+log = logging.getLogger("lineproto.meters")
+
+#: Roles that may take jobs and submit readings.
+READER_ROLES = frozenset({"reader", "admin"})
+#: Roles that may list every reading.
+DUMP_ROLES = frozenset({"admin"})
+#: Longest reading, in digits: every reading fits a signed 64-bit integer.
+MAX_READING_DIGITS = 18
+#: Longest reason, in characters: a dump line of it stays within one reply line.
+MAX_REASON_CHARS = 200
+#: What READ takes instead of a reading when it gives a reason.
+NO_READING = "-"
+
+_DIGITS = re.compile(r"[0-9]+")
+_EXTRAS_KEY = "meters"
 
 
-def add_arguments(parser) -> None:
+# --------------------------------------------------------------------------- helpers
+
+
+def _hold_key(session: Session) -> str:
+    """The name this session holds its job under: ``user#token``, unique per login.
+
+    ``#`` cannot occur in a user name, so a hold key never collides with one.
+    """
+    key = session.extras.get(_EXTRAS_KEY)
+    if key is None:
+        key = f"{session.user.name}#{secrets.token_hex(8)}"
+        session.extras[_EXTRAS_KEY] = key
+    return key
+
+
+def _accepted(mine: int, total: int) -> Reply:
+    return Reply(250, (f"Accepted: you have read {mine} out of {total} readings",))
+
+
+def parse_reading(text: str) -> int:
+    """A reading as sent on the wire: 1-18 ASCII digits. Raises CommandError 501."""
+    if not _DIGITS.fullmatch(text) or len(text) > MAX_READING_DIGITS:
+        shown = text if len(text) <= 24 else text[:24] + "..."
+        raise CommandError(
+            501, f"Bad reading {shown!r}: a whole number of at most {MAX_READING_DIGITS} digits, "
+                 f"or {NO_READING} and a reason")
+    return int(text)
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def job(session: Session) -> Reply:
+    """JOB: hand this session a meter to read (the same one until it is submitted)."""
+    meter = session.services.meters.next_job(_hold_key(session))
+    if meter is None:
+        return Reply(251, ("All jobs done",))
+    return Reply(250, (f"{meter} is yours to read",))
+
+
+def read(session: Session, meter: str, reading: str, rest: str | None = None) -> Reply:
+    """READ <meter> <reading> [<time>] or READ <meter> - <reason...>."""
+    manager: MeterManager = session.services.meters
+    name = session.user.name
+    if reading == NO_READING:
+        reason = (rest or "").strip()
+        if not reason:
+            raise CommandError(501, f"A reason is required: READ <meter> {NO_READING} <reason>")
+        if len(reason) > MAX_REASON_CHARS:
+            raise CommandError(501, f"Reason too long: at most {MAX_REASON_CHARS} characters")
+        mine, total = manager.submit(name, meter, None, reason)
+    else:
+        value = parse_reading(reading)
+        when = parse_when(rest) if rest is not None else None
+        mine, total = manager.submit(name, meter, value, "", when)
+    log.debug("%s: %s read %s", session.peer, name, meter)
+    return _accepted(mine, total)
+
+
+def dump(session: Session) -> Reply:
+    """DUMP: every meter's current reading, one line each, sorted by meter."""
+    lines = session.services.meters.dump()
+    if not lines:
+        first = "No readings yet"
+    else:
+        first = f"Dump of {len(lines)} reading{'s' if len(lines) != 1 else ''}:"
+    return Reply(250, (first, *lines, "End of dump"))
+
+
+COMMANDS = (
+    Command("JOB", "", "Take a meter to read; 250 <meter> ..., or 251 when all jobs are done", job,
+            roles=READER_ROLES,
+            detail="The meter id is the first word of the 250 reply. The job is yours until you\n"
+                   "READ it or your session ends (QUIT, REIN, USER, a dropped connection); JOB\n"
+                   "again before READ gives the same meter. 251 All jobs done: a roster is loaded\n"
+                   "and every meter in it has been read."),
+    Command("READ", "<meter> <reading|-> [<time|reason...>]",
+            "Submit a reading (or - and the reason there is none)", read,
+            roles=READER_ROLES,
+            detail="READ <meter> <reading> [<time>]: a reading is a whole number, 0 or more, of at\n"
+                   "most 18 digits; the time is ISO-8601 (2026-11-22T09:15, ...:30Z, ...+01:00),\n"
+                   "UTC when no zone is given, now when left out.\n"
+                   "READ <meter> - <reason>: no reading; the reason (1-200 characters) is required.\n"
+                   "A later READ of the same meter replaces the earlier one in counts and dump.\n"
+                   "250 Accepted: you have read N out of M readings; 501 bad reading, reason or\n"
+                   "time; 550 unknown meter."),
+    Command("DUMP", "", "List every current reading as meter=reading@time[reason]reader", dump,
+            roles=DUMP_ROLES,
+            detail="One line per meter, sorted by meter id, between a first and a last line.\n"
+                   "The time is UTC to the minute; a missing reading shows as -1 with its reason."),
+)
+
+#: Domain errors to reply codes, most specific first.
+ERROR_CODES = (
+    (UnknownMeter, 550),
+    (BadMeterId, 501),
+    (BadReading, 501),
+    (RosterError, 501),
+    (MeterError, 451),
+)
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+def _stat_lines(session: Session) -> list[tuple[str, object]]:
+    user = session.user
+    if user is None or not user.has_role(*READER_ROLES):
+        return []
+    mine, total = session.services.meters.status(user.name)
+    return [("my-readings", mine), ("all-readings", total)]
+
+
+def _release_job(session: Session) -> None:
+    key = session.extras.get(_EXTRAS_KEY)
+    if key is None:
+        return
+    meter = session.services.meters.release(key)
+    if meter is not None:
+        log.debug("%s: %s's job %s released", session.peer, session.user.name, meter)
+
+
+def _log_dump(manager: MeterManager) -> None:
+    lines = manager.dump()
+    log.info("meter dump at shutdown: %d reading%s", len(lines), "" if len(lines) == 1 else "s")
+    for line in lines:
+        log.info("dump %s", line)
+
+
+# --------------------------------------------------------------------------- plug-in
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Daemon options of this service."""
+    parser.add_argument("--roster", metavar="FILE",
+                        help="CSV file of meter ids to hand out (first column; a 'meter' header "
+                             "row is optional); without it, jobs are invented meter ids (demo mode)")
 
 
-def install(services, options) -> None:
+def _load_roster_or_stop(path: str) -> list[str]:
+    """The roster at ``path``, or the daemon's one-line start error."""
+    # Imported here: lineproto.daemon imports this package at its top.
+    from ..daemon import StartError
+    try:
+        return load_roster(path)
+    except FileNotFoundError:
+        raise StartError(f"roster file not found: {path}") from None
+    except RosterError as exc:
+        raise StartError(f"bad roster: {exc}") from None
+    except UnicodeDecodeError:
+        raise StartError(f"roster file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise StartError(f"cannot read roster file {path}: {exc.strerror or exc}") from None
+
+
+def install(services: Services, options: argparse.Namespace) -> None:
     """Register this service's commands, errors, hooks and domain objects on ``services``."""
+    roster_path = getattr(options, "roster", None)
+    if roster_path:
+        ids = _load_roster_or_stop(roster_path)
+        services.meters = MeterManager(ids)
+        log.info("roster %s: %d meters", roster_path, len(ids))
+    else:
+        services.meters = MeterManager()
     for command in COMMANDS:
         services.table.add(command)
     services.error_codes.extend(ERROR_CODES)
+    services.stat_providers.append(_stat_lines)
+    services.logout_hooks.append(_release_job)
+    manager = services.meters
+    services.shutdown_hooks.append(lambda: _log_dump(manager))

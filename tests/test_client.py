@@ -1,0 +1,161 @@
+"""The client library, client.py batch/raw and daemon.py's own command line."""
+
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from conftest import ROOT
+from lineproto.client import (
+    Client, ConnectionClosed, PermanentError, ProtocolError, Reply, TransientError,
+)
+from lineproto import __version__
+from lineproto.domain.accounts import parse_users, verify_password
+
+
+def test_client_basics(daemon):
+    with Client("127.0.0.1", daemon.port, timeout=10) as client:
+        assert client.greeting.code == 220
+        assert client.noop() == Reply(200, ("OK",))
+        assert client.login("carol", "secret").code == 230
+        assert client.stat()["user"] == "carol"
+        assert client.help("NOOP").lines[0] == "NOOP"
+
+
+def test_client_raises_permanent_error_with_reply(daemon):
+    with Client("127.0.0.1", daemon.port) as client:
+        with pytest.raises(PermanentError) as caught:
+            client.command("FROB")
+        assert caught.value.reply.code == 500
+        with pytest.raises(PermanentError) as caught:
+            client.login("carol", "bad")
+        assert caught.value.code == 530
+
+
+def test_client_raises_transient_error_on_4yz(start_daemon):
+    daemon = start_daemon("--max-connections", "1")
+    with Client("127.0.0.1", daemon.port):
+        with pytest.raises(TransientError) as caught:
+            Client("127.0.0.1", daemon.port)
+        assert caught.value.code == 421
+
+
+def test_pipeline_returns_every_reply_in_order(daemon):
+    with Client("127.0.0.1", daemon.port) as client:
+        replies = client.pipeline(["NOOP", "", "FROB", "HELP QUIT", "USER guest"])
+    assert [reply.code for reply in replies] == [200, 500, 214, 230]
+
+
+@pytest.mark.parametrize("bad", ["NOOP\r\nQUIT", "NOOP\nX", "USER a\x00b"])
+def test_client_refuses_line_injection(daemon, bad):
+    with Client("127.0.0.1", daemon.port) as client:
+        with pytest.raises(ValueError):
+            client.command(bad)
+        with pytest.raises(ValueError):
+            client.pipeline([bad])
+        with pytest.raises(ValueError):
+            client.login("carol", bad)
+        assert client.noop().code == 200  # nothing was sent
+
+
+def test_quit_then_connection_closed(daemon):
+    client = Client("127.0.0.1", daemon.port)
+    assert client.quit().code == 221
+    with pytest.raises(OSError):
+        client.noop()
+
+
+def fake_server(payload: bytes):
+    """A one-shot TCP server that sends ``payload`` and closes; returns its port."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        connection, _ = listener.accept()
+        connection.sendall(payload)
+        connection.close()
+        listener.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener.getsockname()[1]
+
+
+def test_malformed_reply_raises_protocol_error():
+    with pytest.raises(ProtocolError):
+        Client("127.0.0.1", fake_server(b"hello there\r\n"), timeout=5)
+
+
+def test_dropped_connection_raises_connection_closed():
+    with pytest.raises(ConnectionClosed) as caught:
+        Client("127.0.0.1", fake_server(b"220-half a greet"), timeout=5)
+    assert isinstance(caught.value, ConnectionError)
+
+
+def run_client(*args, stdin=""):
+    return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_batch_exit_codes(daemon, tmp_path):
+    good = tmp_path / "good.txt"
+    good.write_text("NOOP\nUSER guest\n\nQUIT\n")
+    result = run_client("batch", str(good), "--port", str(daemon.port))
+    assert result.returncode == 0
+    assert result.stdout.splitlines()[-1] == "221 Goodbye"
+    result = run_client("batch", "-", "--port", str(daemon.port), stdin="NOOP\nFROB\n")
+    assert result.returncode == 1
+    assert "500 Unknown command FROB" in result.stdout
+
+
+def test_batch_without_daemon_fails_clearly():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_client("batch", "-", "--port", str(port), stdin="NOOP\n")
+    assert result.returncode == 1 and "cannot connect" in result.stderr
+
+
+def test_raw_shell_prints_replies(daemon):
+    result = run_client("raw", "--port", str(daemon.port), stdin="NOOP\nHELP NOOP\nQUIT\n")
+    assert result.stdout.splitlines()[:4] == ["220 " + result.stdout.splitlines()[0][4:], "200 OK",
+                                              "214-NOOP", "214 Do nothing; replies 200"]
+    assert "221 Goodbye" in result.stdout
+
+
+def run_daemon(*args, stdin=""):
+    return subprocess.run([sys.executable, str(ROOT / "daemon.py"), *args], input=stdin,
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_useradd_writes_a_hash_never_the_password(tmp_path):
+    users = tmp_path / "users.txt"
+    result = run_daemon("useradd", "erin", "--name", "Erin Reader", "--role", "reader",
+                        "--password-stdin", "--users", str(users), stdin="s3cret pass\n")
+    assert result.returncode == 0, result.stderr
+    text = users.read_text()
+    assert "s3cret" not in text
+    user = parse_users(text.splitlines())["erin"]
+    assert user.real_name == "Erin Reader" and user.roles == {"reader"}
+    assert verify_password("s3cret pass", user.password_hash)
+    result = run_daemon("useradd", "bad name", "--name", "X", "--password-stdin", "--users", str(users),
+                        stdin="x\n")
+    assert result.returncode == 2 and "invalid user name" in result.stderr
+
+
+def test_port_in_use_is_one_clear_line(daemon):
+    result = run_daemon("--port", str(daemon.port))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "cannot listen" in result.stderr
+
+
+def test_missing_users_file_is_one_clear_line(tmp_path):
+    result = run_daemon("--port", "0", "--users", str(tmp_path / "nope.txt"))
+    assert result.returncode == 2 and "users file not found" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_start_line_and_notify_file(daemon):
+    line = daemon.process.stdout.readline().decode()
+    assert line.strip() == f"lineproto {__version__} listening on 127.0.0.1:{daemon.port}"
+    assert daemon.notify.read_text() == f"127.0.0.1:{daemon.port}\n"
