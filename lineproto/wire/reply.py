@@ -41,7 +41,8 @@ class Reply:
         return self.code < 400
 
     def __str__(self) -> str:
-        return format_reply(self.code, self.lines).decode("utf-8").rstrip("\r\n")
+        """The reply as on the wire, lines joined by LF (for printing)."""
+        return format_reply(self.code, self.lines).decode("utf-8").rstrip("\r\n").replace("\r\n", "\n")
 
 
 def split_text(text: str | tuple | list) -> list[str]:
