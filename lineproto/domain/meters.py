@@ -41,6 +41,12 @@ __all__ = [
     "parse_when",
     "format_dump_line",
     "MeterManager",
+    "as_utc",
+    "canonical_meter_id",
+    "check_reader",
+    "check_reading",
+    "invent_meter_id",
+    "utc_now",
 ]
 
 MAX_ROSTER_ID_LENGTH = 32
@@ -106,7 +112,7 @@ class Submission:
     reader: str
 
 
-def _canonical(text: str) -> str:
+def canonical_meter_id(text: str) -> str:
     """Strip, and upper-case the letter of an id in the strict G/E format."""
     text = text.strip()
     if _STRICT_ID.fullmatch(text):
@@ -127,7 +133,7 @@ def validate_meter_id(text: str) -> str:
         raise BadMeterId(
             f"bad meter id {text!r}: expected G and 5 digits, or E and 5 or 6 digits"
         )
-    return _canonical(stripped)
+    return canonical_meter_id(stripped)
 
 
 def validate_roster_id(text: str) -> str:
@@ -149,7 +155,7 @@ def validate_roster_id(text: str) -> str:
         raise BadMeterId(
             f"bad meter id {stripped!r}: only letters, digits, '_' and '-' are allowed"
         )
-    return _canonical(stripped)
+    return canonical_meter_id(stripped)
 
 
 # --------------------------------------------------------------------------- rosters
@@ -204,7 +210,7 @@ def load_roster(path) -> list[str]:
 # --------------------------------------------------------------------------- times
 
 
-def _as_utc(when: datetime) -> datetime:
+def as_utc(when: datetime) -> datetime:
     """Aware datetimes are converted to UTC; naive ones are taken as UTC."""
     if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
         return when.replace(tzinfo=timezone.utc)
@@ -227,7 +233,7 @@ def parse_when(text: str) -> datetime:
             "or 2026-11-22T09:15:30Z"
         )
     try:
-        return _as_utc(datetime.fromisoformat(stripped.upper()))
+        return as_utc(datetime.fromisoformat(stripped.upper()))
     except (ValueError, OverflowError) as err:
         raise BadReading(f"bad time {stripped!r}: {err}") from None
 
@@ -242,25 +248,25 @@ def format_dump_line(submission: Submission) -> str:
     has empty brackets.
     """
     reading = -1 if submission.reading is None else submission.reading
-    when = _as_utc(submission.when).strftime("%Y-%m-%dT%H:%M")
+    when = as_utc(submission.when).strftime("%Y-%m-%dT%H:%M")
     return f"{submission.meter}={reading}@{when}[{submission.reason}]{submission.reader}"
 
 
 # --------------------------------------------------------------------------- manager
 
 
-def _utc_now() -> datetime:
+def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _check_reader(reader: str) -> str:
+def check_reader(reader: str) -> str:
     if not isinstance(reader, str) or not reader or reader != reader.strip() \
             or _CONTROL.search(reader) or any(ch.isspace() for ch in reader):
         raise ValueError(f"bad reader name {reader!r}: a non-empty username without blanks")
     return reader
 
 
-def _check_reading(reading: int | None, reason: str) -> tuple[int | None, str]:
+def check_reading(reading: int | None, reason: str) -> tuple[int | None, str]:
     """Validate a reading/reason pair; return it normalized (reason stripped)."""
     if not isinstance(reason, str):
         raise BadReading(f"the reason must be text, not {type(reason).__name__}")
@@ -278,6 +284,19 @@ def _check_reading(reading: int | None, reason: str) -> tuple[int | None, str]:
     if reason:
         raise BadReading("give either a reading or a reason, not both")
     return int(reading), ""
+
+
+def invent_meter_id(rng, taken: Callable[[str], bool]) -> str:
+    """A new demo meter id (``G`` + 5 digits or ``E`` + 5-6 digits) for which ``taken`` is false."""
+    for _ in range(_GIVE_UP_AFTER):
+        if rng.choice("GE") == "G":
+            meter = f"G{rng.randrange(10**5):05d}"
+        else:
+            digits = rng.choice((5, 6))
+            meter = f"E{rng.randrange(10**digits):0{digits}d}"
+        if not taken(meter):
+            return meter
+    raise MeterError("could not invent a new meter id: nearly every id is taken")
 
 
 class MeterManager:
@@ -309,7 +328,7 @@ class MeterManager:
     ) -> None:
         self._lock = threading.Lock()
         self._rng = rng if rng is not None else secrets.SystemRandom()
-        self._clock = clock if clock is not None else _utc_now
+        self._clock = clock if clock is not None else utc_now
         self._roster: list[str] | None = None
         self._roster_index: dict[str, int] = {}
         self._free: list[int] = []
@@ -372,7 +391,7 @@ class MeterManager:
 
         A reader who still holds an unsubmitted job gets that same meter again.
         """
-        _check_reader(reader)
+        check_reader(reader)
         with self._lock:
             current = self._held.get(reader)
             if current is not None:
@@ -398,16 +417,7 @@ class MeterManager:
         return None
 
     def _invent_meter(self) -> str:
-        rng = self._rng
-        for _ in range(_GIVE_UP_AFTER):
-            if rng.choice("GE") == "G":
-                meter = f"G{rng.randrange(10**5):05d}"
-            else:
-                digits = rng.choice((5, 6))
-                meter = f"E{rng.randrange(10**digits):0{digits}d}"
-            if meter not in self._issued and meter not in self._latest:
-                return meter
-        raise MeterError("could not invent a new meter id: nearly every id is taken")
+        return invent_meter_id(self._rng, lambda meter: meter in self._issued or meter in self._latest)
 
     def held(self, reader: str) -> str | None:
         """The meter ``reader`` holds and has not submitted, if any."""
@@ -450,19 +460,19 @@ class MeterManager:
 
         Raises :class:`BadReading` or :class:`UnknownMeter`.
         """
-        _check_reader(reader)
-        reading, reason = _check_reading(reading, reason)
+        check_reader(reader)
+        reading, reason = check_reading(reading, reason)
         if when is None:
             when = self._clock()
         if not isinstance(when, datetime):
             raise BadReading(f"the time must be a datetime, not {type(when).__name__}")
         try:
-            when = _as_utc(when)
+            when = as_utc(when)
         except OverflowError:
             raise BadReading(f"the time {when.isoformat()} is out of range in UTC") from None
         if not isinstance(meter, str):
             raise UnknownMeter(f"a meter id must be text, not {type(meter).__name__}")
-        key = _canonical(meter)
+        key = canonical_meter_id(meter)
         with self._lock:
             if key not in self._roster_index and key not in self._issued:
                 if self._roster is None:

@@ -1,0 +1,72 @@
+"""The storage interface the commands use, and its errors.
+
+A store keeps users, players' tables (bankroll, open bets, rounds), the spin
+audit trail, the meter roster, held jobs and every reading submission. Every
+state-changing call returns only after its transaction is durable. SQLite
+implements it today (``sqlite.py``); a PostgreSQL store would implement the same
+methods with its own transactions, without touching commands or domain code.
+"""
+
+from abc import ABC, abstractmethod
+from typing import Callable, TypeVar
+
+from ..domain.accounts import User
+from ..domain.roulette import Limits, Table
+
+T = TypeVar("T")
+
+
+class StorageError(Exception):
+    """A storage failure (locked, read-only, I/O); nothing was changed. Retrying may work."""
+
+
+class StorageFull(StorageError):
+    """The disk or database is full; nothing was changed."""
+
+
+class StoreOpenError(Exception):
+    """The database cannot be opened; the message is one line for the operator."""
+
+
+class Store(ABC):
+    """Durable state shared by every session (and, with PostgreSQL, every daemon)."""
+
+    # -- users
+    @abstractmethod
+    def get_user(self, name: str) -> User | None: ...
+
+    @abstractmethod
+    def put_user(self, user: User) -> None:
+        """Add or replace a user."""
+
+    @abstractmethod
+    def delete_user(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def list_users(self) -> list[User]: ...
+
+    # -- players
+    @abstractmethod
+    def update_table(self, player: str, start_bankroll: int, limits: Limits,
+                     change: Callable[[Table], T]) -> T:
+        """Run ``change`` on the player's table in one transaction and return its result.
+
+        The table is created with ``start_bankroll`` on first use. If ``change``
+        raises, nothing is stored. A :class:`~lineproto.domain.roulette.SpinResult`
+        returned by ``change`` is recorded in the spin audit trail in the same
+        transaction.
+        """
+
+    # -- meters: the same methods as domain.meters.MeterManager
+    @property
+    @abstractmethod
+    def meters(self):
+        """An object with MeterManager's interface, backed by this store."""
+
+    # -- life cycle
+    @abstractmethod
+    def backup(self, path: str) -> None:
+        """Write a consistent copy of the database to ``path`` while in use."""
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,226 @@
+"""The SQLite store: durability, atomicity, concurrency, migrations and faults."""
+
+import sqlite3
+import threading
+
+import pytest
+
+from lineproto.domain.accounts import User
+from lineproto.domain.meters import BadReading, UnknownMeter
+from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
+from lineproto.store import SqliteStore, StorageError, StorageFull, StoreOpenError
+from lineproto.store.schema import SCHEMA_VERSION
+
+LIMITS = Limits(1, 500)
+RED = parse_bet("RED", "american")
+
+
+@pytest.fixture
+def path(tmp_path):
+    return str(tmp_path / "store.db")
+
+
+def test_users_round_trip_and_survive_reopen(path):
+    store = SqliteStore(path)
+    user = User("carol", "Carol Dent", frozenset({"reader", "admin"}), "scrypt$1$2$3$4$5")
+    store.put_user(user)
+    store.close()
+    store = SqliteStore(path)
+    assert store.get_user("carol") == user
+    assert store.list_users() == [user]
+    assert store.delete_user("carol") and not store.delete_user("carol")
+    assert store.get_user("carol") is None
+    store.close()
+
+
+def test_table_changes_are_atomic_and_durable(path):
+    store = SqliteStore(path)
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 60))
+    with pytest.raises(InsufficientChips):
+        store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 50))
+    result = store.update_table("dave", 100, LIMITS, lambda t: t.resolve("1"))  # 1 is red
+    assert result.bankroll == 160
+    store.close()
+    store = SqliteStore(path)
+    table = store.load_table("dave", LIMITS)
+    assert (table.bankroll, table.rounds, table.bets) == (160, 1, [])
+    assert store.audit("dave") == {"start": 100, "spins": 1, "staked": 60, "returned": 120}
+    store.close()
+
+
+def test_a_failing_change_stores_nothing(path):
+    store = SqliteStore(path)
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+
+    def place_then_fail(table):
+        table.place(RED, 20)
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        store.update_table("dave", 100, LIMITS, place_then_fail)
+    table = store.load_table("dave", LIMITS)
+    assert table.bankroll == 90 and len(table.bets) == 1
+    store.close()
+
+
+def test_concurrent_bets_of_one_player_never_overdraw(path):
+    store = SqliteStore(path)
+    accepted = []
+
+    def bettor():
+        for _ in range(60):
+            try:
+                store.update_table("dave", 1000, LIMITS, lambda t: t.place(RED, 10))
+                accepted.append(10)
+            except InsufficientChips:
+                pass
+
+    threads = [threading.Thread(target=bettor) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    table = store.load_table("dave", LIMITS)
+    assert sum(accepted) == 1000 and table.bankroll == 0 and table.staked == 1000
+    store.close()
+
+
+def test_meters_50_threads_100_jobs_each(path):
+    store = SqliteStore(path)
+    meters = store.meters
+    meters.load_roster([f"M{i:05d}" for i in range(5000)])
+    taken = {}
+
+    def reader(name):
+        mine = []
+        for _ in range(100):
+            meter = meters.next_job(name)
+            mine.append(meter)
+            meters.submit(name, meter, 1)
+        taken[name] = mine
+
+    threads = [threading.Thread(target=reader, args=(f"r{i}",)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed = [meter for mine in taken.values() for meter in mine]
+    assert len(handed) == len(set(handed)) == 5000
+    assert all(meters.status(name) == (100, 5000) for name in taken)
+    assert meters.next_job("late") is None
+    dump = meters.dump()
+    assert len(dump) == 5000
+    owner = {meter: name for name, mine in taken.items() for meter in mine}
+    assert all(line.endswith("]" + owner[line.split("=", 1)[0]]) for line in dump)
+    store.close()
+
+
+def test_meter_rules_match_the_domain(path):
+    store = SqliteStore(path)
+    meters = store.meters
+    demo = meters.next_job("carol")
+    assert meters.next_job("carol") == demo  # a held job is handed back, not a new one
+    with pytest.raises(UnknownMeter):
+        meters.submit("carol", "G00000" if demo != "G00000" else "G00001", 5)
+    with pytest.raises(BadReading):
+        meters.submit("carol", demo, None, "   ")
+    assert meters.submit("carol", demo, None, "dog in the yard") == (1, 1)
+    assert meters.submit("dave", demo, 42) == (1, 1)  # supersedes in counts
+    assert meters.status("carol") == (0, 1)
+    assert len(meters.history()) == 2
+    assert meters.dump()[0].startswith(f"{demo}=42@")
+    store.close()
+
+
+def test_held_jobs_return_to_the_pool_on_restart(path):
+    store = SqliteStore(path)
+    store.meters.load_roster(["A", "B"])
+    assert store.meters.next_job("carol") == "A"
+    store.close()
+    store = SqliteStore(path)
+    assert store.meters.release_all() == 1
+    assert store.meters.next_job("dave") == "A"
+    store.close()
+
+
+def test_newer_schema_is_refused(path):
+    SqliteStore(path).close()
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION + 1),))
+    connection.commit()
+    connection.close()
+    with pytest.raises(StoreOpenError, match="newer"):
+        SqliteStore(path)
+
+
+def test_corrupt_file_and_missing_directory(tmp_path):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreOpenError, match="cannot open"):
+        SqliteStore(str(bad))
+    with pytest.raises(StoreOpenError, match="does not exist"):
+        SqliteStore(str(tmp_path / "nope" / "x.db"))
+
+
+def test_full_database_gives_storage_full_and_recovers(path):
+    store = SqliteStore(path)
+    page_count = store.run(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    store.run(lambda c: c.execute(f"PRAGMA max_page_count = {page_count + 2}"))
+    accepted = 0
+    with pytest.raises(StorageFull):
+        for i in range(10_000):
+            meter = store.meters.next_job("carol")
+            store.meters.submit("carol", meter, i, when=None)
+            accepted += 1
+    mine, total = store.meters.status("carol")
+    assert mine == total == accepted  # nothing half-applied
+    store.run(lambda c: c.execute("PRAGMA max_page_count = 1000000"))
+    meter = store.meters.next_job("carol")
+    assert store.meters.submit("carol", meter, 1) == (accepted + 1, accepted + 1)
+    store.close()
+
+
+class ReadOnlyAfter(sqlite3.Connection):
+    """A connection that starts failing writes when ``broken`` is set: a disk gone read-only."""
+
+    broken = False  # set per instance by the test
+
+    def execute(self, sql, *args):
+        if self.broken and sql.startswith(("INSERT", "UPDATE", "DELETE", "COMMIT")):
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        return super().execute(sql, *args)
+
+
+def test_read_only_database_gives_storage_error_and_recovers(path, monkeypatch):
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=ReadOnlyAfter, **k))
+    store = SqliteStore(path)
+    connection = store._writer._connection
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    connection.broken = True
+    with pytest.raises(StorageError, match="readonly"):
+        store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    connection.broken = False
+    table = store.load_table("dave", LIMITS)
+    assert table.bankroll == 90 and table.staked == 10
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    assert store.load_table("dave", LIMITS).staked == 20
+    store.close()
+
+
+def test_backup_is_a_consistent_copy(path, tmp_path):
+    store = SqliteStore(path)
+    store.meters.load_roster(["A"])
+    store.meters.submit("carol", store.meters.next_job("carol"), 7)
+    store.backup(str(tmp_path / "copy.db"))
+    store.close()
+    copy = SqliteStore(str(tmp_path / "copy.db"))
+    assert copy.meters.dump()[0].startswith("A=7@")
+    copy.close()
+
+
+def test_durability_settings(path):
+    store = SqliteStore(path)
+    assert store.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+    assert store.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
+    store.close()
