@@ -1,4 +1,8 @@
-"""Command line of the daemon: run the server, or an admin subcommand."""
+"""Command line of the daemon: run the server, or an administration subcommand.
+
+Every subcommand works on the same database (``--db``), offline or while the
+daemon runs (SQLite allows other connections; ``backup`` is consistent online).
+"""
 
 import argparse
 import getpass
@@ -14,15 +18,24 @@ from .domain.accounts import (
     AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
     parse_users,
 )
+from .domain.meters import RosterError, load_roster
+from .errors import StartError
 from .server import (
     DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, LineServer,
 )
+from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
 log = logging.getLogger("lineproto.daemon")
 
+DEFAULT_DB = os.path.join("data", "lineproto.db")
 
-class StartError(Exception):
-    """The daemon cannot start; the message is the one line the operator sees."""
+__all__ = ["StartError", "main"]
+
+
+def add_db_argument(parser, default=DEFAULT_DB) -> None:
+    parser.add_argument("--db", default=default, metavar="PATH",
+                        help="SQLite database (default ./data/lineproto.db, created on first run; "
+                             "':memory:' for a throwaway run)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,15 +51,39 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simultaneous connections (default %(default)s)")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                         help="seconds of silence before a connection is closed (default %(default)s)")
-    parser.add_argument("--users", metavar="FILE", help="users file (name:roles:hash:real name)")
+    add_db_argument(parser)
+    parser.add_argument("--db-sync", choices=SYNC_MODES, default="full",
+                        help="full: every acknowledged change survives power loss (default); "
+                             "normal: faster, the last changes may be lost on power loss")
+    parser.add_argument("--users", metavar="FILE",
+                        help="import users from FILE (name:roles:hash:real name) into the database at start")
     add_service_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    useradd = commands.add_parser("useradd", help="add or replace a user in the users file")
+
+    def admin(name, help_text):
+        sub = commands.add_parser(name, help=help_text)
+        add_db_argument(sub, default=argparse.SUPPRESS)
+        return sub
+
+    useradd = admin("useradd", "add or replace a user")
     useradd.add_argument("name")
     useradd.add_argument("--name", dest="real_name", required=True, help="the user's real name")
     useradd.add_argument("--role", action="append", default=[], help="reader, player or admin (repeatable)")
     useradd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    useradd.add_argument("--users", dest="users_file", metavar="FILE", help="users file to write")
+    useradd.add_argument("--users", dest="users_file", metavar="FILE",
+                         help="write to this users file instead of the database")
+    userdel = admin("userdel", "delete a user")
+    userdel.add_argument("name")
+    passwd = admin("passwd", "set a user's password")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    admin("users", "list the users")
+    roster = admin("roster", "meter roster administration")
+    roster.add_argument("action", choices=["import"])
+    roster.add_argument("file", help="CSV file whose first column is the meter id")
+    admin("dump", "print the readings dump")
+    backup = admin("backup", "write a consistent copy of the database, also while the daemon runs")
+    backup.add_argument("file")
     return parser
 
 
@@ -54,29 +91,52 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command = args.command or "serve"
     try:
-        if args.command == "useradd":
-            return useradd(args)
-        return serve(args)
-    except (StartError, AccountError, OSError) as exc:
+        return COMMANDS[command](args)
+    except (StartError, StoreOpenError, AccountError, RosterError) as exc:
         print(f"daemon.py: {exc}", file=sys.stderr)
         return 2
+    except StorageError as exc:
+        print(f"daemon.py: {exc}", file=sys.stderr)
+        return 1
 
 
-def load_users(path: str | None) -> UserDirectory:
-    if path is None:
-        return UserDirectory()
+def open_store(args) -> SqliteStore:
+    if args.db == DEFAULT_DB:
+        os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
+    return SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+
+
+def import_users_file(store: SqliteStore, path: str) -> int:
     try:
         with open(path, encoding="utf-8") as file:
-            return UserDirectory(parse_users(file))
+            users = parse_users(file)
     except FileNotFoundError:
         raise StartError(f"users file not found: {path}") from None
     except AccountError as exc:
         raise StartError(f"users file {path}: {exc}") from None
+    for user in users.values():
+        store.put_user(user)
+    return len(users)
 
 
 def serve(args) -> int:
-    services = build_services(load_users(args.users), args)
+    store = open_store(args)
+    try:
+        return _serve(args, store)
+    finally:
+        store.close()
+
+
+def _serve(args, store: SqliteStore) -> int:
+    if args.users:
+        log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
+    if not store.list_users():
+        log.warning("no users yet: add the first admin with  python3 daemon.py useradd NAME "
+                    "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)", args.db)
+    users = UserDirectory(lookup=store.get_user)
+    services = build_services(users, args, store)
     try:
         server = LineServer((args.host, args.port), services,
                             max_connections=args.max_connections, idle_timeout=args.idle_timeout)
@@ -100,7 +160,7 @@ def serve(args) -> int:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Write atomically, so a reader never sees a half-written file."""
+    """Write via a temporary file and rename, so a reader never sees half a file."""
     temporary = f"{path}.tmp{os.getpid()}"
     with open(temporary, "w", encoding="utf-8") as file:
         file.write(text)
@@ -108,21 +168,90 @@ def write_atomically(path: str, text: str) -> None:
 
 
 def useradd(args) -> int:
-    path = args.users_file or args.users
-    if not path:
-        raise StartError("useradd needs --users FILE")
     name = check_username(args.name)
     roles = parse_roles(",".join(args.role))
-    password = read_password(args.password_stdin)
-    user = User(name, args.real_name, roles, hash_password(password))
-    users = {}
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as file:
-            users = parse_users(file)
-    users[name] = user
-    write_atomically(path, "".join(format_user(u) + "\n" for u in users.values()))
-    print(f"user {name} saved in {path}")
+    user = User(name, args.real_name, roles, hash_password(read_password(args.password_stdin)))
+    if "\n" in user.real_name:
+        raise AccountError("a real name cannot hold a line break")
+    if args.users_file:
+        users = {}
+        if os.path.exists(args.users_file):
+            with open(args.users_file, encoding="utf-8") as file:
+                users = parse_users(file)
+        users[name] = user
+        write_atomically(args.users_file, "".join(format_user(u) + "\n" for u in users.values()))
+        print(f"user {name} saved in {args.users_file}")
+        return 0
+    with _store(args) as store:
+        store.put_user(user)
+    print(f"user {name} saved")
     return 0
+
+
+def userdel(args) -> int:
+    with _store(args) as store:
+        if not store.delete_user(args.name):
+            raise StartError(f"no user {args.name}")
+    print(f"user {args.name} deleted")
+    return 0
+
+
+def passwd(args) -> int:
+    with _store(args) as store:
+        user = store.get_user(args.name)
+        if user is None:
+            raise StartError(f"no user {args.name}")
+        store.put_user(User(user.name, user.real_name, user.roles,
+                            hash_password(read_password(args.password_stdin))))
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def users(args) -> int:
+    with _store(args) as store:
+        for user in store.list_users():
+            print(f"{user.name}\t{','.join(sorted(user.roles)) or '-'}\t{user.real_name}")
+    return 0
+
+
+def roster(args) -> int:
+    try:
+        ids = load_roster(args.file)
+    except FileNotFoundError:
+        raise StartError(f"roster file not found: {args.file}") from None
+    with _store(args) as store:
+        added = store.meters.load_roster(ids)
+    print(f"roster {args.file}: {len(ids)} meters, {added} new")
+    return 0
+
+
+def dump(args) -> int:
+    with _store(args) as store:
+        for line in store.meters.dump():
+            print(line)
+    return 0
+
+
+def backup(args) -> int:
+    if not os.path.exists(args.db):
+        raise StartError(f"no database at {args.db}")
+    backup_database(args.db, args.file)
+    print(f"backup of {args.db} written to {args.file}")
+    return 0
+
+
+class _store:
+    """``with _store(args) as store``: open the database, always close it."""
+
+    def __init__(self, args):
+        self.args = args
+
+    def __enter__(self) -> SqliteStore:
+        self.store = open_store(self.args)
+        return self.store
+
+    def __exit__(self, *exc):
+        self.store.close()
 
 
 def read_password(from_stdin: bool) -> str:
@@ -135,3 +264,9 @@ def read_password(from_stdin: bool) -> str:
     if not password:
         raise StartError("empty password refused")
     return password
+
+
+COMMANDS = {
+    "serve": serve, "useradd": useradd, "userdel": userdel, "passwd": passwd, "users": users,
+    "roster": roster, "dump": dump, "backup": backup,
+}

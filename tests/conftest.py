@@ -37,12 +37,15 @@ def write_users_file(path: Path, users=TEST_USERS) -> Path:
 class Daemon:
     """A daemon.py subprocess on a free port."""
 
-    def __init__(self, tmp_path: Path, *args: str):
-        self.notify = tmp_path / f"notify-{time.monotonic_ns()}"
-        self.stderr_path = tmp_path / f"daemon-{time.monotonic_ns()}.log"
+    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None):
+        stamp = time.monotonic_ns()
+        self.notify = tmp_path / f"notify-{stamp}"
+        self.stderr_path = tmp_path / f"daemon-{stamp}.log"
         self._stderr = open(self.stderr_path, "wb")
+        if "--db" not in args:  # every daemon gets its own database unless the test names one
+            args = ("--db", str(tmp_path / f"daemon-{stamp}.db"), *args)
         command = [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify), *args]
-        self.process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+        self.process = subprocess.Popen(command, cwd=cwd or tmp_path, stdout=subprocess.PIPE,
                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
         self.host, self.port = self._wait_ready()
 

@@ -75,11 +75,10 @@ def daemons():
 
         def get(args):
             if args not in running:
-                daemon = Daemon(tmp_path, "--users", str(users), *args)
+                daemon = Daemon(tmp_path, "--users", str(users), *args, cwd=ROOT)
                 running[args] = daemon
             return running[args]
 
-        get.cwd = ROOT
         yield get
         for daemon in running.values():
             daemon.stop()
@@ -90,8 +89,7 @@ def test_documents_have_examples():
 
 
 @pytest.mark.parametrize("args, body", examples())
-def test_example_session(daemons, args, body, monkeypatch):
-    monkeypatch.chdir(ROOT)
+def test_example_session(daemons, args, body):
     daemon = daemons(args)
     with RawConnection(daemon.port) as raw:
         for command, expected in steps(body):

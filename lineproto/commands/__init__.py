@@ -34,9 +34,15 @@ def default_options() -> argparse.Namespace:
     return parser.parse_args([])
 
 
-def build_services(users: UserDirectory | None = None, options: argparse.Namespace | None = None) -> Services:
-    """The services of a daemon with every command registered."""
+def build_services(users: UserDirectory | None = None, options: argparse.Namespace | None = None,
+                   store=None) -> Services:
+    """The services of a daemon with every command registered.
+
+    ``store`` (a :class:`lineproto.store.Store`) makes state durable; without
+    one, services keep their state in memory.
+    """
     services = Services(CommandTable(), users)
+    services.store = store
     options = options if options is not None else default_options()
     for module in SERVICE_MODULES:
         module.install(services, options)

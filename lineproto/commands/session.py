@@ -64,6 +64,7 @@ class Services:
     def __init__(self, table: CommandTable | None = None, users: UserDirectory | None = None):
         self.table = table if table is not None else CommandTable()
         self.users = users if users is not None else UserDirectory()
+        self.store = None  # a lineproto.store.Store when state is durable
         self.stats = ServerStats()
         self.product = PRODUCT
         self.version = __version__

@@ -123,15 +123,22 @@ def format_user(user: User) -> str:
 
 
 class UserDirectory:
-    """The users the daemon knows, with a constant-cost ``authenticate``."""
+    """The users the daemon knows, with a constant-cost ``authenticate``.
 
-    def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True):
+    Users come from ``users`` (kept in memory) or, when ``lookup`` is given,
+    from ``lookup(name)`` (a store's ``get_user``).
+    """
+
+    def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True, lookup=None):
         self._users = dict(users or {})
+        self._lookup = lookup
         self._lock = threading.Lock()
         self.allow_guest = allow_guest
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
 
     def get(self, name: str) -> User | None:
+        if self._lookup is not None:
+            return self._lookup(name)
         with self._lock:
             return self._users.get(name)
 
