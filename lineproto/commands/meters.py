@@ -20,6 +20,7 @@ from ..domain.meters import (
     BadMeterId, BadReading, MeterError, MeterManager, RosterError, UnknownMeter, load_roster,
     parse_when,
 )
+from ..errors import StartError
 from ..wire import Reply
 from .errors import CommandError
 from .session import Services, Session
@@ -112,22 +113,22 @@ def dump(session: Session) -> Reply:
 
 
 COMMANDS = (
-    Command("JOB", "", "Take a meter to read; 250 <meter> ..., or 251 when all jobs are done", job,
+    Command("JOB", "", "Take a meter to read (251 when all jobs are done)", job,
             roles=READER_ROLES,
-            detail="The meter id is the first word of the 250 reply. The job is yours until you\n"
-                   "READ it or your session ends (QUIT, REIN, USER, a dropped connection); JOB\n"
-                   "again before READ gives the same meter. 251 All jobs done: a roster is loaded\n"
-                   "and every meter in it has been read."),
+            detail="The meter id is the first word of the reply. The job is yours until you READ\n"
+                   "it or your session ends (QUIT, REIN, USER, a dropped connection); JOB again\n"
+                   "before READ gives the same meter. With a roster, the reply is\n"
+                   "'251 All jobs done' once every meter in it has been read."),
     Command("READ", "<meter> <reading|-> [<time|reason...>]",
-            "Submit a reading (or - and the reason there is none)", read,
+            "Submit a reading, or - and the reason there is none", read,
             roles=READER_ROLES,
-            detail="READ <meter> <reading> [<time>]: a reading is a whole number, 0 or more, of at\n"
-                   "most 18 digits; the time is ISO-8601 (2026-11-22T09:15, ...:30Z, ...+01:00),\n"
-                   "UTC when no zone is given, now when left out.\n"
+            detail="READ <meter> <reading> [<time>]: a whole number, 0 or more, at most 18 digits;\n"
+                   "the time is ISO-8601 (2026-11-22T09:15, ...:30Z, ...+01:00), UTC when it has\n"
+                   "no zone, now when left out.\n"
                    "READ <meter> - <reason>: no reading; the reason (1-200 characters) is required.\n"
                    "A later READ of the same meter replaces the earlier one in counts and dump.\n"
-                   "250 Accepted: you have read N out of M readings; 501 bad reading, reason or\n"
-                   "time; 550 unknown meter."),
+                   "Replies: 'Accepted: you have read N out of M readings' (250), a bad reading,\n"
+                   "reason or time (501), an unknown meter (550)."),
     Command("DUMP", "", "List every current reading as meter=reading@time[reason]reader", dump,
             roles=DUMP_ROLES,
             detail="One line per meter, sorted by meter id, between a first and a last line.\n"
@@ -183,8 +184,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _load_roster_or_stop(path: str) -> list[str]:
     """The roster at ``path``, or the daemon's one-line start error."""
-    # Imported here: lineproto.daemon imports this package at its top.
-    from ..daemon import StartError
     try:
         return load_roster(path)
     except FileNotFoundError:
@@ -199,17 +198,20 @@ def _load_roster_or_stop(path: str) -> list[str]:
 
 def install(services: Services, options: argparse.Namespace) -> None:
     """Register this service's commands, errors, hooks and domain objects on ``services``."""
+    store = getattr(services, "store", None)
+    # A store's ``meters`` has MeterManager's interface, backed by the database.
+    manager = store.meters if store is not None else MeterManager()
+    if hasattr(manager, "release_all"):
+        manager.release_all()  # jobs held by sessions of an earlier run: no such session is left
     roster_path = getattr(options, "roster", None)
     if roster_path:
         ids = _load_roster_or_stop(roster_path)
-        services.meters = MeterManager(ids)
-        log.info("roster %s: %d meters", roster_path, len(ids))
-    else:
-        services.meters = MeterManager()
+        added = manager.load_roster(ids)
+        log.info("roster %s: %d meters, %d new", roster_path, len(ids), added)
+    services.meters = manager
     for command in COMMANDS:
         services.table.add(command)
     services.error_codes.extend(ERROR_CODES)
     services.stat_providers.append(_stat_lines)
     services.logout_hooks.append(_release_job)
-    manager = services.meters
     services.shutdown_hooks.append(lambda: _log_dump(manager))

@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Crash test: kill -9 the daemon under load, restart, and check nothing acknowledged is lost.
+
+    python3 scripts/crash_test.py [--kills 10] [--clients 20] [--seed N]
+
+Each client is a player and a meter reader. It bets, spins and submits readings
+as fast as it can over one connection, one command in flight, and remembers
+every acknowledged (2yz) result. At a random moment the daemon gets SIGKILL;
+it is restarted on the same database and every client's state is checked:
+
+* money: bankroll, chips on open bets and rounds equal the last acknowledged
+  state, or the state after the one command that was in flight; and for every
+  player, bankroll + open bets == start bankroll + what the recorded spins
+  returned - what they staked (chips are conserved);
+* readings: every acknowledged reading is in the dump with its value and
+  reader, and no reading appears that was never sent.
+"""
+
+import argparse
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
+from lineproto.domain.roulette import Limits  # noqa: E402
+from lineproto.store import SqliteStore  # noqa: E402
+from lineproto.wire import ReplyParser  # noqa: E402
+
+PASSWORD = "crash test"
+START_BANKROLL = 1000
+
+
+class Daemon:
+    def __init__(self, workdir: Path, db: Path, users: Path):
+        self.notify = workdir / f"notify-{time.monotonic_ns()}"
+        self.log = open(workdir / "daemon.log", "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify),
+             "--db", str(db), "--users", str(users), "--log-level", "warning",
+             "--start-bankroll", str(START_BANKROLL)],
+            stdout=subprocess.DEVNULL, stderr=self.log, cwd=workdir)
+        deadline = time.monotonic() + 30
+        while not self.notify.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"daemon did not start (see {workdir / 'daemon.log'})")
+            time.sleep(0.01)
+        self.port = int(self.notify.read_text().strip().rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.log.close()
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(30)
+        self.log.close()
+
+
+class Line:
+    """One connection, one command in flight."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.parser = ReplyParser()
+        self.ready = []
+        assert self.reply().code == 220
+
+    def reply(self):
+        while not self.ready:
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("closed")
+            self.ready.extend(self.parser.feed(data))
+        return self.ready.pop(0)
+
+    def command(self, line: str):
+        self.sock.sendall(line.encode() + b"\r\n")
+        return self.reply()
+
+    def login(self, name: str) -> None:
+        self.command(f"USER {name}")
+        reply = self.command(f"PASS {PASSWORD}")
+        assert reply.code == 230, reply
+
+    def money(self) -> tuple[int, int, int]:
+        stat = dict(line.split(": ", 1) for line in self.command("STAT").lines if ": " in line)
+        return int(stat["bankroll"]), int(stat["open-bets"]), int(stat["rounds"])
+
+
+class Player(threading.Thread):
+    def __init__(self, name: str, port: int, rng: random.Random):
+        super().__init__(daemon=True)
+        self.name, self.port, self.rng = name, port, rng
+        self.acknowledged = 0
+        self.in_flight = None  # (kind, detail) of the command sent but not answered
+        self.readings = {}  # meter -> value, acknowledged
+        self.sent_readings = {}  # meter -> value, sent (acknowledged or not)
+
+    def run(self) -> None:
+        try:
+            line = Line(self.port)
+            line.login(self.name)
+            line.command("CLR")
+            self.state = line.money()
+            while True:
+                self.step(line)
+        except (OSError, ConnectionError):
+            return  # the daemon was killed
+
+    def step(self, line: Line) -> None:
+        bankroll, staked, rounds = self.state
+        choice = self.rng.random()
+        if choice < 0.45 and bankroll > 0:
+            amount = self.rng.randint(1, min(20, bankroll))
+            self.in_flight = ("bet", amount)
+            reply = line.command(f"BET RED {amount}")
+            assert reply.code == 200, reply
+            self.state = (bankroll - amount, staked + amount, rounds)
+        elif choice < 0.7:
+            self.in_flight = ("spin", None)
+            reply = line.command("SPIN")
+            assert reply.code == 250, reply
+            match = re.match(r"Bankroll (\d+); rounds (\d+)", reply.lines[-1])
+            self.state = (int(match.group(1)), 0, int(match.group(2)))
+        else:
+            self.in_flight = ("job", None)
+            reply = line.command("JOB")
+            assert reply.code == 250, reply
+            meter = reply.lines[0].split()[0]
+            value = self.rng.randint(0, 99999)
+            self.in_flight = ("read", (meter, value))
+            self.sent_readings[meter] = value
+            reply = line.command(f"READ {meter} {value}")
+            assert reply.code == 250, reply
+            self.readings[meter] = value
+        self.acknowledged += 1
+        self.in_flight = None
+
+
+def check_player(player: Player, line: Line) -> list[str]:
+    """Problems with this player's money after the restart."""
+    after = line.money()
+    before = player.state
+    allowed = [before]
+    if player.in_flight and player.in_flight[0] == "bet":
+        amount = player.in_flight[1]
+        allowed.append((before[0] - amount, before[1] + amount, before[2]))
+    if player.in_flight and player.in_flight[0] == "spin":
+        if after[1] == 0 and after[2] == before[2] + 1:
+            allowed.append(after)  # the spin committed; its outcome is checked by the audit
+    if after not in allowed:
+        return [f"{player.name}: state {after} after restart, acknowledged {before}, in flight {player.in_flight}"]
+    return []
+
+
+def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: float = 0.3,
+        max_run: float = 2.5, workdir: Path | None = None, say=print) -> dict:
+    seed = seed if seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    workdir = Path(workdir or tempfile.mkdtemp(prefix="lineproto-crash-"))
+    db, users_file = workdir / "crash.db", workdir / "users.txt"
+    names = [f"p{i:02d}" for i in range(clients)]
+    users_file.write_text("".join(
+        format_user(User(name, f"Player {name}", frozenset({"player", "reader"}),
+                         hash_password(PASSWORD, n=2**10))) + "\n" for name in names))
+    say(f"crash test: {kills} kills, {clients} clients, seed {seed}, workdir {workdir}")
+    problems, checked, all_readings, never_sent = [], 0, {}, set()
+    for kill in range(1, kills + 1):
+        daemon = Daemon(workdir, db, users_file)
+        players = [Player(name, daemon.port, random.Random(rng.random())) for name in names]
+        for player in players:
+            player.start()
+        delay = rng.uniform(min_run, max_run)
+        time.sleep(delay)
+        daemon.kill()
+        for player in players:
+            player.join(30)
+        daemon = Daemon(workdir, db, users_file)
+        round_checked = 0
+        for player in players:
+            if not hasattr(player, "state"):
+                continue  # killed before it logged in
+            line = Line(daemon.port)
+            line.login(player.name)
+            problems += check_player(player, line)
+            line.sock.close()
+            round_checked += player.acknowledged
+            for meter, value in player.readings.items():
+                all_readings[meter] = (value, player.name)
+            in_flight = player.in_flight
+            if in_flight and in_flight[0] == "read":
+                meter, value = in_flight[1]
+                never_sent.discard(meter)
+                all_readings.setdefault(meter, None)  # may or may not have committed
+                if meter in player.readings:
+                    pass
+                else:
+                    all_readings[meter] = ("either", value, player.name)
+        daemon.stop()
+        checked += round_checked
+        say(f"kill {kill}: after {delay:.2f} s, {round_checked} acknowledged operations checked, "
+            f"{len(problems)} problems so far")
+    store = SqliteStore(str(db))
+    try:
+        dump = {line.split("=", 1)[0]: line for line in store.meters.dump()}
+        for meter, expected in all_readings.items():
+            line = dump.get(meter)
+            if expected is None:
+                continue
+            if expected[0] == "either":
+                _, value, name = expected
+                if line is not None and not re.match(rf"{re.escape(meter)}={value}@.*\]{name}$", line):
+                    problems.append(f"reading {meter}: in-flight value {value} by {name}, found {line}")
+                continue
+            value, name = expected
+            if line is None or not re.match(rf"{re.escape(meter)}={value}@.*\]{name}$", line):
+                problems.append(f"reading {meter}={value} by {name} acknowledged, found {line}")
+        unknown = set(dump) - set(all_readings)
+        problems += [f"reading {meter} in the dump but never sent" for meter in sorted(unknown)]
+        for name in names:
+            audit = store.audit(name)
+            table = store.load_table(name, Limits())
+            if audit["start"] is None:
+                continue
+            expected = audit["start"] + audit["returned"] - audit["staked"]
+            if table.bankroll + table.staked != expected:
+                problems.append(f"{name}: bankroll {table.bankroll} + open {table.staked} != "
+                                f"start {audit['start']} + spins' net {audit['returned'] - audit['staked']}")
+    finally:
+        store.close()
+    report = {"seed": seed, "kills": kills, "acknowledged_checked": checked,
+              "readings_checked": len(all_readings), "losses": len(problems), "problems": problems}
+    say(f"done: {kills} kill points, {checked} acknowledged operations and {len(all_readings)} readings "
+        f"checked, chips conserved for {clients} players, losses found: {len(problems)}")
+    for problem in problems:
+        say(f"  PROBLEM {problem}")
+    return report
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kills", type=int, default=10, help="kill points to try (default 10)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    parser.add_argument("--seed", type=int, help="seed for kill times and client choices")
+    args = parser.parse_args(argv)
+    report = run(args.kills, args.clients, args.seed)
+    return 1 if report["losses"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
