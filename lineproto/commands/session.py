@@ -138,7 +138,10 @@ class Session:
         """Forget the user and release what the session holds (jobs, guest table)."""
         if self.user is not None:
             for hook in self.services.logout_hooks:
-                hook(self)
+                try:
+                    hook(self)
+                except Exception:  # one failing release must not stop the others or leak the session
+                    log.exception("%s: logout hook %s failed", self.peer, getattr(hook, "__name__", hook))
         self.user = None
         self.pending_name = None
         self.extras.clear()
