@@ -1,15 +1,415 @@
-"""The roulette service's commands (placeholder until its issue lands)."""
+"""The roulette service: TABL, BET, BETS, CLR and SPIN, its daemon options and STAT keys.
 
-COMMANDS = ()
-ERROR_CODES = ()
+Who plays: a user with the ``player`` role. ``USER guest`` gets a play-money
+table of :data:`GUEST_BANKROLL` chips, in memory, that lives as long as the
+login; a registered player gets ``--start-bankroll`` chips once and keeps that
+one table (bankroll, open bets, rounds, wheel) across connections (two
+connections of one player share it) and, with a store, across restarts.
+
+Every command works on the table through a :class:`TableRegistry`: a change
+runs as one unit of work (``update``), under the player's lock in memory
+(:class:`Casino`) or as one transaction of the store (:class:`StoredCasino`,
+which also records each spin in the store's audit trail); reads take a
+consistent copy (``view``).
+
+Reply codes of this service (``ERROR_CODES`` maps the domain's exceptions):
+
+====  ===========================================================================
+200   TABL, BET, CLR done
+211   BETS: the open bets and the total staked (multi-line status, like STAT)
+250   SPIN: the pocket, one line per bet, the bankroll (multi-line)
+501   cannot be parsed: unknown bet, amount not a whole number > 0, missing
+      amount, unknown wheel
+530   not logged in (dispatch); 532 logged in without the player role (dispatch)
+534   the amount is below the table minimum or above the table maximum
+535   not enough chips in the bankroll
+536   the bet parses but does not exist on this wheel's layout (00 or BASKET on a
+      European wheel, FOUR on an American one, 1-5 as a split, ...)
+537   TABL cannot change the wheel while bets are open
+451   the store failed (452: it is full); nothing changed, trying later may work
+====  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import re
+import threading
+from typing import Callable, Protocol, TypeVar
+
+from ..domain.roulette import (
+    POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen,
+    BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
+    house_edge, parse_bet,
+)
+from ..store.base import StorageError, StorageFull
+from ..wire import Reply
+from .errors import CommandError
+from .table import Command
+
+log = logging.getLogger("lineproto.roulette")
+
+#: Play-money chips a guest gets for one login.
+GUEST_BANKROLL = 100
+#: Daemon option defaults.
+DEFAULT_TABLE_MIN = 1
+DEFAULT_TABLE_MAX = 500
+DEFAULT_START_BANKROLL = 1000
+#: Roles allowed to play.
+PLAYER_ROLES = frozenset({"player"})
+#: Key of a guest's table in ``Session.extras``.
+EXTRAS_KEY = "roulette"
+
+_AMOUNT = re.compile(r"[0-9]+")
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------
+# The wheel and the registry of tables
+# --------------------------------------------------------------------------
+
+
+class WheelHouse:
+    """The daemon's wheels: one American, one European, spun under one lock.
+
+    Unseeded, each draws from ``secrets.SystemRandom``. With a seed (tests and
+    replays only) each kind gets ``random.Random(seed)``, so one connection's
+    sequence of spins is the same on every run with that seed.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+        self._wheels = {kind: Wheel(kind, seed) for kind in WHEEL_KINDS}
+        self._lock = threading.Lock()
+
+    def spin(self, kind: str) -> str:
+        with self._lock:
+            return self._wheels[kind].spin()
+
+
+class _Seat:
+    """One player's table and the lock that serialises work on it."""
+
+    __slots__ = ("table", "lock")
+
+    def __init__(self, table: Table):
+        self.table = table
+        self.lock = threading.Lock()
+
+
+class TableRegistry(Protocol):
+    """What the commands need from wherever the tables are kept (memory, or a store)."""
+
+    wheels: WheelHouse
+    limits: Limits
+
+    def update(self, session, change: Callable[[Table], T]) -> T:
+        """Run ``change(table)`` on the player's table as one unit of work: exclusive, all or nothing."""
+
+    def view(self, session) -> Table:
+        """A copy of the player's table, read consistently (changing it changes nothing)."""
+
+    def release(self, session) -> None:
+        """Logout hook: let go of what the session holds."""
+
+
+def spin_change(wheels: WheelHouse) -> Callable[[Table], SpinResult]:
+    """The change that spins the table's wheel and settles every open bet (one unit of work)."""
+    return lambda table: table.resolve(wheels.spin(table.wheel_kind))
+
+
+class Casino:
+    """Every player's table in memory: a :class:`TableRegistry`.
+
+    - :meth:`update` is the unit of work: it holds the player's lock while
+      ``change`` runs, so two connections of one player never interleave (no
+      overdraw, no bet lost or paid twice); if ``change`` raises, the table is
+      put back as it was.
+    - :meth:`view` is a consistent copy for the commands that only read.
+    - :meth:`release` is the logout hook: it drops a guest's table.
+
+    Guests' tables live in ``session.extras`` and die with the login;
+    registered players' tables are kept by name for the daemon's lifetime.
+    """
+
+    def __init__(self, wheels: WheelHouse, limits: Limits = Limits(),
+                 start_bankroll: int = DEFAULT_START_BANKROLL, guest_bankroll: int = GUEST_BANKROLL):
+        self.wheels = wheels
+        self.limits = limits
+        self.start_bankroll = start_bankroll
+        self.guest_bankroll = guest_bankroll
+        self._players: dict[str, _Seat] = {}
+        self._lock = threading.Lock()  # guards _players only
+
+    def _seat(self, session) -> _Seat:
+        user = _player(session)
+        if user.is_guest:
+            seat = session.extras.get(EXTRAS_KEY)
+            if seat is None:
+                seat = session.extras[EXTRAS_KEY] = _Seat(Table(self.guest_bankroll, limits=self.limits))
+            return seat
+        with self._lock:
+            seat = self._players.get(user.name)
+            if seat is None:
+                seat = self._players[user.name] = _Seat(Table(self.start_bankroll, limits=self.limits))
+            return seat
+
+    def update(self, session, change: Callable[[Table], T]) -> T:
+        seat = self._seat(session)
+        with seat.lock:
+            before = seat.table.snapshot()
+            try:
+                return change(seat.table)
+            except BaseException:
+                seat.table = Table.from_snapshot(before, self.limits)
+                raise
+
+    def view(self, session) -> Table:
+        seat = self._seat(session)
+        with seat.lock:
+            return Table.from_snapshot(seat.table.snapshot(), self.limits)
+
+    def release(self, session) -> None:
+        session.extras.pop(EXTRAS_KEY, None)
+
+
+class StoredCasino(Casino):
+    """Registered players' tables in a :class:`lineproto.store.Store`; guests' in memory.
+
+    Each :meth:`update` is one store transaction (``Store.update_table``), which
+    also records a spin's outcome in the audit trail; the store serialises the
+    transactions, so two connections of one player cannot overdraw.
+    """
+
+    def __init__(self, store, wheels: WheelHouse, limits: Limits = Limits(),
+                 start_bankroll: int = DEFAULT_START_BANKROLL, guest_bankroll: int = GUEST_BANKROLL):
+        super().__init__(wheels, limits, start_bankroll, guest_bankroll)
+        self.store = store
+
+    def update(self, session, change: Callable[[Table], T]) -> T:
+        user = _player(session)
+        if user.is_guest:
+            return super().update(session, change)
+        return self.store.update_table(user.name, self.start_bankroll, self.limits, change)
+
+    def view(self, session) -> Table:
+        user = _player(session)
+        if user.is_guest:
+            return super().view(session)
+        load = getattr(self.store, "load_table", None)
+        if load is None:  # a store without a read path: an empty unit of work
+            return self.update(session, lambda table: Table.from_snapshot(table.snapshot(), self.limits))
+        table = load(user.name, self.limits)
+        return table if table is not None else Table(self.start_bankroll, limits=self.limits)
+
+
+def _player(session):
+    if session.user is None:
+        raise RuntimeError("roulette table asked for without a login")
+    return session.user
+
+
+# --------------------------------------------------------------------------
+# Reply texts
+# --------------------------------------------------------------------------
+
+
+def _percent(fraction) -> str:
+    return f"{float(fraction) * 100:.2f}%"
+
+
+@functools.cache
+def _wheel_facts(kind: str) -> tuple[str, str]:
+    """The pockets and the house edge of a wheel kind, worked out from the layout once."""
+    zeros = ", ".join(p for p in POCKETS[kind] if p in ("0", "00"))
+    edges = {bet.name: house_edge(bet, kind) for bet in all_bets(kind)}
+    usual = edges["RED"]
+    unusual = "".join(f" ({name} {_percent(edge)})" for name, edge in sorted(edges.items()) if edge != usual)
+    return f"{zeros}, 1-36", f"{_percent(usual)}{unusual}"
+
+
+def describe_wheel(table: Table) -> str:
+    """``american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)``."""
+    pockets, edge = _wheel_facts(table.wheel_kind)
+    limits = table.limits
+    return (f"{table.wheel_kind} wheel: pockets {pockets}; bets {limits.minimum}-{limits.maximum} chips; "
+            f"house edge {edge}")
+
+
+def _bet_line(open_bet) -> str:
+    return f"{open_bet.bet.name} for {open_bet.amount} (pays {open_bet.bet.payout}:1)"
+
+
+# --------------------------------------------------------------------------
+# Handlers
+# --------------------------------------------------------------------------
+
+
+def _registry(session) -> TableRegistry:
+    return session.services.roulette
+
+
+def tabl(session, wheel: str | None = None) -> Reply:
+    registry = _registry(session)
+    if wheel is None:
+        table = registry.view(session)
+    else:
+        def choose(table: Table) -> Table:
+            table.set_wheel(wheel)
+            return table
+        table = registry.update(session, choose)
+    return Reply(200, (describe_wheel(table),))
+
+
+def bet(session, words: str) -> Reply:
+    parts = words.split()
+    if len(parts) < 2:
+        raise CommandError(501, "Syntax: BET <bet> <amount>, e.g. BET RED 10 or BET SPLIT 17-18 5")
+    *bet_words, amount_text = parts
+    if not _AMOUNT.fullmatch(amount_text):
+        raise BadAmount("the amount (the last word) must be a whole number of chips greater than 0")
+    amount = int(amount_text)
+
+    def place(table: Table) -> tuple[OpenBet, int]:
+        return table.place(parse_bet(" ".join(bet_words), table.wheel_kind), amount), table.bankroll
+
+    open_bet, bankroll = _registry(session).update(session, place)
+    return Reply(200, (f"Bet {_bet_line(open_bet)}; bankroll {bankroll}",))
+
+
+def bets(session) -> Reply:
+    table = _registry(session).view(session)
+    lines = [f"Open bets ({table.wheel_kind} wheel):"]
+    lines += [_bet_line(open_bet) for open_bet in table.bets]
+    lines.append(f"Total staked {table.staked}; bankroll {table.bankroll}")
+    return Reply(211, tuple(lines))
+
+
+def clr(session) -> Reply:
+    def clear(table: Table) -> tuple[int, int, int]:
+        count = len(table.bets)
+        return count, table.clear(), table.bankroll
+
+    count, returned, bankroll = _registry(session).update(session, clear)
+    noun = "bet" if count == 1 else "bets"
+    return Reply(200, (f"Cleared {count} {noun}, {returned} chips back; bankroll {bankroll}",))
+
+
+def spin(session) -> Reply:
+    registry = _registry(session)
+    result = registry.update(session, spin_change(registry.wheels))
+    lines = [result.info.describe()]
+    lines += [
+        f"{o.bet.name} for {o.amount}: {'win' if o.won else 'lose'}, {o.returned} returned"
+        for o in result.outcomes
+    ]
+    net = f"{result.net:+d}" if result.net else "0"
+    lines.append(f"Bankroll {result.bankroll}; rounds {result.rounds}; net {net}")
+    return Reply(250, tuple(lines))
+
+
+def stat_items(session) -> list[tuple[str, object]]:
+    """STAT lines for a logged-in player: wheel, bankroll, rounds, open-bets (chips staked)."""
+    user = session.user
+    if user is None or not user.has_role(*PLAYER_ROLES):
+        return []
+    table = _registry(session).view(session)
+    return [("wheel", table.wheel_kind), ("bankroll", table.bankroll), ("rounds", table.rounds),
+            ("open-bets", table.staked)]
+
+
+_BET_DETAIL = """\
+The last word is the amount in whole chips; the words before it are the bet:
+straight 17, 0 or 00 (35:1); SPLIT 17-18 (17:1); STREET 13 (11:1); TRIO 0-1-2 (11:1);
+CORNER 17-18-20-21 (8:1); FOUR, European 0-1-2-3 (8:1); BASKET, American 0-00-1-2-3 (6:1);
+LINE 13 (5:1); DOZEN1-DOZEN3, COLUMN1-COLUMN3 (2:1); RED BLACK EVEN ODD LOW HIGH (LO, HI) (1:1).
+The chips leave the bankroll at once. 501 cannot be parsed; 534 below the minimum or over the
+maximum; 535 not enough chips; 536 not a bet on this wheel's layout."""
+
+COMMANDS = (
+    Command("TABL", "[<american|european>]", "Say the wheel and limits, or choose AMERICAN or EUROPEAN", tabl,
+            roles=PLAYER_ROLES,
+            detail="Without argument: the wheel, its limits and house edge. With AMERICAN or EUROPEAN:\n"
+                   "switch to that wheel (537 while bets are open; 501 for another word)."),
+    Command("BET", "<bet...>", "Put chips on a bet: BET <bet> <amount>, e.g. BET RED 10", bet,
+            roles=PLAYER_ROLES, detail=_BET_DETAIL),
+    Command("BETS", "", "List the open bets and the total staked (211)", bets, roles=PLAYER_ROLES),
+    Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES),
+    Command("SPIN", "", "Spin the wheel and settle every open bet (250)", spin, roles=PLAYER_ROLES,
+            detail="First line: the pocket and its properties; then one line per bet\n"
+                   "(win or lose, chips returned); last line: bankroll, rounds and net."),
+)
+
+#: Domain errors to reply codes, most specific first (BetNotOnLayout is a BetError too).
+ERROR_CODES = (
+    (BetNotOnLayout, 536),
+    (BetSyntaxError, 501),
+    (BadAmount, 501),
+    (UnknownWheel, 501),
+    (BelowMinimum, 534),
+    (AboveMaximum, 534),
+    (InsufficientChips, 535),
+    (BetsOpen, 537),
+    (StorageFull, 452),  # the store could not commit: nothing changed, trying again later may work
+    (StorageError, 451),
+)
+
+
+# --------------------------------------------------------------------------
+# Daemon options and installation
+# --------------------------------------------------------------------------
+
+
+def _chips(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number of chips: {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}: {text!r}")
+    return value
+
+
+class _LimitAction(argparse.Action):
+    """Store a table limit; refuse a minimum above the maximum, whichever comes last."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        setattr(namespace, self.dest, value)
+        low, high = getattr(namespace, "table_min", None), getattr(namespace, "table_max", None)
+        if low is not None and high is not None and low > high:
+            raise argparse.ArgumentError(self, f"the table minimum ({low}) is above the maximum ({high})")
 
 
 def add_arguments(parser) -> None:
-    """Daemon options of this service."""
+    group = parser.add_argument_group("roulette")
+    group.add_argument("--seed", type=int, default=None,
+                       help="seed the wheel: predictable spins, for tests and replays only")
+    group.add_argument("--table-min", type=lambda t: _chips(t, 1), default=DEFAULT_TABLE_MIN,
+                       action=_LimitAction, metavar="CHIPS", help="smallest bet (default %(default)s)")
+    group.add_argument("--table-max", type=lambda t: _chips(t, 1), default=DEFAULT_TABLE_MAX,
+                       action=_LimitAction, metavar="CHIPS", help="largest bet (default %(default)s)")
+    group.add_argument("--start-bankroll", type=lambda t: _chips(t, 0), default=DEFAULT_START_BANKROLL,
+                       metavar="CHIPS", help="chips a registered player starts with (default %(default)s)")
 
 
 def install(services, options) -> None:
-    """Register this service's commands, errors, hooks and domain objects on ``services``."""
+    """Register the commands, errors, STAT keys, logout hook and ``services.roulette``."""
+    seed = getattr(options, "seed", None)
+    if seed is not None:
+        log.warning("WHEEL SEEDED WITH %d: every spin is predictable. --seed is for tests and replays only, "
+                    "never for real play", seed)
+    limits = Limits(getattr(options, "table_min", DEFAULT_TABLE_MIN), getattr(options, "table_max", DEFAULT_TABLE_MAX))
+    start_bankroll = getattr(options, "start_bankroll", DEFAULT_START_BANKROLL)
+    store = getattr(services, "store", None)
+    if store is None:
+        casino = Casino(WheelHouse(seed), limits, start_bankroll)
+    else:
+        casino = StoredCasino(store, WheelHouse(seed), limits, start_bankroll)
+    services.roulette = casino
     for command in COMMANDS:
         services.table.add(command)
     services.error_codes.extend(ERROR_CODES)
+    services.stat_providers.append(stat_items)
+    services.logout_hooks.append(casino.release)

@@ -1,0 +1,156 @@
+"""``client.py simulate`` and ``client.py play`` against live daemons."""
+
+import math
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from lineproto.domain.roulette import Wheel, pocket_properties
+
+P_RED = {"american": 18 / 38, "european": 18 / 37}
+#: Standard deviations allowed between measured and theoretical return to player:
+#: a false alarm about once in 16,000 runs.
+Z = 4.0
+
+
+def client_py(*args, stdin="", timeout=60):
+    return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT, start_new_session=True)
+
+
+def summary(stdout: str) -> dict[str, dict[str, float]]:
+    """The summary table as {strategy: {column: value}}."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
+    columns = ["strategy", "players", "rounds", "mean", "min", "max", "busted", "staked", "returned",
+               "rtp", "sd", "theory"]
+    rows = {}
+    for line in lines[start + 1:]:
+        cells = line.split()
+        if len(cells) != len(columns):
+            break
+        rows[cells[0]] = {key: float(value) for key, value in zip(columns[1:], cells[1:])}
+    return rows
+
+
+def check_rtp_band(row, wheel: str, budget: int, table_max: int = 500):
+    """Measured RTP within Z standard deviations of 1 - house edge.
+
+    A RED bet of s returns 2s with probability p, else 0, whatever stakes came
+    before (the stakes are predictable, the outcomes independent), so
+    sd(returned / staked) = 2 sqrt(p (1 - p) sum(s**2)) / staked. The program
+    prints that figure from the stakes it made; the test checks it against
+    the bound sum(s**2) <= smax * staked (smax: the budget or the table
+    maximum, no stake can exceed either) and against a floor (every stake is
+    at least 1 chip: sum(s**2) >= staked), then uses it for the band.
+    """
+    p = P_RED[wheel]
+    theory = 2 * p  # 36/38 or 36/37
+    assert row["theory"] == pytest.approx(theory, abs=5e-5)
+    staked, returned = row["staked"], row["returned"]
+    bound = 2 * math.sqrt(p * (1 - p) * min(budget, table_max) / staked)
+    floor = 2 * math.sqrt(p * (1 - p) / staked)
+    assert floor - 5e-5 <= row["sd"] <= bound + 5e-5
+    assert row["rtp"] == pytest.approx(returned / staked, abs=5e-5)
+    assert abs(returned / staked - theory) <= Z * (row["sd"] + 5e-5), row
+
+
+def test_simulate_martingale_20_players_200_rounds(start_daemon):
+    daemon = start_daemon("--seed", "7", users=True)
+    done = client_py("simulate", "--port", str(daemon.port), "--strategy", "martingale",
+                     "--players", "20", "--rounds", "200")
+    assert done.returncode == 0, done.stderr
+    assert "budget 100, base 10, RED on the american wheel" in done.stdout
+    row = summary(done.stdout)["martingale"]
+    assert row["players"] == 20
+    assert 0 < row["rounds"] <= 20 * 200
+    # a player's final bankroll is its budget plus what it won or lost
+    assert row["mean"] * 20 == pytest.approx(20 * 100 + row["returned"] - row["staked"], abs=20 * 0.05)
+    assert 0 <= row["min"] <= row["mean"] <= row["max"]
+    # Martingale stops when it cannot cover the next stake: 10+20+40 lost leaves 30 < 80
+    assert row["busted"] >= 1 and row["min"] < 80
+    check_rtp_band(row, "american", budget=100)
+    print(done.stdout)
+
+
+def test_simulate_several_strategies_on_the_european_wheel(start_daemon):
+    daemon = start_daemon(users=True)
+    done = client_py("simulate", "--port", str(daemon.port), "--strategy", "flat,1326", "--strategy", "martingale",
+                     "--players", "10", "--rounds", "200", "--base", "1", "--wheel", "european")
+    assert done.returncode == 0, done.stderr
+    rows = summary(done.stdout)
+    assert list(rows) == ["flat", "1326", "martingale"]
+    flat = rows["flat"]
+    # 1 chip a spin cannot lose 100 chips in 200 spins but with probability ~1e-10
+    assert (flat["players"], flat["rounds"], flat["staked"], flat["busted"]) == (10, 2000, 2000, 0)
+    for name, row in rows.items():
+        check_rtp_band(row, "european", budget=100)
+
+
+def test_simulate_as_a_registered_player_shares_the_bankroll(start_daemon):
+    daemon = start_daemon("--start-bankroll", "400", users=True)
+    common = ("simulate", "--port", str(daemon.port), "--user", "dave", "--password", "hunter2",
+              "--players", "4", "--rounds", "20", "--base", "5")
+    too_much = client_py(*common, "--budget", "101")
+    assert too_much.returncode == 2
+    assert "101 is more than 100" in too_much.stderr
+    done = client_py(*common)  # default budget: 400 chips shared by 4 players
+    assert done.returncode == 0, done.stderr
+    assert "budget 100" in done.stdout and "(as dave)" in done.stdout
+    row = summary(done.stdout)["martingale"]
+    final_total = round(row["mean"] * 4)
+    stat = client_py("batch", "-", "--port", str(daemon.port), stdin="USER dave\nPASS hunter2\nSTAT\n")
+    bankroll = int(re.search(r"bankroll: (\d+)", stat.stdout)[1])
+    assert bankroll == 400 - 4 * 100 + final_total  # what the players kept is what dave has
+
+
+def test_simulate_refuses_a_guest_budget_above_the_guest_bankroll(start_daemon):
+    daemon = start_daemon(users=True)
+    done = client_py("simulate", "--port", str(daemon.port), "--budget", "500")
+    assert done.returncode == 2
+    assert "guest" in done.stderr and "--user" in done.stderr
+    bad = client_py("simulate", "--port", str(daemon.port), "--strategy", "dalembert")
+    assert bad.returncode == 2 and "unknown strategy" in bad.stderr
+
+
+def test_play_through_stdin(start_daemon):
+    daemon = start_daemon("--seed", "7", users=True)
+    wheel = Wheel("american", seed=7)
+    first = pocket_properties(wheel.spin())
+    red = first.color == "red"
+    script = "red 10\nbet 17 5\nbets\nspin\nfour 5\nwheel european\nfour 5\nclear\npurple 5\nhelp\nquit\n"
+    done = client_py("play", "--port", str(daemon.port), stdin=script)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Logged in as guest: 100 chips. American wheel, bets 1-500 chips." in out
+    assert "RED for 10 (pays 1:1); bankroll 90" in out
+    assert "17 for 5 (pays 35:1); bankroll 85" in out
+    assert "15 chips on the table, 85 in hand" in out
+    assert f"The ball lands on {first.pocket} ({', '.join(first.describe().split()[1:])})" in out
+    assert f"RED for 10: {'WIN, 20 back' if red else 'lose'}" in out
+    after_spin = 85 + (20 if red else 0) + (180 if first.pocket == "17" else 0)
+    assert f"Bankroll {after_spin} " in out and "1 round played" in out
+    assert "refused: FOUR: FOUR (0-1-2-3) is only on a European wheel" in out
+    assert "european wheel, pockets 0, 1-36, bets 1-500 chips, house edge 2.70%" in out
+    assert f"FOUR for 5 (pays 8:1); bankroll {after_spin - 5}" in out
+    assert f"5 chips back; bankroll {after_spin}" in out
+    assert "refused: PURPLE: unknown bet" in out
+    assert "split 17-18 5" in out  # the help text
+    assert out.rstrip().endswith(f"You leave with {after_spin} chips.")
+
+
+def test_play_with_a_registered_player_and_a_missing_daemon(start_daemon):
+    daemon = start_daemon(users=True)
+    done = client_py("play", "--port", str(daemon.port), "--user", "dave", stdin="hunter2\nbets\nquit\n")
+    assert done.returncode == 0, done.stderr
+    assert "Logged in as dave: 1000 chips." in done.stdout
+    assert "You leave with 1000 chips." in done.stdout
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free_port = s.getsockname()[1]
+    missing = client_py("play", "--port", str(free_port))
+    assert missing.returncode == 1 and "cannot connect" in missing.stderr
