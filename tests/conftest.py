@@ -1,6 +1,5 @@
 """Fixtures that start real daemons on free ports and always stop them."""
 
-import os
 import signal
 import socket
 import subprocess

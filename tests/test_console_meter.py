@@ -33,18 +33,20 @@ class Terminal:
                                         env=environment(), start_new_session=True)
         os.close(slave)
         self.output = b""
+        self.seen = 0  # expect() looks only after its previous match
 
     def expect(self, text, timeout=15.0):
-        """Read until ``text`` shows up; return the transcript so far."""
+        """Read until ``text`` shows up after the previous match; return the transcript so far."""
         wanted = text.encode()
         deadline = time.monotonic() + timeout
-        while wanted not in self.output:
+        while wanted not in self.output[self.seen:]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"no {text!r} in {self.transcript()!r}")
             ready, _, _ = select.select([self.master], [], [], remaining)
             if ready and not self._read():
                 raise AssertionError(f"ended without {text!r}: {self.transcript()!r}")
+        self.seen = self.output.index(wanted, self.seen) + len(wanted)
         return self.transcript()
 
     def _read(self):

@@ -16,8 +16,6 @@ from lineproto.domain.roulette import Wheel, parse_bet, pocket_properties
 from lineproto.store import StorageError, StorageFull
 from lineproto.wire import format_reply
 
-ROULETTE_DOC = ROOT / "docs" / "protocol" / "roulette.md"  # merged into docs/PROTOCOL.md by the lead
-PROTOCOL_DOC = ROOT / "docs" / "PROTOCOL.md"
 VERBS = ("TABL", "BET RED 10", "BETS", "CLR", "SPIN")
 
 
@@ -577,63 +575,3 @@ def test_client_library_typed_results(shared):
         assert result.properties[0] == result.color == pocket_properties(result.pocket).color
         assert result.bankroll == 89 + result.returned and result.net == result.returned - result.staked
         assert c.table("european").wheel == "european"
-
-
-# --------------------------------------------------------------------------
-# The protocol document's examples, replayed
-# --------------------------------------------------------------------------
-
-_BLOCK = re.compile(r"^```session(?P<args>[^\n]*)\n(?P<body>.*?)^```$", re.S | re.M)
-
-
-def session_blocks(text: str):
-    return [(tuple(m["args"].split()), m["body"].splitlines()) for m in _BLOCK.finditer(text)]
-
-
-def expected_pattern(lines: list[str]) -> re.Pattern:
-    parts = []
-    for line in lines:
-        if line == "…":
-            parts.append(r"[^\n]*(?:\n[^\n]*)*?")
-        else:
-            parts.append(r"[^\n]*".join(re.escape(piece) for piece in line.split("…")))
-    return re.compile("\n".join(parts))
-
-
-def replay(connection, body: list[str]) -> None:
-    exchanges = [[None, []]]  # [command sent, expected reply lines]; the first is the greeting
-    for line in body:
-        if line.startswith("C: "):
-            exchanges.append([line[3:], []])
-        elif line.startswith("S: "):
-            exchanges[-1][1].append(line[3:])
-        else:
-            assert not line.strip(), f"not a C: or S: line: {line!r}"
-    for sent, expected in exchanges:
-        if sent is not None:
-            connection.send(sent.encode("utf-8") + b"\r\n")
-        reply = connection.reply()
-        wire = format_reply(reply.code, reply.lines).decode("utf-8").rstrip("\r\n").replace("\r\n", "\n")
-        assert expected_pattern(expected).fullmatch(wire), f"after {sent!r}:\n{wire}\nexpected:\n" + "\n".join(expected)
-
-
-def roulette_section() -> str:
-    """The roulette section: its own file until merged, then its part of PROTOCOL.md."""
-    if ROULETTE_DOC.exists():
-        return ROULETTE_DOC.read_text(encoding="utf-8")
-    text = PROTOCOL_DOC.read_text(encoding="utf-8")
-    start = text.index("## Roulette")
-    end = text.find("\n## ", start + 1)
-    return text[start:] if end < 0 else text[start:end]
-
-
-def test_protocol_document_examples(start_daemon):
-    from conftest import RawConnection
-    blocks = session_blocks(roulette_section())
-    assert len(blocks) >= 4
-    daemons = {}
-    for args, body in blocks:
-        if args not in daemons:
-            daemons[args] = start_daemon(*args, users=True)
-        with RawConnection(daemons[args].port) as connection:
-            replay(connection, body)

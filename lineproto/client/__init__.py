@@ -16,11 +16,12 @@ from .connection import (
     check_line, check_reply,
 )
 from .meters import MeterCommands
-from .roulette import RouletteCommands
+from .roulette import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, RouletteCommands, Spin, TableInfo
 
 __all__ = [
     "Client", "ClientError", "Connection", "ConnectionClosed", "PermanentError", "ProtocolError",
     "Reply", "ReplyError", "TransientError", "check_line", "check_reply",
+    "BetOutcome", "Cleared", "OpenBet", "OpenBets", "PlacedBet", "Spin", "TableInfo",
 ]
 
 

@@ -1,6 +1,7 @@
 """Core commands: HELP, NOOP, QUIT, STAT, USER, PASS, REIN."""
 
 from ..domain.accounts import GUEST, GUEST_USER
+from ..store.base import StorageError, StorageFull
 from ..wire import Reply
 from .errors import CommandError
 from .session import MAX_LOGIN_FAILURES, Session
@@ -99,7 +100,11 @@ COMMANDS = (
 )
 
 
-ERROR_CODES = ()
+# For every command: the store could not commit, nothing changed, trying later may work.
+ERROR_CODES = (
+    (StorageFull, 452),
+    (StorageError, 451),
+)
 
 
 def add_arguments(parser) -> None:
@@ -109,3 +114,4 @@ def add_arguments(parser) -> None:
 def install(services, options) -> None:
     for command in COMMANDS:
         services.table.add(command)
+    services.error_codes.extend(ERROR_CODES)

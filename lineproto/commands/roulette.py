@@ -44,7 +44,6 @@ from ..domain.roulette import (
     BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
     house_edge, parse_bet,
 )
-from ..store.base import StorageError, StorageFull
 from ..wire import Reply
 from .errors import CommandError
 from .table import Command
@@ -352,8 +351,6 @@ ERROR_CODES = (
     (AboveMaximum, 534),
     (InsufficientChips, 535),
     (BetsOpen, 537),
-    (StorageFull, 452),  # the store could not commit: nothing changed, trying again later may work
-    (StorageError, 451),
 )
 
 
