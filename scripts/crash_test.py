@@ -17,7 +17,6 @@ it is restarted on the same database and every client's state is checked:
 """
 
 import argparse
-import os
 import random
 import re
 import signal
@@ -106,7 +105,6 @@ class Player(threading.Thread):
         self.acknowledged = 0
         self.in_flight = None  # (kind, detail) of the command sent but not answered
         self.readings = {}  # meter -> value, acknowledged
-        self.sent_readings = {}  # meter -> value, sent (acknowledged or not)
 
     def run(self) -> None:
         try:
@@ -141,7 +139,6 @@ class Player(threading.Thread):
             meter = reply.lines[0].split()[0]
             value = self.rng.randint(0, 99999)
             self.in_flight = ("read", (meter, value))
-            self.sent_readings[meter] = value
             reply = line.command(f"READ {meter} {value}")
             assert reply.code == 250, reply
             self.readings[meter] = value
@@ -166,7 +163,8 @@ def check_player(player: Player, line: Line) -> list[str]:
 
 
 def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: float = 0.3,
-        max_run: float = 2.5, workdir: Path | None = None, say=print) -> dict:
+        max_run: float = 2.5, workdir: Path | None = None, say=print, tamper=None) -> dict:
+    """Run the kill/restart/check rounds; ``tamper(db_path)`` (tests only) runs before the final check."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="lineproto-crash-"))
@@ -176,7 +174,8 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
         format_user(User(name, f"Player {name}", frozenset({"player", "reader"}),
                          hash_password(PASSWORD, n=2**10))) + "\n" for name in names))
     say(f"crash test: {kills} kills, {clients} clients, seed {seed}, workdir {workdir}")
-    problems, checked, all_readings, never_sent = [], 0, {}, set()
+    problems, checked = [], 0
+    acknowledged, maybe = {}, {}  # meter -> (value, reader): acknowledged, or in flight at a kill
     for kill in range(1, kills + 1):
         daemon = Daemon(workdir, db, users_file)
         players = [Player(name, daemon.port, random.Random(rng.random())) for name in names]
@@ -197,56 +196,54 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
             problems += check_player(player, line)
             line.sock.close()
             round_checked += player.acknowledged
-            for meter, value in player.readings.items():
-                all_readings[meter] = (value, player.name)
-            in_flight = player.in_flight
-            if in_flight and in_flight[0] == "read":
-                meter, value = in_flight[1]
-                never_sent.discard(meter)
-                all_readings.setdefault(meter, None)  # may or may not have committed
-                if meter in player.readings:
-                    pass
-                else:
-                    all_readings[meter] = ("either", value, player.name)
+            acknowledged.update((meter, (value, player.name)) for meter, value in player.readings.items())
+            if player.in_flight and player.in_flight[0] == "read":
+                meter, value = player.in_flight[1]
+                maybe[meter] = (value, player.name)
         daemon.stop()
         checked += round_checked
         say(f"kill {kill}: after {delay:.2f} s, {round_checked} acknowledged operations checked, "
             f"{len(problems)} problems so far")
+    if tamper is not None:
+        tamper(db)
+    problems += check_database(db, names, acknowledged, maybe)
+    report = {"seed": seed, "kills": kills, "acknowledged_checked": checked,
+              "readings_checked": len(acknowledged), "losses": len(problems), "problems": problems}
+    say(f"done: {kills} kill points, {checked} acknowledged operations and {len(acknowledged)} readings "
+        f"checked, chips conserved for {clients} players, losses found: {len(problems)}")
+    for problem in problems:
+        say(f"  PROBLEM {problem}")
+    return report
+
+
+def check_database(db: Path, names, acknowledged: dict, maybe: dict) -> list[str]:
+    """Readings and chip conservation, read from the database after the last restart."""
+    problems = []
     store = SqliteStore(str(db))
     try:
         dump = {line.split("=", 1)[0]: line for line in store.meters.dump()}
-        for meter, expected in all_readings.items():
+        for meter, (value, name) in acknowledged.items():
             line = dump.get(meter)
-            if expected is None:
-                continue
-            if expected[0] == "either":
-                _, value, name = expected
-                if line is not None and not re.match(rf"{re.escape(meter)}={value}@.*\]{name}$", line):
-                    problems.append(f"reading {meter}: in-flight value {value} by {name}, found {line}")
-                continue
-            value, name = expected
-            if line is None or not re.match(rf"{re.escape(meter)}={value}@.*\]{name}$", line):
-                problems.append(f"reading {meter}={value} by {name} acknowledged, found {line}")
-        unknown = set(dump) - set(all_readings)
+            if line is None or not re.fullmatch(rf"{re.escape(meter)}={value}@[^\[]*\[\]{name}", line):
+                problems.append(f"reading {meter}={value} by {name} was acknowledged, found {line}")
+        for meter, (value, name) in maybe.items():
+            line = dump.get(meter)
+            if line is not None and not re.fullmatch(rf"{re.escape(meter)}={value}@[^\[]*\[\]{name}", line):
+                problems.append(f"reading {meter}: in flight {value} by {name}, found {line}")
+        unknown = set(dump) - set(acknowledged) - set(maybe)
         problems += [f"reading {meter} in the dump but never sent" for meter in sorted(unknown)]
         for name in names:
             audit = store.audit(name)
-            table = store.load_table(name, Limits())
             if audit["start"] is None:
                 continue
+            table = store.load_table(name, Limits())
             expected = audit["start"] + audit["returned"] - audit["staked"]
             if table.bankroll + table.staked != expected:
                 problems.append(f"{name}: bankroll {table.bankroll} + open {table.staked} != "
                                 f"start {audit['start']} + spins' net {audit['returned'] - audit['staked']}")
     finally:
         store.close()
-    report = {"seed": seed, "kills": kills, "acknowledged_checked": checked,
-              "readings_checked": len(all_readings), "losses": len(problems), "problems": problems}
-    say(f"done: {kills} kill points, {checked} acknowledged operations and {len(all_readings)} readings "
-        f"checked, chips conserved for {clients} players, losses found: {len(problems)}")
-    for problem in problems:
-        say(f"  PROBLEM {problem}")
-    return report
+    return problems
 
 
 def main(argv=None) -> int:
