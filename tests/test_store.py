@@ -224,3 +224,17 @@ def test_durability_settings(path):
     assert store.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
     assert store.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
     store.close()
+
+
+def test_database_locked_too_long_gives_storage_error(path):
+    store = SqliteStore(path, busy_timeout=0.2)
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    with pytest.raises(StorageError, match="locked"):
+        store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    other.execute("ROLLBACK")
+    other.close()
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    assert store.load_table("dave", LIMITS).staked == 20
+    store.close()

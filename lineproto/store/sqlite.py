@@ -29,14 +29,15 @@ SYNC_MODES = ("full", "normal")
 _FREE, _HELD, _READ = 0, 1, 2
 
 
-def open_connection(path: str, sync: str = "full") -> sqlite3.Connection:
+def open_connection(path: str, sync: str = "full", busy_timeout: float = 5.0) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path``; StoreOpenError on any problem."""
     if path != ":memory:":
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
             raise StoreOpenError(f"database directory does not exist: {directory}")
     try:
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=5.0)
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                     timeout=busy_timeout)
         connection.execute("PRAGMA journal_mode = WAL").fetchone()
         connection.execute(f"PRAGMA synchronous = {sync.upper()}")
         connection.execute("PRAGMA foreign_keys = ON")
@@ -49,11 +50,11 @@ def open_connection(path: str, sync: str = "full") -> sqlite3.Connection:
 class SqliteStore(Store):
     """Durable state in one SQLite file; see :class:`~lineproto.store.base.Store`."""
 
-    def __init__(self, path: str, sync: str = "full", rng=None):
+    def __init__(self, path: str, sync: str = "full", rng=None, busy_timeout: float = 5.0):
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}")
         self.path = path
-        connection = open_connection(path, sync)
+        connection = open_connection(path, sync, busy_timeout)
         try:
             self.found_version = migrate(connection, path)
         except sqlite3.DatabaseError as exc:
