@@ -102,6 +102,22 @@ def start_daemon(tmp_path):
         daemon.stop()
 
 
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """One daemon with the test users per test module, for tests whose state is per connection."""
+    path = tmp_path_factory.mktemp("shared")
+    daemon = Daemon(path, "--users", str(write_users_file(path / "users.txt")))
+    yield daemon
+    daemon.stop()
+
+
+def stat(connection) -> dict:
+    """STAT's ``key: value`` lines as a dict (``connection`` has ``command``)."""
+    reply = connection.command("STAT")
+    assert reply.code == 211, reply
+    return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
+
+
 @pytest.fixture
 def daemon(start_daemon):
     """A daemon with the test users."""

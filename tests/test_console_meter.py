@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, Daemon, write_users_file
+from conftest import ROOT, write_users_file
 
 CLIENT = [sys.executable, str(ROOT / "client.py"), "meter"]
 WELCOME = "Welcome, Carol Dent, to the lineproto meter service"
@@ -81,15 +81,6 @@ def run_piped(args, stdin_text, timeout=30, cwd=None):
     result = subprocess.run(args, input=stdin_text, capture_output=True, text=True, env=environment(),
                             timeout=timeout, cwd=cwd)
     return result.returncode, result.stdout, result.stderr
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One demo-mode daemon for the tests whose results do not depend on earlier readings."""
-    tmp = tmp_path_factory.mktemp("console-shared")
-    daemon = Daemon(tmp, "--users", str(write_users_file(tmp / "users.txt")))
-    yield daemon
-    daemon.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import RawConnection
+from conftest import RawConnection, stat
 
 
 def login(port, name, password):
@@ -15,10 +15,6 @@ def login(port, name, password):
     raw.command(f"USER {name}")
     assert raw.command(f"PASS {password}").code == 230
     return raw
-
-
-def stat(raw) -> dict:
-    return dict(line.split(": ", 1) for line in raw.command("STAT").lines if ": " in line)
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import TEST_USERS, Daemon, write_users_file
+from conftest import TEST_USERS, stat, write_users_file
 from lineproto.client import Client, PermanentError
 
 STRICT_ID = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
@@ -27,21 +27,6 @@ def accepted(reply):
     match = ACCEPTED.fullmatch(reply.lines[0])
     assert match, reply
     return int(match.group(1)), int(match.group(2))
-
-
-def stat(connection):
-    reply = connection.command("STAT")
-    assert reply.code == 211
-    return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
-
-
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One demo-mode daemon for the tests that leave no state another test could see."""
-    tmp = tmp_path_factory.mktemp("meters-shared")
-    daemon = Daemon(tmp, "--users", str(write_users_file(tmp / "users.txt")))
-    yield daemon
-    daemon.stop()
 
 
 @pytest.fixture

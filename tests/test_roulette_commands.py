@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from conftest import ROOT, Daemon, write_users_file
+from conftest import ROOT, stat
 from lineproto.client import Client, PermanentError
 from lineproto.commands import Session, build_services
 from lineproto.domain.accounts import GUEST_USER, User, UserDirectory
@@ -19,18 +19,6 @@ from lineproto.wire import format_reply
 VERBS = ("TABL", "BET RED 10", "BETS", "CLR", "SPIN")
 
 
-@pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One daemon for the tests whose state is per connection (guests, refusals, readers).
-
-    Tests that play as a registered player, or need a seed or options, start their own.
-    """
-    path = tmp_path_factory.mktemp("roulette")
-    daemon = Daemon(path, "--users", str(write_users_file(path / "users.txt")))
-    yield daemon
-    daemon.stop()
-
-
 def login(connection, name="guest", password=None):
     reply = connection.command(f"USER {name}")
     if password is not None:
@@ -38,12 +26,6 @@ def login(connection, name="guest", password=None):
         reply = connection.command(f"PASS {password}")
     assert reply.code == 230, reply
     return connection
-
-
-def stat(connection) -> dict:
-    reply = connection.command("STAT")
-    assert reply.code == 211, reply
-    return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
 
 
 def client(daemon, name="guest", password=None) -> Client:
