@@ -7,3 +7,7 @@ Layers, each ignorant of the ones above it: ``wire`` (sans-I/O codec), ``domain`
 
 PRODUCT = "lineproto"
 __version__ = "0.1.0"
+
+#: Where the daemon listens and clients connect unless told otherwise: loopback only.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 36000

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-from . import PRODUCT, __version__
+from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
 from .commands import add_arguments as add_service_arguments, build_services
 from .domain.accounts import (
     AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
@@ -20,9 +20,7 @@ from .domain.accounts import (
 )
 from .domain.meters import RosterError, load_roster
 from .errors import StartError
-from .server import (
-    DEFAULT_HOST, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_PORT, LineServer,
-)
+from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LineServer
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
 log = logging.getLogger("lineproto.daemon")

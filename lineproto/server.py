@@ -16,8 +16,6 @@ from .wire import LineReader, format_reply
 
 log = logging.getLogger("lineproto.server")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 36000
 #: Simultaneous connections served; the next one gets 421 and is closed.
 DEFAULT_MAX_CONNECTIONS = 1000
 #: Seconds a connection may stay silent before it gets 421 and is closed.

@@ -6,7 +6,7 @@ its subcommands with ``set_defaults(run=function)``.
 
 import argparse
 
-from ..server import DEFAULT_HOST, DEFAULT_PORT
+from .. import DEFAULT_HOST, DEFAULT_PORT
 from . import meter, raw, roulette
 
 PROGRAM_MODULES = (raw, roulette, meter)
