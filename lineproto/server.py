@@ -155,6 +155,7 @@ class SessionHandler(socketserver.BaseRequestHandler):
                 log.info("%s %s -> %d %s", self.peer, verb, reply.code, reply.lines[0])
             if session.closing:
                 break  # QUIT: lines after it are not answered
+        session.services.stats.commands_served(len(out))  # one lock per batch, not per line
         try:
             sock.sendall(b"".join(out))
         except OSError:

@@ -24,7 +24,7 @@ NOT_LOGGED_IN = "Not logged in: send USER <name> then PASS <password> (USER gues
 
 
 class ServerStats:
-    """Counters shown by STAT; the server updates the connection count."""
+    """Counters shown by STAT; the server updates them (commands once per batch of lines)."""
 
     def __init__(self):
         self.started = time.monotonic()
@@ -108,7 +108,6 @@ class Session:
         raise TypeError(f"unknown input event {event!r}")
 
     def dispatch(self, command_line) -> Reply:
-        self.services.stats.commands_served()
         command = self.services.table.get(command_line.verb)
         if command is None:
             return Reply(500, (f"Unknown command {command_line.verb}; HELP lists the commands",))

@@ -45,6 +45,8 @@ class ArgSpec:
 
     def split(self, command_line) -> list[str] | None:
         """The argument values, or None when their number does not fit."""
+        if not (self.required or self.optional):  # most commands take none
+            return None if command_line.args else []
         total = self.required + self.optional
         words = command_line.arguments(total, rest_of_line=self.rest_of_line)
         if not self.required <= len(words) <= total:

@@ -1,6 +1,6 @@
 """Parse a command line into a verb and its arguments."""
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: Longest verb; short verbs are what legacy systems and people at telnet type.
 MAX_VERB_LETTERS = 4
@@ -10,9 +10,11 @@ class CommandSyntaxError(ValueError):
     """The line does not start with a verb of 1-4 letters."""
 
 
-@dataclass(frozen=True, slots=True)
-class CommandLine:
-    """A verb (upper case) and the argument text after it (leading spaces removed)."""
+class CommandLine(NamedTuple):
+    """A verb (upper case) and the argument text after it (leading spaces removed).
+
+    A named tuple: one is built per command, and tuples are the cheapest to build.
+    """
 
     verb: str
     args: str = ""

@@ -7,7 +7,7 @@ it the same way and no reply text can be mistaken for a reply's end.
 """
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .limits import MAX_CLIENT_REPLY_LINE_BYTES, MAX_REPLY_LINE_BYTES
 
@@ -20,9 +20,11 @@ class ProtocolError(Exception):
     """The peer sent something that is not a well-formed reply."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """A complete reply: its code and its text lines (one or more)."""
+class Reply(NamedTuple):
+    """A complete reply: its code and its text lines (one or more).
+
+    A named tuple: the server builds one per command, and tuples are the cheapest to build.
+    """
 
     code: int
     lines: tuple[str, ...] = ("",)
@@ -67,6 +69,10 @@ def format_reply(code: int, text: str | tuple | list = "") -> bytes:
     """Encode a reply for the wire, CRLF line endings; multi-line when ``text`` has several lines."""
     if not 100 <= code <= 599:
         raise ValueError(f"reply code out of range: {code}")
+    if type(text) is tuple and len(text) == 1:  # the common case: one short printable line
+        line = text[0]
+        if len(line) < 240 and line.isprintable():
+            return f"{code} {line}\r\n".encode("utf-8")
     lines = split_text(text)
     last = len(lines) - 1
     return "".join(
