@@ -238,3 +238,26 @@ def test_database_locked_too_long_gives_storage_error(path):
     store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
     assert store.load_table("dave", LIMITS).staked == 20
     store.close()
+
+
+def test_version_1_database_is_migrated_with_its_readings(path):
+    from lineproto.store import schema
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    for statement in schema._statements(schema.MIGRATIONS[0]):
+        connection.execute(statement)
+    connection.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    connection.execute("INSERT INTO submissions VALUES (1, 'M1', 5, '', '2026-11-22T09:00:00+00:00', 'carol')")
+    connection.execute("INSERT INTO submissions VALUES (2, 'M2', 6, '', '2026-11-22T09:01:00+00:00', 'dave')")
+    connection.execute("INSERT INTO latest VALUES ('M1', 1, 'carol'), ('M2', 2, 'dave')")
+    connection.execute("INSERT INTO issued VALUES ('M1'), ('M2')")
+    connection.close()
+    store = SqliteStore(path)
+    assert store.found_version == 1
+    assert store.meters.status("carol") == (1, 2)
+    assert store.meters.submit("carol", "M2", 7) == (2, 2)  # carol's reading supersedes dave's
+    assert store.meters.status("dave") == (0, 2)
+    store.close()
+    reopened = SqliteStore(path)
+    assert reopened.found_version == SCHEMA_VERSION
+    reopened.close()

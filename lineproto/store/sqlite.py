@@ -296,6 +296,16 @@ class StoredMeters:
             if not known:
                 where = "is not in the roster" if roster else "was never handed out"
                 raise UnknownMeter(f"meter {key[:40]!r} {where}")
+            previous = connection.execute("SELECT reader FROM latest WHERE meter = ?", (key,)).fetchone()
+            if previous is None:
+                connection.execute(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'readings_total'")
+            else:
+                connection.execute(
+                    "UPDATE reading_counts SET mine = mine - 1 WHERE reader = ?", (previous[0],))
+            connection.execute(
+                "INSERT INTO reading_counts (reader, mine) VALUES (?, 1) "
+                "ON CONFLICT (reader) DO UPDATE SET mine = mine + 1", (reader,))
             cursor = connection.execute(
                 "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?)",
                 (key, reading, reason, when.isoformat(), reader))
@@ -332,9 +342,9 @@ def _known(connection, meter: str) -> bool:
 
 
 def _status(connection, reader: str) -> tuple[int, int]:
-    mine = connection.execute("SELECT count(*) FROM latest WHERE reader = ?", (reader,)).fetchone()[0]
-    total = connection.execute("SELECT count(*) FROM latest").fetchone()[0]
-    return mine, total
+    mine = connection.execute("SELECT mine FROM reading_counts WHERE reader = ?", (reader,)).fetchone()
+    total = connection.execute("SELECT value FROM meta WHERE key = 'readings_total'").fetchone()
+    return (mine[0] if mine else 0), int(total[0])
 
 
 def _submission(row) -> Submission:
