@@ -53,10 +53,10 @@ def test_everything_comes_back_after_a_restart(start_daemon, tmp_path, stop_sign
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 1 MiB tmpfs: a real full disk for SQLite to run into."""
+    """A 4 MiB tmpfs: a real full disk for SQLite to run into."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
                             capture_output=True, text=True)
     assert result.returncode == 0, f"cannot mount a tmpfs (the suite runs as root): {result.stderr}"
     yield mount
@@ -70,7 +70,7 @@ def test_full_disk_gives_452_keeps_serving_and_recovers(start_daemon, tiny_disk)
     with login(daemon.port, "carol", "secret") as carol:
         assert carol.command("NOOP").code == 200
         free = os.statvfs(tiny_disk).f_bavail * os.statvfs(tiny_disk).f_frsize
-        filler.write_bytes(b"\0" * max(0, free - 48 * 1024))  # leave ~48 KiB for the database
+        filler.write_bytes(b"\0" * max(0, free - 256 * 1024))  # leave ~256 KiB for the database
         accepted, failed = 0, None
         for value in range(20_000):
             reply = carol.command("JOB")
