@@ -8,6 +8,7 @@ whole ``recv()`` chunks and answers every complete line in a chunk with one
 import logging
 import socket
 import socketserver
+import struct
 import threading
 import time
 
@@ -91,6 +92,19 @@ class LineServer(socketserver.ThreadingTCPServer):
             log.warning("%d sessions still busy at shutdown", left)
 
 
+def set_idle_timeout(sock: socket.socket, seconds: float) -> None:
+    """Make blocking recv/send give up after ``seconds`` (EAGAIN), enforced by the kernel.
+
+    A Python-level ``settimeout`` would poll() before every recv and send:
+    twice the system calls and GIL hand-offs per command.
+    """
+    sock.settimeout(None)
+    whole = int(seconds)
+    timeval = struct.pack("@ll", whole, int((seconds - whole) * 1_000_000))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
+
+
 class SessionHandler(socketserver.BaseRequestHandler):
     """One connection: greeting, then read chunks, answer lines, until closed."""
 
@@ -101,7 +115,7 @@ class SessionHandler(socketserver.BaseRequestHandler):
     def handle(self):
         server: LineServer = self.server
         sock: socket.socket = self.request
-        sock.settimeout(server.idle_timeout)
+        set_idle_timeout(sock, server.idle_timeout)
         if not server.register(self):
             why = "shutting down" if server.stopping.is_set() else "too many connections"
             self._send_quietly(format_reply(421, f"Service not available: {why}; try again later"))
@@ -124,7 +138,7 @@ class SessionHandler(socketserver.BaseRequestHandler):
         while not session.closing:
             try:
                 data = sock.recv(_RECV_BYTES)
-            except TimeoutError:
+            except (BlockingIOError, TimeoutError):  # SO_RCVTIMEO ran out: the client is idle
                 self._send_quietly(format_reply(421, "Idle timeout; closing connection"))
                 return
             except OSError:
