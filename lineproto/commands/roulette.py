@@ -197,10 +197,7 @@ class StoredCasino(Casino):
         user = _player(session)
         if user.is_guest:
             return super().view(session)
-        load = getattr(self.store, "load_table", None)
-        if load is None:  # a store without a read path: an empty unit of work
-            return self.update(session, lambda table: Table.from_snapshot(table.snapshot(), self.limits))
-        table = load(user.name, self.limits)
+        table = self.store.load_table(user.name, self.limits)
         return table if table is not None else Table(self.start_bankroll, limits=self.limits)
 
 

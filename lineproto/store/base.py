@@ -57,6 +57,15 @@ class Store(ABC):
         transaction.
         """
 
+    @abstractmethod
+    def load_table(self, player: str, limits: Limits) -> Table | None:
+        """The player's table as last committed, or None if they never played."""
+
+    @abstractmethod
+    def audit(self, player: str) -> dict:
+        """``start``, ``spins``, ``staked``, ``returned``: chips are conserved when
+        bankroll + open bets == start + returned - staked."""
+
     # -- meters: the same methods as domain.meters.MeterManager
     @property
     @abstractmethod
