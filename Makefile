@@ -17,8 +17,32 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(VPY) -m pytest
 
-bench:
-	@echo "make bench: reserved for the benchmark issue" && false
+# make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py, see docs/BENCHMARKS.md
+BENCH_DIR ?= build/bench
+BENCH_VENV ?= $(BENCH_DIR)/venv
+BENCH_PY = $(BENCH_VENV)/bin/python
+BENCH_CFLAGS ?= -O2 -Wall
+BENCH_ARGS ?=
+
+$(BENCH_DIR)/loadgen: bench/loadgen.c
+	mkdir -p $(BENCH_DIR)
+	$(CC) $(BENCH_CFLAGS) -o $@ bench/loadgen.c
+
+$(BENCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	-$(BENCH_PY) -m pip install --quiet --upgrade pip
+	$(BENCH_PY) -m pip install --quiet -e '.[bench]' || { \
+	  echo "make bench: could not install the bench extras (pyftpdlib, twisted): those servers are skipped (rm -r $(BENCH_VENV) to retry)"; \
+	  $(BENCH_PY) -m pip install --quiet -e . || true; }
+	touch $@
+
+bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
+	$(BENCH_PY) bench/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+
+.PHONY: bench-profile
+bench-profile: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
+	$(BENCH_PY) -m pip install --quiet py-spy || echo "make bench-profile: py-spy could not be installed: /proc and perf only"
+	$(BENCH_PY) bench/profile.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
