@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="simultaneous connections (default %(default)s)")
     parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
                         help="seconds of silence before a connection is closed (default %(default)s)")
+    parser.add_argument("--cpu", type=int, metavar="N",
+                        help="run the daemon on CPU N only: threads then hand the GIL over on one core "
+                             "(docs/BENCHMARKS.md: about 1.8x with 50 busy connections, 5x with 1000), "
+                             "but store commits and logins share that core")
     add_db_argument(parser)
     parser.add_argument("--db-sync", choices=SYNC_MODES, default="full",
                         help="full: every acknowledged change survives power loss (default); "
@@ -119,7 +123,18 @@ def import_users_file(store: SqliteStore, path: str) -> int:
     return len(users)
 
 
+def pin_to_cpu(cpu: int) -> None:
+    """Keep every thread on one CPU: GIL hand-offs then need no cross-core wake-ups."""
+    allowed = os.sched_getaffinity(0)
+    if cpu not in allowed:
+        raise StartError(f"--cpu {cpu}: this process may run on CPUs {sorted(allowed)}")
+    os.sched_setaffinity(0, {cpu})
+    log.info("pinned to CPU %d", cpu)
+
+
 def serve(args) -> int:
+    if args.cpu is not None:
+        pin_to_cpu(args.cpu)
     store = open_store(args)
     try:
         return _serve(args, store)

@@ -160,3 +160,15 @@ def test_start_line_and_notify_file(daemon):
     line = daemon.process.stdout.readline().decode()
     assert line.strip() == f"lineproto {__version__} listening on 127.0.0.1:{daemon.port}"
     assert daemon.notify.read_text() == f"127.0.0.1:{daemon.port}\n"
+
+
+def test_cpu_pinning_option(start_daemon):
+    import os
+
+    cpu = min(os.sched_getaffinity(0))
+    daemon = start_daemon("--cpu", str(cpu))
+    assert os.sched_getaffinity(daemon.process.pid) == {cpu}
+    with Client("127.0.0.1", daemon.port) as client:
+        assert client.noop().code == 200
+    result = run_daemon("--port", "0", "--db", ":memory:", "--cpu", "4096")
+    assert result.returncode == 2 and "--cpu 4096" in result.stderr
