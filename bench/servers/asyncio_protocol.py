@@ -2,9 +2,8 @@
 """asyncio Protocol NOOP server: data_received answers every complete line with one write."""
 
 import asyncio
-import signal
 
-from common import GREETING, BACKLOG, answer, notify, parse_args
+from common import GREETING, BACKLOG, answer, serve_async, parse_args
 
 
 class LineProtocol(asyncio.Protocol):
@@ -30,12 +29,7 @@ async def main():
     args = parse_args(__doc__)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(LineProtocol, args.host, args.port, backlog=BACKLOG)
-    notify(args.notify, *server.sockets[0].getsockname()[:2])
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_async(server, args.notify)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,8 @@
 """asyncio streams NOOP server (asyncio.start_server), written the idiomatic way: readline, write, drain."""
 
 import asyncio
-import signal
 
-from common import GREETING, BACKLOG, answer, notify, parse_args
+from common import GREETING, BACKLOG, answer, serve_async, parse_args
 
 
 async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
@@ -29,13 +28,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
 async def main():
     args = parse_args(__doc__)
     server = await asyncio.start_server(handle, args.host, args.port, backlog=BACKLOG)
-    notify(args.notify, *server.sockets[0].getsockname()[:2])
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    async with server:
-        await stop.wait()
+    await serve_async(server, args.notify)
 
 
 if __name__ == "__main__":

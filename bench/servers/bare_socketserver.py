@@ -6,7 +6,7 @@ Reads whole recv() chunks and answers every complete line of a chunk with one se
 
 import socketserver
 
-from common import GREETING, BACKLOG, answer, notify, parse_args
+from common import GREETING, BACKLOG, answer, serve_sync, parse_args
 
 
 class Handler(socketserver.BaseRequestHandler):
@@ -43,12 +43,7 @@ class Server(socketserver.ThreadingTCPServer):
 
 def main():
     args = parse_args(__doc__)
-    with Server((args.host, args.port), Handler) as server:
-        notify(args.notify, *server.server_address[:2])
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
+    serve_sync(Server((args.host, args.port), Handler), args.notify)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ scenarios S1-S5 (S5 logs in with `USER guest`); only our daemon runs S6 and S7.
 """
 
 import argparse
+import asyncio
 import os
+import signal
 
 GREETING = b"220 bench peer ready\r\n"
 OK = b"200 OK\r\n"
@@ -47,3 +49,24 @@ def answer(lines) -> tuple[bytes, bool]:
             return b"".join(out), True
         out.append(REPLIES.get(verb, UNKNOWN))
     return b"".join(out), False
+
+
+def serve_sync(server, notify_path: str | None) -> None:
+    """Announce a socketserver-style server, then serve until SIGINT."""
+    with server:
+        notify(notify_path, *server.server_address[:2])
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+async def serve_async(server, notify_path: str | None) -> None:
+    """Announce an asyncio server, then serve until SIGINT or SIGTERM."""
+    notify(notify_path, *server.sockets[0].getsockname()[:2])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with server:
+        await stop.wait()

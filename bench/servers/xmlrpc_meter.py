@@ -25,7 +25,7 @@ import threading
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from common import BACKLOG, notify, parse_args
+from common import BACKLOG, serve_sync, parse_args
 
 
 class Error(Exception):
@@ -128,11 +128,7 @@ def main():
     manager = Manager(args.db, args.sync, users)
     server = Server((args.host, args.port), Handler, allow_none=False, logRequests=False)
     server.register_instance(manager)
-    notify(args.notify, *server.server_address[:2])
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    serve_sync(server, args.notify)
 
 
 if __name__ == "__main__":
