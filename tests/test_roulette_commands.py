@@ -557,3 +557,18 @@ def test_client_library_typed_results(shared):
         assert result.properties[0] == result.color == pocket_properties(result.pocket).color
         assert result.bankroll == 89 + result.returned and result.net == result.returned - result.staked
         assert c.table("european").wheel == "european"
+
+
+def test_too_many_open_bets_gets_538(start_daemon):
+    from conftest import RawConnection
+
+    daemon = start_daemon(users=True)
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        raw.command("USER dave")
+        assert raw.command("PASS hunter2").code == 230
+        raw.send(b"BET RED 1\r\n" * 201)
+        codes = [raw.reply().code for _ in range(201)]
+        assert codes == [200] * 200 + [538]
+        assert stat(raw)["open-bets"] == "200"
+        assert raw.command("CLR").code == 200

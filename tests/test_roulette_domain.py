@@ -672,3 +672,18 @@ class ChipConservation(RuleBasedStateMachine):
 
 ChipConservation.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
 TestChipConservation = ChipConservation.TestCase
+
+
+def test_open_bets_are_capped_and_a_refusal_changes_nothing():
+    from lineproto.domain.roulette import MAX_OPEN_BETS, TooManyBets
+
+    table = Table(10_000)
+    red = parse_bet("RED", "american")
+    for _ in range(MAX_OPEN_BETS):
+        table.place(red, 1)
+    before = table.snapshot()
+    with pytest.raises(TooManyBets):
+        table.place(red, 1)
+    assert table.snapshot() == before
+    table.resolve("0")
+    table.place(red, 1)  # a spin clears the felt

@@ -26,6 +26,7 @@ Reply codes of this service (``ERROR_CODES`` maps the domain's exceptions):
 536   the bet parses but does not exist on this wheel's layout (00 or BASKET on a
       European wheel, FOUR on an American one, 1-5 as a split, ...)
 537   TABL cannot change the wheel while bets are open
+538   too many open bets on the table (SPIN or CLR first)
 451   the store failed (452: it is full); nothing changed, trying later may work
 ====  ===========================================================================
 """
@@ -40,7 +41,7 @@ import threading
 from typing import Callable, Protocol, TypeVar
 
 from ..domain.roulette import (
-    POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen,
+    POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
     BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
     house_edge, parse_bet,
 )
@@ -348,6 +349,7 @@ ERROR_CODES = (
     (AboveMaximum, 534),
     (InsufficientChips, 535),
     (BetsOpen, 537),
+    (TooManyBets, 538),
 )
 
 

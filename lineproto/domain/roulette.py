@@ -41,6 +41,8 @@ __all__ = [
     "AboveMaximum",
     "InsufficientChips",
     "BetsOpen",
+    "TooManyBets",
+    "MAX_OPEN_BETS",
     "Wheel",
     "PocketInfo",
     "pocket_properties",
@@ -102,6 +104,14 @@ class InsufficientChips(TableError):
 
 class BetsOpen(TableError):
     """The wheel cannot be changed while bets are on the table."""
+
+
+class TooManyBets(TableError):
+    """The table already holds the most open bets allowed (keeps BETS and SPIN replies bounded)."""
+
+
+#: Open bets one table may hold; every bet on the layout fits with room to spare.
+MAX_OPEN_BETS = 200
 
 
 # --------------------------------------------------------------------------
@@ -676,7 +686,7 @@ class Table:
     def place(self, bet: Bet, amount: int) -> OpenBet:
         """Put ``amount`` chips on ``bet``, taking them from the bankroll.
 
-        Checked in this order: amount, bet on this wheel, limits, bankroll.
+        Checked in this order: amount, bet on this wheel, limits, bankroll, number of open bets.
         """
         _check_amount(amount)
         _require_on_layout(bet, self._wheel_kind)
@@ -686,6 +696,8 @@ class Table:
             raise AboveMaximum(f"the table maximum is {self._limits.maximum} chips per bet")
         if amount > self._bankroll:
             raise InsufficientChips(f"you have {self._bankroll} chips, not enough for a bet of {amount}")
+        if len(self._bets) >= MAX_OPEN_BETS:
+            raise TooManyBets(f"at most {MAX_OPEN_BETS} open bets: SPIN or CLR first")
         open_bet = OpenBet(bet, amount)
         self._bets.append(open_bet)
         self._bankroll -= amount
