@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import threading
 from dataclasses import dataclass, field
 
 ROLES = frozenset({"reader", "player", "admin"})
@@ -125,30 +124,15 @@ def format_user(user: User) -> str:
 class UserDirectory:
     """The users the daemon knows, with a constant-cost ``authenticate``.
 
-    Users come from ``users`` (kept in memory) or, when ``lookup`` is given,
-    from ``lookup(name)`` (a store's ``get_user``).
+    ``get(name)`` returns the user or None: from ``users`` (kept in memory)
+    or, when ``lookup`` is given, from ``lookup(name)`` (a store's ``get_user``).
     """
 
     def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True, lookup=None):
-        self._users = dict(users or {})
-        self._lookup = lookup
-        self._lock = threading.Lock()
+        # A fixed dict is only read after this, so it needs no lock.
+        self.get = lookup if lookup is not None else dict(users or {}).get
         self.allow_guest = allow_guest
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
-
-    def get(self, name: str) -> User | None:
-        if self._lookup is not None:
-            return self._lookup(name)
-        with self._lock:
-            return self._users.get(name)
-
-    def add(self, user: User) -> None:
-        with self._lock:
-            self._users[user.name] = user
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._users)
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if ``password`` is right, else None; unknown names cost the same."""

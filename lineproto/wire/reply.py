@@ -33,15 +33,6 @@ class Reply(NamedTuple):
     def text(self) -> str:
         return "\n".join(self.lines)
 
-    @property
-    def first_digit(self) -> int:
-        return self.code // 100
-
-    @property
-    def ok(self) -> bool:
-        """True for 1yz, 2yz and 3yz: the command was not refused."""
-        return self.code < 400
-
     def __str__(self) -> str:
         """The reply as on the wire, lines joined by LF (for printing)."""
         return format_reply(self.code, self.lines).decode("utf-8").rstrip("\r\n").replace("\r\n", "\n")
