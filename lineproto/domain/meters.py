@@ -37,6 +37,7 @@ __all__ = [
     "validate_meter_id",
     "validate_roster_id",
     "parse_roster",
+    "clean_roster_ids",
     "load_roster",
     "parse_when",
     "format_dump_line",
@@ -201,6 +202,17 @@ def _strip_bom(lines: Iterable[str]) -> Iterator[str]:
         yield text
 
 
+def clean_roster_ids(ids: Iterable[str]) -> list[str]:
+    """Every id validated (canonical form), in order; RosterError with the 1-based position on a bad one."""
+    cleaned = []
+    for position, text in enumerate(ids, start=1):
+        try:
+            cleaned.append(validate_roster_id(text))
+        except BadMeterId as err:
+            raise RosterError(f"roster entry {position}: {err}", line=position) from None
+    return cleaned
+
+
 def load_roster(path) -> list[str]:
     """Read the roster CSV file at ``path`` (UTF-8); see :func:`parse_roster`."""
     with open(path, encoding="utf-8-sig", newline="") as file:
@@ -351,12 +363,7 @@ class MeterManager:
         before stay valid for submissions).  Raises :class:`RosterError` (with the
         1-based position) on a bad id, adding nothing.
         """
-        cleaned: list[str] = []
-        for position, text in enumerate(ids, start=1):
-            try:
-                cleaned.append(validate_roster_id(text))
-            except BadMeterId as err:
-                raise RosterError(f"roster entry {position}: {err}", line=position) from None
+        cleaned = clean_roster_ids(ids)
         with self._lock:
             if self._roster is None:
                 self._roster = []

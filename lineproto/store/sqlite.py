@@ -16,7 +16,7 @@ from datetime import datetime
 from ..domain.accounts import User
 from ..domain.meters import (
     UnknownMeter, as_utc, canonical_meter_id, check_reader, check_reading, format_dump_line,
-    invent_meter_id, utc_now, validate_roster_id, BadMeterId, RosterError, Submission,
+    clean_roster_ids, invent_meter_id, utc_now, Submission,
 )
 from ..domain.roulette import Limits, OpenBet, SpinResult, Table, parse_bet
 from .base import Store, StoreOpenError, StorageError
@@ -211,12 +211,7 @@ class StoredMeters:
         return self._writer.run(operation)
 
     def load_roster(self, ids) -> int:
-        cleaned = []
-        for position, text in enumerate(ids, start=1):
-            try:
-                cleaned.append(validate_roster_id(text))
-            except BadMeterId as err:
-                raise RosterError(f"roster entry {position}: {err}", line=position) from None
+        cleaned = clean_roster_ids(ids)
 
         def operation(connection):
             connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('roster_mode', '1')")
