@@ -18,7 +18,8 @@ from .domain.accounts import (
     AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
     parse_users,
 )
-from .domain.meters import RosterError, load_roster
+from .commands.meters import read_roster_file
+from .domain.meters import RosterError
 from .errors import StartError
 from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LineServer
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
@@ -228,10 +229,7 @@ def users(args) -> int:
 
 
 def roster(args) -> int:
-    try:
-        ids = load_roster(args.file)
-    except FileNotFoundError:
-        raise StartError(f"roster file not found: {args.file}") from None
+    ids = read_roster_file(args.file)
     with _store(args) as store:
         added = store.meters.load_roster(ids)
     print(f"roster {args.file}: {len(ids)} meters, {added} new")

@@ -182,8 +182,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "row is optional); without it, jobs are invented meter ids (demo mode)")
 
 
-def _load_roster_or_stop(path: str) -> list[str]:
-    """The roster at ``path``, or the daemon's one-line start error."""
+def read_roster_file(path: str) -> list[str]:
+    """The roster at ``path``, or a one-line StartError (``--roster`` and ``daemon.py roster import``)."""
     try:
         return load_roster(path)
     except FileNotFoundError:
@@ -205,7 +205,7 @@ def install(services: Services, options: argparse.Namespace) -> None:
         manager.release_all()  # jobs held by sessions of an earlier run: no such session is left
     roster_path = getattr(options, "roster", None)
     if roster_path:
-        ids = _load_roster_or_stop(roster_path)
+        ids = read_roster_file(roster_path)
         added = manager.load_roster(ids)
         log.info("roster %s: %d meters, %d new", roster_path, len(ids), added)
     services.meters = manager
