@@ -20,7 +20,6 @@ import argparse
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,10 +30,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from lineproto.client import Client  # noqa: E402
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 from lineproto.domain.roulette import Limits  # noqa: E402
 from lineproto.store import SqliteStore  # noqa: E402
-from lineproto.wire import ReplyParser  # noqa: E402
 
 PASSWORD = "crash test"
 START_BANKROLL = 1000
@@ -67,35 +66,16 @@ class Daemon:
         self.log.close()
 
 
-class Line:
-    """One connection, one command in flight."""
+def connect(port: int, name: str) -> Client:
+    """A logged-in client; 4yz/5yz replies raise, so a refused step stops that player loudly."""
+    client = Client("127.0.0.1", port, timeout=30)
+    client.login(name, PASSWORD)
+    return client
 
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.parser = ReplyParser()
-        self.ready = []
-        assert self.reply().code == 220
 
-    def reply(self):
-        while not self.ready:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed")
-            self.ready.extend(self.parser.feed(data))
-        return self.ready.pop(0)
-
-    def command(self, line: str):
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def login(self, name: str) -> None:
-        self.command(f"USER {name}")
-        reply = self.command(f"PASS {PASSWORD}")
-        assert reply.code == 230, reply
-
-    def money(self) -> tuple[int, int, int]:
-        stat = dict(line.split(": ", 1) for line in self.command("STAT").lines if ": " in line)
-        return int(stat["bankroll"]), int(stat["open-bets"]), int(stat["rounds"])
+def money(client: Client) -> tuple[int, int, int]:
+    stat = client.stat()
+    return int(stat["bankroll"]), int(stat["open-bets"]), int(stat["rounds"])
 
 
 class Player(threading.Thread):
@@ -108,16 +88,15 @@ class Player(threading.Thread):
 
     def run(self) -> None:
         try:
-            line = Line(self.port)
-            line.login(self.name)
+            line = connect(self.port, self.name)
             line.command("CLR")
-            self.state = line.money()
+            self.state = money(line)
             while True:
                 self.step(line)
         except (OSError, ConnectionError):
             return  # the daemon was killed
 
-    def step(self, line: Line) -> None:
+    def step(self, line: Client) -> None:
         bankroll, staked, rounds = self.state
         choice = self.rng.random()
         if choice < 0.45 and bankroll > 0:
@@ -146,9 +125,9 @@ class Player(threading.Thread):
         self.in_flight = None
 
 
-def check_player(player: Player, line: Line) -> list[str]:
+def check_player(player: Player, line: Client) -> list[str]:
     """Problems with this player's money after the restart."""
-    after = line.money()
+    after = money(line)
     before = player.state
     allowed = [before]
     if player.in_flight and player.in_flight[0] == "bet":
@@ -191,10 +170,9 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
         for player in players:
             if not hasattr(player, "state"):
                 continue  # killed before it logged in
-            line = Line(daemon.port)
-            line.login(player.name)
+            line = connect(daemon.port, player.name)
             problems += check_player(player, line)
-            line.sock.close()
+            line.close()
             round_checked += player.acknowledged
             acknowledged.update((meter, (value, player.name)) for meter, value in player.readings.items())
             if player.in_flight and player.in_flight[0] == "read":
