@@ -2,7 +2,8 @@
 
 Layers, each ignorant of the ones above it: ``wire`` (sans-I/O codec), ``domain``
 (roulette and meters), ``store`` (persistence), ``commands`` (the command table),
-``server`` (sockets), ``client`` (the Python client library).
+``connection`` (one connection's protocol, no I/O), ``engines`` (sockets: an
+asyncio event loop, or socketserver threads), ``client`` (the Python client library).
 """
 
 PRODUCT = "lineproto"

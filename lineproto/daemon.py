@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 
 from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
 from .commands import add_arguments as add_service_arguments, build_services
@@ -21,7 +20,11 @@ from .domain.accounts import (
 from .commands.meters import read_roster_file
 from .domain.meters import RosterError
 from .errors import StartError
-from .server import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, LineServer
+from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ConnectionLimits
+from .engines import (
+    DEFAULT_AUTH_WORKERS, DEFAULT_STORE_WORKERS, ENGINE_NAMES, LOOP_NAMES, RunningServer, ServerSettings,
+    make_server,
+)
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
 log = logging.getLogger("lineproto.daemon")
@@ -48,12 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
                         choices=["debug", "info", "warning", "error"], help="default %(default)s")
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
                         help="simultaneous connections (default %(default)s)")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT,
-                        help="seconds of silence before a connection is closed (default %(default)s)")
+    parser.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT,
+                        help="seconds a connection may go without sending a complete line before it is "
+                             "closed (default %(default)s)")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, default=ENGINE_NAMES[0],
+                        help="events: one asyncio event loop (default); threads: socketserver's "
+                             "ThreadingTCPServer, a thread per connection")
+    parser.add_argument("--loop", choices=LOOP_NAMES, default="auto",
+                        help="event loop of the events engine: uvloop when installed (extra 'fast') "
+                             "or asyncio (default %(default)s)")
+    parser.add_argument("--auth-workers", type=positive_count, default=DEFAULT_AUTH_WORKERS, metavar="N",
+                        help="password hashes computed at once, ~16 MB each (default %(default)s)")
+    parser.add_argument("--store-workers", type=positive_count, default=DEFAULT_STORE_WORKERS, metavar="N",
+                        help="events engine: commands waiting on the store at once (default %(default)s)")
     parser.add_argument("--cpu", type=int, metavar="N",
-                        help="run the daemon on CPU N only: threads then hand the GIL over on one core "
-                             "(docs/BENCHMARKS.md: about 1.8x with 50 busy connections, 5x with 1000), "
-                             "but store commits and logins share that core")
+                        help="run the daemon on CPU N only (the threads engine then hands the GIL over "
+                             "on one core; store commits and logins share that core)")
     add_db_argument(parser)
     parser.add_argument("--db-sync", choices=SYNC_MODES, default="full",
                         help="full: every acknowledged change survives power loss (default); "
@@ -88,6 +101,26 @@ def build_parser() -> argparse.ArgumentParser:
     backup = admin("backup", "write a consistent copy of the database, also while the daemon runs")
     backup.add_argument("file")
     return parser
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    return value
+
+
+def positive_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 def main(argv=None) -> int:
@@ -151,23 +184,24 @@ def _serve(args, store: SqliteStore) -> int:
                     "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)", args.db)
     users = UserDirectory(lookup=store.get_user)
     services = build_services(users, args, store)
+    settings = ServerSettings(
+        host=args.host, port=args.port,
+        limits=ConnectionLimits(max_connections=args.max_connections, idle_timeout=args.idle_timeout),
+        auth_workers=args.auth_workers, store_workers=args.store_workers, loop=args.loop)
     try:
-        server = LineServer((args.host, args.port), services,
-                            max_connections=args.max_connections, idle_timeout=args.idle_timeout)
+        server = make_server(services, settings, args.engine)
     except OSError as exc:
         raise StartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    host, port = server.server_address[:2]
-    stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    thread = threading.Thread(target=server.serve_forever, name="accept", daemon=True)
-    thread.start()
+        signal.signal(signum, lambda *_: server.stop())
+    running = RunningServer(server).start(timeout=60)
+    host, port = server.address
+    log.info("running the %s", server.description)
     print(f"{PRODUCT} {__version__} listening on {host}:{port}", flush=True)
     if args.notify:
         write_atomically(args.notify, f"{host}:{port}\n")
-    stop.wait()
+    running.wait()
     log.info("shutting down")
-    server.stop()
     services.close()
     log.info("stopped")
     return 0

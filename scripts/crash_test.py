@@ -40,13 +40,13 @@ START_BANKROLL = 1000
 
 
 class Daemon:
-    def __init__(self, workdir: Path, db: Path, users: Path):
+    def __init__(self, workdir: Path, db: Path, users: Path, engine: str = "events"):
         self.notify = workdir / f"notify-{time.monotonic_ns()}"
         self.log = open(workdir / "daemon.log", "ab")
         self.process = subprocess.Popen(
             [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify),
              "--db", str(db), "--users", str(users), "--log-level", "warning",
-             "--start-bankroll", str(START_BANKROLL)],
+             "--start-bankroll", str(START_BANKROLL), "--engine", engine],
             stdout=subprocess.DEVNULL, stderr=self.log, cwd=workdir)
         deadline = time.monotonic() + 30
         while not self.notify.exists():
@@ -142,7 +142,8 @@ def check_player(player: Player, line: Client) -> list[str]:
 
 
 def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: float = 0.3,
-        max_run: float = 2.5, workdir: Path | None = None, say=print, tamper=None) -> dict:
+        max_run: float = 2.5, workdir: Path | None = None, say=print, tamper=None,
+        engine: str = "events") -> dict:
     """Run the kill/restart/check rounds; ``tamper(db_path)`` (tests only) runs before the final check."""
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -156,7 +157,7 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
     problems, checked = [], 0
     acknowledged, maybe = {}, {}  # meter -> (value, reader): acknowledged, or in flight at a kill
     for kill in range(1, kills + 1):
-        daemon = Daemon(workdir, db, users_file)
+        daemon = Daemon(workdir, db, users_file, engine)
         players = [Player(name, daemon.port, random.Random(rng.random())) for name in names]
         for player in players:
             player.start()
@@ -165,7 +166,7 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
         daemon.kill()
         for player in players:
             player.join(30)
-        daemon = Daemon(workdir, db, users_file)
+        daemon = Daemon(workdir, db, users_file, engine)
         round_checked = 0
         for player in players:
             if not hasattr(player, "state"):
@@ -229,8 +230,10 @@ def main(argv=None) -> int:
     parser.add_argument("--kills", type=int, default=10, help="kill points to try (default 10)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     parser.add_argument("--seed", type=int, help="seed for kill times and client choices")
+    parser.add_argument("--engine", choices=("events", "threads"), default="events",
+                        help="the daemon's engine (default events)")
     args = parser.parse_args(argv)
-    report = run(args.kills, args.clients, args.seed)
+    report = run(args.kills, args.clients, args.seed, engine=args.engine)
     return 1 if report["losses"] else 0
 
 

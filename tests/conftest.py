@@ -16,6 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Cheap scrypt for test users: the cost parameters travel inside the hash.
 TEST_HASH_COST = {"n": 2**10, "r": 8, "p": 1}
 
+#: Every socket-level test runs once on each engine (the ``engine`` fixture).
+ENGINES = ("events", "threads")
+
 #: Users every test daemon started with ``users=True`` knows (docs/PROTOCOL.md uses them).
 TEST_USERS = {
     "carol": ("Carol Dent", "reader", "secret"),
@@ -34,15 +37,18 @@ def write_users_file(path: Path, users=TEST_USERS) -> Path:
 
 
 class Daemon:
-    """A daemon.py subprocess on a free port."""
+    """A daemon.py subprocess on a free port, on the given engine."""
 
-    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None):
+    def __init__(self, tmp_path: Path, *args: str, cwd: Path | None = None, engine: str = ENGINES[0]):
+        self.engine = engine
         stamp = time.monotonic_ns()
         self.notify = tmp_path / f"notify-{stamp}"
         self.stderr_path = tmp_path / f"daemon-{stamp}.log"
         self._stderr = open(self.stderr_path, "wb")
         if "--db" not in args:  # every daemon gets its own database unless the test names one
             args = ("--db", str(tmp_path / f"daemon-{stamp}.db"), *args)
+        if "--engine" not in args:
+            args = ("--engine", engine, *args)
         command = [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify), *args]
         self.process = subprocess.Popen(command, cwd=cwd or tmp_path, stdout=subprocess.PIPE,
                                         stderr=self._stderr, stdin=subprocess.DEVNULL)
@@ -85,15 +91,21 @@ class Daemon:
         return self.process.returncode
 
 
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request) -> str:
+    """The engine the daemons of a test run on: every test that starts one runs on both."""
+    return request.param
+
+
 @pytest.fixture
-def start_daemon(tmp_path):
+def start_daemon(tmp_path, engine):
     """``start_daemon(*args, users=False)`` -> a running :class:`Daemon`; stopped after the test."""
     daemons = []
 
     def start(*args, users=False):
         if users:
             args = ("--users", str(write_users_file(tmp_path / "users.txt")), *args)
-        daemon = Daemon(tmp_path, *args)
+        daemon = Daemon(tmp_path, *args, engine=engine)
         daemons.append(daemon)
         return daemon
 
@@ -103,10 +115,10 @@ def start_daemon(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory):
-    """One daemon with the test users per test module, for tests whose state is per connection."""
+def shared(tmp_path_factory, engine):
+    """One daemon with the test users per test module and engine, for tests whose state is per connection."""
     path = tmp_path_factory.mktemp("shared")
-    daemon = Daemon(path, "--users", str(write_users_file(path / "users.txt")))
+    daemon = Daemon(path, "--users", str(write_users_file(path / "users.txt")), engine=engine)
     yield daemon
     daemon.stop()
 

@@ -12,9 +12,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import crash_test  # noqa: E402
 
 
-def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path):
+def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path, engine):
     report = crash_test.run(kills=2, clients=8, seed=20261122, min_run=0.4, max_run=1.0,
-                            workdir=tmp_path, say=lambda text: None)
+                            workdir=tmp_path, say=lambda text: None, engine=engine)
     assert report["problems"] == []
     assert report["acknowledged_checked"] > 100 and report["readings_checked"] > 10
 

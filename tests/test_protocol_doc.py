@@ -62,7 +62,7 @@ def pattern(expected: list[str]) -> re.Pattern:
 
 
 @pytest.fixture(scope="module")
-def daemons():
+def daemons(engine):
     """One daemon per distinct argument list, shared by the examples using it."""
     import tempfile
 
@@ -75,7 +75,7 @@ def daemons():
 
         def get(args):
             if args not in running:
-                daemon = Daemon(tmp_path, "--users", str(users), *args, cwd=ROOT)
+                daemon = Daemon(tmp_path, "--users", str(users), *args, cwd=ROOT, engine=engine)
                 running[args] = daemon
             return running[args]
 

@@ -9,7 +9,8 @@ import pytest
 
 from conftest import ROOT, stat
 from lineproto.client import Client, PermanentError
-from lineproto.commands import Session, build_services
+from lineproto.commands import Blocking, Session, build_services
+from lineproto.commands.table import STORE_POOL
 from lineproto.domain.accounts import GUEST_USER, User, UserDirectory
 from lineproto.domain.meters import MeterManager
 from lineproto.domain.roulette import Wheel, parse_bet, pocket_properties
@@ -449,9 +450,11 @@ def test_a_storage_failure_is_a_4yz_reply_and_guests_still_play(error, code):
     services = build_services(UserDirectory(PLAYERS), store=FailingStore(error))
     (dave,) = sessions_of(services, PLAYERS["dave"])
     for line in ("BET RED 10", "SPIN", "CLR", "BETS", "TABL"):
-        reply = dave.handle(line)
+        blocking = dave.handle(line)  # a registered player's table is in the store: off the loop
+        assert isinstance(blocking, Blocking) and blocking.pool == STORE_POOL, (line, blocking)
+        reply = blocking.run()
         assert reply.code == code, (line, reply)
-    (guest,) = sessions_of(services, GUEST_USER)  # guests are in memory
+    (guest,) = sessions_of(services, GUEST_USER)  # guests are in memory: answered at once
     assert guest.handle("BET RED 10").code == 200
 
 

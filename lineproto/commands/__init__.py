@@ -11,11 +11,11 @@ import argparse
 from ..domain.accounts import UserDirectory
 from . import core, meters, roulette
 from .errors import CommandError
-from .session import Services, Session
+from .session import Blocking, Services, Session
 from .table import ArgSpec, Command, CommandTable
 
 __all__ = [
-    "ArgSpec", "Command", "CommandError", "CommandTable", "SERVICE_MODULES", "Services", "Session",
+    "ArgSpec", "Blocking", "Command", "CommandError", "CommandTable", "SERVICE_MODULES", "Services", "Session",
     "add_arguments", "build_services",
 ]
 

@@ -5,7 +5,7 @@ from ..store.base import StorageError, StorageFull
 from ..wire import Reply
 from .errors import CommandError
 from .session import MAX_LOGIN_FAILURES, Session
-from .table import Command
+from .table import AUTH_POOL, Command, when_stored, when_stored_user
 
 OK = Reply(200, ("OK",))
 
@@ -40,6 +40,7 @@ def quit_(session: Session) -> Reply:
 
 
 def stat(session: Session) -> Reply:
+    session.report_commands()  # this connection's commands so far count, this STAT included
     services = session.services
     stats = services.stats
     items = [
@@ -92,11 +93,13 @@ COMMANDS = (
     Command("HELP", "[<verb>]", "List the commands, or describe one", help_),
     Command("NOOP", "", "Do nothing; replies 200", noop),
     Command("QUIT", "", "Close the connection", quit_),
-    Command("STAT", "", "Server and session status as key: value lines", stat),
-    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user),
+    Command("STAT", "", "Server and session status as key: value lines", stat, blocks=when_stored_user),
+    # USER looks the name up in the store and logs out a registered user (which releases jobs).
+    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user, blocks=when_stored),
     Command("PASS", "<password...>", "Finish logging in; the rest of the line is the password", pass_,
-            detail="The password may hold spaces: everything after PASS and its space is the password."),
-    Command("REIN", "", "Log out and start a fresh session", rein),
+            detail="The password may hold spaces: everything after PASS and its space is the password.",
+            blocks=lambda session: AUTH_POOL),
+    Command("REIN", "", "Log out and start a fresh session", rein, blocks=Session.logout_blocks),
 )
 
 

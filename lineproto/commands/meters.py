@@ -24,7 +24,7 @@ from ..errors import StartError
 from ..wire import Reply
 from .errors import CommandError
 from .session import Services, Session
-from .table import Command
+from .table import Command, when_stored_user
 
 log = logging.getLogger("lineproto.meters")
 
@@ -114,14 +114,14 @@ def dump(session: Session) -> Reply:
 
 COMMANDS = (
     Command("JOB", "", "Take a meter to read (251 when all jobs are done)", job,
-            roles=READER_ROLES,
+            roles=READER_ROLES, blocks=when_stored_user,
             detail="The meter id is the first word of the reply. The job is yours until you READ\n"
                    "it or your session ends (QUIT, REIN, USER, a dropped connection); JOB again\n"
                    "before READ gives the same meter. With a roster, the reply is\n"
                    "'251 All jobs done' once every meter in it has been read."),
     Command("READ", "<meter> <reading|-> [<time|reason...>]",
             "Submit a reading, or - and the reason there is none", read,
-            roles=READER_ROLES,
+            roles=READER_ROLES, blocks=when_stored_user,
             detail="READ <meter> <reading> [<time>]: a whole number, 0 or more, at most 18 digits;\n"
                    "the time is ISO-8601 (2026-11-22T09:15, ...:30Z, ...+01:00), UTC when it has\n"
                    "no zone, now when left out.\n"
@@ -130,7 +130,7 @@ COMMANDS = (
                    "Replies: 'Accepted: you have read N out of M readings' (250), a bad reading,\n"
                    "reason or time (501), an unknown meter (550)."),
     Command("DUMP", "", "List every current reading as meter=reading@time[reason]reader", dump,
-            roles=DUMP_ROLES,
+            roles=DUMP_ROLES, blocks=when_stored_user,
             detail="One line per meter, sorted by meter id, between a first and a last line.\n"
                    "The time is UTC to the minute; a missing reading shows as -1 with its reason."),
 )

@@ -47,7 +47,7 @@ from ..domain.roulette import (
 )
 from ..wire import Reply
 from .errors import CommandError
-from .table import Command
+from .table import Command, when_stored_user
 
 log = logging.getLogger("lineproto.roulette")
 
@@ -327,14 +327,16 @@ maximum; 535 not enough chips; 536 not a bet on this wheel's layout."""
 
 COMMANDS = (
     Command("TABL", "[<american|european>]", "Say the wheel and limits, or choose AMERICAN or EUROPEAN", tabl,
-            roles=PLAYER_ROLES,
+            roles=PLAYER_ROLES, blocks=when_stored_user,
             detail="Without argument: the wheel, its limits and house edge. With AMERICAN or EUROPEAN:\n"
                    "switch to that wheel (537 while bets are open; 501 for another word)."),
     Command("BET", "<bet...>", "Put chips on a bet: BET <bet> <amount>, e.g. BET RED 10", bet,
-            roles=PLAYER_ROLES, detail=_BET_DETAIL),
-    Command("BETS", "", "List the open bets and the total staked (211)", bets, roles=PLAYER_ROLES),
-    Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES),
-    Command("SPIN", "", "Spin the wheel and settle every open bet (250)", spin, roles=PLAYER_ROLES,
+            roles=PLAYER_ROLES, blocks=when_stored_user, detail=_BET_DETAIL),
+    Command("BETS", "", "List the open bets and the total staked (211)", bets,
+            roles=PLAYER_ROLES, blocks=when_stored_user),
+    Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES, blocks=when_stored_user),
+    Command("SPIN", "", "Spin the wheel and settle every open bet (250)", spin,
+            roles=PLAYER_ROLES, blocks=when_stored_user,
             detail="First line: the pocket and its properties; then one line per bet\n"
                    "(win or lose, chips returned); last line: bankroll, rounds and net."),
 )

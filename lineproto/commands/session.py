@@ -1,19 +1,22 @@
 """Per-connection session state and the shared services it reaches.
 
 A :class:`Session` turns each framed input event into exactly one reply (or
-none for a blank line). It knows nothing of sockets: the server feeds it lines
-and writes out what it returns.
+none for a blank line). It knows nothing of sockets: the connection layer feeds
+it lines and writes out what it returns. A command that may block (a store
+transaction, a password hash) comes back as :class:`Blocking` instead: the
+caller runs it in the named worker pool and gets the reply from it.
 """
 
 import logging
 import threading
 import time
+from typing import Callable
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
 from .errors import reply_for_error
-from .table import CommandTable
+from .table import STORE_POOL, CommandTable
 
 log = logging.getLogger("lineproto.commands")
 
@@ -24,7 +27,7 @@ NOT_LOGGED_IN = "Not logged in: send USER <name> then PASS <password> (USER gues
 
 
 class ServerStats:
-    """Counters shown by STAT; the server updates them (commands once per batch of lines)."""
+    """Counters shown by STAT: open connections, and commands answered (sessions add theirs in batches)."""
 
     def __init__(self):
         self.started = time.monotonic()
@@ -79,8 +82,29 @@ class Services:
             hook()
 
 
+class Blocking:
+    """A command that may block: ``run()`` returns its reply; run it in worker pool ``pool``.
+
+    Nothing of the command has happened yet when this is returned; the
+    session must not be used by anyone else until ``run()`` has returned.
+    """
+
+    __slots__ = ("pool", "run", "verb")
+
+    def __init__(self, pool: str, run: Callable[[], Reply], verb: str):
+        self.pool = pool
+        self.run = run
+        self.verb = verb
+
+    def __repr__(self) -> str:
+        return f"Blocking({self.pool!r}, {self.verb})"
+
+
 class Session:
     """One connection's state: who is logged in and what they are doing."""
+
+    __slots__ = ("services", "peer", "user", "pending_name", "login_failures", "closing", "extras",
+                 "unreported_commands")
 
     def __init__(self, services: Services, peer: str = "-"):
         self.services = services
@@ -90,24 +114,39 @@ class Session:
         self.login_failures = 0
         self.closing = False  # set by QUIT and fatal refusals: close after the reply
         self.extras: dict[str, object] = {}  # per-session state of services, by service name
+        self.unreported_commands = 0  # answered but not yet added to ServerStats (one lock per batch)
 
-    def handle(self, event) -> Reply | None:
-        """The reply to one framed input event; None for a blank line."""
+    def handle(self, event) -> Reply | Blocking | None:
+        """The reply to one framed input event; None for a blank line.
+
+        A command that may block comes back as :class:`Blocking`. Every
+        command counts in ``commands-served``; :meth:`report_commands` adds
+        the count to the shared counters.
+        """
         if isinstance(event, str):
             try:
                 command_line = parse_command(event)
             except CommandSyntaxError as exc:
+                self.unreported_commands += 1
                 return Reply(500, (f"Syntax error: {exc}",))
             if command_line is None:
                 return None
+            self.unreported_commands += 1
             return self.dispatch(command_line)
+        self.unreported_commands += 1
         if isinstance(event, LineTooLong):
             return Reply(500, (f"Line too long: the limit is {event.limit} bytes; line discarded",))
         if isinstance(event, InvalidUtf8):
             return Reply(500, ("Line is not valid UTF-8; line discarded",))
         raise TypeError(f"unknown input event {event!r}")
 
-    def dispatch(self, command_line) -> Reply:
+    def report_commands(self) -> None:
+        """Add the commands answered since the last report to ``ServerStats``."""
+        if self.unreported_commands:
+            self.services.stats.commands_served(self.unreported_commands)
+            self.unreported_commands = 0
+
+    def dispatch(self, command_line) -> Reply | Blocking:
         command = self.services.table.get(command_line.verb)
         if command is None:
             return Reply(500, (f"Unknown command {command_line.verb}; HELP lists the commands",))
@@ -120,14 +159,27 @@ class Session:
         args = command.args.split(command_line)
         if args is None:
             return Reply(501, (f"Syntax: {command.usage}",))
+        pool = command.blocks(self) if command.blocks is not None else None
+        if pool is not None:
+            return Blocking(pool, lambda: self._run(command, args), command.verb)
+        return self._run(command, args)
+
+    def _run(self, command, args) -> Reply:
         try:
             return command.handler(self, *args)
         except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
             reply = reply_for_error(exc, self.services.error_codes)
             if reply is None:
-                log.exception("%s: %s failed", self.peer, command_line.verb)
+                log.exception("%s: %s failed", self.peer, command.verb)
                 return Reply(451, ("Internal error; the command was not carried out",))
             return reply
+
+    def logout_blocks(self) -> str | None:
+        """The worker pool :meth:`logout` and :meth:`close` must run in, or None (see ``Command.blocks``)."""
+        user = self.user
+        if self.services.store is None or user is None or user.is_guest:
+            return None
+        return STORE_POOL
 
     def login(self, user: User) -> None:
         self.logout()

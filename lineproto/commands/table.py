@@ -56,13 +56,33 @@ class ArgSpec:
 
 Handler = Callable[..., Reply]
 
+#: Names of the worker pools a blocking command runs in (see ``Command.blocks``).
+STORE_POOL = "store"  # waits for a store transaction: many at once, each mostly idle
+AUTH_POOL = "auth"  # hashes a password (scrypt, ~16 MB each): a few at once, memory stays bounded
+
+
+def when_stored(session) -> str | None:
+    """``blocks`` of a command that reads or writes the store: blocking when the daemon has one."""
+    return STORE_POOL if session.services.store is not None else None
+
+
+def when_stored_user(session) -> str | None:
+    """``blocks`` of a command that touches the store only for a registered (non-guest) user."""
+    user = session.user
+    if session.services.store is None or user is None or user.is_guest:
+        return None
+    return STORE_POOL
+
 
 @dataclass(frozen=True)
 class Command:
     """One verb: its syntax, who may use it, its help and its handler.
 
     ``handler(session, *args)`` returns the reply; ``roles`` empty means any
-    logged-in user (when ``login``) or anybody.
+    logged-in user (when ``login``) or anybody. ``blocks(session)`` names the
+    worker pool (:data:`STORE_POOL`, :data:`AUTH_POOL`) the handler must run in
+    because it may block (a store transaction, a password hash), or returns
+    None when it runs at once; an event loop then runs it off the loop.
     """
 
     verb: str
@@ -72,6 +92,7 @@ class Command:
     login: bool = False
     roles: frozenset[str] = frozenset()
     detail: str = ""
+    blocks: Callable[..., str | None] | None = None
     args: ArgSpec = field(init=False)
 
     def __post_init__(self):

@@ -1,0 +1,380 @@
+"""One connection's protocol with no I/O: bytes and clock ticks in, bytes and actions out.
+
+Everything between the socket and the :class:`~lineproto.commands.Session`
+lives here, so both engines (``lineproto.engines``) are thin drivers and every
+rule is tested without a network: framing and telnet stripping (``wire``), the
+greeting, dispatch, QUIT and close-after-reply, pipelining in order, the idle
+timeout, the 421s for idle, shutdown and a full server, the STAT counters.
+
+States
+======
+
+=========  =================================================================  ================
+state      meaning                                                            next
+=========  =================================================================  ================
+NEW        created; :meth:`Connection.start` sends the greeting or a 421      READY, CLOSING
+READY      complete lines are answered, in order, as they arrive              BUSY, CLOSING
+BUSY       a command runs in a worker (:class:`RunBlocking`); later input     READY, CLOSING
+           is kept unanswered until its reply is out, so replies stay in
+           order and the session reads its own writes; no idle timeout
+CLOSING    the last reply is out and :data:`CLOSE` was asked for; input is    CLOSED
+           ignored
+CLOSED     the transport is gone and the session is released                 (end)
+=========  =================================================================  ================
+
+A PROXY-protocol stage (a header before the greeting's first line) will sit
+between NEW and READY when a listener is configured for it; nothing enters it
+yet.
+
+How an engine drives a connection
+=================================
+
+Every input method returns ``(data, actions)``: bytes to send now, then the
+actions to carry out after sending them, in order::
+
+    data, actions = connection.receive_data(chunk, now)
+    transport.write(data)
+    for action in actions:
+        if action is CLOSE: close once the data is sent (shut down writing, drop input)
+        else: run action.job() in worker pool action.pool, then feed its result
+              to connection.complete(result, now) and handle that output the same way
+
+Besides: call :meth:`Connection.tick` at :attr:`Connection.deadline` (when not
+None); while :attr:`Connection.backlog` is true, call :meth:`Connection.process`
+again once the peer has read what was sent (one call answers at most
+:data:`MAX_LINES_PER_STEP` lines, so one client cannot hold the loop, and a
+shutdown is seen between lines); stop reading while
+:attr:`Connection.wants_input` is false; call :meth:`Connection.shutdown` on
+every connection when the server stops and :meth:`Connection.connection_lost`
+when the transport is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+from .commands import Blocking, Services, Session
+from .wire import LineReader, Reply, format_reply
+
+log = logging.getLogger("lineproto.connection")
+
+#: Simultaneous connections served; the next one gets 421 and is closed.
+DEFAULT_MAX_CONNECTIONS = 1000
+#: Seconds a connection may go without sending a complete line before it gets 421 and is closed.
+DEFAULT_IDLE_TIMEOUT = 300.0
+#: Most lines answered by one call; the rest wait for :meth:`Connection.process`.
+MAX_LINES_PER_STEP = 64
+#: Reply bytes after which one call stops answering (the rest wait as above).
+MAX_OUTPUT_PER_STEP = 64 * 1024
+
+NEW, READY, BUSY, CLOSING, CLOSED = "NEW", "READY", "BUSY", "CLOSING", "CLOSED"
+
+IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
+SHUTDOWN_REPLY = format_reply(421, "Server shutting down; closing connection")
+
+
+class Close:
+    """Action: close the connection once the data before it is sent."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSE"
+
+
+CLOSE = Close()
+
+
+class RunBlocking:
+    """Action: run ``job()`` in worker pool ``pool`` (``STORE_POOL``, ``AUTH_POOL``), off any event loop.
+
+    Give what it returns to :meth:`Connection.complete`.
+    """
+
+    __slots__ = ("pool", "job")
+
+    def __init__(self, pool: str, job: Callable[[], object]):
+        self.pool = pool
+        self.job = job
+
+    def __repr__(self) -> str:
+        return f"RunBlocking({self.pool!r}, {self.job!r})"
+
+
+NOTHING: tuple[bytes, tuple] = (b"", ())
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """The limits every connection of one server shares."""
+
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+
+
+class ServerState:
+    """What the connections of one server share: services, limits, the count, the stop flag.
+
+    Engines call :meth:`connection` for each accepted socket and :meth:`stop`
+    when the server stops (safe from a signal handler: it only sets a flag
+    that every connection reads between lines). Thread-safe.
+    """
+
+    def __init__(self, services: Services, limits: ConnectionLimits = ConnectionLimits()):
+        self.services = services
+        self.limits = limits
+        self.stopping = threading.Event()
+        self.greeting = format_reply(220, f"{services.product} {services.version} ready")
+        self._open = 0
+        self._lock = threading.Lock()
+
+    def connection(self, peer: str) -> Connection:
+        """A new :class:`Connection` for a client at ``peer`` (``host:port``)."""
+        return Connection(self, peer)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    @property
+    def open_connections(self) -> int:
+        return self._open
+
+    def _admit(self) -> str | None:
+        """None if one more connection may open (and count it), else why not."""
+        with self._lock:
+            if self.stopping.is_set():
+                return "shutting down"
+            if self._open >= self.limits.max_connections:
+                return "too many connections"
+            self._open += 1
+        self.services.stats.connection_opened()
+        return None
+
+    def _release(self) -> None:
+        with self._lock:
+            self._open -= 1
+        self.services.stats.connection_closed()
+
+
+class Connection:
+    """One client connection's protocol state; see the module docstring for the states and the driving."""
+
+    __slots__ = ("server", "peer", "session", "state", "deadline", "_reader", "_events", "_next", "_eof",
+                 "_admitted", "_release_after_job", "_busy_verb")
+
+    def __init__(self, server: ServerState, peer: str):
+        self.server = server
+        self.peer = peer
+        self.session = Session(server.services, peer)
+        self.state = NEW
+        #: When (engine clock, seconds) :meth:`tick` must be called; None: no timeout runs.
+        self.deadline: float | None = None
+        self._reader = LineReader()
+        self._events: list = []  # framed lines not answered yet, from index _next on
+        self._next = 0
+        self._eof = False  # the peer closed its side: close once everything is answered
+        self._admitted = False
+        self._release_after_job = False  # lost while BUSY: release the session when the job is done
+        self._busy_verb = ""  # the verb of the command running while BUSY (for the log)
+
+    # ------------------------------------------------------------------ inputs
+
+    def start(self, now: float) -> tuple[bytes, tuple]:
+        """The connection is open: the greeting, or a 421 when the server is full or stopping."""
+        why = self.server._admit()
+        if why is not None:
+            log.warning("refused %s: %s", self.peer, why)
+            self.state = CLOSING
+            return format_reply(421, f"Service not available: {why}; try again later"), (CLOSE,)
+        self._admitted = True
+        log.info("open %s", self.peer)
+        self.state = READY
+        self.deadline = now + self.server.limits.idle_timeout
+        return self.server.greeting, ()
+
+    def receive_data(self, data: bytes, now: float) -> tuple[bytes, tuple]:
+        """Bytes from the peer: the replies to the lines they complete."""
+        if self.state is CLOSING or self.state is CLOSED:
+            return NOTHING
+        events = self._reader.feed(data)
+        if events:
+            self._queue(events, now)
+            if self.state is READY:
+                return self._process(now)
+        return NOTHING
+
+    def receive_eof(self, now: float) -> tuple[bytes, tuple]:
+        """The peer will send nothing more: answer its last (even unterminated) line, then close."""
+        if self.state is CLOSING or self.state is CLOSED:
+            return NOTHING
+        self._eof = True
+        events = self._reader.finish()
+        if events:
+            self._queue(events, now)
+        if self.state is READY:
+            return self._process(now)
+        return NOTHING
+
+    def process(self, now: float) -> tuple[bytes, tuple]:
+        """Answer lines still waiting (see :attr:`backlog`)."""
+        if self.state is not READY:
+            return NOTHING
+        return self._process(now)
+
+    def complete(self, result: object, now: float) -> tuple[bytes, tuple]:
+        """The result of a :class:`RunBlocking` job: its reply, then the lines that waited for it."""
+        if self.state is CLOSED:
+            if self._release_after_job:
+                self._release_after_job = False
+                return b"", self._release_session()
+            return NOTHING
+        if self.state is not BUSY:
+            raise RuntimeError(f"complete() in state {self.state}")
+        self.state = READY
+        session = self.session
+        session.report_commands()
+        if not isinstance(result, Reply):
+            log.error("%s: a blocking command returned %r, not a reply", self.peer, result)
+            result = Reply(451, ("Internal error; the command was not carried out",))
+        reply = format_reply(result.code, result.lines)
+        if result.code >= 400:
+            self._log_refusal(self._busy_verb, result)
+        if session.closing:
+            return reply, self._close()
+        if self.server.stopping.is_set():
+            return reply + SHUTDOWN_REPLY, self._close()
+        self.deadline = now + self.server.limits.idle_timeout
+        data, actions = self._process(now)
+        return reply + data, actions
+
+    def tick(self, now: float) -> tuple[bytes, tuple]:
+        """The clock reached :attr:`deadline` (or passed it): 421 if no complete line came in time."""
+        deadline = self.deadline
+        if self.state is READY and deadline is not None and now >= deadline:
+            log.info("%s: idle timeout", self.peer)
+            return IDLE_TIMEOUT_REPLY, self._close()
+        return NOTHING
+
+    def shutdown(self, now: float) -> tuple[bytes, tuple]:
+        """The server is stopping: 421 now, or, while a command runs, right after its reply.
+
+        Lines not answered yet are not answered. Call it after ``ServerState.stop()``.
+        """
+        if self.state is READY or self.state is NEW:
+            return SHUTDOWN_REPLY, self._close()
+        return NOTHING  # BUSY: complete() sends the 421; CLOSING/CLOSED: nothing to say
+
+    def connection_lost(self) -> tuple:
+        """The transport is gone. Returns actions that release the session (a store write may be needed)."""
+        if self.state is CLOSED:
+            return ()
+        was_busy = self.state is BUSY
+        self.state = CLOSED
+        self.deadline = None
+        self._events, self._next = [], 0
+        if not self._admitted:
+            return ()
+        self._admitted = False
+        self.server._release()
+        self.session.report_commands()
+        log.info("close %s", self.peer)
+        if was_busy:  # the job still uses the session: release it once complete() says it is done
+            self._release_after_job = True
+            return ()
+        return self._release_session()
+
+    # ------------------------------------------------------------------ what the engine reads
+
+    @property
+    def backlog(self) -> bool:
+        """Complete lines are waiting to be answered: call :meth:`process`."""
+        return self.state is READY and self._next < len(self._events)
+
+    @property
+    def wants_input(self) -> bool:
+        """False while enough unanswered input is held: stop reading until it is answered."""
+        return len(self._events) - self._next <= MAX_LINES_PER_STEP
+
+    @property
+    def closed(self) -> bool:
+        return self.state is CLOSING or self.state is CLOSED
+
+    # ------------------------------------------------------------------ inside
+
+    def _queue(self, events: list, now: float) -> None:
+        if self._next >= len(self._events):
+            self._events, self._next = events, 0
+        else:
+            self._events = self._events[self._next:] + events
+            self._next = 0
+        if self.state is READY:
+            self.deadline = now + self.server.limits.idle_timeout  # counts from the last complete line
+
+    def _process(self, now: float) -> tuple[bytes, tuple]:
+        session = self.session
+        stopping = self.server.stopping
+        events = self._events
+        index = self._next
+        end = min(len(events), index + MAX_LINES_PER_STEP)
+        out = []
+        size = 0
+        actions: tuple = ()
+        while index < end:
+            if stopping.is_set():  # a shutdown began: this line and the rest go unanswered
+                out.append(SHUTDOWN_REPLY)
+                actions = self._close()
+                break
+            event = events[index]
+            index += 1
+            result = session.handle(event)
+            if result is None:
+                continue
+            if result.__class__ is Blocking:
+                self.state = BUSY
+                self.deadline = None
+                self._busy_verb = result.verb
+                actions = (RunBlocking(result.pool, result.run),)
+                break
+            data = format_reply(result.code, result.lines)
+            out.append(data)
+            if result.code >= 400:
+                self._log_refusal(event, result)
+            if session.closing:  # QUIT, or a refusal that ends the session: lines after it are dropped
+                actions = self._close()
+                break
+            size += len(data)
+            if size >= MAX_OUTPUT_PER_STEP:
+                break
+        if self.state is not CLOSING:
+            self._next = index
+            if index >= len(events):
+                self._events, self._next = [], 0
+                if self._eof and self.state is READY:
+                    actions = self._close()
+        session.report_commands()
+        return b"".join(out), actions
+
+    def _close(self) -> tuple:
+        self.state = CLOSING
+        self.deadline = None
+        self._events, self._next = [], 0
+        return (CLOSE,)
+
+    def _release_session(self) -> tuple:
+        session = self.session
+        pool = session.logout_blocks()
+        if pool is not None:
+            return (RunBlocking(pool, session.close),)
+        session.close()
+        return ()
+
+    def _log_refusal(self, event, reply: Reply) -> None:
+        """One log line for a 4yz/5yz reply: the first word of the line (escaped), the reply."""
+        if isinstance(event, str):
+            what = event.split(" ", 1)[0][:8].encode("unicode_escape").decode("ascii")
+        else:
+            what = type(event).__name__
+        log.info("%s %s -> %d %s", self.peer, what, reply.code, reply.lines[0])

@@ -1,0 +1,133 @@
+"""Engines: the drivers that move bytes between sockets and :class:`~lineproto.connection.Connection`.
+
+Two engines serve the same protocol, because every protocol rule lives in the
+connection object and below; an engine only reads, writes, runs timers and
+hands blocking work to worker threads:
+
+- ``events`` (the default): one ``asyncio`` event loop with ``asyncio.Protocol``
+  transports (uvloop when installed and asked for); commands that may block run
+  in worker pools off the loop (:mod:`lineproto.engines.events`).
+- ``threads``: ``socketserver.ThreadingTCPServer``, a thread per connection,
+  for programs built on socketserver (:mod:`lineproto.engines.threads`).
+
+Both have the same interface (:class:`Server`): construct one (it binds the
+socket at once, so ``address`` is known and a busy port fails early), call
+``serve_forever()`` in the thread that should run it, and ``stop()`` from any
+thread or a signal handler. :func:`start_server` runs one in a background
+thread as a context manager: see docs/EMBEDDING.md.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from .. import DEFAULT_HOST, DEFAULT_PORT
+from ..commands import Services
+from ..connection import ConnectionLimits, ServerState
+
+#: Engine names, the default first.
+ENGINE_NAMES = ("events", "threads")
+#: Event loops the events engine can run on.
+LOOP_NAMES = ("auto", "asyncio", "uvloop")
+#: Password hashes (scrypt, ~16 MB each) computed at once; more logins wait their turn.
+DEFAULT_AUTH_WORKERS = 2
+#: Threads that wait on store transactions at once (the store group-commits what they send).
+DEFAULT_STORE_WORKERS = 32
+#: Seconds shutdown waits for running commands before it closes the rest.
+SHUTDOWN_GRACE = 5.0
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where a server listens and how it runs; every field has the daemon's default."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    auth_workers: int = DEFAULT_AUTH_WORKERS
+    store_workers: int = DEFAULT_STORE_WORKERS
+    grace: float = SHUTDOWN_GRACE
+    loop: str = "auto"  # events engine only
+
+
+class Server(Protocol):
+    """What both engines offer."""
+
+    state: ServerState
+    address: tuple[str, int]
+    ready: threading.Event
+    description: str  # e.g. "events engine on the asyncio loop", for the log
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop`; then 421 every session and return within the grace."""
+
+    def stop(self) -> None:
+        """Ask :meth:`serve_forever` to stop; safe from any thread and from a signal handler."""
+
+
+def make_server(services: Services, settings: ServerSettings = ServerSettings(), engine: str = "events") -> Server:
+    """A server of the named engine, its socket bound (OSError if the address is taken)."""
+    if engine == "events":
+        from .events import EventServer
+        return EventServer(services, settings)
+    if engine == "threads":
+        from .threads import ThreadedServer
+        return ThreadedServer(services, settings)
+    raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINE_NAMES)}")
+
+
+class RunningServer:
+    """A server running in a background thread: ``with start_server(...) as running:``.
+
+    ``address`` is where it listens once ``start_server`` returns (it waits for
+    readiness); leaving the block, or :meth:`stop`, stops it and waits.
+    """
+
+    def __init__(self, server: Server):
+        self.server = server
+        self._thread = threading.Thread(target=self._serve, name="lineproto-server", daemon=True)
+        self._error: BaseException | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.server.address
+
+    def _serve(self) -> None:
+        try:
+            self.server.serve_forever()
+        except BaseException as exc:  # reported to the starting thread by start()
+            self._error = exc
+            self.server.ready.set()
+
+    def start(self, timeout: float = 10.0) -> RunningServer:
+        self._thread.start()
+        if not self.server.ready.wait(timeout):
+            raise TimeoutError(f"server not ready within {timeout} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the server and wait until it has stopped (every session has had its 421)."""
+        self.server.stop()
+        self._thread.join(timeout)
+
+    def wait(self) -> None:
+        """Wait until the server stops (after someone calls :meth:`stop` or ``server.stop()``)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def start_server(services: Services, settings: ServerSettings = ServerSettings(),
+                 engine: str = "events") -> RunningServer:
+    """Start a server in a background thread and return once it accepts connections."""
+    return RunningServer(make_server(services, settings, engine)).start()

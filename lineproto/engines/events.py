@@ -1,0 +1,307 @@
+"""The event engine: one asyncio loop drives every connection; blocking work runs in worker pools.
+
+Each accepted socket gets an ``asyncio.Protocol`` (:class:`_LineProtocol`)
+that feeds its :class:`~lineproto.connection.Connection` and carries out what
+it returns. Commands that are pure CPU run inline on the loop. A
+:class:`~lineproto.connection.RunBlocking` action goes to its worker pool:
+``store`` (threads that wait on a store transaction; the store's writer
+group-commits what they send) or ``auth`` (a few threads for password hashes,
+so memory stays bounded however many logins arrive); the reply is fed back on
+the loop when the job is done, and the connection answers nothing else meanwhile.
+
+Flow control: a transport whose unsent replies pass :data:`WRITE_HIGH_WATER`
+stops being read (``pause_reading``) until they drain below
+:data:`WRITE_LOW_WATER`, and so does a connection holding more unanswered
+lines than one step answers; so a client that pipelines without reading costs
+bounded memory.
+
+Shutdown: :meth:`EventServer.stop` sets the shared stop flag (every connection
+checks it between lines, so a signal handler stops even a long pipelined batch
+after the command that is running) and wakes the loop, which stops accepting,
+sends 421 to every session (a running command finishes first) and closes what
+is left after the grace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from ..commands import Services
+from ..commands.table import AUTH_POOL, STORE_POOL
+from ..connection import CLOSE, CLOSED, ServerState
+from ..errors import StartError
+
+log = logging.getLogger("lineproto.engines.events")
+
+#: Unsent reply bytes above which a connection stops being read ...
+WRITE_HIGH_WATER = 256 * 1024
+#: ... and below which it is read again.
+WRITE_LOW_WATER = 64 * 1024
+#: Seconds a closing connection waits for the peer to close its side before it is aborted.
+CLOSE_LINGER = 5.0
+#: Seconds between checks whether every session has had its last reply at shutdown.
+SHUTDOWN_POLL = 0.01
+#: Pending connections the kernel queues before accept.
+LISTEN_BACKLOG = 1024
+
+
+def new_event_loop(name: str) -> tuple[asyncio.AbstractEventLoop, str]:
+    """A new loop for ``--loop auto|asyncio|uvloop`` and the name of the one it is."""
+    if name in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if name == "uvloop":
+                raise StartError("--loop uvloop needs uvloop: pip install 'lineproto[fast]'") from None
+        else:
+            return uvloop.new_event_loop(), "uvloop"
+    elif name != "asyncio":
+        raise StartError(f"unknown event loop {name!r}: auto, asyncio or uvloop")
+    return asyncio.new_event_loop(), "asyncio"
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket (SO_REUSEADDR, as socketserver sets it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class EventServer:
+    """The default engine; see the module docstring. Construct, ``serve_forever()``, ``stop()``."""
+
+    def __init__(self, services: Services, settings):
+        self.settings = settings
+        self.state = ServerState(services, settings.limits)
+        self._socket = listening_socket(settings.host, settings.port)
+        self.address: tuple[str, int] = self._socket.getsockname()[:2]
+        self.ready = threading.Event()
+        self.description = "events engine"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._protocols: set[_LineProtocol] = set()
+        self.pools = {
+            STORE_POOL: ThreadPoolExecutor(settings.store_workers, thread_name_prefix="store"),
+            AUTH_POOL: ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth"),
+        }
+
+    # ---------------------------------------------------------------- running
+
+    def serve_forever(self) -> None:
+        loop, loop_name = new_event_loop(self.settings.loop)
+        self.description = f"events engine on the {loop_name} loop"
+        try:
+            loop.run_until_complete(self._serve(loop))
+        finally:
+            for pool in self.pools.values():
+                pool.shutdown(wait=True)  # jobs already running (session releases) finish
+            loop.close()
+            self._socket.close()
+
+    def stop(self) -> None:
+        """Set the stop flag and wake the loop. Safe from a signal handler and from other threads."""
+        self.state.stop()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._request_stop)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
+
+    def _request_stop(self) -> None:
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._stop_requested = asyncio.Event()
+        listener = await loop.create_server(lambda: _LineProtocol(self), sock=self._socket,
+                                            backlog=LISTEN_BACKLOG)
+        log.info("%s listening on %s:%d", self.description, *self.address)
+        self.ready.set()
+        if not self.state.stopping.is_set():  # stop() may have come before the loop ran
+            await self._stop_requested.wait()
+        listener.close()
+        for protocol in list(self._protocols):
+            protocol.shutdown()
+        # Wait for running commands to finish and every last reply (the 421s) to be sent, not for
+        # the peers to close: the process exits next, which closes what is left.
+        deadline = loop.time() + self.settings.grace
+        while any(not protocol.finished for protocol in self._protocols):
+            if loop.time() >= deadline:
+                log.warning("%d sessions still busy after %.1f s: closing them",
+                            sum(not protocol.finished for protocol in self._protocols), self.settings.grace)
+                break
+            await asyncio.sleep(SHUTDOWN_POLL)
+        for protocol in list(self._protocols):
+            protocol.abort()
+        for _ in range(3):  # let connection_lost run for the aborted transports (session releases)
+            await asyncio.sleep(0)
+
+    # ---------------------------------------------------------------- bookkeeping for the protocols
+
+    def _added(self, protocol: _LineProtocol) -> None:
+        self._protocols.add(protocol)
+
+    def _removed(self, protocol: _LineProtocol) -> None:
+        self._protocols.discard(protocol)
+
+
+class _LineProtocol(asyncio.Protocol):
+    """One connection's transport glue: bytes in, the connection's output and actions carried out."""
+
+    __slots__ = ("server", "loop", "transport", "connection", "timer", "write_paused", "reading",
+                 "step_scheduled", "linger", "peer_eof")
+
+    def __init__(self, server: EventServer):
+        self.server = server
+        self.loop = server._loop
+        self.transport = None
+        self.connection = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.write_paused = False
+        self.reading = True
+        self.step_scheduled = False
+        self.linger: asyncio.TimerHandle | None = None
+        self.peer_eof = False
+
+    # ---------------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        peer = transport.get_extra_info("peername")
+        self.connection = self.server.state.connection(f"{peer[0]}:{peer[1]}" if peer else "-")
+        self.server._added(self)
+        self._emit(self.connection.start(self.loop.time()))
+
+    def data_received(self, data: bytes) -> None:
+        self._emit(self.connection.receive_data(data, self.loop.time()))
+
+    def eof_received(self) -> bool:
+        self.peer_eof = True
+        if self.connection.closed:
+            return False  # our side is closing already: close the transport (after the buffer drains)
+        self._emit(self.connection.receive_eof(self.loop.time()))
+        return True  # keep the transport: the last replies may still be going out; CLOSE ends it
+
+    def connection_lost(self, exc) -> None:
+        for handle in (self.timer, self.linger):
+            if handle is not None:
+                handle.cancel()
+        self.timer = self.linger = None
+        self.server._removed(self)
+        self._run_actions(self.connection.connection_lost())
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._update_reading()
+        if self.connection.backlog:
+            self._schedule_step()
+
+    # ---------------------------------------------------------------- engine side
+
+    def shutdown(self) -> None:
+        self._emit(self.connection.shutdown(self.loop.time()))
+
+    @property
+    def finished(self) -> bool:
+        """Closing (no command running) and every reply sent."""
+        return self.connection.closed and self.transport.get_write_buffer_size() == 0
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def _emit(self, output) -> None:
+        data, actions = output
+        connection = self.connection
+        if connection.state is CLOSED:  # only session releases are left to run
+            self._run_actions(actions)
+            return
+        if data:
+            self.transport.write(data)
+        if actions:
+            self._run_actions(actions)
+        if connection.backlog and not self.write_paused:
+            self._schedule_step()
+        self._update_reading()
+        if self.timer is None and connection.deadline is not None:
+            self.timer = self.loop.call_at(connection.deadline, self._on_timer)
+
+    def _run_actions(self, actions) -> None:
+        for action in actions:
+            if action is CLOSE:
+                self._close()
+            else:
+                try:
+                    future = self.loop.run_in_executor(self.server.pools[action.pool], action.job)
+                except RuntimeError:  # the pools are shut down: the daemon is exiting
+                    log.warning("%s: %r not run: shutting down", self.connection.peer, action)
+                    continue
+                future.add_done_callback(self._job_done)
+
+    def _job_done(self, future: asyncio.Future) -> None:
+        try:
+            result = future.result()
+        except BaseException:  # a bug: the connection answers 451 and carries on
+            log.exception("%s: blocking job failed", self.connection.peer)
+            result = None
+        self._emit(self.connection.complete(result, self.loop.time()))
+
+    def _schedule_step(self) -> None:
+        if not self.step_scheduled:
+            self.step_scheduled = True
+            self.loop.call_soon(self._step)
+
+    def _step(self) -> None:
+        self.step_scheduled = False
+        if not self.write_paused:
+            self._emit(self.connection.process(self.loop.time()))
+
+    def _update_reading(self) -> None:
+        connection = self.connection
+        wanted = (connection.wants_input and not self.write_paused) or connection.closed
+        if wanted != self.reading:
+            self.reading = wanted
+            if wanted:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        self._emit(self.connection.tick(self.loop.time()))
+
+    def _close(self) -> None:
+        """Close once the replies are sent, without a reset destroying them.
+
+        Closing a socket with unread input makes the kernel send a reset, which
+        can destroy the final reply before the client reads it (a client that
+        pipelined lines after QUIT). So: shut down writing (after the buffer
+        drains), keep reading and discarding until the peer closes too, and
+        abort after :data:`CLOSE_LINGER` seconds if it never does.
+        """
+        transport = self.transport
+        if self.linger is not None or transport.is_closing():
+            return
+        if not self.peer_eof and transport.can_write_eof():
+            transport.write_eof()
+            self.linger = self.loop.call_later(CLOSE_LINGER, transport.abort)
+        else:
+            transport.close()

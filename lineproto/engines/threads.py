@@ -1,0 +1,210 @@
+"""The threaded engine: ``socketserver.ThreadingTCPServer``, one thread per connection.
+
+The design card's shape, kept for programs built on socketserver. Each handler
+thread drives one :class:`~lineproto.connection.Connection`: it reads a chunk,
+sends what the connection answers, and runs blocking commands in its own
+thread (password hashes go to a small shared pool, so memory stays bounded).
+
+Timeouts use the socket's own timeout (``settimeout``), which an
+``ssl.SSLSocket`` honours too, set to the time left until the connection's
+deadline. Shutdown: :meth:`ThreadedServer.stop` sets the stop flag (read by
+every connection between lines) and wakes the main thread through a pipe (safe
+in a signal handler); idle handlers are woken by shutting down the read side of
+their socket, answer 421 and close.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import socketserver
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ..commands import Services
+from ..commands.table import AUTH_POOL
+from ..connection import CLOSE, Connection, ServerState
+
+log = logging.getLogger("lineproto.engines.threads")
+
+_RECV_BYTES = 64 * 1024
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    block_on_close = False  # shutdown is ours: see ThreadedServer._shut_down
+    allow_reuse_address = True
+    # With the default backlog of 5 the kernel drops handshakes when many
+    # clients connect at once, and a greeting-first protocol leaves them waiting.
+    request_queue_size = 1024
+
+    def __init__(self, address, engine: ThreadedServer):
+        self.engine = engine
+        super().__init__(address, _Handler)
+
+
+class ThreadedServer:
+    """The ``--engine threads`` server. Construct, ``serve_forever()``, ``stop()``."""
+
+    def __init__(self, services: Services, settings):
+        self.settings = settings
+        self.state = ServerState(services, settings.limits)
+        self._tcp = _TCPServer((settings.host, settings.port), self)
+        self.address: tuple[str, int] = self._tcp.server_address[:2]
+        self.ready = threading.Event()
+        self.description = "threads engine (ThreadingTCPServer)"
+        self.auth_pool = ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth")
+        self._wake_read, self._wake_write = os.pipe()
+        self._handlers: set[_Handler] = set()
+        self._lock = threading.Lock()
+        self._all_closed = threading.Condition(self._lock)
+
+    def serve_forever(self) -> None:
+        accept = threading.Thread(target=self._tcp.serve_forever, args=(0.5,), name="accept", daemon=True)
+        accept.start()
+        log.info("%s listening on %s:%d", self.description, *self.address)
+        self.ready.set()
+        try:
+            while not self.state.stopping.is_set():
+                os.read(self._wake_read, 1)  # stop() writes a byte
+            self._shut_down()
+        finally:
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+            self.auth_pool.shutdown(wait=True)
+
+    def stop(self) -> None:
+        """Set the stop flag and wake serve_forever. Safe from a signal handler and from other threads."""
+        self.state.stop()
+        try:
+            os.write(self._wake_write, b"x")
+        except OSError:  # closed: serve_forever has returned
+            pass
+
+    def _shut_down(self) -> None:
+        self._tcp.shutdown()
+        self._tcp.server_close()
+        with self._lock:
+            handlers = list(self._handlers)
+        for handler in handlers:
+            handler.wake()
+        deadline = time.monotonic() + self.settings.grace
+        with self._lock:
+            while self._handlers and time.monotonic() < deadline:
+                self._all_closed.wait(deadline - time.monotonic())
+            left = len(self._handlers)
+        if left:
+            log.warning("%d sessions still busy after %.1f s", left, self.settings.grace)
+
+    def _added(self, handler: _Handler) -> None:
+        with self._lock:
+            self._handlers.add(handler)
+
+    def _removed(self, handler: _Handler) -> None:
+        with self._lock:
+            self._handlers.discard(handler)
+            self._all_closed.notify_all()
+
+    def run_blocking(self, action):
+        """Run a RunBlocking job in this thread, or in the auth pool for password hashes."""
+        if action.pool == AUTH_POOL:
+            return self.auth_pool.submit(action.job).result()
+        return action.job()
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    """One connection's thread: read, feed the connection, send what it answers."""
+
+    def handle(self) -> None:
+        engine: ThreadedServer = self.server.engine
+        sock: socket.socket = self.request
+        host, port = self.client_address[:2]
+        connection = engine.state.connection(f"{host}:{port}")
+        self.connection = connection
+        engine._added(self)
+        try:
+            self._serve(engine, sock, connection)
+        finally:
+            try:
+                self._run(engine, connection, connection.connection_lost())
+            except Exception:  # a failing release must not kill the accept bookkeeping
+                log.exception("%s: releasing the session failed", connection.peer)
+            engine._removed(self)
+
+    def _serve(self, engine: ThreadedServer, sock: socket.socket, connection: Connection) -> None:
+        clock = time.monotonic
+        timeout = None
+        if not self._send(engine, sock, connection, connection.start(clock())):
+            return
+        while not connection.closed:
+            deadline = connection.deadline
+            if deadline is not None:
+                remaining = max(deadline - clock(), 0.001)
+                # Only a shorter timeout matters (one that fires early just loops): fewer system calls.
+                if timeout is None or remaining < timeout or remaining > timeout + 1.0:
+                    timeout = remaining
+                    sock.settimeout(timeout)
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except TimeoutError:
+                output = connection.tick(clock())
+            except OSError:
+                return  # reset by peer
+            else:
+                if data:
+                    output = connection.receive_data(data, clock())
+                elif engine.state.stopping.is_set():  # woken by stop(), or the peer closed meanwhile
+                    output = connection.shutdown(clock())
+                else:
+                    output = connection.receive_eof(clock())
+            if not self._send(engine, sock, connection, output):
+                return
+            while connection.backlog:
+                if not self._send(engine, sock, connection, connection.process(clock())):
+                    return
+
+    def _send(self, engine, sock, connection, output) -> bool:
+        """Send the output and carry out its actions; False once the connection is done."""
+        while output is not None:
+            data, actions = output
+            output = None
+            if data:
+                try:
+                    sock.sendall(data)
+                except OSError:
+                    return False
+            for action in actions:
+                if action is CLOSE:
+                    self._close_gently(sock)
+                    return False
+                output = connection.complete(engine.run_blocking(action), time.monotonic())
+        return True
+
+    def _run(self, engine, connection, actions) -> None:
+        for action in actions:
+            if action is not CLOSE:
+                engine.run_blocking(action)
+
+    def _close_gently(self, sock: socket.socket) -> None:
+        """Send FIN, then drop input the client already sent, so close() sends no reset.
+
+        Closing a socket with unread input makes the kernel send a reset, which
+        can destroy the final reply before the client reads it (a client that
+        pipelined lines after QUIT). Only what has arrived is read: no waiting.
+        """
+        try:
+            sock.shutdown(socket.SHUT_WR)
+            sock.setblocking(False)  # with a timeout set, recv would first wait for input
+            while sock.recv(_RECV_BYTES):
+                pass
+        except OSError:  # BlockingIOError: nothing more has arrived
+            pass
+
+    def wake(self) -> None:
+        """Interrupt a blocking recv so the handler sees the shutdown."""
+        try:
+            self.request.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
