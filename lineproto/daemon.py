@@ -12,6 +12,7 @@ import signal
 import sys
 
 from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
+from .argtypes import positive_int, positive_seconds
 from .commands import add_arguments as add_service_arguments, build_services
 from .domain.accounts import (
     AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
@@ -60,9 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--loop", choices=LOOP_NAMES, default="auto",
                         help="event loop of the events engine: uvloop when installed (extra 'fast') "
                              "or asyncio (default %(default)s)")
-    parser.add_argument("--auth-workers", type=positive_count, default=DEFAULT_AUTH_WORKERS, metavar="N",
+    parser.add_argument("--auth-workers", type=positive_int, default=DEFAULT_AUTH_WORKERS, metavar="N",
                         help="password hashes computed at once, ~16 MB each (default %(default)s)")
-    parser.add_argument("--store-workers", type=positive_count, default=DEFAULT_STORE_WORKERS, metavar="N",
+    parser.add_argument("--store-workers", type=positive_int, default=DEFAULT_STORE_WORKERS, metavar="N",
                         help="events engine: commands waiting on the store at once (default %(default)s)")
     parser.add_argument("--cpu", type=int, metavar="N",
                         help="run the daemon on CPU N only (the threads engine then hands the GIL over "
@@ -101,26 +102,6 @@ def build_parser() -> argparse.ArgumentParser:
     backup = admin("backup", "write a consistent copy of the database, also while the daemon runs")
     backup.add_argument("file")
     return parser
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
-    return value
-
-
-def positive_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def main(argv=None) -> int:

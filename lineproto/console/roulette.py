@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
+from ..argtypes import positive_int
 from ..client import Client, ClientError, PermanentError, ReplyError
 from ..domain.roulette import AMERICAN, EUROPEAN, house_edge, parse_bet
 from ..strategies import STRATEGIES, make_strategy
@@ -47,26 +48,16 @@ def add_parsers(programs, add_address) -> None:
     simulate.add_argument("--strategy", action="append", metavar="NAME",
                           help=f"{' | '.join(STRATEGIES)} (repeat or comma-separate for several; "
                                "default martingale)")
-    simulate.add_argument("--players", type=_positive, default=10, help="players per strategy (default %(default)s)")
-    simulate.add_argument("--rounds", type=_positive, default=100, help="most rounds per player (default %(default)s)")
-    simulate.add_argument("--budget", type=_positive,
+    simulate.add_argument("--players", type=positive_int, default=10, help="players per strategy (default %(default)s)")
+    simulate.add_argument("--rounds", type=positive_int, default=100, help="most rounds per player (default %(default)s)")
+    simulate.add_argument("--budget", type=positive_int,
                           help="chips each player may lose (default: the bankroll, shared out with --user)")
-    simulate.add_argument("--base", type=_positive, default=10, help="base stake (default %(default)s)")
+    simulate.add_argument("--base", type=positive_int, default=10, help="base stake (default %(default)s)")
     simulate.add_argument("--wheel", choices=(AMERICAN, EUROPEAN), default=AMERICAN,
                           help="default %(default)s")
     simulate.add_argument("--user", default="guest", help="log in as this player (default guest)")
     simulate.add_argument("--password", help="password of --user (asked if missing)")
     simulate.set_defaults(run=run_simulate)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
 
 
 def _reason(exc: BaseException) -> str:

@@ -34,6 +34,8 @@ class LineReader:
     possibly empty), :class:`LineTooLong` or :class:`InvalidUtf8`.
     """
 
+    __slots__ = ("max_line", "_telnet", "_buffer", "_discarding")  # one per connection: keep it small
+
     def __init__(self, max_line: int = MAX_LINE_BYTES, telnet: TelnetFilter | None = None):
         self.max_line = max_line
         self._telnet = telnet if telnet is not None else TelnetFilter()

@@ -24,6 +24,8 @@ class TelnetFilter:
     bytes after that point are read as data again.
     """
 
+    __slots__ = ("max_subnegotiation", "_state", "_sb_length")  # one per connection: keep it small
+
     def __init__(self, max_subnegotiation: int = MAX_SUBNEGOTIATION_BYTES):
         self.max_subnegotiation = max_subnegotiation
         self._state = _DATA
