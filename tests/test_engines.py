@@ -278,3 +278,31 @@ def test_the_embedding_example_runs_as_documented(tmp_path):
     assert re.fullmatch(r"213 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[0]), lines
     assert lines[1] == "214-TIME" and "The server's clock, UTC" in lines[2]
     assert lines[-1] == "stopped"
+
+
+def test_logins_whose_clients_hung_up_are_not_hashed(start_daemon):
+    """200 clients send USER + PASS and hang up at once: the queued hashes are dropped, not computed."""
+    daemon = start_daemon("--auth-workers", "1")
+    probe = RawConnection(daemon.port)
+    probe.reply()
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", daemon.port))
+        sock.sendall(b"USER nobody\r\nPASS wrong\r\n")
+        sock.close()
+    deadline = time.monotonic() + 10
+    while stat(probe)["connections"] != "1":  # every hang-up seen
+        assert time.monotonic() < deadline, stat(probe)
+        time.sleep(0.05)
+    cpu_before = _cpu_seconds(daemon.process.pid)
+    time.sleep(1.0)  # the measurement window
+    busy = _cpu_seconds(daemon.process.pid) - cpu_before
+    # 200 full-cost hashes take ~10 s of CPU on one worker; dropped, the daemon idles.
+    assert busy < 0.3, f"the daemon used {busy:.2f} s of CPU in the second after the clients left"
+    assert probe.command("NOOP").code == 200
+    probe.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

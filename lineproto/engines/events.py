@@ -25,10 +25,10 @@ is left after the grace.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import socket
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
@@ -93,8 +93,8 @@ class EventServer:
         self._stop_requested: asyncio.Event | None = None
         self._protocols: set[_LineProtocol] = set()
         self.pools = {
-            STORE_POOL: ThreadPoolExecutor(settings.store_workers, thread_name_prefix="store"),
-            AUTH_POOL: ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth"),
+            STORE_POOL: concurrent.futures.ThreadPoolExecutor(settings.store_workers, thread_name_prefix="store"),
+            AUTH_POOL: concurrent.futures.ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth"),
         }
 
     # ---------------------------------------------------------------- running
@@ -163,7 +163,7 @@ class _LineProtocol(asyncio.Protocol):
     """One connection's transport glue: bytes in, the connection's output and actions carried out."""
 
     __slots__ = ("server", "loop", "transport", "connection", "timer", "write_paused", "reading",
-                 "step_scheduled", "linger", "peer_eof")
+                 "step_scheduled", "linger", "peer_eof", "job")
 
     def __init__(self, server: EventServer):
         self.server = server
@@ -176,6 +176,7 @@ class _LineProtocol(asyncio.Protocol):
         self.step_scheduled = False
         self.linger: asyncio.TimerHandle | None = None
         self.peer_eof = False
+        self.job: concurrent.futures.Future | None = None  # the blocking job running or queued
 
     # ---------------------------------------------------------------- asyncio callbacks
 
@@ -203,7 +204,13 @@ class _LineProtocol(asyncio.Protocol):
                 handle.cancel()
         self.timer = self.linger = None
         self.server._removed(self)
-        self._run_actions(self.connection.connection_lost())
+        job = self.job
+        actions = self.connection.connection_lost()
+        if job is not None:
+            # A job still queued (a password hash behind others) is of no use to anyone now: drop
+            # it; _job_done then lets the connection release the session. A running one finishes.
+            job.cancel()
+        self._run_actions(actions)
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -250,18 +257,23 @@ class _LineProtocol(asyncio.Protocol):
                 self._close()
             else:
                 try:
-                    future = self.loop.run_in_executor(self.server.pools[action.pool], action.job)
+                    job = self.server.pools[action.pool].submit(action.job)
                 except RuntimeError:  # the pools are shut down: the daemon is exiting
                     log.warning("%s: %r not run: shutting down", self.connection.peer, action)
                     continue
-                future.add_done_callback(self._job_done)
+                self.job = job
+                asyncio.wrap_future(job, loop=self.loop).add_done_callback(self._job_done)
 
     def _job_done(self, future: asyncio.Future) -> None:
-        try:
-            result = future.result()
-        except BaseException:  # a bug: the connection answers 451 and carries on
-            log.exception("%s: blocking job failed", self.connection.peer)
+        self.job = None
+        if future.cancelled():  # the peer left before the job started
             result = None
+        else:
+            try:
+                result = future.result()
+            except BaseException:  # a bug: the connection answers 451 and carries on
+                log.exception("%s: blocking job failed", self.connection.peer)
+                result = None
         self._emit(self.connection.complete(result, self.loop.time()))
 
     def _schedule_step(self) -> None:

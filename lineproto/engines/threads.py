@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import socket
 import socketserver
 import threading
@@ -30,6 +31,20 @@ from ..connection import CLOSE, Connection, ServerState
 log = logging.getLogger("lineproto.engines.threads")
 
 _RECV_BYTES = 64 * 1024
+#: Seconds between checks, while a login waits for a hash worker, whether its peer has gone.
+PEER_CHECK_INTERVAL = 0.1
+#: What run_blocking returns for a job dropped because its peer had gone.
+PEER_GONE = object()
+
+
+def _peer_closed(sock: socket.socket) -> bool:
+    """True if the peer has closed its side (what is readable is the end of the stream)."""
+    poller = select.poll()  # not select.select: descriptors above 1023 are common here
+    poller.register(sock, select.POLLIN)
+    try:
+        return bool(poller.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 class _TCPServer(socketserver.ThreadingTCPServer):
@@ -107,11 +122,21 @@ class ThreadedServer:
             self._handlers.discard(handler)
             self._all_closed.notify_all()
 
-    def run_blocking(self, action):
-        """Run a RunBlocking job in this thread, or in the auth pool for password hashes."""
-        if action.pool == AUTH_POOL:
-            return self.auth_pool.submit(action.job).result()
-        return action.job()
+    def run_blocking(self, action, sock: socket.socket):
+        """Run a RunBlocking job in this thread, or in the auth pool for password hashes.
+
+        A hash still queued when the peer has closed is dropped (:data:`PEER_GONE`): a flood of
+        logins that hang up at once must not keep the CPU busy after they are gone.
+        """
+        if action.pool != AUTH_POOL:
+            return action.job()
+        future = self.auth_pool.submit(action.job)
+        while True:
+            try:
+                return future.result(timeout=PEER_CHECK_INTERVAL)
+            except TimeoutError:
+                if _peer_closed(sock) and future.cancel():
+                    return PEER_GONE
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -123,12 +148,16 @@ class _Handler(socketserver.BaseRequestHandler):
         host, port = self.client_address[:2]
         connection = engine.state.connection(f"{host}:{port}")
         self.connection = connection
+        self.job_dropped = False
         engine._added(self)
         try:
             self._serve(engine, sock, connection)
         finally:
             try:
-                self._run(engine, connection, connection.connection_lost())
+                actions = connection.connection_lost()
+                if self.job_dropped:  # the connection waits for the job's end to release the session
+                    actions = connection.complete(None, time.monotonic())[1]
+                self._run(engine, sock, actions)
             except Exception:  # a failing release must not kill the accept bookkeeping
                 log.exception("%s: releasing the session failed", connection.peer)
             engine._removed(self)
@@ -179,13 +208,17 @@ class _Handler(socketserver.BaseRequestHandler):
                 if action is CLOSE:
                     self._close_gently(sock)
                     return False
-                output = connection.complete(engine.run_blocking(action), time.monotonic())
+                result = engine.run_blocking(action, sock)
+                if result is PEER_GONE:
+                    self.job_dropped = True
+                    return False
+                output = connection.complete(result, time.monotonic())
         return True
 
-    def _run(self, engine, connection, actions) -> None:
+    def _run(self, engine, sock, actions) -> None:
         for action in actions:
             if action is not CLOSE:
-                engine.run_blocking(action)
+                engine.run_blocking(action, sock)
 
     def _close_gently(self, sock: socket.socket) -> None:
         """Send FIN, then drop input the client already sent, so close() sends no reset.
