@@ -105,6 +105,10 @@ class RunBlocking:
 
 
 NOTHING: tuple[bytes, tuple] = (b"", ())
+#: ``_events`` when no line waits: shared and immutable, so an idle connection holds no list of
+#: its own (a fresh list per command would survive into the older GC generations and make the
+#: collector walk every connection again and again).
+NO_EVENTS: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -162,8 +166,8 @@ class ServerState:
 class Connection:
     """One client connection's protocol state; see the module docstring for the states and the driving."""
 
-    __slots__ = ("server", "peer", "session", "state", "deadline", "_reader", "_events", "_next", "_eof",
-                 "_admitted", "_release_after_job", "_busy_verb")
+    __slots__ = ("server", "peer", "session", "state", "deadline", "pending", "_idle_timeout", "_reader",
+                 "_events", "_next", "_eof", "_admitted", "_release_after_job", "_busy_verb")
 
     def __init__(self, server: ServerState, peer: str):
         self.server = server
@@ -172,8 +176,11 @@ class Connection:
         self.state = NEW
         #: When (engine clock, seconds) :meth:`tick` must be called; None: no timeout runs.
         self.deadline: float | None = None
+        #: Complete lines wait unanswered (a step's limit was reached, or a command is running).
+        self.pending = False
+        self._idle_timeout = server.limits.idle_timeout
         self._reader = LineReader()
-        self._events: list = []  # framed lines not answered yet, from index _next on
+        self._events: list | tuple = NO_EVENTS  # framed lines not answered yet, from index _next on
         self._next = 0
         self._eof = False  # the peer closed its side: close once everything is answered
         self._admitted = False
@@ -192,7 +199,7 @@ class Connection:
         self._admitted = True
         log.info("open %s", self.peer)
         self.state = READY
-        self.deadline = now + self.server.limits.idle_timeout
+        self.deadline = now + self._idle_timeout
         return self.server.greeting, ()
 
     def receive_data(self, data: bytes, now: float) -> tuple[bytes, tuple]:
@@ -246,7 +253,7 @@ class Connection:
             return reply, self._close()
         if self.server.stopping.is_set():
             return reply + SHUTDOWN_REPLY, self._close()
-        self.deadline = now + self.server.limits.idle_timeout
+        self.deadline = now + self._idle_timeout
         data, actions = self._process(now)
         return reply + data, actions
 
@@ -274,7 +281,7 @@ class Connection:
         was_busy = self.state is BUSY
         self.state = CLOSED
         self.deadline = None
-        self._events, self._next = [], 0
+        self._events, self._next, self.pending = NO_EVENTS, 0, False
         if not self._admitted:
             return ()
         self._admitted = False
@@ -291,12 +298,12 @@ class Connection:
     @property
     def backlog(self) -> bool:
         """Complete lines are waiting to be answered: call :meth:`process`."""
-        return self.state is READY and self._next < len(self._events)
+        return self.pending and self.state is READY
 
     @property
     def wants_input(self) -> bool:
         """False while enough unanswered input is held: stop reading until it is answered."""
-        return len(self._events) - self._next <= MAX_LINES_PER_STEP
+        return not self.pending or len(self._events) - self._next <= MAX_LINES_PER_STEP
 
     @property
     def closed(self) -> bool:
@@ -305,17 +312,19 @@ class Connection:
     # ------------------------------------------------------------------ inside
 
     def _queue(self, events: list, now: float) -> None:
-        if self._next >= len(self._events):
-            self._events, self._next = events, 0
-        else:
+        if self.pending:
             self._events = self._events[self._next:] + events
-            self._next = 0
+        else:
+            self._events = events
+            self.pending = True
+        self._next = 0
         if self.state is READY:
-            self.deadline = now + self.server.limits.idle_timeout  # counts from the last complete line
+            self.deadline = now + self._idle_timeout  # counts from the last complete line
 
     def _process(self, now: float) -> tuple[bytes, tuple]:
         session = self.session
-        stopping = self.server.stopping
+        handle = session.handle
+        stopping = self.server.stopping.is_set
         events = self._events
         index = self._next
         end = min(len(events), index + MAX_LINES_PER_STEP)
@@ -323,13 +332,13 @@ class Connection:
         size = 0
         actions: tuple = ()
         while index < end:
-            if stopping.is_set():  # a shutdown began: this line and the rest go unanswered
+            if stopping():  # a shutdown began: this line and the rest go unanswered
                 out.append(SHUTDOWN_REPLY)
                 actions = self._close()
                 break
             event = events[index]
             index += 1
-            result = session.handle(event)
+            result = handle(event)
             if result is None:
                 continue
             if result.__class__ is Blocking:
@@ -349,18 +358,22 @@ class Connection:
             if size >= MAX_OUTPUT_PER_STEP:
                 break
         if self.state is not CLOSING:
-            self._next = index
             if index >= len(events):
-                self._events, self._next = [], 0
+                self._events, self._next, self.pending = NO_EVENTS, 0, False
                 if self._eof and self.state is READY:
                     actions = self._close()
-        session.report_commands()
+            else:
+                self._next = index
+        if session.unreported_commands:
+            session.report_commands()
+        if len(out) == 1:
+            return out[0], actions
         return b"".join(out), actions
 
     def _close(self) -> tuple:
         self.state = CLOSING
         self.deadline = None
-        self._events, self._next = [], 0
+        self._events, self._next, self.pending = NO_EVENTS, 0, False
         return (CLOSE,)
 
     def _release_session(self) -> tuple:

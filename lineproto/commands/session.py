@@ -123,7 +123,7 @@ class Session:
         command counts in ``commands-served``; :meth:`report_commands` adds
         the count to the shared counters.
         """
-        if isinstance(event, str):
+        if event.__class__ is str:
             try:
                 command_line = parse_command(event)
             except CommandSyntaxError as exc:
@@ -159,20 +159,27 @@ class Session:
         args = command.args.split(command_line)
         if args is None:
             return Reply(501, (f"Syntax: {command.usage}",))
-        pool = command.blocks(self) if command.blocks is not None else None
-        if pool is not None:
-            return Blocking(pool, lambda: self._run(command, args), command.verb)
-        return self._run(command, args)
+        if command.blocks is not None:
+            pool = command.blocks(self)
+            if pool is not None:
+                return Blocking(pool, lambda: self._run(command, args), command.verb)
+        try:
+            return command.handler(self, *args)
+        except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
+            return self._error_reply(command, exc)
 
     def _run(self, command, args) -> Reply:
         try:
             return command.handler(self, *args)
-        except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
-            reply = reply_for_error(exc, self.services.error_codes)
-            if reply is None:
-                log.exception("%s: %s failed", self.peer, command.verb)
-                return Reply(451, ("Internal error; the command was not carried out",))
-            return reply
+        except Exception as exc:
+            return self._error_reply(command, exc)
+
+    def _error_reply(self, command, exc: Exception) -> Reply:
+        reply = reply_for_error(exc, self.services.error_codes)
+        if reply is None:
+            log.exception("%s: %s failed", self.peer, command.verb)
+            return Reply(451, ("Internal error; the command was not carried out",))
+        return reply
 
     def logout_blocks(self) -> str | None:
         """The worker pool :meth:`logout` and :meth:`close` must run in, or None (see ``Command.blocks``)."""

@@ -110,6 +110,8 @@ class CommandTable:
 
     def __init__(self, commands=()):
         self._commands: dict[str, Command] = {}
+        #: ``get(verb)``: the command or None (the dict's own method: called once per command line).
+        self.get = self._commands.get
         for command in commands:
             self.add(command)
 
@@ -117,9 +119,6 @@ class CommandTable:
         if command.verb in self._commands:
             raise ValueError(f"verb {command.verb} registered twice")
         self._commands[command.verb] = command
-
-    def get(self, verb: str) -> Command | None:
-        return self._commands.get(verb)
 
     def __iter__(self):
         return iter(self._commands.values())

@@ -189,7 +189,15 @@ class _LineProtocol(asyncio.Protocol):
         self._emit(self.connection.start(self.loop.time()))
 
     def data_received(self, data: bytes) -> None:
-        self._emit(self.connection.receive_data(data, self.loop.time()))
+        connection = self.connection
+        data, actions = connection.receive_data(data, self.loop.time())
+        if actions or connection.pending or not self.reading:
+            self._emit((data, actions))
+            return
+        if data:  # the common case, kept short: one command answered, nothing else to do
+            self.transport.write(data)
+        if self.timer is None and connection.deadline is not None:
+            self.timer = self.loop.call_at(connection.deadline, self._on_timer)
 
     def eof_received(self) -> bool:
         self.peer_eof = True
@@ -245,9 +253,12 @@ class _LineProtocol(asyncio.Protocol):
             self.transport.write(data)
         if actions:
             self._run_actions(actions)
-        if connection.backlog and not self.write_paused:
-            self._schedule_step()
-        self._update_reading()
+        if connection.pending:
+            if connection.backlog and not self.write_paused:
+                self._schedule_step()
+            self._update_reading()
+        elif not self.reading:
+            self._update_reading()
         if self.timer is None and connection.deadline is not None:
             self.timer = self.loop.call_at(connection.deadline, self._on_timer)
 

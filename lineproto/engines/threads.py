@@ -5,9 +5,10 @@ thread drives one :class:`~lineproto.connection.Connection`: it reads a chunk,
 sends what the connection answers, and runs blocking commands in its own
 thread (password hashes go to a small shared pool, so memory stays bounded).
 
-Timeouts use the socket's own timeout (``settimeout``), which an
-``ssl.SSLSocket`` honours too, set to the time left until the connection's
-deadline. Shutdown: :meth:`ThreadedServer.stop` sets the stop flag (read by
+Timeouts: each recv may wait until the connection's deadline. On a plain
+socket the kernel enforces it (``SO_RCVTIMEO``: no extra poll() per recv, so
+no extra GIL hand-off); an ``ssl.SSLSocket`` ignores that option, so there the
+socket's own timeout (``settimeout``) does it. See :func:`set_timeout`. Shutdown: :meth:`ThreadedServer.stop` sets the stop flag (read by
 every connection between lines) and wakes the main thread through a pipe (safe
 in a signal handler); idle handlers are woken by shutting down the read side of
 their socket, answer 421 and close.
@@ -20,6 +21,8 @@ import os
 import select
 import socket
 import socketserver
+import ssl
+import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +38,15 @@ _RECV_BYTES = 64 * 1024
 PEER_CHECK_INTERVAL = 0.1
 #: What run_blocking returns for a job dropped because its peer had gone.
 PEER_GONE = object()
+
+
+def set_timeout(sock: socket.socket, seconds: float, option: int = socket.SO_RCVTIMEO) -> None:
+    """Make recv (or, with SO_SNDTIMEO, send) on ``sock`` give up after ``seconds`` (module docstring)."""
+    if isinstance(sock, ssl.SSLSocket):
+        sock.settimeout(seconds)
+        return
+    whole = int(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, option, struct.pack("@ll", whole, int((seconds - whole) * 1_000_000)))
 
 
 def _peer_closed(sock: socket.socket) -> bool:
@@ -165,6 +177,8 @@ class _Handler(socketserver.BaseRequestHandler):
     def _serve(self, engine: ThreadedServer, sock: socket.socket, connection: Connection) -> None:
         clock = time.monotonic
         timeout = None
+        # A peer that reads nothing for a whole idle timeout while a reply waits is gone.
+        set_timeout(sock, connection.server.limits.idle_timeout, socket.SO_SNDTIMEO)
         if not self._send(engine, sock, connection, connection.start(clock())):
             return
         while not connection.closed:
@@ -174,10 +188,10 @@ class _Handler(socketserver.BaseRequestHandler):
                 # Only a shorter timeout matters (one that fires early just loops): fewer system calls.
                 if timeout is None or remaining < timeout or remaining > timeout + 1.0:
                     timeout = remaining
-                    sock.settimeout(timeout)
+                    set_timeout(sock, timeout)
             try:
                 data = sock.recv(_RECV_BYTES)
-            except TimeoutError:
+            except (TimeoutError, BlockingIOError):  # the timeout ran out (settimeout, SO_RCVTIMEO)
                 output = connection.tick(clock())
             except OSError:
                 return  # reset by peer

@@ -1,5 +1,6 @@
 """Parse a command line into a verb and its arguments."""
 
+import functools
 from typing import NamedTuple
 
 #: Longest verb; short verbs are what legacy systems and people at telnet type.
@@ -39,10 +40,12 @@ class CommandLine(NamedTuple):
         return words
 
 
+@functools.lru_cache(maxsize=1024)  # the same lines come again and again (NOOP, SPIN, BET RED 10)
 def parse_command(line: str) -> CommandLine | None:
     """Return the command on ``line``, or None for a blank line (which gets no reply).
 
-    Raises :class:`CommandSyntaxError` when the first word is not 1-4 letters.
+    Raises :class:`CommandSyntaxError` when the first word is not 1-4 letters. A pure function of
+    its argument, and CommandLine is immutable: results are shared between callers.
     """
     line = line.strip(" \t")
     if not line:
@@ -50,4 +53,7 @@ def parse_command(line: str) -> CommandLine | None:
     verb, _, args = line.partition(" ")
     if not (len(verb) <= MAX_VERB_LETTERS and verb.isascii() and verb.isalpha()):
         raise CommandSyntaxError("a command starts with a verb of 1-4 letters")
-    return CommandLine(verb.upper(), args.lstrip(" "))
+    return _new_tuple(CommandLine, (verb.upper(), args.lstrip(" ")))  # CommandLine(...) without its Python frame
+
+
+_new_tuple = tuple.__new__
