@@ -232,7 +232,11 @@ class Connection:
         return self._process(now)
 
     def complete(self, result: object, now: float) -> tuple[bytes, tuple]:
-        """The result of a :class:`RunBlocking` job: its reply, then the lines that waited for it."""
+        """The result of a :class:`RunBlocking` job: its reply, then the lines that waited for it.
+
+        ``result`` is what the job returned, or the exception it (or the store committing its
+        work) raised: a StorageError becomes its 451/452 reply, anything else 451.
+        """
         if self.state is CLOSED:
             if self._release_after_job:
                 self._release_after_job = False
@@ -243,7 +247,9 @@ class Connection:
         self.state = READY
         session = self.session
         session.report_commands()
-        if not isinstance(result, Reply):
+        if isinstance(result, BaseException):
+            result = session.error_reply(self._busy_verb, result)
+        elif not isinstance(result, Reply):
             log.error("%s: a blocking command returned %r, not a reply", self.peer, result)
             result = Reply(451, ("Internal error; the command was not carried out",))
         reply = format_reply(result.code, result.lines)

@@ -16,7 +16,7 @@ from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
 from .argtypes import positive_int, positive_seconds
 from .commands import add_arguments as add_service_arguments, build_services
 from .domain.accounts import (
-    AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
+    GUEST, AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
     parse_users,
 )
 from .commands.meters import read_roster_file
@@ -24,7 +24,7 @@ from .domain.meters import RosterError
 from .errors import StartError
 from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ConnectionLimits
 from .engines import (
-    DEFAULT_AUTH_WORKERS, DEFAULT_STORE_WORKERS, ENGINE_NAMES, LOOP_NAMES, RunningServer, ServerSettings,
+    DEFAULT_AUTH_WORKERS, ENGINE_NAMES, LOOP_NAMES, RunningServer, ServerSettings,
     make_server,
 )
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
@@ -64,8 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
                              "or asyncio (default %(default)s)")
     parser.add_argument("--auth-workers", type=positive_int, default=DEFAULT_AUTH_WORKERS, metavar="N",
                         help="password hashes computed at once, ~16 MB each (default %(default)s)")
-    parser.add_argument("--store-workers", type=positive_int, default=DEFAULT_STORE_WORKERS, metavar="N",
-                        help="events engine: commands waiting on the store at once (default %(default)s)")
     parser.add_argument("--cpu", type=int, metavar="N",
                         help="run the daemon on CPU N only (the threads engine then hands the GIL over "
                              "on one core; store commits and logins share that core)")
@@ -164,12 +162,15 @@ def _serve(args, store: SqliteStore) -> int:
     if not store.list_users():
         log.warning("no users yet: add the first admin with  python3 daemon.py useradd NAME "
                     "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)", args.db)
+    if store.get_user(GUEST) is not None:
+        log.warning("the database holds a user named %s, from an older version: it is ignored, since USER %s "
+                    "is the play-money login (daemon.py userdel %s removes it)", GUEST, GUEST, GUEST)
     users = UserDirectory(lookup=store.get_user)
     services = build_services(users, args, store)
     settings = ServerSettings(
         host=args.host, port=args.port,
         limits=ConnectionLimits(max_connections=args.max_connections, idle_timeout=args.idle_timeout),
-        auth_workers=args.auth_workers, store_workers=args.store_workers, loop=args.loop)
+        auth_workers=args.auth_workers, loop=args.loop)
     try:
         server = make_server(services, settings, args.engine)
     except OSError as exc:

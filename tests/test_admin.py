@@ -77,3 +77,17 @@ def test_bad_databases_stop_the_start_with_one_line(tmp_path):
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_guest_cannot_be_a_registered_user(tmp_path):
+    """USER guest is the play-money login, answered without a lookup: the name is refused for accounts."""
+    result = admin(tmp_path, "useradd", "guest", "--name", "Not A Guest", "--role", "player",
+                   "--password-stdin", stdin="pw\n")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "daemon.py: guest is the play-money login without a password; it cannot be a registered user")
+    users_file = tmp_path / "users.txt"
+    users_file.write_text("guest:player:scrypt$x:Not A Guest\n")
+    started = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", ":memory:",
+                              "--users", str(users_file)], capture_output=True, text=True, timeout=60)
+    assert started.returncode == 2 and "cannot be a registered user" in started.stderr.splitlines()[-1]

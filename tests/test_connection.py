@@ -226,19 +226,19 @@ def test_store_commands_block_for_registered_players_only(tmp_path):
             store.put_user(user)
         services = build_services(UserDirectory(lookup=store.get_user), store=store)
         driver = started(services=services, hold_jobs=True)
-        driver.send(b"USER dave\r\n")
-        assert [a.pool for a in driver.held] == [STORE_POOL]  # USER reads the store
-        assert codes(driver.finish_job()) == [331]
+        assert codes(driver.send(b"USER dave\r\n")) == [331]  # nobody to log out: at once
         driver.send(b"PASS hunter2\r\n")
+        assert [a.pool for a in driver.held] == [AUTH_POOL]
         assert codes(driver.finish_job()) == [230]
         driver.send(b"BET RED 10\r\n")
         assert [a.pool for a in driver.held] == [STORE_POOL]
         assert codes(driver.finish_job()) == [200]
+        driver.send(b"USER carol\r\n")  # logs dave out first: that releases what the store holds
+        assert [a.pool for a in driver.held] == [STORE_POOL]
+        assert codes(driver.finish_job()) == [331]
         guest = started(services=services, hold_jobs=True)
-        guest.send(b"USER guest\r\n")
-        guest.finish_job()
-        assert codes(guest.send(b"BET RED 10\r\nNOOP\r\n")) == [200, 200]  # a guest's table is in memory
-        assert guest.held == []
+        assert codes(guest.send(b"USER guest\r\nBET RED 10\r\nNOOP\r\n")) == [230, 200, 200]
+        assert guest.held == []  # a guest's table is in memory
     finally:
         store.close()
 

@@ -261,3 +261,75 @@ def test_version_1_database_is_migrated_with_its_readings(path):
     reopened = SqliteStore(path)
     assert reopened.found_version == SCHEMA_VERSION
     reopened.close()
+
+
+# -- jobs: whole commands run on the writer thread (Store.submit)
+
+
+def _user(name):
+    return User(name, name.title(), frozenset({"player"}), "scrypt$unused")
+
+
+def test_a_job_runs_its_store_calls_in_the_batch_and_its_result_comes_after_commit(path):
+    store = SqliteStore(path)
+    try:
+        def job():
+            store.put_user(_user("ann"))  # on the writer thread: runs at once, inside the batch
+            return store.get_user("ann").real_name
+
+        assert store.submit(job).result(10) == "Ann"
+    finally:
+        store.close()
+    reopened = SqliteStore(path)
+    assert reopened.get_user("ann") is not None  # committed before the result was handed out
+    reopened.close()
+
+
+def test_a_job_whose_store_call_fails_fails_its_whole_batch(path):
+    store = SqliteStore(path)
+    try:
+        entered, release = threading.Event(), threading.Event()
+
+        def blocker():
+            entered.set()
+            release.wait(10)
+
+        def good():
+            store.put_user(_user("bob"))
+            return "bob saved"
+
+        def broken():
+            try:
+                store.run(lambda c: c.execute("INSERT INTO no_such_table VALUES (1)"))
+            except StorageError:
+                return "the handler mapped it to a reply"  # but the batch cannot commit
+
+        first = store.submit(blocker)
+        assert entered.wait(10)
+        together = [store.submit(good), store.submit(broken)]  # queued behind the blocker: one batch
+        release.set()
+        assert first.result(10) is None
+        for future in together:
+            with pytest.raises(StorageError):
+                future.result(10)
+        assert store.get_user("bob") is None  # nothing of the failed batch was kept
+        assert store.submit(good).result(10) == "bob saved"  # and the store carries on
+    finally:
+        store.close()
+
+
+def test_a_domain_refusal_in_a_job_undoes_that_call_only(path):
+    store = SqliteStore(path)
+    try:
+        limits = Limits()
+
+        def overdraw():
+            store.update_table("dave", 100, limits, lambda t: t.place(parse_bet("RED", t.wheel_kind), 50))
+            store.update_table("dave", 100, limits, lambda t: t.place(parse_bet("RED", t.wheel_kind), 80))
+
+        with pytest.raises(InsufficientChips):
+            store.submit(overdraw).result(10)
+        table = store.load_table("dave", limits)
+        assert (table.bankroll, table.staked) == (50, 50)  # the first bet stands, the second never was
+    finally:
+        store.close()

@@ -5,7 +5,7 @@ from ..store.base import StorageError, StorageFull
 from ..wire import Reply
 from .errors import CommandError
 from .session import MAX_LOGIN_FAILURES, Session
-from .table import AUTH_POOL, Command, when_stored, when_stored_user
+from .table import AUTH_POOL, Command, when_stored_user
 
 OK = Reply(200, ("OK",))
 
@@ -59,7 +59,7 @@ def stat(session: Session) -> Reply:
 
 def user(session: Session, name: str) -> Reply:
     session.logout()
-    if name == GUEST and session.services.users.allow_guest and session.services.users.get(GUEST) is None:
+    if name == GUEST and session.services.users.allow_guest:  # never a registered name (check_username)
         session.login(GUEST_USER)
         return Reply(230, ("Welcome, Guest: logged in as guest with play money",))
     session.pending_name = name
@@ -94,8 +94,9 @@ COMMANDS = (
     Command("NOOP", "", "Do nothing; replies 200", noop),
     Command("QUIT", "", "Close the connection", quit_),
     Command("STAT", "", "Server and session status as key: value lines", stat, blocks=when_stored_user),
-    # USER looks the name up in the store and logs out a registered user (which releases jobs).
-    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user, blocks=when_stored),
+    # USER and REIN log out a registered user, which releases what the store holds for them (jobs).
+    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user,
+            blocks=Session.logout_blocks),
     Command("PASS", "<password...>", "Finish logging in; the rest of the line is the password", pass_,
             detail="The password may hold spaces: everything after PASS and its space is the password.",
             blocks=lambda session: AUTH_POOL),

@@ -166,18 +166,19 @@ class Session:
         try:
             return command.handler(self, *args)
         except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
-            return self._error_reply(command, exc)
+            return self.error_reply(command.verb, exc)
 
     def _run(self, command, args) -> Reply:
         try:
             return command.handler(self, *args)
         except Exception as exc:
-            return self._error_reply(command, exc)
+            return self.error_reply(command.verb, exc)
 
-    def _error_reply(self, command, exc: Exception) -> Reply:
+    def error_reply(self, verb: str, exc: BaseException) -> Reply:
+        """The reply to a command that raised ``exc``: its mapped code, or 451 (logged) for a bug."""
         reply = reply_for_error(exc, self.services.error_codes)
         if reply is None:
-            log.exception("%s: %s failed", self.peer, command.verb)
+            log.error("%s: %s failed", self.peer, verb, exc_info=exc)
             return Reply(451, ("Internal error; the command was not carried out",))
         return reply
 

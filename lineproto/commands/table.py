@@ -61,11 +61,6 @@ STORE_POOL = "store"  # waits for a store transaction: many at once, each mostly
 AUTH_POOL = "auth"  # hashes a password (scrypt, ~16 MB each): a few at once, memory stays bounded
 
 
-def when_stored(session) -> str | None:
-    """``blocks`` of a command that reads or writes the store: blocking when the daemon has one."""
-    return STORE_POOL if session.services.store is not None else None
-
-
 def when_stored_user(session) -> str | None:
     """``blocks`` of a command that touches the store only for a registered (non-guest) user."""
     user = session.user

@@ -58,9 +58,11 @@ def _b64(data: bytes) -> str:
 
 
 def check_username(name: str) -> str:
-    """Return ``name`` if it is a valid login name (1-32 of letters, digits, ``._-``)."""
+    """Return ``name`` if it is a valid login name (1-32 of letters, digits, ``._-``; not ``guest``)."""
     if not (1 <= len(name) <= 32 and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
         raise AccountError(f"invalid user name {name!r}: use 1-32 letters, digits, '.', '_' or '-'")
+    if name == GUEST:
+        raise AccountError(f"{GUEST} is the play-money login without a password; it cannot be a registered user")
     return name
 
 

@@ -33,8 +33,9 @@ ENGINE_NAMES = ("events", "threads")
 LOOP_NAMES = ("auto", "asyncio", "uvloop")
 #: Password hashes (scrypt, ~16 MB each) computed at once; more logins wait their turn.
 DEFAULT_AUTH_WORKERS = 2
-#: Threads that wait on store transactions at once (the store group-commits what they send).
-DEFAULT_STORE_WORKERS = 32
+#: Threads for blocking commands when the services have no store (an embedder's own commands);
+#: with a store, store-bound commands run in the store's writer (``Store.submit``).
+DEFAULT_STORE_WORKERS = 8
 #: Seconds shutdown waits for running commands before it closes the rest.
 SHUTDOWN_GRACE = 5.0
 

@@ -79,6 +79,19 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _StoreWorker:
+    """The ``store`` pool when there is a store: ``Store.submit`` runs each job in the store's writer."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def submit(self, job) -> concurrent.futures.Future:
+        return self.store.submit(job)
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Nothing to stop: the store finishes what it was given when the daemon closes it."""
+
+
 class EventServer:
     """The default engine; see the module docstring. Construct, ``serve_forever()``, ``stop()``."""
 
@@ -92,8 +105,12 @@ class EventServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._protocols: set[_LineProtocol] = set()
+        store = services.store
         self.pools = {
-            STORE_POOL: concurrent.futures.ThreadPoolExecutor(settings.store_workers, thread_name_prefix="store"),
+            # Store-bound commands run on the store's own writer, inside its group commits; without
+            # a store (an embedder's blocking commands) on a thread pool.
+            STORE_POOL: _StoreWorker(store) if store is not None else
+            concurrent.futures.ThreadPoolExecutor(settings.store_workers, thread_name_prefix="blocking"),
             AUTH_POOL: concurrent.futures.ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth"),
         }
 
@@ -269,8 +286,9 @@ class _LineProtocol(asyncio.Protocol):
             else:
                 try:
                     job = self.server.pools[action.pool].submit(action.job)
-                except RuntimeError:  # the pools are shut down: the daemon is exiting
-                    log.warning("%s: %r not run: shutting down", self.connection.peer, action)
+                except Exception as exc:  # a pool shut down, a store closed: the daemon is exiting
+                    log.warning("%s: %r not run: %s", self.connection.peer, action, exc)
+                    self._emit(self.connection.complete(exc, self.loop.time()))
                     continue
                 self.job = job
                 asyncio.wrap_future(job, loop=self.loop).add_done_callback(self._job_done)
@@ -280,11 +298,7 @@ class _LineProtocol(asyncio.Protocol):
         if future.cancelled():  # the peer left before the job started
             result = None
         else:
-            try:
-                result = future.result()
-            except BaseException:  # a bug: the connection answers 451 and carries on
-                log.exception("%s: blocking job failed", self.connection.peer)
-                result = None
+            result = future.exception() or future.result()  # the connection maps an exception to its reply
         self._emit(self.connection.complete(result, self.loop.time()))
 
     def _schedule_step(self) -> None:

@@ -8,6 +8,7 @@ methods with its own transactions, without touching commands or domain code.
 """
 
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from typing import Callable, TypeVar
 
 from ..domain.accounts import User
@@ -71,6 +72,17 @@ class Store(ABC):
     @abstractmethod
     def meters(self):
         """An object with MeterManager's interface, backed by this store."""
+
+    # -- running the commands that use the store
+    @abstractmethod
+    def submit(self, job: Callable[[], T]) -> "Future[T]":
+        """Run ``job()``, which calls this store's methods, off the caller's thread.
+
+        The future's result is ``job()``'s, set only once everything the job
+        changed is durable; if that fails, the future holds the StorageError
+        and nothing the job changed is kept. An event loop hands store-bound
+        commands to this, so no thread of its own waits for the disk.
+        """
 
     # -- life cycle
     @abstractmethod

@@ -132,6 +132,10 @@ class SqliteStore(Store):
         """Run ``operation(connection)`` in the writer's transaction (for tests and admin)."""
         return self._writer.run(operation)
 
+    def submit(self, job):
+        """``job()`` on the writer thread, inside a group-committed transaction (see ``Writer.submit``)."""
+        return self._writer.submit(job)
+
     def backup(self, path: str) -> None:
         backup_database(self.path, path)
 
