@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 test: $(VENV)/.installed
 	$(VPY) -m pytest
 
-# make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py, see docs/BENCHMARKS.md
+# make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py (S1-S9; our daemon as lineproto,
+# lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md
 BENCH_DIR ?= build/bench
 BENCH_VENV ?= $(BENCH_DIR)/venv
 BENCH_PY = $(BENCH_VENV)/bin/python
@@ -32,7 +33,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	-$(BENCH_PY) -m pip install --quiet --upgrade pip
 	$(BENCH_PY) -m pip install --quiet -e '.[bench]' || { \
-	  echo "make bench: could not install the bench extras (pyftpdlib, twisted): those servers are skipped (rm -r $(BENCH_VENV) to retry)"; \
+	  echo "make bench: could not install the bench extras (pyftpdlib, twisted, uvloop): those servers (and lineproto-uvloop) are skipped (rm -r $(BENCH_VENV) to retry)"; \
 	  $(BENCH_PY) -m pip install --quiet -e . || true; }
 	touch $@
 

@@ -19,6 +19,10 @@
  *   --hold     open C connections, read their greetings, print a JSON line, then hold them
  *              until standard input closes (idle capacity).
  *
+ * Reply codes: every final reply of the script in the window is counted by its code (the JSON's
+ * `codes` object); a 4yz/5yz code counts as a bad reply unless it is expected (`--allow CODE`,
+ * e.g. 530 and 421 for a wrong-password storm).
+ *
  * In a command, `$W` is replaced by the first word of the previous reply's text (e.g. the meter
  * id a `250 G12345 is yours to read` reply hands out); scripts using it need K = 1.
  *
@@ -50,6 +54,7 @@
 #define RBUF 65536
 #define WBUF 16384
 #define WORD_MAX 64
+#define MAX_CODE 600
 
 /* Log-linear latency histogram over nanoseconds: 64 sub-buckets per power of two (~1.6%). */
 #define SUB_BITS 6
@@ -65,6 +70,7 @@ typedef struct {
     uint64_t connected;    /* connections that got their greeting (hold mode) */
     uint64_t lat_count;
     uint64_t cpu_ns;       /* the worker's own CPU time (user+sys) during the window */
+    uint64_t codes[MAX_CODE]; /* script replies in the window by code (0: not a code) */
     uint64_t hist[NBUCKETS];
 } stats_t;
 
@@ -107,6 +113,7 @@ static int opt_connect_burst = 64;
 static double opt_setup_timeout = 60.0;
 static int opt_nodelay = 1;
 static int opt_ack = 0;
+static unsigned char allowed[MAX_CODE]; /* --allow: 4yz/5yz codes that are expected, not bad */
 
 static int worker_id = 0;
 static int quiet_errors = 0;
@@ -364,7 +371,8 @@ static int on_reply(conn_t *c, const char *line, size_t len, uint64_t t) {
         int counted = in_window(t);
         if (counted) {
             st.replies++;
-            if (code == 0 || code >= 400) {
+            st.codes[code]++;
+            if (code == 0 || (code >= 400 && !allowed[code])) {
                 st.bad_replies++;
                 if (st.bad_replies <= 3) note("reply %.*s to '%s'", (int)(len > 100 ? 100 : len), line, script[cmd % nscript]);
             }
@@ -644,7 +652,8 @@ static void usage(void) {
     fprintf(stderr,
             "usage: loadgen --port P [--host 127.0.0.1] [-c CONNS] [-k INFLIGHT] [-w WORKERS]\n"
             "               [--warmup S] [--duration S] [--cmd CMD]... [--setup CMD]...\n"
-            "               [--reset-every N] [--sessions | --hold] [--connect-burst N] [--ack]\n");
+            "               [--reset-every N] [--sessions | --hold] [--connect-burst N] [--ack]\n"
+            "               [--allow CODE]...\n");
     exit(2);
 }
 
@@ -672,6 +681,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--setup-timeout")) opt_setup_timeout = atof(NEXT());
         else if (!strcmp(a, "--no-nodelay")) opt_nodelay = 0;
         else if (!strcmp(a, "--ack")) opt_ack = 1;
+        else if (!strcmp(a, "--allow")) {
+            int code = atoi(NEXT());
+            if (code < 100 || code >= MAX_CODE) usage();
+            allowed[code] = 1;
+        }
         else usage();
     }
     if (opt_port <= 0 || opt_conns < 1 || opt_inflight < 1 || opt_inflight > MAX_K || opt_workers < 1) usage();
@@ -772,6 +786,7 @@ int main(int argc, char **argv) {
         total.lat_count += s.lat_count;
         total.cpu_ns += s.cpu_ns;
         for (int b = 0; b < NBUCKETS; b++) total.hist[b] += s.hist[b];
+        for (int k = 0; k < MAX_CODE; k++) total.codes[k] += s.codes[k];
     }
     for (int w = 0; w < nw; w++) close(downs[w]);
     for (int w = 0; w < nw; w++) waitpid(pids[w], NULL, 0);
@@ -781,7 +796,7 @@ int main(int argc, char **argv) {
            "\"replies\": %llu, \"units\": %llu, \"replies_per_s\": %.1f, \"units_per_s\": %.1f, "
            "\"p50_ms\": %.4f, \"p90_ms\": %.4f, \"p99_ms\": %.4f, \"p999_ms\": %.4f, \"errors\": %llu, "
            "\"bad_replies\": %llu, \"setup_failures\": %llu, \"setup_s\": %.3f, "
-           "\"loadgen_cpu_s\": %.3f, \"loadgen_elapsed_s\": %.3f}\n",
+           "\"loadgen_cpu_s\": %.3f, \"loadgen_elapsed_s\": %.3f, \"codes\": {",
            opt_sessions ? "sessions" : "requests", opt_conns, opt_sessions ? 1 : opt_inflight, nw, opt_duration,
            (unsigned long long)total.replies, (unsigned long long)total.units,
            total.replies / opt_duration, total.units / opt_duration,
@@ -789,5 +804,12 @@ int main(int argc, char **argv) {
            percentile(&total, 0.99) / 1e6, percentile(&total, 0.999) / 1e6,
            (unsigned long long)total.errors, (unsigned long long)total.bad_replies,
            (unsigned long long)total.setup_failures, setup_s, cpu, elapsed_all);
+    const char *sep = "";
+    for (int k = 0; k < MAX_CODE; k++) {
+        if (!total.codes[k]) continue;
+        printf("%s\"%d\": %llu", sep, k, (unsigned long long)total.codes[k]);
+        sep = ", ";
+    }
+    printf("}}\n");
     return 0;
 }

@@ -12,6 +12,7 @@ Runs our daemon under a scenario's load (S2 and S4 by default) and, during the w
 
     python3 bench/profile.py                         # S2 and S4 on this repository's daemon
     python3 bench/profile.py --root /tmp/copy S4     # a patched copy, one scenario
+    python3 bench/profile.py --engine threads S4     # the threads engine (default: events, asyncio loop)
 """
 
 from __future__ import annotations
@@ -103,8 +104,12 @@ def profile(key: str, args, workdir: str) -> None:
     conns, inflight = PROFILED[key]
     duration = args.duration
     load = bench.Load(conns=conns, inflight=inflight, workers=1)
-    features = {"db": bench.has_option(bench.daemon_help(), "--db"), "db_sync": False}
-    argv = bench.daemon_argv(workdir, f"profile-{key}", features)
+    help_text = bench.daemon_help(args.root)
+    features = {"db": bench.has_option(help_text, "--db"), "db_sync": False}
+    engine = []
+    if bench.has_option(help_text, "--engine"):
+        engine = ["--engine", args.engine] + (["--loop", args.loop] if args.engine == "events" else [])
+    argv = bench.daemon_argv(workdir, f"profile-{key}", features, engine)
     server = bench.Server("lineproto", argv, workdir, cwd=args.root)
     with server.start():
         stats: dict = {}
@@ -134,7 +139,7 @@ def profile(key: str, args, workdir: str) -> None:
         for helper in helpers:
             helper.join()
     rate = result["replies_per_s"]
-    print(f"\n## {key}: {conns} connections x {inflight} in flight ({args.root})\n")
+    print(f"\n## {key}: {conns} connections x {inflight} in flight ({args.root}; {' '.join(engine) or 'default engine'})\n")
     print(f"- {rate:,.0f} replies/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.1f} ms; "
           f"server CPU {result['server_cpu_pct']:.0f}% (of {os.cpu_count()} cores: 100% = one core); "
           f"context switches per reply (/proc, every thread) "
@@ -168,6 +173,10 @@ def main(argv=None) -> int:
     parser.add_argument("--root", default=bench.ROOT, help="repository (copy) whose daemon.py to run")
     parser.add_argument("--duration", type=float, default=8.0, help="window seconds (default 8)")
     parser.add_argument("--loadgen", default=bench.DEFAULT_LOADGEN)
+    parser.add_argument("--engine", choices=("events", "threads"), default="events",
+                        help="the daemon's engine (default events; ignored by a daemon without --engine)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the events engine's loop (default asyncio, as bench/run.py's lineproto)")
     parser.add_argument("--no-perf", dest="perf", action="store_false")
     parser.add_argument("--no-py-spy", dest="py_spy", action="store_false")
     args = parser.parse_args(argv)
