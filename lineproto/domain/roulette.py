@@ -15,6 +15,7 @@ pocket, and a replay of the same pockets gives the same outcome.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
@@ -492,9 +493,14 @@ def parse_bet(words: str, wheel_kind: str) -> Bet:
     wheel. Numbers in a group may come in any order; the returned bet's name
     is canonical (upper case, numbers sorted 0, 00, 1..36).
     """
-    kind = _wheel_kind(wheel_kind)
     if not isinstance(words, str):
         raise BetSyntaxError("the bet must be text, e.g. RED or 17")
+    return _parse_bet(words, wheel_kind)
+
+
+@functools.lru_cache(maxsize=1024)  # players repeat their bets; Bet is immutable, so results are shared
+def _parse_bet(words: str, wheel_kind: str) -> Bet:
+    kind = _wheel_kind(wheel_kind)
     parts = words.upper().split()
     shown = _shown(" ".join(parts))
     if not parts:
