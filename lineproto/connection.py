@@ -238,8 +238,11 @@ class Connection:
         work) raised: a StorageError becomes its 451/452 reply, anything else 451.
         """
         if self.state is CLOSED:
+            if isinstance(result, BaseException) and not self._release_after_job:
+                log.warning("%s: releasing the session failed: %s", self.peer, result)
             if self._release_after_job:
                 self._release_after_job = False
+                self.session.report_commands()
                 return b"", self._release_session()
             return NOTHING
         if self.state is not BUSY:
@@ -267,6 +270,9 @@ class Connection:
         """The clock reached :attr:`deadline` (or passed it): 421 if no complete line came in time."""
         deadline = self.deadline
         if self.state is READY and deadline is not None and now >= deadline:
+            if self.pending:  # lines wait for the peer to read earlier replies: it is not idle
+                self.deadline = now + self._idle_timeout
+                return NOTHING
             log.info("%s: idle timeout", self.peer)
             return IDLE_TIMEOUT_REPLY, self._close()
         return NOTHING
@@ -292,11 +298,11 @@ class Connection:
             return ()
         self._admitted = False
         self.server._release()
-        self.session.report_commands()
         log.info("close %s", self.peer)
         if was_busy:  # the job still uses the session: release it once complete() says it is done
             self._release_after_job = True
             return ()
+        self.session.report_commands()
         return self._release_session()
 
     # ------------------------------------------------------------------ what the engine reads

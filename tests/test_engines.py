@@ -306,3 +306,71 @@ def _cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as file:
         fields = file.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_a_reader_who_resets_during_a_store_command_breaks_nothing(start_daemon, tmp_path):
+    """The command runs to its end in the store; the session is released after it; others carry on."""
+    import sqlite3
+    import struct
+    database = tmp_path / "reset.db"
+    daemon = start_daemon("--db", str(database), users=True)
+    raw = RawConnection(daemon.port)
+    raw.reply()
+    assert [raw.command(line).code for line in ("USER carol", "PASS secret")] == [331, 230]
+    blocker = sqlite3.connect(database, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the daemon's next commit waits for this lock
+    try:
+        raw.send(b"JOB\r\n")
+        time.sleep(0.2)  # JOB is waiting for the lock in the store
+        raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        raw.sock.close()  # a reset, not a FIN
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    with RawConnection(daemon.port) as other:
+        other.reply()
+        assert [other.command(line).code for line in ("USER carol", "PASS secret")] == [331, 230]
+        first = other.command("JOB")
+        assert first.code == 250, first
+        deadline = time.monotonic() + 10
+        while int(stat(other)["connections"]) != 1:  # the reset one is gone, and released
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with sqlite3.connect(database) as check:
+            held = check.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        assert held == 1, f"{held} jobs held: only this session's should be"
+        assert other.command("NOOP").code == 200
+    assert daemon.stop() == 0
+
+
+def test_half_closed_logins_are_answered_while_hashes_queue(start_daemon):
+    """USER + PASS + STAT then shutdown(SHUT_WR): every line is answered, whatever the queue."""
+    daemon = start_daemon("--auth-workers", "1", users=True)
+    clients = []
+    for _ in range(8):
+        raw = RawConnection(daemon.port, timeout=60)
+        raw.reply()
+        raw.send(b"USER carol\r\nPASS secret\r\nSTAT\r\n")
+        raw.sock.shutdown(socket.SHUT_WR)
+        clients.append(raw)
+    for raw in clients:
+        assert [reply.code for reply in raw.replies(3)] == [331, 230, 211]
+        assert raw.read_all() == b""
+        raw.close()
+
+
+def test_a_long_pipelined_batch_read_slowly_is_not_an_idle_connection(start_daemon):
+    daemon = start_daemon("--idle-timeout", "1")
+    raw = RawConnection(daemon.port, timeout=30)
+    raw.reply()
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.send(b"HELP\r\n" * 3000 + b"QUIT\r\n")
+    replies = []
+    began = time.monotonic()
+    while not replies or replies[-1].code != 221:
+        replies.append(raw.reply())
+        if len(replies) % 100 == 0:
+            time.sleep(0.05)  # a slow reader: the batch takes longer than the idle timeout
+    assert time.monotonic() - began > 1.0
+    assert [r.code for r in replies] == [214] * 3000 + [221]
+    raw.close()

@@ -4,10 +4,12 @@ Each accepted socket gets an ``asyncio.Protocol`` (:class:`_LineProtocol`)
 that feeds its :class:`~lineproto.connection.Connection` and carries out what
 it returns. Commands that are pure CPU run inline on the loop. A
 :class:`~lineproto.connection.RunBlocking` action goes to its worker pool:
-``store`` (threads that wait on a store transaction; the store's writer
-group-commits what they send) or ``auth`` (a few threads for password hashes,
-so memory stays bounded however many logins arrive); the reply is fed back on
-the loop when the job is done, and the connection answers nothing else meanwhile.
+``store`` (the store's own writer thread, ``Store.submit``: the command runs
+inside a group-committed transaction and its reply is handed out after COMMIT;
+a thread pool when the services have no store) or ``auth`` (a few threads for
+password hashes, so memory stays bounded however many logins arrive); the reply
+is fed back on the loop when the job is done, and the connection answers
+nothing else meanwhile. A job still queued when its client resets is dropped.
 
 Flow control: a transport whose unsent replies pass :data:`WRITE_HIGH_WATER`
 stops being read (``pause_reading``) until they drain below
@@ -123,7 +125,7 @@ class EventServer:
             loop.run_until_complete(self._serve(loop))
         finally:
             for pool in self.pools.values():
-                pool.shutdown(wait=True)  # jobs already running (session releases) finish
+                pool.shutdown(wait=True)  # the thread pools' jobs finish (the store's, when it closes)
             loop.close()
             self._socket.close()
 
@@ -254,7 +256,7 @@ class _LineProtocol(asyncio.Protocol):
 
     @property
     def finished(self) -> bool:
-        """Closing (no command running) and every reply sent."""
+        """Closing (no command running) and every reply handed to the kernel."""
         return self.connection.closed and self.transport.get_write_buffer_size() == 0
 
     def abort(self) -> None:

@@ -34,6 +34,8 @@ from ..connection import CLOSE, Connection, ServerState
 log = logging.getLogger("lineproto.engines.threads")
 
 _RECV_BYTES = 64 * 1024
+#: Seconds a closing connection waits for the peer to close its side (as the events engine does).
+CLOSE_LINGER = 5.0
 #: Seconds between checks, while a login waits for a hash worker, whether its peer has gone.
 PEER_CHECK_INTERVAL = 0.1
 #: What run_blocking returns for a job dropped because its peer had gone.
@@ -50,12 +52,17 @@ def set_timeout(sock: socket.socket, seconds: float, option: int = socket.SO_RCV
 
 
 def _peer_closed(sock: socket.socket) -> bool:
-    """True if the peer has closed its side (what is readable is the end of the stream)."""
+    """True if the peer has reset the connection: nobody can read a reply any more.
+
+    A peer that only shut down its sending side (half-close) still reads: its lines are answered.
+    """
     poller = select.poll()  # not select.select: descriptors above 1023 are common here
     poller.register(sock, select.POLLIN)
     try:
-        return bool(poller.poll(0)) and sock.recv(1, socket.MSG_PEEK) == b""
-    except OSError:
+        if poller.poll(0):
+            sock.recv(1, socket.MSG_PEEK)  # b"" (end of input) or data: the peer still reads
+        return False
+    except OSError:  # ECONNRESET and the like
         return True
 
 
@@ -104,11 +111,10 @@ class ThreadedServer:
 
     def stop(self) -> None:
         """Set the stop flag and wake serve_forever. Safe from a signal handler and from other threads."""
+        if self.state.stopping.is_set():
+            return  # once is enough (and the pipe may be closed: its number may be reused by now)
         self.state.stop()
-        try:
-            os.write(self._wake_write, b"x")
-        except OSError:  # closed: serve_forever has returned
-            pass
+        os.write(self._wake_write, b"x")
 
     def _shut_down(self) -> None:
         self._tcp.shutdown()
@@ -141,7 +147,10 @@ class ThreadedServer:
         logins that hang up at once must not keep the CPU busy after they are gone.
         """
         if action.pool != AUTH_POOL:
-            return action.job()
+            try:
+                return action.job()
+            except Exception as exc:  # Connection.complete turns it into the reply
+                return exc
         future = self.auth_pool.submit(action.job)
         while True:
             try:
@@ -149,6 +158,8 @@ class ThreadedServer:
             except TimeoutError:
                 if _peer_closed(sock) and future.cancel():
                     return PEER_GONE
+            except Exception as exc:
+                return exc
 
 
 class _Handler(socketserver.BaseRequestHandler):
@@ -235,18 +246,20 @@ class _Handler(socketserver.BaseRequestHandler):
                 engine.run_blocking(action, sock)
 
     def _close_gently(self, sock: socket.socket) -> None:
-        """Send FIN, then drop input the client already sent, so close() sends no reset.
+        """Send FIN, then drop input until the peer closes too, so close() sends no reset.
 
         Closing a socket with unread input makes the kernel send a reset, which
         can destroy the final reply before the client reads it (a client that
-        pipelined lines after QUIT). Only what has arrived is read: no waiting.
+        pipelined lines after QUIT). A peer that never closes is given
+        :data:`CLOSE_LINGER` seconds, as on the events engine.
         """
         try:
             sock.shutdown(socket.SHUT_WR)
-            sock.setblocking(False)  # with a timeout set, recv would first wait for input
-            while sock.recv(_RECV_BYTES):
-                pass
-        except OSError:  # BlockingIOError: nothing more has arrived
+            set_timeout(sock, CLOSE_LINGER)
+            deadline = time.monotonic() + CLOSE_LINGER
+            while sock.recv(_RECV_BYTES) and time.monotonic() < deadline:
+                pass  # dropped: it came after the last reply
+        except OSError:  # the linger ran out, or the peer reset
             pass
 
     def wake(self) -> None:

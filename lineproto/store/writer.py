@@ -82,6 +82,9 @@ class Writer:
 
         If the batch fails to commit, the future holds the StorageError
         instead, whatever the job returned: nothing it changed in the store is kept.
+        If the job raises, its store calls that completed before are kept (as for a
+        command that fails after a store call). Cancelling the future before the
+        writer reaches the job skips it; once running, it runs to the end.
         """
         if self._closed:
             raise StorageError("storage closed: the daemon is stopping")
@@ -138,6 +141,8 @@ class Writer:
             connection.execute("BEGIN IMMEDIATE")
             for operation, future in batch:
                 if operation.__class__ is _Job:
+                    if not future.set_running_or_notify_cancel():
+                        continue  # cancelled while queued (its client left): nothing to run
                     try:
                         outcomes.append((future, operation.run(), None))
                     except Exception as exc:
@@ -167,18 +172,24 @@ class Writer:
                 except sqlite3.Error:
                     pass
             for _, future in batch:
-                future.set_exception(error)
+                _settle(future, None, error)
             return
         except BaseException as exc:  # a bug in the writer itself: fail loudly, never hang callers
             log.exception("store writer failed")
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             for _, future in batch:
-                if not future.done():
-                    future.set_exception(StorageError(f"storage error: {exc!r}"))
+                _settle(future, None, StorageError(f"storage error: {exc!r}"))
             return
         for future, result, exc in outcomes:
-            if exc is None:
-                future.set_result(result)
-            else:
-                future.set_exception(exc)
+            _settle(future, result, exc)
+
+
+def _settle(future: Future, result, exc: BaseException | None) -> None:
+    """Hand out an outcome, unless the future is already done (a cancelled job's)."""
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(result)
+    else:
+        future.set_exception(exc)

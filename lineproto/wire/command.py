@@ -1,6 +1,5 @@
 """Parse a command line into a verb and its arguments."""
 
-import functools
 from typing import NamedTuple
 
 #: Longest verb; short verbs are what legacy systems and people at telnet type.
@@ -40,12 +39,11 @@ class CommandLine(NamedTuple):
         return words
 
 
-@functools.lru_cache(maxsize=1024)  # the same lines come again and again (NOOP, SPIN, BET RED 10)
 def parse_command(line: str) -> CommandLine | None:
     """Return the command on ``line``, or None for a blank line (which gets no reply).
 
-    Raises :class:`CommandSyntaxError` when the first word is not 1-4 letters. A pure function of
-    its argument, and CommandLine is immutable: results are shared between callers.
+    Raises :class:`CommandSyntaxError` when the first word is not 1-4 letters. (Not memoised,
+    though lines repeat: a cache would keep PASS lines, passwords, in memory.)
     """
     line = line.strip(" \t")
     if not line:
