@@ -485,6 +485,20 @@ def make_server(name: str, workdir: str, tag: str, features: dict, extra: list[s
                   + list(extra), workdir)
 
 
+def collect_medians(key: str, names, runs: dict, out: dict, median) -> dict:
+    """Put each server's median (of its repetitions that did not fail) into ``out``; log the skipped."""
+    for name in names:
+        good = [run for run in runs[name] if "failed" not in run]
+        if good:
+            out["servers"][name] = {"median": median(good), "runs": good,
+                                    "failed_runs": [run["failed"] for run in runs[name] if "failed" in run]}
+        elif runs[name] and name not in out["skipped"]:
+            out["skipped"][name] = "every repetition failed: " + runs[name][0]["failed"]
+    for name, why in out["skipped"].items():
+        log(f"  {key} {name}: skipped: {why}")
+    return out
+
+
 def median_result(runs: list[dict]) -> dict:
     keys = ("rate", "replies_per_s", "units_per_s", "p50_ms", "p99_ms", "server_cpu_pct", "loadgen_cpu_pct")
     out = {key: statistics.median(run[key] for run in runs) for key in keys}
@@ -622,16 +636,7 @@ def run_scenario(scenario: Scenario, servers: list[str], args, features: dict, w
                 + (f"  greet {result['greeting_under_load_ms']:.0f} ms" if result.get("greeting_under_load_ms") else ""))
             for line in result["diagnostics"][:2]:
                 log(f"      {line}")
-    for name in names:
-        good = [run for run in runs[name] if "failed" not in run]
-        if good:
-            out["servers"][name] = {"median": median_result(good), "runs": good,
-                                    "failed_runs": [run["failed"] for run in runs[name] if "failed" in run]}
-        elif runs[name] and name not in out["skipped"]:
-            out["skipped"][name] = "every repetition failed: " + runs[name][0]["failed"]
-    for name, why in out["skipped"].items():
-        log(f"  {scenario.key} {name}: skipped: {why}")
-    return out
+    return collect_medians(scenario.key, names, runs, out, median_result)
 
 
 # ---------------------------------------------------------------------------------- S8: idle capacity
@@ -853,16 +858,7 @@ def run_logins(servers: list[str], args, features: dict, workdir: str) -> dict:
                 f"srv {result['server_cpu_pct']:4.0f}%  err {result['errors']}  stop {result['stop_s']:.1f} s")
             for line in result["diagnostics"][:3]:
                 log(f"      {line}")
-    for name in daemons:
-        good = [run for run in runs[name] if "failed" not in run]
-        if good:
-            out["servers"][name] = {"median": median_logins(good), "runs": good,
-                                    "failed_runs": [run["failed"] for run in runs[name] if "failed" in run]}
-        elif runs[name] and name not in out["skipped"]:
-            out["skipped"][name] = "every repetition failed: " + runs[name][0]["failed"]
-    for name, why in out["skipped"].items():
-        log(f"  S9 {name}: skipped: {why}")
-    return out
+    return collect_medians("S9", daemons, runs, out, median_logins)
 
 
 def login_storm(name: str, load: Load, args, features: dict, workdir: str, users: str, rep: int) -> dict:

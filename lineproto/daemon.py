@@ -146,7 +146,16 @@ def pin_to_cpu(cpu: int) -> None:
     log.info("pinned to CPU %d", cpu)
 
 
+#: The signals that stop the daemon gracefully.
+STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
 def serve(args) -> int:
+    # Blocked in every thread (each inherits this mask from the thread that starts it) and taken
+    # by the main thread with sigtimedwait: a Python signal handler runs only when the main thread
+    # runs bytecode, and a signal the kernel hands to another thread would leave a main thread
+    # that waits in join() asleep for good.
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if args.cpu is not None:
         pin_to_cpu(args.cpu)
     store = open_store(args)
@@ -175,8 +184,6 @@ def _serve(args, store: SqliteStore) -> int:
         server = make_server(services, settings, args.engine)
     except OSError as exc:
         raise StartError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: server.stop())
     # What start-up built lives as long as the daemon: keep it out of the collector's full passes.
     gc.freeze()
     running = RunningServer(server).start(timeout=60)
@@ -185,6 +192,12 @@ def _serve(args, store: SqliteStore) -> int:
     print(f"{PRODUCT} {__version__} listening on {host}:{port}", flush=True)
     if args.notify:
         write_atomically(args.notify, f"{host}:{port}\n")
+    while running.alive:
+        caught = signal.sigtimedwait(STOP_SIGNALS, 0.5)
+        if caught is not None:
+            log.info("%s: stopping", signal.Signals(caught.si_signo).name)
+            server.stop()
+            break
     running.wait()
     log.info("shutting down")
     services.close()

@@ -363,14 +363,13 @@ def test_a_long_pipelined_batch_read_slowly_is_not_an_idle_connection(start_daem
     daemon = start_daemon("--idle-timeout", "1")
     raw = RawConnection(daemon.port, timeout=30)
     raw.reply()
-    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    raw.send(b"HELP\r\n" * 3000 + b"QUIT\r\n")
+    raw.send(b"HELP\r\n" * 3000 + b"QUIT\r\n")  # ~6 MB of replies: more than the buffers hold
     replies = []
     began = time.monotonic()
     while not replies or replies[-1].code != 221:
         replies.append(raw.reply())
         if len(replies) % 100 == 0:
-            time.sleep(0.05)  # a slow reader: the batch takes longer than the idle timeout
+            time.sleep(0.1)  # a slow reader: the batch takes longer than the idle timeout
     assert time.monotonic() - began > 1.0
     assert [r.code for r in replies] == [214] * 3000 + [221]
     raw.close()

@@ -95,6 +95,11 @@ class RunningServer:
     def address(self) -> tuple[str, int]:
         return self.server.address
 
+    @property
+    def alive(self) -> bool:
+        """True until the server has stopped."""
+        return self._thread.is_alive()
+
     def _serve(self) -> None:
         try:
             self.server.serve_forever()
