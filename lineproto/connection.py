@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .commands import Blocking, Services, Session
+from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
 
 log = logging.getLogger("lineproto.connection")
@@ -390,7 +391,7 @@ class Connection:
 
     def _release_session(self) -> tuple:
         session = self.session
-        pool = session.logout_blocks()
+        pool = when_stored_user(session)
         if pool is not None:
             return (RunBlocking(pool, session.close),)
         session.close()

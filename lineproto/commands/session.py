@@ -16,7 +16,7 @@ from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
 from .errors import reply_for_error
-from .table import STORE_POOL, CommandTable
+from .table import CommandTable
 
 log = logging.getLogger("lineproto.commands")
 
@@ -163,15 +163,12 @@ class Session:
             pool = command.blocks(self)
             if pool is not None:
                 return Blocking(pool, lambda: self._run(command, args), command.verb)
-        try:
-            return command.handler(self, *args)
-        except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
-            return self.error_reply(command.verb, exc)
+        return self._run(command, args)
 
     def _run(self, command, args) -> Reply:
         try:
             return command.handler(self, *args)
-        except Exception as exc:
+        except Exception as exc:  # mapped to a reply; anything unmapped is a bug, logged in full
             return self.error_reply(command.verb, exc)
 
     def error_reply(self, verb: str, exc: BaseException) -> Reply:
@@ -181,13 +178,6 @@ class Session:
             log.error("%s: %s failed", self.peer, verb, exc_info=exc)
             return Reply(451, ("Internal error; the command was not carried out",))
         return reply
-
-    def logout_blocks(self) -> str | None:
-        """The worker pool :meth:`logout` and :meth:`close` must run in, or None (see ``Command.blocks``)."""
-        user = self.user
-        if self.services.store is None or user is None or user.is_guest:
-            return None
-        return STORE_POOL
 
     def login(self, user: User) -> None:
         self.logout()

@@ -62,7 +62,11 @@ AUTH_POOL = "auth"  # hashes a password (scrypt, ~16 MB each): a few at once, me
 
 
 def when_stored_user(session) -> str | None:
-    """``blocks`` of a command that touches the store only for a registered (non-guest) user."""
+    """``blocks`` of a command that touches the store only for a registered (non-guest) user.
+
+    Logging such a user out touches the store too (it releases what they hold), so this also
+    says where ``Session.logout`` and ``Session.close`` must run.
+    """
     user = session.user
     if session.services.store is None or user is None or user.is_guest:
         return None
