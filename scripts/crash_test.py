@@ -143,8 +143,15 @@ def check_player(player: Player, line: Client) -> list[str]:
 
 def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: float = 0.3,
         max_run: float = 2.5, workdir: Path | None = None, say=print, tamper=None,
-        engine: str = "events") -> dict:
-    """Run the kill/restart/check rounds; ``tamper(db_path)`` (tests only) runs before the final check."""
+        engine: str = "events", min_acknowledged: int = 0, min_readings: int = 0) -> dict:
+    """Run the kill/restart/check rounds.
+
+    Each round kills the daemon after a random delay, but never before every player has logged
+    in and the players together have ``min_acknowledged`` operations and ``min_readings``
+    readings acknowledged in that round (so a slow machine cannot make a round check nothing).
+    ``tamper(db_path, acknowledged)`` (tests only) runs before the final check, with the
+    acknowledged readings (meter -> (value, reader)).
+    """
     seed = seed if seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
     workdir = Path(workdir or tempfile.mkdtemp(prefix="lineproto-crash-"))
@@ -163,6 +170,7 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
             player.start()
         delay = rng.uniform(min_run, max_run)
         time.sleep(delay)
+        _wait_for_progress(players, min_acknowledged, min_readings)
         daemon.kill()
         for player in players:
             player.join(30)
@@ -184,7 +192,7 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
         say(f"kill {kill}: after {delay:.2f} s, {round_checked} acknowledged operations checked, "
             f"{len(problems)} problems so far")
     if tamper is not None:
-        tamper(db)
+        tamper(db, dict(acknowledged))
     problems += check_database(db, names, acknowledged, maybe)
     report = {"seed": seed, "kills": kills, "acknowledged_checked": checked,
               "readings_checked": len(acknowledged), "losses": len(problems), "problems": problems}
@@ -193,6 +201,17 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
     for problem in problems:
         say(f"  PROBLEM {problem}")
     return report
+
+
+def _wait_for_progress(players, min_acknowledged: int, min_readings: int, timeout: float = 60.0) -> None:
+    """Wait until every player is logged in and the round has the acknowledgements asked for."""
+    deadline = time.monotonic() + timeout
+    while not (all(hasattr(player, "state") for player in players)
+               and sum(player.acknowledged for player in players) >= min_acknowledged
+               and sum(len(player.readings) for player in players) >= min_readings):
+        if time.monotonic() > deadline or not any(player.is_alive() for player in players):
+            raise RuntimeError("the players made no progress before the kill")
+        time.sleep(0.01)
 
 
 def check_database(db: Path, names, acknowledged: dict, maybe: dict) -> list[str]:
