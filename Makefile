@@ -5,8 +5,12 @@ VPY = $(VENV)/bin/python
 
 .PHONY: run test bench clean
 
+# make run [PORT=37001] [ARGS="--db /tmp/play.db --engine threads"]: the daemon on 127.0.0.1
+PORT ?= 36000
+ARGS ?=
+
 run:
-	$(PYTHON) daemon.py --host 127.0.0.1 --port 36000
+	$(PYTHON) daemon.py --host 127.0.0.1 --port $(PORT) $(ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

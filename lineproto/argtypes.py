@@ -1,6 +1,7 @@
 """Argument types for the command lines (daemon and clients): a bad value is one argparse line, exit 2."""
 
 import argparse
+import math
 
 
 def positive_int(text: str) -> int:
@@ -22,4 +23,28 @@ def positive_seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 seconds: {text!r}")
+    if math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds: {text!r}")
     return value
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 0-65535 (0: any free port, for a server)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535: {text!r}")
+    return value
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error: ``prog: error: what is wrong (prog --help for usage)``, exit 2.
+
+    argparse's own error prints the whole usage block first, which buries the line that says
+    what went wrong.
+    """
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} ({self.prog} --help for usage)\n")

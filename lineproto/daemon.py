@@ -13,11 +13,11 @@ import signal
 import sys
 
 from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
-from .argtypes import positive_int, positive_seconds
+from .argtypes import ArgumentParser, port_number, positive_int, positive_seconds
 from .commands import add_arguments as add_service_arguments, build_services
 from .domain.accounts import (
-    GUEST, AccountError, User, UserDirectory, check_username, format_user, hash_password, parse_roles,
-    parse_users,
+    GUEST, AccountError, User, UserDirectory, canonical_username, check_username, format_user, hash_password,
+    parse_roles, parse_users,
 )
 from .commands.meters import read_roster_file
 from .domain.meters import RosterError
@@ -38,24 +38,26 @@ __all__ = ["StartError", "main"]
 
 def add_db_argument(parser, default=DEFAULT_DB) -> None:
     parser.add_argument("--db", default=default, metavar="PATH",
-                        help="SQLite database (default ./data/lineproto.db, created on first run; "
-                             "':memory:' for a throwaway run)")
+                        help="SQLite database (default ./data/lineproto.db). The daemon, useradd and "
+                             "roster import create it, and its directory (mode 0700), when missing; "
+                             "the other subcommands need it to exist. ':memory:' for a throwaway run")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="daemon.py", description=f"{PRODUCT} {__version__} daemon")
+    parser = ArgumentParser(prog="daemon.py", description=f"{PRODUCT} {__version__} daemon")
+    parser.add_argument("--version", action="version", version=f"{PRODUCT} {__version__}")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
-    parser.add_argument("-p", "--port", type=int, default=DEFAULT_PORT,
+    parser.add_argument("-p", "--port", type=port_number, default=DEFAULT_PORT,
                         help="port to listen on, 0 for any free port (default %(default)s)")
     parser.add_argument("--notify", metavar="FILE",
                         help="write HOST:PORT to FILE once the socket listens")
     parser.add_argument("--log-level", default="info",
                         choices=["debug", "info", "warning", "error"], help="default %(default)s")
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
-                        help="simultaneous connections (default %(default)s)")
-    parser.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT,
+    parser.add_argument("--max-connections", type=positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                        help="simultaneous connections, 1 or more (default %(default)s)")
+    parser.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
                         help="seconds a connection may go without sending a complete line before it is "
-                             "closed (default %(default)s)")
+                             "closed; more than 0, there is no 'never' (default %(default)s)")
     parser.add_argument("--engine", choices=ENGINE_NAMES, default=ENGINE_NAMES[0],
                         help="events: one asyncio event loop (default); threads: socketserver's "
                              "ThreadingTCPServer, a thread per connection")
@@ -81,15 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
         add_db_argument(sub, default=argparse.SUPPRESS)
         return sub
 
-    useradd = admin("useradd", "add or replace a user")
-    useradd.add_argument("name")
+    useradd = admin("useradd", "add a user (refused if the name exists: see usermod and passwd)")
+    useradd.add_argument("name", help="login name: 1-32 letters, digits, '.', '_', '-'; case-insensitive")
     useradd.add_argument("--name", dest="real_name", required=True, help="the user's real name")
     useradd.add_argument("--role", action="append", default=[], help="reader, player or admin (repeatable)")
     useradd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     useradd.add_argument("--users", dest="users_file", metavar="FILE",
                          help="write to this users file instead of the database")
-    userdel = admin("userdel", "delete a user")
+    usermod = admin("usermod", "change a user's real name or roles")
+    usermod.add_argument("name")
+    usermod.add_argument("--name", dest="real_name", help="the new real name")
+    usermod.add_argument("--role", action="append", dest="roles",
+                         help="set the roles to exactly these (repeatable; --role '' for none)")
+    usermod.add_argument("--add-role", action="append", default=[], metavar="ROLE", help="add a role (repeatable)")
+    usermod.add_argument("--remove-role", action="append", default=[], metavar="ROLE",
+                         help="remove a role (repeatable)")
+    usermod.add_argument("--force", action="store_true", help="allow taking the admin role from the last admin")
+    userdel = admin("userdel", "delete a user (their sessions end at their next command)")
     userdel.add_argument("name")
+    userdel.add_argument("--force", action="store_true", help="allow deleting the last admin")
     passwd = admin("passwd", "set a user's password")
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
@@ -118,10 +130,43 @@ def main(argv=None) -> int:
         return 1
 
 
-def open_store(args) -> SqliteStore:
-    if args.db == DEFAULT_DB:
-        os.makedirs(os.path.dirname(DEFAULT_DB), exist_ok=True)
+#: Mode of a database directory the daemon creates: only its owner may enter it.
+DB_DIRECTORY_MODE = 0o700
+
+
+def open_store(args, create: bool = True) -> SqliteStore:
+    """The database of ``--db``.
+
+    One rule for every path, the default ``./data/lineproto.db`` included:
+    with ``create`` (the daemon, useradd, roster import) a missing database
+    is created, and so is its directory (mode 0700); without it (commands that
+    only read or change what exists) a missing database is an error, so a
+    typo never leaves an empty database behind.
+    """
+    if args.db != ":memory:":
+        if not os.path.exists(args.db):
+            if not create:
+                raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
+            make_private_directory(os.path.dirname(os.path.abspath(args.db)))
     return SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+
+
+def make_private_directory(path: str) -> None:
+    """Create ``path`` (and its parents) if missing; the directory created gets mode 0700."""
+    if os.path.isdir(path):
+        return
+    try:
+        os.makedirs(path, mode=DB_DIRECTORY_MODE)
+        os.chmod(path, DB_DIRECTORY_MODE)  # makedirs' mode is filtered by the umask
+    except OSError as exc:
+        raise StartError(f"cannot create directory {path}: {exc.strerror or exc}") from None
+
+
+def check_file_target(option: str, path: str) -> None:
+    """A file we are about to write must go in an existing directory: one line if not."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StartError(f"{option} {path}: directory {directory} does not exist")
 
 
 def import_users_file(store: SqliteStore, path: str) -> int:
@@ -158,6 +203,8 @@ def serve(args) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     if args.cpu is not None:
         pin_to_cpu(args.cpu)
+    if args.notify:
+        check_file_target("--notify", args.notify)
     store = open_store(args)
     try:
         return _serve(args, store)
@@ -169,8 +216,17 @@ def _serve(args, store: SqliteStore) -> int:
     if args.users:
         log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
     if not store.list_users():
-        log.warning("no users yet: add the first admin with  python3 daemon.py useradd NAME "
-                    "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)", args.db)
+        if args.db == ":memory:":
+            log.warning("no users: an in-memory database starts empty; give it users with --users FILE "
+                        "(python3 daemon.py useradd NAME --name 'Real Name' --role admin --users FILE "
+                        "writes one)  (USER guest works meanwhile)")
+        else:
+            log.warning("no users yet: add the first admin with  python3 daemon.py useradd NAME "
+                        "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)", args.db)
+    for user in store.list_users():
+        if user.name != canonical_username(user.name):
+            log.warning("user %s has upper-case letters, from an older version: names are case-insensitive "
+                        "now and it cannot log in; add it again in lower case", user.name)
     if store.get_user(GUEST) is not None:
         log.warning("the database holds a user named %s, from an older version: it is ignored, since USER %s "
                     "is the play-money login (daemon.py userdel %s removes it)", GUEST, GUEST, GUEST)
@@ -216,45 +272,80 @@ def write_atomically(path: str, text: str) -> None:
 def useradd(args) -> int:
     name = check_username(args.name)
     roles = parse_roles(",".join(args.role))
-    user = User(name, args.real_name, roles, hash_password(read_password(args.password_stdin)))
-    if "\n" in user.real_name:
-        raise AccountError("a real name cannot hold a line break")
+    check_real_name(args.real_name)
     if args.users_file:
         users = {}
         if os.path.exists(args.users_file):
             with open(args.users_file, encoding="utf-8") as file:
                 users = parse_users(file)
-        users[name] = user
+        if name in users:
+            raise StartError(f"user {name} exists in {args.users_file}")
+        users[name] = User(name, args.real_name, roles, hash_password(read_password(args.password_stdin)))
         write_atomically(args.users_file, "".join(format_user(u) + "\n" for u in users.values()))
         print(f"user {name} saved in {args.users_file}")
         return 0
     with _store(args) as store:
-        store.put_user(user)
-    print(f"user {name} saved")
+        if store.get_user(name) is not None:
+            raise StartError(f"user {name} exists: usermod changes the name or roles, passwd the password")
+        store.put_user(User(name, args.real_name, roles, hash_password(read_password(args.password_stdin))))
+    print(f"user {name} added")
     return 0
 
 
+def check_real_name(real_name: str) -> None:
+    if "\n" in real_name or "\r" in real_name:
+        raise AccountError("a real name cannot hold a line break")
+
+
+def usermod(args) -> int:
+    if args.real_name is None and args.roles is None and not args.add_role and not args.remove_role:
+        raise StartError("usermod: nothing to change (--name, --role, --add-role, --remove-role)")
+    with _store(args, create=False) as store:
+        user = _existing_user(store, args.name)
+        roles = parse_roles(",".join(args.roles)) if args.roles is not None else user.roles
+        roles = (roles | parse_roles(",".join(args.add_role))) - parse_roles(",".join(args.remove_role))
+        real_name = args.real_name if args.real_name is not None else user.real_name
+        check_real_name(real_name)
+        if "admin" in user.roles and "admin" not in roles and not args.force:
+            _refuse_losing_last_admin(store, user, "taking the admin role from")
+        store.put_user(User(user.name, real_name, roles, user.password_hash))
+    print(f"user {user.name}: {','.join(sorted(roles)) or 'no roles'}; {real_name}")
+    return 0
+
+
+def _existing_user(store: SqliteStore, name: str) -> User:
+    user = store.get_user(canonical_username(name))
+    if user is None:
+        raise StartError(f"no user {name}")
+    return user
+
+
+def _refuse_losing_last_admin(store: SqliteStore, user: User, action: str) -> None:
+    if not any(other.name != user.name and "admin" in other.roles for other in store.list_users()):
+        raise StartError(f"{user.name} is the only admin: {action} them leaves no admin (--force does it anyway)")
+
+
 def userdel(args) -> int:
-    with _store(args) as store:
-        if not store.delete_user(args.name):
-            raise StartError(f"no user {args.name}")
-    print(f"user {args.name} deleted")
+    with _store(args, create=False) as store:
+        user = _existing_user(store, args.name)
+        if "admin" in user.roles and not args.force:
+            _refuse_losing_last_admin(store, user, "deleting")
+        store.delete_user(user.name)
+    print(f"user {user.name} deleted")
     return 0
 
 
 def passwd(args) -> int:
-    with _store(args) as store:
-        user = store.get_user(args.name)
-        if user is None:
-            raise StartError(f"no user {args.name}")
+    with _store(args, create=False) as store:
+        user = _existing_user(store, args.name)
         store.put_user(User(user.name, user.real_name, user.roles,
                             hash_password(read_password(args.password_stdin))))
-    print(f"password of {args.name} changed")
+    print(f"password of {user.name} changed")
     return 0
 
 
 def users(args) -> int:
-    with _store(args) as store:
+    with _store(args, create=False) as store:
         for user in store.list_users():
             print(f"{user.name}\t{','.join(sorted(user.roles)) or '-'}\t{user.real_name}")
     return 0
@@ -269,7 +360,7 @@ def roster(args) -> int:
 
 
 def dump(args) -> int:
-    with _store(args) as store:
+    with _store(args, create=False) as store:
         for line in store.meters.dump():
             print(line)
     return 0
@@ -278,6 +369,7 @@ def dump(args) -> int:
 def backup(args) -> int:
     if not os.path.exists(args.db):
         raise StartError(f"no database at {args.db}")
+    check_file_target("backup", args.file)
     backup_database(args.db, args.file)
     print(f"backup of {args.db} written to {args.file}")
     return 0
@@ -286,11 +378,12 @@ def backup(args) -> int:
 class _store:
     """``with _store(args) as store``: open the database, always close it."""
 
-    def __init__(self, args):
+    def __init__(self, args, create: bool = True):
         self.args = args
+        self.create = create
 
     def __enter__(self) -> SqliteStore:
-        self.store = open_store(self.args)
+        self.store = open_store(self.args, self.create)
         return self.store
 
     def __exit__(self, *exc):
@@ -310,6 +403,6 @@ def read_password(from_stdin: bool) -> str:
 
 
 COMMANDS = {
-    "serve": serve, "useradd": useradd, "userdel": userdel, "passwd": passwd, "users": users,
+    "serve": serve, "useradd": useradd, "usermod": usermod, "userdel": userdel, "passwd": passwd, "users": users,
     "roster": roster, "dump": dump, "backup": backup,
 }

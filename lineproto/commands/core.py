@@ -1,11 +1,16 @@
 """Core commands: HELP, NOOP, QUIT, STAT, USER, PASS, REIN."""
 
-from ..domain.accounts import GUEST, GUEST_USER
+import logging
+
+from ..domain.accounts import GUEST, GUEST_USER, canonical_username
 from ..store.base import StorageError, StorageFull
 from ..wire import Reply
+from ..wire.logtext import for_log
 from .errors import CommandError
 from .session import MAX_LOGIN_FAILURES, Session
 from .table import AUTH_POOL, Command, when_stored_user
+
+log = logging.getLogger("lineproto.commands")
 
 OK = Reply(200, ("OK",))
 
@@ -59,6 +64,7 @@ def stat(session: Session) -> Reply:
 
 def user(session: Session, name: str) -> Reply:
     session.logout()
+    name = canonical_username(name)  # names are case-insensitive: USER Ada is ada, USER GUEST is guest
     if name == GUEST and session.services.users.allow_guest:  # never a registered name (check_username)
         session.login(GUEST_USER)
         return Reply(230, ("Welcome, Guest: logged in as guest with play money",))
@@ -76,10 +82,13 @@ def pass_(session: Session, password: str) -> Reply:
     user = session.services.users.authenticate(name, password)
     if user is None:
         session.login_failures += 1
+        # One line per failure, account and peer in fixed places, so fail2ban and the like can match it.
+        log.warning("login failed for %s from %s", for_log(name), session.peer)
         if session.login_failures >= MAX_LOGIN_FAILURES:
             session.closing = True
             return Reply(421, ("Too many failed logins; closing connection",))
         raise CommandError(530, "Login incorrect")
+    log.info("login %s from %s", user.name, session.peer)
     session.login(user)
     return Reply(230, (f"Welcome, {user.real_name}: logged in as {user.name}",))
 

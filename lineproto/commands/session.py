@@ -16,7 +16,7 @@ from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
 from .errors import reply_for_error
-from .table import CommandTable
+from .table import STORE_POOL, CommandTable
 
 log = logging.getLogger("lineproto.commands")
 
@@ -151,19 +151,56 @@ class Session:
         if command is None:
             return Reply(500, (f"Unknown command {command_line.verb}; HELP lists the commands",))
         if command.login or command.roles:
-            if self.user is None:
-                return Reply(530, (NOT_LOGGED_IN,))
-            if command.roles and not self.user.has_role(*command.roles):
-                needed = " or ".join(sorted(command.roles))
-                return Reply(532, (f"Permission denied: {command.verb} needs the {needed} role",))
+            denied = self._refusal(command)
+            if denied is not None:
+                return denied
         args = command.args.split(command_line)
         if args is None:
             return Reply(501, (f"Syntax: {command.usage}",))
         if command.blocks is not None:
             pool = command.blocks(self)
             if pool is not None:
+                if pool == STORE_POOL and (command.login or command.roles):
+                    return Blocking(pool, lambda: self._run_for_account(command, args), command.verb)
                 return Blocking(pool, lambda: self._run(command, args), command.verb)
         return self._run(command, args)
+
+    def _run_for_account(self, command, args) -> Reply:
+        """A registered user's store command, run only if their account still exists.
+
+        An admin may delete a user or change their roles (``daemon.py userdel``,
+        ``usermod``) while they are logged in: the account is read again on the
+        store's thread right before the command, so the change applies from the
+        user's next command that uses the store. A deleted user gets 421 and is
+        logged out; changed roles apply at once.
+        """
+        assert self.user is not None
+        try:
+            current = self.services.users.get(self.user.name)
+        except Exception as exc:
+            return self.error_reply(command.verb, exc)
+        if current is None:
+            name = self.user.name
+            log.warning("%s: account %s no longer exists: session ended", self.peer, name)
+            self.logout()
+            self.closing = True
+            return Reply(421, (f"Account {name} no longer exists; closing connection",))
+        if current != self.user:
+            self.user = current
+            denied = self._refusal(command)
+            if denied is not None:
+                return denied
+        return self._run(command, args)
+
+    def _refusal(self, command) -> Reply | None:
+        """530 or 532 when the session may not run ``command``, else None."""
+        if command.login or command.roles:
+            if self.user is None:
+                return Reply(530, (NOT_LOGGED_IN,))
+            if command.roles and not self.user.has_role(*command.roles):
+                needed = " or ".join(sorted(command.roles))
+                return Reply(532, (f"Permission denied: {command.verb} needs the {needed} role",))
+        return None
 
     def _run(self, command, args) -> Reply:
         try:

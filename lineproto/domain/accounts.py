@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
+from typing import Callable
 
 ROLES = frozenset({"reader", "player", "admin"})
 
@@ -57,10 +58,26 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+#: Longest login name.
+MAX_USERNAME_LENGTH = 32
+
+
+def canonical_username(name: str) -> str:
+    """The form a login name is stored and compared in: names are case-insensitive (ASCII lower case)."""
+    return name.lower() if name.isascii() else name
+
+
 def check_username(name: str) -> str:
-    """Return ``name`` if it is a valid login name (1-32 of letters, digits, ``._-``; not ``guest``)."""
-    if not (1 <= len(name) <= 32 and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
-        raise AccountError(f"invalid user name {name!r}: use 1-32 letters, digits, '.', '_' or '-'")
+    """``name`` in its canonical (lower-case) form if it is a valid registered name.
+
+    A name is 1-32 ASCII letters, digits, ``.``, ``_`` or ``-``; case does not matter
+    (``Ada`` and ``ada`` are one user); ``guest`` is the play-money login, never an account.
+    """
+    if not (1 <= len(name) <= MAX_USERNAME_LENGTH
+            and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
+        raise AccountError(f"invalid user name {name!r}: use 1-{MAX_USERNAME_LENGTH} letters, digits, "
+                           "'.', '_' or '-'")
+    name = canonical_username(name)
     if name == GUEST:
         raise AccountError(f"{GUEST} is the play-money login without a password; it cannot be a registered user")
     return name
@@ -102,7 +119,10 @@ def parse_users(lines) -> dict[str, User]:
             raise AccountError(f"line {number}: expected name:roles:hash:real name")
         name, roles, password_hash, real_name = fields
         try:
-            users[check_username(name)] = User(name, real_name, parse_roles(roles), password_hash)
+            name = check_username(name)
+            if name in users:
+                raise AccountError(f"user {name} is listed twice (names are case-insensitive)")
+            users[name] = User(name, real_name, parse_roles(roles), password_hash)
         except AccountError as exc:
             raise AccountError(f"line {number}: {exc}") from None
     return users
@@ -128,13 +148,19 @@ class UserDirectory:
 
     ``get(name)`` returns the user or None: from ``users`` (kept in memory)
     or, when ``lookup`` is given, from ``lookup(name)`` (a store's ``get_user``).
+    Names are looked up in their canonical form, so case does not matter.
     """
 
-    def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True, lookup=None):
+    def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True,
+                 lookup: Callable[[str], User | None] | None = None):
         # A fixed dict is only read after this, so it needs no lock.
-        self.get = lookup if lookup is not None else dict(users or {}).get
+        self._lookup = lookup if lookup is not None else dict(users or {}).get
         self.allow_guest = allow_guest
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+
+    def get(self, name: str) -> User | None:
+        """The registered user called ``name`` (in any case), or None."""
+        return self._lookup(canonical_username(name))
 
     def authenticate(self, name: str, password: str) -> User | None:
         """The user if ``password`` is right, else None; unknown names cost the same."""
