@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run the lineproto daemon, or administer its users.
 
-    python3 daemon.py [--host 127.0.0.1] [--port 36000] [--notify FILE] ...
-    python3 daemon.py useradd NAME --name "Real Name" --role reader [--users FILE]
+python3 daemon.py [--host 127.0.0.1] [--port 36000] [--notify FILE] ...
+python3 daemon.py useradd NAME --name "Real Name" --role reader [--users FILE]
 """
 
 import sys

@@ -28,7 +28,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import run as bench  # noqa: E402  (bench/run.py: servers, loads, the loadgen driver)
+import run as bench
 
 SYSCALLS = ("futex", "poll", "recvfrom", "sendto")
 PROFILED = {"S1": (1, 1), "S2": (50, 1), "S3": (50, 16), "S4": (1000, 1)}
@@ -48,8 +48,11 @@ def tool(name: str) -> str | None:
 
 def perf_stat(pid: int, seconds: float, out: dict) -> None:
     events = ["context-switches", "cpu-migrations", "task-clock"] + [f"syscalls:sys_enter_{s}" for s in SYSCALLS]
-    result = subprocess.run(["perf", "stat", "-x", ",", "-e", ",".join(events), "-p", str(pid), "--", "sleep",
-                             str(seconds)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["perf", "stat", "-x", ",", "-e", ",".join(events), "-p", str(pid), "--", "sleep", str(seconds)],
+        capture_output=True,
+        text=True,
+    )
     for line in result.stderr.splitlines():
         parts = line.split(",")
         if len(parts) >= 3 and parts[0].replace(".", "").isdigit():
@@ -58,13 +61,17 @@ def perf_stat(pid: int, seconds: float, out: dict) -> None:
 
 def perf_record(pid: int, seconds: float, path: str, out: dict) -> None:
     """Where the CPU time goes by binary: kernel (scheduling, futex, TCP), libpython, libc."""
-    result = subprocess.run(["perf", "record", "-F", "499", "-p", str(pid), "-o", path, "--", "sleep",
-                             str(seconds)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["perf", "record", "-F", "499", "-p", str(pid), "-o", path, "--", "sleep", str(seconds)],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         return
     for sort, key in (("dso", "dso"), ("sym", "symbols")):
-        report = subprocess.run(["perf", "report", "-i", path, "--no-children", "--sort", sort, "--stdio"],
-                                capture_output=True, text=True)
+        report = subprocess.run(
+            ["perf", "report", "-i", path, "--no-children", "--sort", sort, "--stdio"], capture_output=True, text=True
+        )
         rows = []
         for line in report.stdout.splitlines():
             line = line.strip()
@@ -74,9 +81,26 @@ def perf_record(pid: int, seconds: float, path: str, out: dict) -> None:
 
 
 def py_spy(pyspy: str, pid: int, seconds: float, path: str, out: dict) -> None:
-    result = subprocess.run([pyspy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "250",
-                             "--gil", "--nonblocking", "--format", "raw", "-o", path],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            pyspy,
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(int(seconds)),
+            "--rate",
+            "250",
+            "--gil",
+            "--nonblocking",
+            "--format",
+            "raw",
+            "-o",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0 or not os.path.exists(path):
         out["error"] = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["failed"]
         return
@@ -119,16 +143,23 @@ def profile(key: str, args, workdir: str) -> None:
         helpers = []
         cpu_split: dict = {}
         if args.perf and perf_available():
-            helpers.append(threading.Thread(target=lambda: (time.sleep(measure_from),
-                                                           perf_stat(server.pid, measure_for, stats))))
+            helpers.append(
+                threading.Thread(target=lambda: (time.sleep(measure_from), perf_stat(server.pid, measure_for, stats)))
+            )
             data = os.path.join(workdir, f"{key}.perf.data")
-            helpers.append(threading.Thread(target=lambda: (time.sleep(measure_from),
-                                                           perf_record(server.pid, measure_for, data, cpu_split))))
+            helpers.append(
+                threading.Thread(
+                    target=lambda: (time.sleep(measure_from), perf_record(server.pid, measure_for, data, cpu_split))
+                )
+            )
         pyspy = tool("py-spy") if args.py_spy else None
         if pyspy:
             raw = os.path.join(workdir, f"{key}.pyspy.txt")
-            helpers.append(threading.Thread(target=lambda: (time.sleep(measure_from),
-                                                           py_spy(pyspy, server.pid, measure_for, raw, spy))))
+            helpers.append(
+                threading.Thread(
+                    target=lambda: (time.sleep(measure_from), py_spy(pyspy, server.pid, measure_for, raw, spy))
+                )
+            )
 
         class Args:  # what run_load reads
             loadgen = args.loadgen
@@ -139,11 +170,16 @@ def profile(key: str, args, workdir: str) -> None:
         for helper in helpers:
             helper.join()
     rate = result["replies_per_s"]
-    print(f"\n## {key}: {conns} connections x {inflight} in flight ({args.root}; {' '.join(engine) or 'default engine'})\n")
-    print(f"- {rate:,.0f} replies/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.1f} ms; "
-          f"server CPU {result['server_cpu_pct']:.0f}% (of {os.cpu_count()} cores: 100% = one core); "
-          f"context switches per reply (/proc, every thread) "
-          f"{result['ctx_switches_per_reply'] or 0:.1f}")
+    print(
+        f"\n## {key}: {conns} connections x {inflight} in flight "
+        f"({args.root}; {' '.join(engine) or 'default engine'})\n"
+    )
+    print(
+        f"- {rate:,.0f} replies/s, p50 {result['p50_ms']:.2f} ms, p99 {result['p99_ms']:.1f} ms; "
+        f"server CPU {result['server_cpu_pct']:.0f}% (of {os.cpu_count()} cores: 100% = one core); "
+        f"context switches per reply (/proc, every thread) "
+        f"{result['ctx_switches_per_reply'] or 0:.1f}"
+    )
     if stats:
         replies = rate * measure_for
         per = {name: value / replies for name, value in stats.items() if name != "task-clock"}
@@ -173,10 +209,18 @@ def main(argv=None) -> int:
     parser.add_argument("--root", default=bench.ROOT, help="repository (copy) whose daemon.py to run")
     parser.add_argument("--duration", type=float, default=8.0, help="window seconds (default 8)")
     parser.add_argument("--loadgen", default=bench.DEFAULT_LOADGEN)
-    parser.add_argument("--engine", choices=("events", "threads"), default="events",
-                        help="the daemon's engine (default events; ignored by a daemon without --engine)")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
-                        help="the events engine's loop (default asyncio, as bench/run.py's lineproto)")
+    parser.add_argument(
+        "--engine",
+        choices=("events", "threads"),
+        default="events",
+        help="the daemon's engine (default events; ignored by a daemon without --engine)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the events engine's loop (default asyncio, as bench/run.py's lineproto)",
+    )
     parser.add_argument("--no-perf", dest="perf", action="store_false")
     parser.add_argument("--no-py-spy", dest="py_spy", action="store_false")
     args = parser.parse_args(argv)

@@ -90,8 +90,10 @@ class ServerSpec:
     def available(self) -> str | None:
         """None when the server can run, else why not."""
         if self.needs and find_spec(self.needs) is None:
-            return (f"{self.needs} is not importable in {os.path.relpath(sys.executable, ROOT)} "
-                    f"(the bench extras could not be installed?)")
+            return (
+                f"{self.needs} is not importable in {os.path.relpath(sys.executable, ROOT)} "
+                f"(the bench extras could not be installed?)"
+            )
         return None
 
 
@@ -109,8 +111,9 @@ XMLRPC = ServerSpec("xmlrpc-meter", "xmlrpc_meter.py", label="stdlib xmlrpc.serv
 
 
 def daemon_help(root: str = ROOT) -> str:
-    result = subprocess.run([sys.executable, "daemon.py", "--help"], cwd=root, capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "daemon.py", "--help"], cwd=root, capture_output=True, text=True, timeout=60
+    )
     return result.stdout + result.stderr
 
 
@@ -124,7 +127,7 @@ PROBLEM = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|^Traceback")
 EXPECTED_WARNINGS = re.compile(r"no users yet")
 
 
-def note_daemon_log(server: "Server", result: dict) -> None:
+def note_daemon_log(server: Server, result: dict) -> None:
     """Put the daemon's warnings and errors of the run into the result (count, the first few)."""
     problems = server.log_problems()
     result["server_log_problems"] = len(problems)
@@ -150,14 +153,15 @@ class Server:
         self.stderr_path = os.path.join(workdir, f"{name}.stderr")
         self.stop_seconds: float | None = None  # how long the last stop() took (SIGTERM to exit)
 
-    def start(self, timeout: float = 30.0) -> "Server":
+    def start(self, timeout: float = 30.0) -> Server:
         notify = os.path.join(self.workdir, f"{self.name}.notify")
         if os.path.exists(notify):
             os.unlink(notify)
         argv = self.argv + ["--notify", notify]
         with open(self.stderr_path, "wb") as stderr:
-            self.process = subprocess.Popen(argv, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.DEVNULL, stderr=stderr)
+            self.process = subprocess.Popen(
+                argv, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if os.path.exists(notify):
@@ -179,8 +183,7 @@ class Server:
         """The server's stderr lines at WARNING or above, and tracebacks (our daemons log at warning)."""
         try:
             with open(self.stderr_path, encoding="utf-8", errors="replace") as file:
-                return [line.strip() for line in file
-                        if PROBLEM.search(line) and not EXPECTED_WARNINGS.search(line)]
+                return [line.strip() for line in file if PROBLEM.search(line) and not EXPECTED_WARNINGS.search(line)]
         except OSError:
             return []
 
@@ -287,7 +290,7 @@ def expect(client: LineClient, line: str, codes: tuple[str, ...]) -> str | None:
         reply = client.command(line)
     except OSError as exc:
         return f"{line!r} failed: {exc}"
-    if not reply[:3] in codes:
+    if reply[:3] not in codes:
         return f"{line!r} answered {reply[:100]!r}"
     return None
 
@@ -314,8 +317,23 @@ class Load:
     def command(self, loadgen: str, port: int, warmup: float, duration: float) -> list[str]:
         if self.argv is not None:
             return self.argv + ["--warmup", str(warmup), "--duration", str(duration)]
-        argv = [loadgen, "--host", HOST, "--port", str(port), "-c", str(self.conns), "-k", str(self.inflight),
-                "-w", str(self.workers), "--warmup", str(warmup), "--duration", str(duration)]
+        argv = [
+            loadgen,
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "-c",
+            str(self.conns),
+            "-k",
+            str(self.inflight),
+            "-w",
+            str(self.workers),
+            "--warmup",
+            str(warmup),
+            "--duration",
+            str(duration),
+        ]
         for cmd in self.script:
             argv += ["--cmd", cmd]
         for cmd in self.setup:
@@ -338,7 +356,7 @@ class GreetingProbe(threading.Thread):
         self.times: list[float] = []
 
     def run(self):
-        for index in range(self.count):
+        for _index in range(self.count):
             time.sleep(self.window / (self.count + 1))
             started = time.monotonic()
             try:
@@ -355,8 +373,9 @@ def run_load(server: Server, load: Load, args, workdir: str, on_window_start=Non
     argv = load.command(args.loadgen, server.port, args.warmup, args.duration)
     stderr_path = os.path.join(workdir, "loadgen.stderr")
     with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                   cwd=ROOT)
+        process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT
+        )
     cpu = {}
     ctx = {}
     result = None
@@ -434,25 +453,60 @@ def scenarios(args) -> list[Scenario]:
         Scenario("S2", "50 connections, 1 in flight each", Load(conns=50, workers=w, greet_probes=5)),
         Scenario("S3", "50 connections, 16 pipelined each", Load(conns=50, inflight=16, workers=w, greet_probes=5)),
         Scenario("S4", "1000 connections, 1 in flight each", Load(conns=1000, workers=w, greet_probes=5)),
-        Scenario("S5", "connect + greeting + USER guest + QUIT, 50 concurrent clients", s5,
-                 loads={"pyftpdlib": Load(conns=50, workers=w, script=("USER anonymous", "QUIT"), sessions=True,
-                                          unit="sessions/s")},
-                 note="pyftpdlib logs in with USER anonymous (331)"),
-        Scenario("S6", "BET RED 1 + SPIN rounds on 50 guest connections",
-                 Load(conns=50, workers=w, setup=("USER guest",), script=("BET RED 1", "SPIN"),
-                      reset_every=40, unit="rounds/s"),
-                 daemons_only=True,
-                 note="USER guest again every 40 rounds (a fresh 100-chip table), not counted"),
-        Scenario("S7", "durable JOB + READ on 50 reader connections (SQLite)",
-                 Load(conns=50, workers=w, setup=("USER " + READER[0], "PASS " + READER[1]),
-                      script=("JOB", "READ $W 42"), unit="readings/s"),
-                 daemons_only=True, baselines=(XMLRPC.name,)),
+        Scenario(
+            "S5",
+            "connect + greeting + USER guest + QUIT, 50 concurrent clients",
+            s5,
+            loads={
+                "pyftpdlib": Load(
+                    conns=50, workers=w, script=("USER anonymous", "QUIT"), sessions=True, unit="sessions/s"
+                )
+            },
+            note="pyftpdlib logs in with USER anonymous (331)",
+        ),
+        Scenario(
+            "S6",
+            "BET RED 1 + SPIN rounds on 50 guest connections",
+            Load(
+                conns=50,
+                workers=w,
+                setup=("USER guest",),
+                script=("BET RED 1", "SPIN"),
+                reset_every=40,
+                unit="rounds/s",
+            ),
+            daemons_only=True,
+            note="USER guest again every 40 rounds (a fresh 100-chip table), not counted",
+        ),
+        Scenario(
+            "S7",
+            "durable JOB + READ on 50 reader connections (SQLite)",
+            Load(
+                conns=50,
+                workers=w,
+                setup=("USER " + READER[0], "PASS " + READER[1]),
+                script=("JOB", "READ $W 42"),
+                unit="readings/s",
+            ),
+            daemons_only=True,
+            baselines=(XMLRPC.name,),
+        ),
     ]
 
 
 def daemon_argv(workdir: str, tag: str, features: dict, extra: list[str] = ()) -> list[str]:
-    argv = [sys.executable, "daemon.py", "--host", HOST, "--port", "0", "--log-level", "warning",
-            "--max-connections", "20000"]
+    argv = [
+        sys.executable,
+        "daemon.py",
+        "--host",
+        HOST,
+        "--port",
+        "0",
+        "--log-level",
+        "warning",
+        "--max-connections",
+        "20000",
+    ]
     if features["db"]:
         argv += ["--db", os.path.join(workdir, f"{tag}.db")]
     return argv + list(extra)
@@ -481,8 +535,11 @@ def make_server(name: str, workdir: str, tag: str, features: dict, extra: list[s
         argv = daemon_argv(workdir, tag, features, engine_args(name, features) + list(extra))
         return Server(name, argv, workdir, cwd=VARIANTS.get(name, ROOT))
     spec = next(s for s in PEERS + [XMLRPC] if s.name == name)
-    return Server(name, [sys.executable, os.path.join(SERVERS_DIR, spec.script), "--host", HOST, "--port", "0"]
-                  + list(extra), workdir)
+    return Server(
+        name,
+        [sys.executable, os.path.join(SERVERS_DIR, spec.script), "--host", HOST, "--port", "0"] + list(extra),
+        workdir,
+    )
 
 
 def collect_medians(key: str, names, runs: dict, out: dict, median) -> dict:
@@ -490,8 +547,11 @@ def collect_medians(key: str, names, runs: dict, out: dict, median) -> dict:
     for name in names:
         good = [run for run in runs[name] if "failed" not in run]
         if good:
-            out["servers"][name] = {"median": median(good), "runs": good,
-                                    "failed_runs": [run["failed"] for run in runs[name] if "failed" in run]}
+            out["servers"][name] = {
+                "median": median(good),
+                "runs": good,
+                "failed_runs": [run["failed"] for run in runs[name] if "failed" in run],
+            }
         elif runs[name] and name not in out["skipped"]:
             out["skipped"][name] = "every repetition failed: " + runs[name][0]["failed"]
     for name, why in out["skipped"].items():
@@ -521,8 +581,11 @@ def probe_roulette(port: int) -> str | None:
     client = LineClient(port)
     try:
         client.reply()
-        return (expect(client, "USER guest", ("230",)) or expect(client, "BET RED 1", ("200",))
-                or expect(client, "SPIN", ("250",)))
+        return (
+            expect(client, "USER guest", ("230",))
+            or expect(client, "BET RED 1", ("200",))
+            or expect(client, "SPIN", ("250",))
+        )
     finally:
         client.close()
 
@@ -531,8 +594,12 @@ def probe_meters(port: int) -> str | None:
     client = LineClient(port, timeout=30)
     try:
         client.reply()
-        return (expect(client, "USER " + READER[0], ("331",)) or expect(client, "PASS " + READER[1], ("230",))
-                or expect(client, "JOB", ("250",)) or _probe_read(client))
+        return (
+            expect(client, "USER " + READER[0], ("331",))
+            or expect(client, "PASS " + READER[1], ("230",))
+            or expect(client, "JOB", ("250",))
+            or _probe_read(client)
+        )
     finally:
         client.close()
 
@@ -551,9 +618,26 @@ def make_users_file(workdir: str) -> tuple[str | None, str | None]:
     path = os.path.join(workdir, "users.txt")
     if os.path.exists(path):
         return path, None
-    result = subprocess.run([sys.executable, "daemon.py", "useradd", READER[0], "--name", "Bench Reader",
-                             "--role", "reader", "--password-stdin", "--users", path],
-                            cwd=ROOT, input=READER[1] + "\n", capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "daemon.py",
+            "useradd",
+            READER[0],
+            "--name",
+            "Bench Reader",
+            "--role",
+            "reader",
+            "--password-stdin",
+            "--users",
+            path,
+        ],
+        cwd=ROOT,
+        input=READER[1] + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if result.returncode != 0 or not os.path.exists(path):
         why = (result.stderr or result.stdout).strip().splitlines()
         return None, f"useradd failed: {why[-1] if why else result.returncode}"
@@ -589,8 +673,9 @@ def run_scenario(scenario: Scenario, servers: list[str], args, features: dict, w
             if name in out["skipped"]:
                 continue
             try:
-                with make_server(name, workdir, f"{scenario.key}-{name}-probe", features,
-                                 extra.get(name, [])).start() as server:
+                with make_server(
+                    name, workdir, f"{scenario.key}-{name}-probe", features, extra.get(name, [])
+                ).start() as server:
                     why = probe_roulette(server.port) if scenario.key == "S6" else probe_meters(server.port)
             except (StartFailed, OSError) as exc:
                 why = f"the daemon did not start: {exc}"
@@ -604,9 +689,23 @@ def run_scenario(scenario: Scenario, servers: list[str], args, features: dict, w
             tag = f"{scenario.key}-{name}-{rep}"
             load = loads[name]
             if name == XMLRPC.name:
-                load = Load(unit="readings/s", argv=[sys.executable, os.path.join(HERE, "xmlrpc_load.py"),
-                                                     "--url", "", "--threads", "50", "--procs", str(args.workers),
-                                                     "--user", READER[0], "--password", READER[1]])
+                load = Load(
+                    unit="readings/s",
+                    argv=[
+                        sys.executable,
+                        os.path.join(HERE, "xmlrpc_load.py"),
+                        "--url",
+                        "",
+                        "--threads",
+                        "50",
+                        "--procs",
+                        str(args.workers),
+                        "--user",
+                        READER[0],
+                        "--password",
+                        READER[1],
+                    ],
+                )
                 if os.path.exists(extra[name][1]):
                     for suffix in ("", "-wal", "-shm"):
                         if os.path.exists(extra[name][1] + suffix):
@@ -629,11 +728,13 @@ def run_scenario(scenario: Scenario, servers: list[str], args, features: dict, w
                 runs[name].append({"failed": str(exc)})
                 continue
             runs[name].append(result)
-            log(f"  {scenario.key} rep {rep + 1} {name:18} {result['rate']:>10.0f} {load.unit:11} "
+            log(
+                f"  {scenario.key} rep {rep + 1} {name:18} {result['rate']:>10.0f} {load.unit:11} "
                 f"p50 {result['p50_ms']:7.3f} ms  p99 {result['p99_ms']:8.3f} ms  "
                 f"srv {result['server_cpu_pct']:4.0f}%  gen {result['loadgen_cpu_pct']:4.0f}%  "
                 f"err {result['errors'] + result['bad_replies'] + result['setup_failures']}"
-                + (f"  greet {result['greeting_under_load_ms']:.0f} ms" if result.get("greeting_under_load_ms") else ""))
+                + (f"  greet {result['greeting_under_load_ms']:.0f} ms" if result.get("greeting_under_load_ms") else "")
+            )
             for line in result["diagnostics"][:2]:
                 log(f"      {line}")
     return collect_medians(scenario.key, names, runs, out, median_result)
@@ -658,9 +759,11 @@ def run_idle(servers: list[str], args, features: dict, workdir: str) -> dict:
             out["skipped"][name] = str(exc)
             continue
         r = out["servers"][name]
-        log(f"  S8 {name:18} held {r['held']:>6}  RSS {r['rss_before_kb']} -> {r['rss_after_kb']} KB "
+        log(
+            f"  S8 {name:18} held {r['held']:>6}  RSS {r['rss_before_kb']} -> {r['rss_after_kb']} KB "
             f"({r['rss_per_connection_kb']:.1f} KB/conn)  new client greeting max {r['probe_greeting_max_ms']:.1f} ms "
-            f"NOOP max {r['probe_noop_max_ms']:.1f} ms")
+            f"NOOP max {r['probe_noop_max_ms']:.1f} ms"
+        )
     for name, why in out["skipped"].items():
         log(f"  S8 {name}: skipped: {why}")
     return out
@@ -674,8 +777,20 @@ def idle_capacity(server: Server, args) -> dict:
     time.sleep(0.3)
     rss_before = server.rss_kb()
     threads_before = int(server.status()["Threads"].strip())
-    cmd = [args.loadgen, "--host", HOST, "--port", str(server.port), "-c", str(args.idle_connections), "--hold",
-           "--connect-burst", "256", "--setup-timeout", "60"]
+    cmd = [
+        args.loadgen,
+        "--host",
+        HOST,
+        "--port",
+        str(server.port),
+        "-c",
+        str(args.idle_connections),
+        "--hold",
+        "--connect-burst",
+        "256",
+        "--setup-timeout",
+        "60",
+    ]
     started = time.monotonic()
     holder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -716,12 +831,19 @@ def idle_capacity(server: Server, args) -> dict:
             holder.wait()
     held = ready["connected"]
     return {
-        "held": held, "wanted": args.idle_connections, "holder_errors": ready["errors"] + ready["setup_failures"],
-        "open_s": round(open_s, 2), "rss_before_kb": rss_before, "rss_after_kb": rss_after,
+        "held": held,
+        "wanted": args.idle_connections,
+        "holder_errors": ready["errors"] + ready["setup_failures"],
+        "open_s": round(open_s, 2),
+        "rss_before_kb": rss_before,
+        "rss_after_kb": rss_after,
         "rss_per_connection_kb": (rss_after - rss_before) / held if held else 0.0,
-        "threads_before": threads_before, "threads_after": threads_after,
-        "probe_greeting_max_ms": max(greet), "probe_greeting_p50_ms": statistics.median(greet),
-        "probe_noop_max_ms": max(noop), "server_alive": alive,
+        "threads_before": threads_before,
+        "threads_after": threads_after,
+        "probe_greeting_max_ms": max(greet),
+        "probe_greeting_p50_ms": statistics.median(greet),
+        "probe_noop_max_ms": max(noop),
+        "server_alive": alive,
     }
 
 
@@ -812,8 +934,12 @@ def scrypt_cost(users_file: str, name: str) -> dict:
     try:
         sys.path.insert(0, ROOT)
         from lineproto.domain import accounts
-        cost["default"] = (cost.get("n"), cost.get("r"), cost.get("p")) == (accounts.SCRYPT_N, accounts.SCRYPT_R,
-                                                                            accounts.SCRYPT_P)
+
+        cost["default"] = (cost.get("n"), cost.get("r"), cost.get("p")) == (
+            accounts.SCRYPT_N,
+            accounts.SCRYPT_R,
+            accounts.SCRYPT_P,
+        )
     except Exception:  # the package mid-edit: report the cost only
         cost["default"] = None
     finally:
@@ -833,8 +959,7 @@ def run_logins(servers: list[str], args, features: dict, workdir: str) -> dict:
     script = (f"USER {READER[0]}", f"PASS {S9_WRONG_PASSWORD}") * S9_FAILURES_PER_CONNECTION
     # The C load generator's sessions mode: connect, the 5 USER + PASS pairs (the 5th PASS is the
     # 421 that closes the connection), close, connect again; one request in flight per client.
-    load = Load(conns=S9_CLIENTS, workers=1, script=script, sessions=True, allow=(530, 421),
-                unit="wrong PASS/s")
+    load = Load(conns=S9_CLIENTS, workers=1, script=script, sessions=True, allow=(530, 421), unit="wrong PASS/s")
     runs: dict[str, list[dict]] = {name: [] for name in daemons}
     for rep in range(args.repetitions):
         for name in daemons:
@@ -851,11 +976,13 @@ def run_logins(servers: list[str], args, features: dict, workdir: str) -> dict:
                 runs[name].append({"failed": str(exc)})
                 continue
             runs[name].append(result)
-            log(f"  S9 rep {rep + 1} {name:18} {result['attempts_per_s']:>7.1f} wrong PASS/s  "
+            log(
+                f"  S9 rep {rep + 1} {name:18} {result['attempts_per_s']:>7.1f} wrong PASS/s  "
                 f"peak RSS {result['peak_rss_kb'] / 1024:6.1f} MB  NOOP p50 {fmt_opt_ms(result['noop_p50_ms'])} "
                 f"p99 {fmt_opt_ms(result['noop_p99_ms'])} max {fmt_opt_ms(result['noop_max_ms'])} ms "
                 f"({result['noops']})  good login {fmt_opt_ms(result['good_login_ms'])} ms  "
-                f"srv {result['server_cpu_pct']:4.0f}%  err {result['errors']}  stop {result['stop_s']:.1f} s")
+                f"srv {result['server_cpu_pct']:4.0f}%  err {result['errors']}  stop {result['stop_s']:.1f} s"
+            )
             for line in result["diagnostics"][:3]:
                 log(f"      {line}")
     return collect_medians("S9", daemons, runs, out, median_logins)
@@ -902,27 +1029,35 @@ def login_storm(name: str, load: Load, args, features: dict, workdir: str, users
     codes = {int(code): count for code, count in result.get("codes", {}).items()}
     attempts = codes.get(530, 0) + codes.get(421, 0)
     times = guest.times
-    result.update({
-        "attempts": attempts,
-        "attempts_per_s": attempts / args.duration,
-        "closed_after_failures": codes.get(421, 0),
-        "peak_rss_kb": max(peak, edge.get("peak_rss_kb", 0)),
-        "window_peak_rss_kb": edge.get("peak_rss_kb"),
-        "window_end_rss_kb": edge.get("rss_kb"),
-        "window_end_threads": edge.get("threads"),
-        "noops": len(times),
-        "noop_p50_ms": percentile(times, 0.50),
-        "noop_p99_ms": percentile(times, 0.99),
-        "noop_max_ms": max(times) if times else None,
-        "noop_failures": guest.failures[:3],
-        "good_login_ms": good.ms,
-        "good_login_failure": good.failure,
-        "cpu_after_clients_left_pct": cpu_after,
-        "stop_s": server.stop_seconds or 0.0,
-        "server_alive": alive,
-    })
-    result["errors"] = (result["errors"] + result["bad_replies"] + result["setup_failures"] + len(guest.failures)
-                        + (1 if good.failure else 0) + (0 if alive else 1))
+    result.update(
+        {
+            "attempts": attempts,
+            "attempts_per_s": attempts / args.duration,
+            "closed_after_failures": codes.get(421, 0),
+            "peak_rss_kb": max(peak, edge.get("peak_rss_kb", 0)),
+            "window_peak_rss_kb": edge.get("peak_rss_kb"),
+            "window_end_rss_kb": edge.get("rss_kb"),
+            "window_end_threads": edge.get("threads"),
+            "noops": len(times),
+            "noop_p50_ms": percentile(times, 0.50),
+            "noop_p99_ms": percentile(times, 0.99),
+            "noop_max_ms": max(times) if times else None,
+            "noop_failures": guest.failures[:3],
+            "good_login_ms": good.ms,
+            "good_login_failure": good.failure,
+            "cpu_after_clients_left_pct": cpu_after,
+            "stop_s": server.stop_seconds or 0.0,
+            "server_alive": alive,
+        }
+    )
+    result["errors"] = (
+        result["errors"]
+        + result["bad_replies"]
+        + result["setup_failures"]
+        + len(guest.failures)
+        + (1 if good.failure else 0)
+        + (0 if alive else 1)
+    )
     if guest.failures:
         result["diagnostics"].append("guest probe: " + guest.failures[0])
     if good.failure:
@@ -932,8 +1067,17 @@ def login_storm(name: str, load: Load, args, features: dict, workdir: str, users
 
 def median_logins(runs: list[dict]) -> dict:
     out = {}
-    for key in ("attempts_per_s", "noop_p50_ms", "noop_p99_ms", "server_cpu_pct", "loadgen_cpu_pct",
-                "cpu_after_clients_left_pct", "stop_s", "good_login_ms", "window_end_rss_kb"):
+    for key in (
+        "attempts_per_s",
+        "noop_p50_ms",
+        "noop_p99_ms",
+        "server_cpu_pct",
+        "loadgen_cpu_pct",
+        "cpu_after_clients_left_pct",
+        "stop_s",
+        "good_login_ms",
+        "window_end_rss_kb",
+    ):
         values = [run[key] for run in runs if run.get(key) is not None]
         out[key] = statistics.median(values) if values else None
     for key in ("peak_rss_kb", "noop_max_ms", "window_end_threads"):  # worst of the repetitions
@@ -973,9 +1117,11 @@ def fmt_ratio(value: float | None) -> str:
 
 
 def table(results: dict) -> str:
-    rows = ["| scenario | server | rate | p50 ms | p99 ms | server CPU | loadgen CPU | cs/reply | new client ms "
-            "| errors | vs ours |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| scenario | server | rate | p50 ms | p99 ms | server CPU | loadgen CPU | cs/reply | new client ms "
+        "| errors | vs ours |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for key, scenario in results["scenarios"].items():
         if key in ("S8", "S9"):
             continue
@@ -988,11 +1134,13 @@ def table(results: dict) -> str:
             errors = m["errors"] + m["bad_replies"] + m["setup_failures"]
             cs = m.get("ctx_switches_per_reply")
             greet = m.get("greeting_under_load_ms")
-            rows.append(f"| {label} | {name} | {fmt_rate(m['rate'])} | {fmt_ms(m['p50_ms'])} | {fmt_ms(m['p99_ms'])} "
-                        f"| {m['server_cpu_pct']:.0f}% | {m['loadgen_cpu_pct']:.0f}% "
-                        f"| {f'{cs:.1f}' if cs is not None else '-'} | {fmt_ms(greet) if greet is not None else '-'} "
-                        f"| {errors} "
-                        f"| {fmt_ratio(ratio(m['rate'], ours))} |")
+            rows.append(
+                f"| {label} | {name} | {fmt_rate(m['rate'])} | {fmt_ms(m['p50_ms'])} | {fmt_ms(m['p99_ms'])} "
+                f"| {m['server_cpu_pct']:.0f}% | {m['loadgen_cpu_pct']:.0f}% "
+                f"| {f'{cs:.1f}' if cs is not None else '-'} | {fmt_ms(greet) if greet is not None else '-'} "
+                f"| {errors} "
+                f"| {fmt_ratio(ratio(m['rate'], ours))} |"
+            )
         for name, why in scenario["skipped"].items():
             label = key if first else ""
             first = False
@@ -1001,15 +1149,23 @@ def table(results: dict) -> str:
 
 
 #: Columns of the ratio table: (heading, server) — ours over each peer.
-RATIO_PEERS = (("bare loop", BARE), ("asyncio Protocol", PROTOCOL_MARK), ("asyncio streams", "asyncio-streams"),
-               ("pyftpdlib", "pyftpdlib"), ("Twisted", "twisted"))
+RATIO_PEERS = (
+    ("bare loop", BARE),
+    ("asyncio Protocol", PROTOCOL_MARK),
+    ("asyncio streams", "asyncio-streams"),
+    ("pyftpdlib", "pyftpdlib"),
+    ("Twisted", "twisted"),
+)
 
 
 def summary_table(results: dict) -> str:
     """One row per scenario and daemon (default, uvloop, threads, variants): its rate over each peer's."""
-    rows = ["| scenario | server | rate | vs lineproto | " + " | ".join(f"/ {h}" for h, _ in RATIO_PEERS)
-            + " | / baseline | fastest (loadgen headroom) |",
-            "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in RATIO_PEERS) + " | ---: | --- |"]
+    rows = [
+        "| scenario | server | rate | vs lineproto | "
+        + " | ".join(f"/ {h}" for h, _ in RATIO_PEERS)
+        + " | / baseline | fastest (loadgen headroom) |",
+        "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in RATIO_PEERS) + " | ---: | --- |",
+    ]
     for key, scenario in results["scenarios"].items():
         if key in ("S8", "S9"):
             continue
@@ -1037,9 +1193,10 @@ def summary_table(results: dict) -> str:
             base = fmt_ratio(ratio(mine, baseline[0]))
             base = f"{base} ({baseline[1]})" if baseline[0] else base
             headroom = f"{best} {fmt_rate(rate[best])}" if name == daemons[0] and best else ""
-            rows.append(f"| {label} | {name} | {fmt_rate(mine)} {servers[name]['median']['unit']} "
-                        f"| {fmt_ratio(ratio(mine, rate.get(OURS)))} | " + " | ".join(cells)
-                        + f" | {base} | {headroom} |")
+            rows.append(
+                f"| {label} | {name} | {fmt_rate(mine)} {servers[name]['median']['unit']} "
+                f"| {fmt_ratio(ratio(mine, rate.get(OURS)))} | " + " | ".join(cells) + f" | {base} | {headroom} |"
+            )
     return "\n".join(rows)
 
 
@@ -1047,12 +1204,17 @@ def idle_table(results: dict) -> str:
     s8 = results["scenarios"].get("S8")
     if not s8:
         return ""
-    rows = ["| server | held | RSS before | RSS after | per connection | threads | new client greeting (max) | NOOP (max) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| server | held | RSS before | RSS after | per connection | threads "
+        "| new client greeting (max) | NOOP (max) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in s8["servers"].items():
-        rows.append(f"| {name} | {r['held']} / {r['wanted']} | {r['rss_before_kb'] / 1024:.1f} MB "
-                    f"| {r['rss_after_kb'] / 1024:.1f} MB | {r['rss_per_connection_kb']:.1f} KB "
-                    f"| {r['threads_after']} | {fmt_ms(r['probe_greeting_max_ms'])} ms | {fmt_ms(r['probe_noop_max_ms'])} ms |")
+        rows.append(
+            f"| {name} | {r['held']} / {r['wanted']} | {r['rss_before_kb'] / 1024:.1f} MB "
+            f"| {r['rss_after_kb'] / 1024:.1f} MB | {r['rss_per_connection_kb']:.1f} KB "
+            f"| {r['threads_after']} | {fmt_ms(r['probe_greeting_max_ms'])} ms | {fmt_ms(r['probe_noop_max_ms'])} ms |"
+        )
     for name, why in s8["skipped"].items():
         rows.append(f"| {name} | skipped: {why} | | | | | | |")
     return "\n".join(rows)
@@ -1062,18 +1224,22 @@ def login_table(results: dict) -> str:
     s9 = results["scenarios"].get("S9")
     if not s9:
         return ""
-    rows = ["| server | wrong PASS/s | closed (421) | peak RSS | RSS at window end | threads | guest NOOP p50 ms "
-            "| p99 ms | max ms | NOOPs | good login ms | server CPU | CPU after clients left | stop s | errors |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| server | wrong PASS/s | closed (421) | peak RSS | RSS at window end | threads | guest NOOP p50 ms "
+        "| p99 ms | max ms | NOOPs | good login ms | server CPU | CPU after clients left | stop s | errors |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for name, data in s9["servers"].items():
         m = data["median"]
         end_rss = m.get("window_end_rss_kb")
-        rows.append(f"| {name} | {m['attempts_per_s']:.1f} | {m['closed_after_failures']} "
-                    f"| {m['peak_rss_kb'] / 1024:.1f} MB | {f'{end_rss / 1024:.1f} MB' if end_rss else '-'} "
-                    f"| {m.get('window_end_threads') or '-'} | {fmt_opt_ms(m['noop_p50_ms'])} "
-                    f"| {fmt_opt_ms(m['noop_p99_ms'])} | {fmt_opt_ms(m['noop_max_ms'])} | {m['noops']} "
-                    f"| {fmt_opt_ms(m['good_login_ms'])} | {m['server_cpu_pct']:.0f}% "
-                    f"| {m['cpu_after_clients_left_pct']:.0f}% | {m['stop_s']:.1f} | {m['errors']} |")
+        rows.append(
+            f"| {name} | {m['attempts_per_s']:.1f} | {m['closed_after_failures']} "
+            f"| {m['peak_rss_kb'] / 1024:.1f} MB | {f'{end_rss / 1024:.1f} MB' if end_rss else '-'} "
+            f"| {m.get('window_end_threads') or '-'} | {fmt_opt_ms(m['noop_p50_ms'])} "
+            f"| {fmt_opt_ms(m['noop_p99_ms'])} | {fmt_opt_ms(m['noop_max_ms'])} | {m['noops']} "
+            f"| {fmt_opt_ms(m['good_login_ms'])} | {m['server_cpu_pct']:.0f}% "
+            f"| {m['cpu_after_clients_left_pct']:.0f}% | {m['stop_s']:.1f} | {m['errors']} |"
+        )
     for name, why in s9["skipped"].items():
         rows.append(f"| {name} | skipped: {why} |" + " |" * 14)
     return "\n".join(rows)
@@ -1105,7 +1271,7 @@ def targets(results: dict) -> list[dict]:
 
     def ahead(key, name, peer, factor=None):
         mine, other = rate(key, name), rate(key, peer)
-        target = f"{key}: {name} {'>= %gx' % factor if factor else '>'} {peer}"
+        target = f"{key}: {name} {f'>= {factor:g}x' if factor else '>'} {peer}"
         if mine is None or other is None:
             add(target, None, why_not(key, name, peer))
         else:
@@ -1124,52 +1290,72 @@ def targets(results: dict) -> list[dict]:
         add(f"S4: {OURS} p99 < 50 ms", s4["p99_ms"] < 50, f"p99 {fmt_ms(s4['p99_ms'])} ms")
         add(f"S4: {OURS} no errors", errors == 0, f"{errors} errors")
         greet = s4.get("greeting_under_load_ms")
-        add(f"S4: a new client greeted < 10 ms ({OURS} under load)", None if greet is None else greet < 10,
+        add(
+            f"S4: a new client greeted < 10 ms ({OURS} under load)",
+            None if greet is None else greet < 10,
             f"worst {fmt_ms(greet)} ms of {sc['S4']['servers'][OURS]['median']['repetitions'] * 5} clients"
-            if greet is not None else "not measured")
+            if greet is not None
+            else "not measured",
+        )
     else:
         add(f"S4: {OURS} p99 < 50 ms, no errors, new client greeted < 10 ms", None, why_not("S4", OURS))
     s8 = sc.get("S8", {}).get("servers", {}).get(OURS)
     if s8:
-        add(f"S8: {OURS} holds {S8_CONNECTIONS:,} idle connections",
+        add(
+            f"S8: {OURS} holds {S8_CONNECTIONS:,} idle connections",
             None if s8["wanted"] < S8_CONNECTIONS else s8["held"] >= S8_CONNECTIONS and s8["holder_errors"] == 0,
-            f"{s8['held']} of {s8['wanted']} held, {s8['holder_errors']} errors")
-        add(f"S8: {OURS} < 3 KB RSS per idle connection", s8["rss_per_connection_kb"] < 3,
-            f"{s8['rss_per_connection_kb']:.1f} KB")
+            f"{s8['held']} of {s8['wanted']} held, {s8['holder_errors']} errors",
+        )
+        add(
+            f"S8: {OURS} < 3 KB RSS per idle connection",
+            s8["rss_per_connection_kb"] < 3,
+            f"{s8['rss_per_connection_kb']:.1f} KB",
+        )
     else:
         add(f"S8: {OURS} {S8_CONNECTIONS:,} idle connections at < 3 KB each", None, why_not("S8", OURS))
     s6 = rate("S6", OURS)
     if s6 is None:
         add(f"S6: {OURS} >= 3x the old {S6_OLD_ROUNDS_PER_S} rounds/s", None, why_not("S6", OURS))
     else:
-        add(f"S6: {OURS} >= 3x the old {S6_OLD_ROUNDS_PER_S} rounds/s", s6 >= 3 * S6_OLD_ROUNDS_PER_S,
-            f"{s6 / S6_OLD_ROUNDS_PER_S:.2f}x ({fmt_rate(s6)} rounds/s)")
+        add(
+            f"S6: {OURS} >= 3x the old {S6_OLD_ROUNDS_PER_S} rounds/s",
+            s6 >= 3 * S6_OLD_ROUNDS_PER_S,
+            f"{s6 / S6_OLD_ROUNDS_PER_S:.2f}x ({fmt_rate(s6)} rounds/s)",
+        )
     ours7, xml7 = rate("S7", OURS), rate("S7", XMLRPC.name)
     if ours7 is None or xml7 is None:
         add(f"S7: {OURS} >= 10x xmlrpc meter server (durable)", None, why_not("S7", OURS, XMLRPC.name))
     else:
-        add(f"S7: {OURS} >= 10x xmlrpc meter server (durable)", ours7 >= 10 * xml7,
-            f"{ours7 / xml7:.1f}x ({fmt_rate(ours7)} vs {fmt_rate(xml7)} readings/s)")
+        add(
+            f"S7: {OURS} >= 10x xmlrpc meter server (durable)",
+            ours7 >= 10 * xml7,
+            f"{ours7 / xml7:.1f}x ({fmt_rate(ours7)} vs {fmt_rate(xml7)} readings/s)",
+        )
     for key in ("S2", "S4"):
         if key in sc:
             ahead(key, OURS_UVLOOP, PROTOCOL_MARK)
     s9 = sc.get("S9", {}).get("servers", {}).get(OURS, {}).get("median")
     if s9:
-        add(f"S9: {OURS} peak RSS < 300 MB", s9["peak_rss_kb"] < 300 * 1024,
-            f"VmHWM {s9['peak_rss_kb'] / 1024:.1f} MB")
+        add(f"S9: {OURS} peak RSS < 300 MB", s9["peak_rss_kb"] < 300 * 1024, f"VmHWM {s9['peak_rss_kb'] / 1024:.1f} MB")
         p99 = s9["noop_p99_ms"]
-        add(f"S9: {OURS} guest NOOP p99 < 20 ms", None if p99 is None else p99 < 20,
+        add(
+            f"S9: {OURS} guest NOOP p99 < 20 ms",
+            None if p99 is None else p99 < 20,
             f"p99 {fmt_opt_ms(p99)} ms, max {fmt_opt_ms(s9['noop_max_ms'])} ms over {s9['noops']} NOOPs; "
-            f"{s9['attempts_per_s']:.1f} wrong PASS/s")
+            f"{s9['attempts_per_s']:.1f} wrong PASS/s",
+        )
     elif "S9" in sc:
         add(f"S9: {OURS} peak RSS < 300 MB, guest NOOP p99 < 20 ms", None, why_not("S9", OURS))
     # the threads engine: no target beyond being measured beside the default
     ran = [key for key, scenario in sc.items() if OURS in scenario.get("servers", {})]
     if ran:
         missing = [key for key in ran if OURS_THREADS not in sc[key].get("servers", {})]
-        add(f"{OURS_THREADS} reported beside {OURS}", not missing,
+        add(
+            f"{OURS_THREADS} reported beside {OURS}",
+            not missing,
             f"in {', '.join(k for k in ran if k not in missing)}"
-            + (f"; missing in {', '.join(missing)}" if missing else ""))
+            + (f"; missing in {', '.join(missing)}" if missing else ""),
+        )
     return out
 
 
@@ -1212,15 +1398,25 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", type=float, help="seconds of the timed window")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up before the window")
     parser.add_argument("--scenarios", default="S1,S2,S3,S4,S5,S6,S7,S8,S9", help="comma-separated, e.g. S1,S3")
-    parser.add_argument("--servers", default=",".join(s.name for s in PEERS),
-                        help="comma-separated (default: all: " + ", ".join(s.name for s in PEERS) + ")")
-    parser.add_argument("--workers", type=int, default=2, help="load generator processes for multi-connection scenarios")
+    parser.add_argument(
+        "--servers",
+        default=",".join(s.name for s in PEERS),
+        help="comma-separated (default: all: " + ", ".join(s.name for s in PEERS) + ")",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=2, help="load generator processes for multi-connection scenarios"
+    )
     parser.add_argument("--idle-connections", type=int, default=S8_CONNECTIONS)
     parser.add_argument("--idle-probes", type=int, default=20)
     parser.add_argument("--loadgen", default=DEFAULT_LOADGEN)
-    parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
-                        help="also measure the daemon of the repository copy DIR as server NAME (experiments; "
-                             "with lineproto's engine options when its daemon.py has --engine and --loop)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="also measure the daemon of the repository copy DIR as server NAME (experiments; "
+        "with lineproto's engine options when its daemon.py has --engine and --loop)",
+    )
     parser.add_argument("--output", default=os.path.join(RESULTS_DIR, "latest.json"))
     args = parser.parse_args(argv)
     args.repetitions = args.repetitions or (1 if args.quick else 3)
@@ -1231,8 +1427,10 @@ def main(argv=None) -> int:
         return 2
     fd_limit = raise_fd_limit()  # children (servers, loadgen) inherit it
     if fd_limit < args.idle_connections + 1000:
-        log(f"bench: the fd limit is {fd_limit}: S8 opens {args.idle_connections} connections "
-            f"(raise the hard limit: ulimit -Hn)")
+        log(
+            f"bench: the fd limit is {fd_limit}: S8 opens {args.idle_connections} connections "
+            f"(raise the hard limit: ulimit -Hn)"
+        )
     wanted = [s.strip() for s in args.servers.split(",") if s.strip()]
     known = {spec.name for spec in PEERS}
     unknown = [name for name in wanted if name not in known]
@@ -1247,8 +1445,11 @@ def main(argv=None) -> int:
         if has_option(variant_help, "--engine") and has_option(variant_help, "--loop"):
             VARIANT_ENGINES[name] = list(DAEMON_ENGINES[OURS])
     help_text = daemon_help()
-    features = {"db": has_option(help_text, "--db"), "db_sync": has_option(help_text, "--db-sync"),
-                "engine": has_option(help_text, "--engine") and has_option(help_text, "--loop")}
+    features = {
+        "db": has_option(help_text, "--db"),
+        "db_sync": has_option(help_text, "--db-sync"),
+        "engine": has_option(help_text, "--engine") and has_option(help_text, "--loop"),
+    }
     servers = []
     skipped_servers = {}
     for spec in PEERS:
@@ -1264,7 +1465,7 @@ def main(argv=None) -> int:
         servers.append(spec.name)
     # the variants go right after our daemons (first if none of ours is measured)
     last = max((index for index, name in enumerate(servers) if is_daemon(name)), default=-1)
-    servers[last + 1:last + 1] = list(VARIANTS)
+    servers[last + 1 : last + 1] = list(VARIANTS)
     keys = [k.strip().upper() for k in args.scenarios.split(",") if k.strip()]
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="run-", dir=_tmp_root())
@@ -1272,20 +1473,37 @@ def main(argv=None) -> int:
         "mode": "quick" if args.quick else "full",
         "command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + (argv if argv is not None else sys.argv[1:])),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-                    "cpu": _cpu_model(), "fd_limit": fd_limit},
-        "config": {"repetitions": args.repetitions, "warmup_s": args.warmup, "window_s": args.duration,
-                   "loadgen_workers": args.workers, "idle_connections": args.idle_connections,
-                   "idle_probes": args.idle_probes, "daemon_features": features, "servers": servers,
-                   "skipped_servers": skipped_servers,
-                   "daemon_engines": {name: engine_args(name, features) for name in servers if is_daemon(name)},
-                   "s9": {"clients": S9_CLIENTS, "failures_per_connection": S9_FAILURES_PER_CONNECTION,
-                          "noop_gap_s": S9_NOOP_GAP},
-                   "s6_old_rounds_per_s": S6_OLD_ROUNDS_PER_S},
+        "machine": {
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpu": _cpu_model(),
+            "fd_limit": fd_limit,
+        },
+        "config": {
+            "repetitions": args.repetitions,
+            "warmup_s": args.warmup,
+            "window_s": args.duration,
+            "loadgen_workers": args.workers,
+            "idle_connections": args.idle_connections,
+            "idle_probes": args.idle_probes,
+            "daemon_features": features,
+            "servers": servers,
+            "skipped_servers": skipped_servers,
+            "daemon_engines": {name: engine_args(name, features) for name in servers if is_daemon(name)},
+            "s9": {
+                "clients": S9_CLIENTS,
+                "failures_per_connection": S9_FAILURES_PER_CONNECTION,
+                "noop_gap_s": S9_NOOP_GAP,
+            },
+            "s6_old_rounds_per_s": S6_OLD_ROUNDS_PER_S,
+        },
         "scenarios": {},
     }
-    log(f"bench: {results['mode']} mode: {args.repetitions} repetition(s), {args.warmup:g} s warm-up, "
-        f"{args.duration:g} s window; servers: {', '.join(servers)}")
+    log(
+        f"bench: {results['mode']} mode: {args.repetitions} repetition(s), {args.warmup:g} s warm-up, "
+        f"{args.duration:g} s window; servers: {', '.join(servers)}"
+    )
     try:
         for scenario in scenarios(args):
             if scenario.key not in keys:
@@ -1307,8 +1525,10 @@ def main(argv=None) -> int:
     with open(args.output, "w", encoding="utf-8") as file:
         json.dump(results, file, indent=2)
     print()
-    print(f"lineproto benchmark, {results['mode']} mode ({args.repetitions} repetition(s) x {args.duration:g} s "
-          f"after {args.warmup:g} s warm-up, medians); {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"lineproto benchmark, {results['mode']} mode ({args.repetitions} repetition(s) x {args.duration:g} s "
+        f"after {args.warmup:g} s warm-up, medians); {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
     if any(key not in ("S8", "S9") for key in results["scenarios"]):
         print()
         print(table(results))
@@ -1325,10 +1545,12 @@ def main(argv=None) -> int:
         print()
         s9 = results["scenarios"]["S9"]
         cost = s9.get("hash_cost", {})
-        print(f"S9: {S9_CLIENTS} clients sending USER {READER[0]} + PASS {S9_WRONG_PASSWORD} "
-              f"(scrypt n={cost.get('n')} r={cost.get('r')} p={cost.get('p')}"
-              f"{', the default cost' if cost.get('default') else ''}; 421 and reconnect after "
-              f"{S9_FAILURES_PER_CONNECTION} failures); one guest connection's NOOPs timed, one at a time")
+        print(
+            f"S9: {S9_CLIENTS} clients sending USER {READER[0]} + PASS {S9_WRONG_PASSWORD} "
+            f"(scrypt n={cost.get('n')} r={cost.get('r')} p={cost.get('p')}"
+            f"{', the default cost' if cost.get('default') else ''}; 421 and reconnect after "
+            f"{S9_FAILURES_PER_CONNECTION} failures); one guest connection's NOOPs timed, one at a time"
+        )
         print()
         print(logins)
     problems = daemon_log_summary(results)

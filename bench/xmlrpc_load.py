@@ -74,8 +74,15 @@ def worker(url, threads, user, password, ready, times_conn, results_conn):
     for thread in runners:
         thread.join()
     cpu = time.process_time() - cpu0
-    results_conn.send({"latencies": latencies, "errors": errors[0], "setup_failures": len(barrier_errors),
-                       "setup_errors": barrier_errors[:3], "cpu_s": cpu})
+    results_conn.send(
+        {
+            "latencies": latencies,
+            "errors": errors[0],
+            "setup_failures": len(barrier_errors),
+            "setup_errors": barrier_errors[:3],
+            "cpu_s": cpu,
+        }
+    )
 
 
 def main():
@@ -96,8 +103,11 @@ def main():
         share = args.threads // args.procs + (1 if index < args.threads % args.procs else 0)
         times_recv, times_send = context.Pipe(duplex=False)
         results_recv, results_send = context.Pipe(duplex=False)
-        process = context.Process(target=worker, args=(args.url, share, args.user, args.password, ready,
-                                                        times_recv, results_send), daemon=True)
+        process = context.Process(
+            target=worker,
+            args=(args.url, share, args.user, args.password, ready, times_recv, results_send),
+            daemon=True,
+        )
         process.start()
         children.append((process, times_send, results_recv))
     for _ in children:
@@ -121,16 +131,33 @@ def main():
         cpu += result["cpu_s"]
         process.join()
     units = len(latencies)
-    print(json.dumps({
-        "mode": "xmlrpc", "connections": args.threads, "inflight": 1, "workers": args.procs,
-        "window_s": args.duration, "replies": units * 2, "units": units,
-        "replies_per_s": units * 2 / args.duration, "units_per_s": units / args.duration,
-        "p50_ms": percentile(latencies, 0.50) * 1000, "p90_ms": percentile(latencies, 0.90) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000, "p999_ms": percentile(latencies, 0.999) * 1000,
-        "errors": errors, "bad_replies": 0, "setup_failures": setup_failures, "setup_errors": setup_errors,
-        "setup_s": setup_s, "loadgen_cpu_s": cpu,
-        "latency_unit": "get_job + submit_reading",
-    }), flush=True)
+    print(
+        json.dumps(
+            {
+                "mode": "xmlrpc",
+                "connections": args.threads,
+                "inflight": 1,
+                "workers": args.procs,
+                "window_s": args.duration,
+                "replies": units * 2,
+                "units": units,
+                "replies_per_s": units * 2 / args.duration,
+                "units_per_s": units / args.duration,
+                "p50_ms": percentile(latencies, 0.50) * 1000,
+                "p90_ms": percentile(latencies, 0.90) * 1000,
+                "p99_ms": percentile(latencies, 0.99) * 1000,
+                "p999_ms": percentile(latencies, 0.999) * 1000,
+                "errors": errors,
+                "bad_replies": 0,
+                "setup_failures": setup_failures,
+                "setup_errors": setup_errors,
+                "setup_s": setup_s,
+                "loadgen_cpu_s": cpu,
+                "latency_unit": "get_job + submit_reading",
+            }
+        ),
+        flush=True,
+    )
     os._exit(0)
 
 

@@ -59,6 +59,7 @@ from typing import Callable
 from .commands import Blocking, Services, Session
 from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
+from .wire.lines import LineEvent
 
 log = logging.getLogger("lineproto.connection")
 
@@ -109,7 +110,7 @@ NOTHING: tuple[bytes, tuple] = (b"", ())
 #: ``_events`` when no line waits: shared and immutable, so an idle connection holds no list of
 #: its own (a fresh list per command would survive into the older GC generations and make the
 #: collector walk every connection again and again).
-NO_EVENTS: tuple = ()
+NO_EVENTS: tuple[()] = ()
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,22 @@ class ServerState:
 class Connection:
     """One client connection's protocol state; see the module docstring for the states and the driving."""
 
-    __slots__ = ("server", "peer", "session", "state", "deadline", "pending", "_idle_timeout", "_reader",
-                 "_events", "_next", "_eof", "_admitted", "_release_after_job", "_busy_verb")
+    __slots__ = (
+        "server",
+        "peer",
+        "session",
+        "state",
+        "deadline",
+        "pending",
+        "_idle_timeout",
+        "_reader",
+        "_events",
+        "_next",
+        "_eof",
+        "_admitted",
+        "_release_after_job",
+        "_busy_verb",
+    )
 
     def __init__(self, server: ServerState, peer: str):
         self.server = server
@@ -181,7 +196,7 @@ class Connection:
         self.pending = False
         self._idle_timeout = server.limits.idle_timeout
         self._reader = LineReader()
-        self._events: list | tuple = NO_EVENTS  # framed lines not answered yet, from index _next on
+        self._events: list[LineEvent] | tuple[()] = NO_EVENTS  # framed lines not answered yet, from index _next on
         self._next = 0
         self._eof = False  # the peer closed its side: close once everything is answered
         self._admitted = False
@@ -324,9 +339,9 @@ class Connection:
 
     # ------------------------------------------------------------------ inside
 
-    def _queue(self, events: list, now: float) -> None:
+    def _queue(self, events: list[LineEvent], now: float) -> None:
         if self.pending:
-            self._events = self._events[self._next:] + events
+            self._events = [*self._events[self._next :], *events]
         else:
             self._events = events
             self.pending = True
@@ -354,7 +369,7 @@ class Connection:
             result = handle(event)
             if result is None:
                 continue
-            if result.__class__ is Blocking:
+            if isinstance(result, Blocking):
                 self.state = BUSY
                 self.deadline = None
                 self._busy_verb = result.verb

@@ -14,19 +14,32 @@ import sys
 
 from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
 from .argtypes import ArgumentParser, port_number, positive_int, positive_seconds
-from .commands import add_arguments as add_service_arguments, build_services
-from .domain.accounts import (
-    GUEST, AccountError, User, UserDirectory, canonical_username, check_username, format_user, hash_password,
-    parse_roles, parse_users,
-)
+from .commands import add_arguments as add_service_arguments
+from .commands import build_services
 from .commands.meters import read_roster_file
-from .domain.meters import RosterError
-from .errors import StartError
 from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ConnectionLimits
+from .domain.accounts import (
+    GUEST,
+    AccountError,
+    User,
+    UserDirectory,
+    canonical_username,
+    check_username,
+    format_user,
+    hash_password,
+    parse_roles,
+    parse_users,
+)
+from .domain.meters import RosterError
 from .engines import (
-    DEFAULT_AUTH_WORKERS, ENGINE_NAMES, LOOP_NAMES, RunningServer, ServerSettings,
+    DEFAULT_AUTH_WORKERS,
+    ENGINE_NAMES,
+    LOOP_NAMES,
+    RunningServer,
+    ServerSettings,
     make_server,
 )
+from .errors import StartError
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
 log = logging.getLogger("lineproto.daemon")
@@ -37,44 +50,84 @@ __all__ = ["StartError", "main"]
 
 
 def add_db_argument(parser, default=DEFAULT_DB) -> None:
-    parser.add_argument("--db", default=default, metavar="PATH",
-                        help="SQLite database (default ./data/lineproto.db). The daemon, useradd and "
-                             "roster import create it, and its directory (mode 0700), when missing; "
-                             "the other subcommands need it to exist. ':memory:' for a throwaway run")
+    parser.add_argument(
+        "--db",
+        default=default,
+        metavar="PATH",
+        help="SQLite database (default ./data/lineproto.db). The daemon, useradd and "
+        "roster import create it, and its directory (mode 0700), when missing; "
+        "the other subcommands need it to exist. ':memory:' for a throwaway run",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="daemon.py", description=f"{PRODUCT} {__version__} daemon")
     parser.add_argument("--version", action="version", version=f"{PRODUCT} {__version__}")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
-    parser.add_argument("-p", "--port", type=port_number, default=DEFAULT_PORT,
-                        help="port to listen on, 0 for any free port (default %(default)s)")
-    parser.add_argument("--notify", metavar="FILE",
-                        help="write HOST:PORT to FILE once the socket listens")
-    parser.add_argument("--log-level", default="info",
-                        choices=["debug", "info", "warning", "error"], help="default %(default)s")
-    parser.add_argument("--max-connections", type=positive_int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
-                        help="simultaneous connections, 1 or more (default %(default)s)")
-    parser.add_argument("--idle-timeout", type=positive_seconds, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
-                        help="seconds a connection may go without sending a complete line before it is "
-                             "closed; more than 0, there is no 'never' (default %(default)s)")
-    parser.add_argument("--engine", choices=ENGINE_NAMES, default=ENGINE_NAMES[0],
-                        help="events: one asyncio event loop (default); threads: socketserver's "
-                             "ThreadingTCPServer, a thread per connection")
-    parser.add_argument("--loop", choices=LOOP_NAMES, default="auto",
-                        help="event loop of the events engine: uvloop when installed (extra 'fast') "
-                             "or asyncio (default %(default)s)")
-    parser.add_argument("--auth-workers", type=positive_int, default=DEFAULT_AUTH_WORKERS, metavar="N",
-                        help="password hashes computed at once, ~16 MB each (default %(default)s)")
-    parser.add_argument("--cpu", type=int, metavar="N",
-                        help="run the daemon on CPU N only (the threads engine then hands the GIL over "
-                             "on one core; store commits and logins share that core)")
+    parser.add_argument(
+        "-p",
+        "--port",
+        type=port_number,
+        default=DEFAULT_PORT,
+        help="port to listen on, 0 for any free port (default %(default)s)",
+    )
+    parser.add_argument("--notify", metavar="FILE", help="write HOST:PORT to FILE once the socket listens")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default %(default)s"
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        metavar="N",
+        help="simultaneous connections, 1 or more (default %(default)s)",
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=positive_seconds,
+        default=DEFAULT_IDLE_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds a connection may go without sending a complete line before it is "
+        "closed; more than 0, there is no 'never' (default %(default)s)",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=ENGINE_NAMES,
+        default=ENGINE_NAMES[0],
+        help="events: one asyncio event loop (default); threads: socketserver's "
+        "ThreadingTCPServer, a thread per connection",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=LOOP_NAMES,
+        default="auto",
+        help="event loop of the events engine: uvloop when installed (extra 'fast') or asyncio (default %(default)s)",
+    )
+    parser.add_argument(
+        "--auth-workers",
+        type=positive_int,
+        default=DEFAULT_AUTH_WORKERS,
+        metavar="N",
+        help="password hashes computed at once, ~16 MB each (default %(default)s)",
+    )
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        metavar="N",
+        help="run the daemon on CPU N only (the threads engine then hands the GIL over "
+        "on one core; store commits and logins share that core)",
+    )
     add_db_argument(parser)
-    parser.add_argument("--db-sync", choices=SYNC_MODES, default="full",
-                        help="full: every acknowledged change survives power loss (default); "
-                             "normal: faster, the last changes may be lost on power loss")
-    parser.add_argument("--users", metavar="FILE",
-                        help="import users from FILE (name:roles:hash:real name) into the database at start")
+    parser.add_argument(
+        "--db-sync",
+        choices=SYNC_MODES,
+        default="full",
+        help="full: every acknowledged change survives power loss (default); "
+        "normal: faster, the last changes may be lost on power loss",
+    )
+    parser.add_argument(
+        "--users", metavar="FILE", help="import users from FILE (name:roles:hash:real name) into the database at start"
+    )
     add_service_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -88,16 +141,19 @@ def build_parser() -> argparse.ArgumentParser:
     useradd.add_argument("--name", dest="real_name", required=True, help="the user's real name")
     useradd.add_argument("--role", action="append", default=[], help="reader, player or admin (repeatable)")
     useradd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
-    useradd.add_argument("--users", dest="users_file", metavar="FILE",
-                         help="write to this users file instead of the database")
+    useradd.add_argument(
+        "--users", dest="users_file", metavar="FILE", help="write to this users file instead of the database"
+    )
     usermod = admin("usermod", "change a user's real name or roles")
     usermod.add_argument("name")
     usermod.add_argument("--name", dest="real_name", help="the new real name")
-    usermod.add_argument("--role", action="append", dest="roles",
-                         help="set the roles to exactly these (repeatable; --role '' for none)")
+    usermod.add_argument(
+        "--role", action="append", dest="roles", help="set the roles to exactly these (repeatable; --role '' for none)"
+    )
     usermod.add_argument("--add-role", action="append", default=[], metavar="ROLE", help="add a role (repeatable)")
-    usermod.add_argument("--remove-role", action="append", default=[], metavar="ROLE",
-                         help="remove a role (repeatable)")
+    usermod.add_argument(
+        "--remove-role", action="append", default=[], metavar="ROLE", help="remove a role (repeatable)"
+    )
     usermod.add_argument("--force", action="store_true", help="allow taking the admin role from the last admin")
     userdel = admin("userdel", "delete a user (their sessions end at their next command)")
     userdel.add_argument("name")
@@ -117,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     command = args.command or "serve"
     try:
         return COMMANDS[command](args)
@@ -143,11 +200,10 @@ def open_store(args, create: bool = True) -> SqliteStore:
     only read or change what exists) a missing database is an error, so a
     typo never leaves an empty database behind.
     """
-    if args.db != ":memory:":
-        if not os.path.exists(args.db):
-            if not create:
-                raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
-            make_private_directory(os.path.dirname(os.path.abspath(args.db)))
+    if args.db != ":memory:" and not os.path.exists(args.db):
+        if not create:
+            raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
+        make_private_directory(os.path.dirname(os.path.abspath(args.db)))
     return SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
 
 
@@ -217,25 +273,41 @@ def _serve(args, store: SqliteStore) -> int:
         log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
     if not store.list_users():
         if args.db == ":memory:":
-            log.warning("no users: an in-memory database starts empty; give it users with --users FILE "
-                        "(python3 daemon.py useradd NAME --name 'Real Name' --role admin --users FILE "
-                        "writes one)  (USER guest works meanwhile)")
+            log.warning(
+                "no users: an in-memory database starts empty; give it users with --users FILE "
+                "(python3 daemon.py useradd NAME --name 'Real Name' --role admin --users FILE "
+                "writes one)  (USER guest works meanwhile)"
+            )
         else:
-            log.warning("no users yet: add the first admin with  python3 daemon.py useradd NAME "
-                        "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)", args.db)
+            log.warning(
+                "no users yet: add the first admin with  python3 daemon.py useradd NAME "
+                "--name 'Real Name' --role admin --db %s  (USER guest works meanwhile)",
+                args.db,
+            )
     for user in store.list_users():
         if user.name != canonical_username(user.name):
-            log.warning("user %s has upper-case letters, from an older version: names are case-insensitive "
-                        "now and it cannot log in; add it again in lower case", user.name)
+            log.warning(
+                "user %s has upper-case letters, from an older version: names are case-insensitive "
+                "now and it cannot log in; add it again in lower case",
+                user.name,
+            )
     if store.get_user(GUEST) is not None:
-        log.warning("the database holds a user named %s, from an older version: it is ignored, since USER %s "
-                    "is the play-money login (daemon.py userdel %s removes it)", GUEST, GUEST, GUEST)
+        log.warning(
+            "the database holds a user named %s, from an older version: it is ignored, since USER %s "
+            "is the play-money login (daemon.py userdel %s removes it)",
+            GUEST,
+            GUEST,
+            GUEST,
+        )
     users = UserDirectory(lookup=store.get_user)
     services = build_services(users, args, store)
     settings = ServerSettings(
-        host=args.host, port=args.port,
+        host=args.host,
+        port=args.port,
         limits=ConnectionLimits(max_connections=args.max_connections, idle_timeout=args.idle_timeout),
-        auth_workers=args.auth_workers, loop=args.loop)
+        auth_workers=args.auth_workers,
+        loop=args.loop,
+    )
     try:
         server = make_server(services, settings, args.engine)
     except OSError as exc:
@@ -338,8 +410,7 @@ def userdel(args) -> int:
 def passwd(args) -> int:
     with _store(args, create=False) as store:
         user = _existing_user(store, args.name)
-        store.put_user(User(user.name, user.real_name, user.roles,
-                            hash_password(read_password(args.password_stdin))))
+        store.put_user(User(user.name, user.real_name, user.roles, hash_password(read_password(args.password_stdin))))
     print(f"password of {user.name} changed")
     return 0
 
@@ -403,6 +474,13 @@ def read_password(from_stdin: bool) -> str:
 
 
 COMMANDS = {
-    "serve": serve, "useradd": useradd, "usermod": usermod, "userdel": userdel, "passwd": passwd, "users": users,
-    "roster": roster, "dump": dump, "backup": backup,
+    "serve": serve,
+    "useradd": useradd,
+    "usermod": usermod,
+    "userdel": userdel,
+    "passwd": passwd,
+    "users": users,
+    "roster": roster,
+    "dump": dump,
+    "backup": backup,
 }

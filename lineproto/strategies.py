@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["Strategy", "Flat", "Martingale", "OneThreeTwoSix", "STRATEGIES", "make_strategy"]
+__all__ = ["STRATEGIES", "Flat", "Martingale", "OneThreeTwoSix", "Strategy", "make_strategy"]
 
 
 def _whole(value: object, what: str) -> int:

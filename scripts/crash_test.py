@@ -42,12 +42,30 @@ START_BANKROLL = 1000
 class Daemon:
     def __init__(self, workdir: Path, db: Path, users: Path, engine: str = "events"):
         self.notify = workdir / f"notify-{time.monotonic_ns()}"
-        self.log = open(workdir / "daemon.log", "ab")
+        self.log = open(workdir / "daemon.log", "ab")  # noqa: SIM115 - open while the daemon runs
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify),
-             "--db", str(db), "--users", str(users), "--log-level", "warning",
-             "--start-bankroll", str(START_BANKROLL), "--engine", engine],
-            stdout=subprocess.DEVNULL, stderr=self.log, cwd=workdir)
+            [
+                sys.executable,
+                str(ROOT / "daemon.py"),
+                "--port",
+                "0",
+                "--notify",
+                str(self.notify),
+                "--db",
+                str(db),
+                "--users",
+                str(users),
+                "--log-level",
+                "warning",
+                "--start-bankroll",
+                str(START_BANKROLL),
+                "--engine",
+                engine,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+            cwd=workdir,
+        )
         deadline = time.monotonic() + 30
         while not self.notify.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -133,17 +151,26 @@ def check_player(player: Player, line: Client) -> list[str]:
     if player.in_flight and player.in_flight[0] == "bet":
         amount = player.in_flight[1]
         allowed.append((before[0] - amount, before[1] + amount, before[2]))
-    if player.in_flight and player.in_flight[0] == "spin":
-        if after[1] == 0 and after[2] == before[2] + 1:
-            allowed.append(after)  # the spin committed; its outcome is checked by the audit
+    if player.in_flight and player.in_flight[0] == "spin" and after[1] == 0 and after[2] == before[2] + 1:
+        allowed.append(after)  # the spin committed; its outcome is checked by the audit
     if after not in allowed:
         return [f"{player.name}: state {after} after restart, acknowledged {before}, in flight {player.in_flight}"]
     return []
 
 
-def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: float = 0.3,
-        max_run: float = 2.5, workdir: Path | None = None, say=print, tamper=None,
-        engine: str = "events", min_acknowledged: int = 0, min_readings: int = 0) -> dict:
+def run(
+    kills: int = 10,
+    clients: int = 20,
+    seed: int | None = None,
+    min_run: float = 0.3,
+    max_run: float = 2.5,
+    workdir: Path | None = None,
+    say=print,
+    tamper=None,
+    engine: str = "events",
+    min_acknowledged: int = 0,
+    min_readings: int = 0,
+) -> dict:
     """Run the kill/restart/check rounds.
 
     Each round kills the daemon after a random delay, but never before every player has logged
@@ -157,9 +184,13 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
     workdir = Path(workdir or tempfile.mkdtemp(prefix="lineproto-crash-"))
     db, users_file = workdir / "crash.db", workdir / "users.txt"
     names = [f"p{i:02d}" for i in range(clients)]
-    users_file.write_text("".join(
-        format_user(User(name, f"Player {name}", frozenset({"player", "reader"}),
-                         hash_password(PASSWORD, n=2**10))) + "\n" for name in names))
+    users_file.write_text(
+        "".join(
+            format_user(User(name, f"Player {name}", frozenset({"player", "reader"}), hash_password(PASSWORD, n=2**10)))
+            + "\n"
+            for name in names
+        )
+    )
     say(f"crash test: {kills} kills, {clients} clients, seed {seed}, workdir {workdir}")
     problems, checked = [], 0
     acknowledged, maybe = {}, {}  # meter -> (value, reader): acknowledged, or in flight at a kill
@@ -189,15 +220,25 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
                 maybe[meter] = (value, player.name)
         daemon.stop()
         checked += round_checked
-        say(f"kill {kill}: after {delay:.2f} s, {round_checked} acknowledged operations checked, "
-            f"{len(problems)} problems so far")
+        say(
+            f"kill {kill}: after {delay:.2f} s, {round_checked} acknowledged operations checked, "
+            f"{len(problems)} problems so far"
+        )
     if tamper is not None:
         tamper(db, dict(acknowledged))
     problems += check_database(db, names, acknowledged, maybe)
-    report = {"seed": seed, "kills": kills, "acknowledged_checked": checked,
-              "readings_checked": len(acknowledged), "losses": len(problems), "problems": problems}
-    say(f"done: {kills} kill points, {checked} acknowledged operations and {len(acknowledged)} readings "
-        f"checked, chips conserved for {clients} players, losses found: {len(problems)}")
+    report = {
+        "seed": seed,
+        "kills": kills,
+        "acknowledged_checked": checked,
+        "readings_checked": len(acknowledged),
+        "losses": len(problems),
+        "problems": problems,
+    }
+    say(
+        f"done: {kills} kill points, {checked} acknowledged operations and {len(acknowledged)} readings "
+        f"checked, chips conserved for {clients} players, losses found: {len(problems)}"
+    )
     for problem in problems:
         say(f"  PROBLEM {problem}")
     return report
@@ -206,9 +247,11 @@ def run(kills: int = 10, clients: int = 20, seed: int | None = None, min_run: fl
 def _wait_for_progress(players, min_acknowledged: int, min_readings: int, timeout: float = 60.0) -> None:
     """Wait until every player is logged in and the round has the acknowledgements asked for."""
     deadline = time.monotonic() + timeout
-    while not (all(hasattr(player, "state") for player in players)
-               and sum(player.acknowledged for player in players) >= min_acknowledged
-               and sum(len(player.readings) for player in players) >= min_readings):
+    while not (
+        all(hasattr(player, "state") for player in players)
+        and sum(player.acknowledged for player in players) >= min_acknowledged
+        and sum(len(player.readings) for player in players) >= min_readings
+    ):
         if time.monotonic() > deadline or not any(player.is_alive() for player in players):
             raise RuntimeError("the players made no progress before the kill")
         time.sleep(0.01)
@@ -237,8 +280,10 @@ def check_database(db: Path, names, acknowledged: dict, maybe: dict) -> list[str
             table = store.load_table(name, Limits())
             expected = audit["start"] + audit["returned"] - audit["staked"]
             if table.bankroll + table.staked != expected:
-                problems.append(f"{name}: bankroll {table.bankroll} + open {table.staked} != "
-                                f"start {audit['start']} + spins' net {audit['returned'] - audit['staked']}")
+                problems.append(
+                    f"{name}: bankroll {table.bankroll} + open {table.staked} != "
+                    f"start {audit['start']} + spins' net {audit['returned'] - audit['staked']}"
+                )
     finally:
         store.close()
     return problems
@@ -249,8 +294,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kills", type=int, default=10, help="kill points to try (default 10)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     parser.add_argument("--seed", type=int, help="seed for kill times and client choices")
-    parser.add_argument("--engine", choices=("events", "threads"), default="events",
-                        help="the daemon's engine (default events)")
+    parser.add_argument(
+        "--engine", choices=("events", "threads"), default="events", help="the daemon's engine (default events)"
+    )
     args = parser.parse_args(argv)
     report = run(args.kills, args.clients, args.seed, engine=args.engine)
     return 1 if report["losses"] else 0

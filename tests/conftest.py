@@ -44,14 +44,15 @@ class Daemon:
         stamp = time.monotonic_ns()
         self.notify = tmp_path / f"notify-{stamp}"
         self.stderr_path = tmp_path / f"daemon-{stamp}.log"
-        self._stderr = open(self.stderr_path, "wb")
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - open while the daemon runs
         if "--db" not in args:  # every daemon gets its own database unless the test names one
             args = ("--db", str(tmp_path / f"daemon-{stamp}.db"), *args)
         if "--engine" not in args:
             args = ("--engine", engine, *args)
         command = [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify), *args]
-        self.process = subprocess.Popen(command, cwd=cwd or tmp_path, stdout=subprocess.PIPE,
-                                        stderr=self._stderr, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command, cwd=cwd or tmp_path, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL
+        )
         self.host, self.port = self._wait_ready()
 
     def _wait_ready(self, timeout: float = 20.0):

@@ -4,7 +4,13 @@ import pytest
 
 from lineproto.domain import accounts
 from lineproto.domain.accounts import (
-    AccountError, User, UserDirectory, format_user, hash_password, parse_users, verify_password,
+    AccountError,
+    User,
+    UserDirectory,
+    format_user,
+    hash_password,
+    parse_users,
+    verify_password,
 )
 
 CHEAP = {"n": 2**8, "r": 8, "p": 1}

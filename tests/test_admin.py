@@ -4,22 +4,51 @@ import subprocess
 import sys
 
 import pytest
+from conftest import ROOT, Daemon, RawConnection
 
 import lineproto
-from conftest import ROOT, Daemon, RawConnection
 
 
 def admin(tmp_path, *args, stdin=""):
-    return subprocess.run([sys.executable, str(ROOT / "daemon.py"), *args, "--db", str(tmp_path / "db.sqlite")],
-                          input=stdin, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *args, "--db", str(tmp_path / "db.sqlite")],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
 
 
 def test_user_administration(tmp_path):
-    result = admin(tmp_path, "useradd", "erin", "--name", "Erin Reader", "--role", "reader",
-                   "--password-stdin", stdin="first pass\n")
+    result = admin(
+        tmp_path,
+        "useradd",
+        "erin",
+        "--name",
+        "Erin Reader",
+        "--role",
+        "reader",
+        "--password-stdin",
+        stdin="first pass\n",
+    )
     assert result.returncode == 0, result.stderr
-    assert admin(tmp_path, "useradd", "ann", "--name", "Ann Admin", "--role", "admin", "--role", "reader",
-                 "--password-stdin", stdin="x\n").returncode == 0
+    assert (
+        admin(
+            tmp_path,
+            "useradd",
+            "ann",
+            "--name",
+            "Ann Admin",
+            "--role",
+            "admin",
+            "--role",
+            "reader",
+            "--password-stdin",
+            stdin="x\n",
+        ).returncode
+        == 0
+    )
     listing = admin(tmp_path, "users").stdout.splitlines()
     assert listing == ["ann\tadmin,reader\tAnn Admin", "erin\treader\tErin Reader"]
     assert admin(tmp_path, "passwd", "erin", "--password-stdin", stdin="second pass\n").returncode == 0
@@ -30,8 +59,17 @@ def test_user_administration(tmp_path):
 
 
 def test_daemon_uses_database_users(tmp_path, start_daemon):
-    admin(tmp_path, "useradd", "erin", "--name", "Erin Reader", "--role", "reader", "--password-stdin",
-          stdin="first pass\n")
+    admin(
+        tmp_path,
+        "useradd",
+        "erin",
+        "--name",
+        "Erin Reader",
+        "--role",
+        "reader",
+        "--password-stdin",
+        stdin="first pass\n",
+    )
     daemon = start_daemon("--db", str(tmp_path / "db.sqlite"))
     with RawConnection(daemon.port) as raw:
         raw.reply()
@@ -66,8 +104,12 @@ def test_backup_while_running(tmp_path, start_daemon):
     start_daemon("--db", str(db))
     result = admin(tmp_path, "backup", str(tmp_path / "copy.sqlite"))
     assert result.returncode == 0, result.stderr
-    copy = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "users", "--db", str(tmp_path / "copy.sqlite")],
-                          capture_output=True, text=True, timeout=60)
+    copy = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "users", "--db", str(tmp_path / "copy.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert copy.stdout.startswith("erin\treader")
 
 
@@ -76,8 +118,12 @@ def test_bad_databases_stop_the_start_with_one_line(tmp_path):
     corrupt.write_bytes(b"garbage" * 1000)
     (tmp_path / "a-file").write_text("not a directory")
     for db in (str(corrupt), str(tmp_path / "a-file" / "x.sqlite")):
-        result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", db],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", db],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert result.returncode == 2
         assert "Traceback" not in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -85,15 +131,21 @@ def test_bad_databases_stop_the_start_with_one_line(tmp_path):
 
 def test_guest_cannot_be_a_registered_user(tmp_path):
     """USER guest is the play-money login, answered without a lookup: the name is refused for accounts."""
-    result = admin(tmp_path, "useradd", "guest", "--name", "Not A Guest", "--role", "player",
-                   "--password-stdin", stdin="pw\n")
+    result = admin(
+        tmp_path, "useradd", "guest", "--name", "Not A Guest", "--role", "player", "--password-stdin", stdin="pw\n"
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == (
-        "daemon.py: guest is the play-money login without a password; it cannot be a registered user")
+        "daemon.py: guest is the play-money login without a password; it cannot be a registered user"
+    )
     users_file = tmp_path / "users.txt"
     users_file.write_text("guest:player:scrypt$x:Not A Guest\n")
-    started = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", ":memory:",
-                              "--users", str(users_file)], capture_output=True, text=True, timeout=60)
+    started = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", ":memory:", "--users", str(users_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert started.returncode == 2 and "cannot be a registered user" in started.stderr.splitlines()[-1]
 
 
@@ -107,8 +159,7 @@ def one_line_error(result, text: str) -> None:
 
 def add_user(tmp_path, name, *roles, real_name="Someone", password="pw"):
     role_args = [arg for role in roles for arg in ("--role", role)]
-    return admin(tmp_path, "useradd", name, "--name", real_name, *role_args, "--password-stdin",
-                 stdin=password + "\n")
+    return admin(tmp_path, "useradd", name, "--name", real_name, *role_args, "--password-stdin", stdin=password + "\n")
 
 
 def test_useradd_refuses_an_existing_user_and_usermod_changes_one(tmp_path):
@@ -146,10 +197,21 @@ def test_user_names_are_case_insensitive(tmp_path, start_daemon):
 
 def test_reading_commands_never_create_a_database(tmp_path):
     missing = tmp_path / "typo.db"
-    for command in (["dump"], ["users"], ["userdel", "x"], ["passwd", "x", "--password-stdin"],
-                    ["usermod", "x", "--add-role", "reader"], ["backup", str(tmp_path / "copy.db")]):
-        result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), *command, "--db", str(missing)],
-                                input="pw\n", capture_output=True, text=True, timeout=60)
+    for command in (
+        ["dump"],
+        ["users"],
+        ["userdel", "x"],
+        ["passwd", "x", "--password-stdin"],
+        ["usermod", "x", "--add-role", "reader"],
+        ["backup", str(tmp_path / "copy.db")],
+    ):
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "daemon.py"), *command, "--db", str(missing)],
+            input="pw\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         one_line_error(result, f"no database at {missing}")
         assert not missing.exists() and not (tmp_path / "copy.db").exists(), command
 
@@ -159,9 +221,23 @@ def test_a_missing_database_directory_is_created_private(tmp_path, start_daemon)
     result = add_user(tmp_path, "erin", "reader")  # admin() uses --db tmp_path/db.sqlite: exists below
     assert result.returncode == 0
     nested = tmp_path / "new" / "deeper" / "state.db"
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "useradd", "ann", "--name", "Ann",
-                             "--password-stdin", "--db", str(nested)], input="pw\n", capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "daemon.py"),
+            "useradd",
+            "ann",
+            "--name",
+            "Ann",
+            "--password-stdin",
+            "--db",
+            str(nested),
+        ],
+        input="pw\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert nested.exists() and (nested.parent.stat().st_mode & 0o777) == 0o700
     workdir = tmp_path / "fresh"
@@ -176,35 +252,50 @@ def test_a_missing_database_directory_is_created_private(tmp_path, start_daemon)
         default.stop()
 
 
-@pytest.mark.parametrize("args, text", [
-    (["--port", "99999"], "argument -p/--port: a port is 0-65535: '99999'"),
-    (["--port", "http"], "not a port number"),
-    (["--max-connections", "0"], "argument --max-connections: must be 1 or more: '0'"),
-    (["--idle-timeout", "0"], "argument --idle-timeout: must be more than 0 seconds: '0'"),
-    (["--idle-timeout", "-1"], "must be more than 0 seconds"),
-    (["--idle-timeout", "nan"], "must be more than 0 seconds"),
-    (["--idle-timeout", "inf"], "must be a finite number of seconds"),
-    (["--auth-workers", "0"], "must be 1 or more"),
-    (["--table-min", "0"], "--table-min"),
-    (["--start-bankroll", "-5"], "--start-bankroll"),
-    (["--cpu", "9999"], "--cpu 9999: this process may run on CPUs"),
-    (["--notify", "/nonexistent-dir/ready"], "--notify /nonexistent-dir/ready: directory /nonexistent-dir does not exist"),
-    (["backup", "/nonexistent-dir/copy.db"], "backup /nonexistent-dir/copy.db: directory /nonexistent-dir does not exist"),
-    (["--roster", "missing.csv"], "roster file not found: missing.csv"),
-    (["--users", "missing.txt"], "users file not found: missing.txt"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["--port", "99999"], "argument -p/--port: a port is 0-65535: '99999'"),
+        (["--port", "http"], "not a port number"),
+        (["--max-connections", "0"], "argument --max-connections: must be 1 or more: '0'"),
+        (["--idle-timeout", "0"], "argument --idle-timeout: must be more than 0 seconds: '0'"),
+        (["--idle-timeout", "-1"], "must be more than 0 seconds"),
+        (["--idle-timeout", "nan"], "must be more than 0 seconds"),
+        (["--idle-timeout", "inf"], "must be a finite number of seconds"),
+        (["--auth-workers", "0"], "must be 1 or more"),
+        (["--table-min", "0"], "--table-min"),
+        (["--start-bankroll", "-5"], "--start-bankroll"),
+        (["--cpu", "9999"], "--cpu 9999: this process may run on CPUs"),
+        (
+            ["--notify", "/nonexistent-dir/ready"],
+            "--notify /nonexistent-dir/ready: directory /nonexistent-dir does not exist",
+        ),
+        (
+            ["backup", "/nonexistent-dir/copy.db"],
+            "backup /nonexistent-dir/copy.db: directory /nonexistent-dir does not exist",
+        ),
+        (["--roster", "missing.csv"], "roster file not found: missing.csv"),
+        (["--users", "missing.txt"], "users file not found: missing.txt"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
 def test_command_line_mistakes_get_one_line_and_exit_2(tmp_path, args, text):
     db = tmp_path / "db.sqlite"
     add_user(tmp_path, "erin", "reader")  # a database exists, so backup reaches its own check
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--db", str(db), "--port", "0", *args],
-                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--db", str(db), "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     one_line_error(result, text)
 
 
 def test_version(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--version"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--version"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and result.stdout.strip() == f"lineproto {lineproto.__version__}"
 
 
@@ -215,8 +306,13 @@ def test_an_in_memory_database_hint_names_what_works(tmp_path, start_daemon):
 
 
 def test_make_run_takes_a_port_and_options():
-    result = subprocess.run(["make", "-n", "run", "PORT=37001", "ARGS=--engine threads"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-n", "run", "PORT=37001", "ARGS=--engine threads"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0 and "--port 37001 --engine threads" in result.stdout
 
 
@@ -230,7 +326,7 @@ def test_logins_are_logged_with_account_and_peer(tmp_path, start_daemon):
         assert raw.command("PASS wrong").code == 530
         raw.command("USER carol")
         assert raw.command("PASS secret").code == 230
-        peer = "127.0.0.1:%d" % raw.sock.getsockname()[1]
+        peer = f"127.0.0.1:{raw.sock.getsockname()[1]}"
     log = daemon.wait_log(f"login carol from {peer}")
     assert f"login failed for carol from {peer}" in log
     assert f"login failed for \\x1b[2jevil from {peer}" in log and "\x1b" not in log

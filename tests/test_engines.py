@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import ROOT, RawConnection, stat
+
 from lineproto.commands import Command, build_services
 from lineproto.commands.table import STORE_POOL
 from lineproto.connection import ConnectionLimits
@@ -96,11 +96,10 @@ def test_start_server_reports_the_address_and_stops_with_421(engine):
 
 def test_the_limits_apply_in_process(engine):
     settings = ServerSettings(port=0, limits=ConnectionLimits(max_connections=1))
-    with start_server(build_services(), settings, engine) as running:
-        with RawConnection(running.address[1]) as first:
-            assert first.reply().code == 220
-            with RawConnection(running.address[1]) as second:
-                assert second.reply().code == 421
+    with start_server(build_services(), settings, engine) as running, RawConnection(running.address[1]) as first:
+        assert first.reply().code == 220
+        with RawConnection(running.address[1]) as second:
+            assert second.reply().code == 421
 
 
 # ------------------------------------------------------------------ the daemon
@@ -242,12 +241,17 @@ def _has_uvloop() -> bool:
 
 def test_uvloop_runs_the_same_protocol(tmp_path):
     from conftest import Daemon
+
     daemon = Daemon(tmp_path, "--loop", "uvloop")
     try:
         with RawConnection(daemon.port) as raw:
             assert raw.reply().code == 220
-            assert [raw.command(line).code for line in ("USER guest", "BET RED 5", "SPIN", "QUIT")] == \
-                [230, 200, 250, 221]
+            assert [raw.command(line).code for line in ("USER guest", "BET RED 5", "SPIN", "QUIT")] == [
+                230,
+                200,
+                250,
+                221,
+            ]
         daemon.wait_log("events engine on the uvloop loop")
     finally:
         assert daemon.stop() == 0
@@ -258,11 +262,17 @@ def test_loop_uvloop_without_uvloop_is_one_line_and_exit_2(tmp_path):
     hidden.mkdir()
     (hidden / "uvloop.py").write_text("raise ImportError('uvloop hidden by the test')\n")
     env = dict(os.environ, PYTHONPATH=f"{hidden}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", ":memory:",
-                             "--loop", "uvloop"], capture_output=True, text=True, timeout=30, env=env)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--db", ":memory:", "--loop", "uvloop"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == \
-        "daemon.py: --loop uvloop needs uvloop: pip install 'lineproto[fast]'"
+    assert (
+        result.stderr.strip().splitlines()[-1] == "daemon.py: --loop uvloop needs uvloop: pip install 'lineproto[fast]'"
+    )
 
 
 def test_the_embedding_example_runs_as_documented(tmp_path):
@@ -271,8 +281,9 @@ def test_the_embedding_example_runs_as_documented(tmp_path):
     script = tmp_path / "example.py"
     script.write_text(example)
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                            cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert re.fullmatch(r"213 \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", lines[0]), lines
@@ -312,6 +323,7 @@ def test_a_reader_who_resets_during_a_store_command_breaks_nothing(start_daemon,
     """The command runs to its end in the store; the session is released after it; others carry on."""
     import sqlite3
     import struct
+
     database = tmp_path / "reset.db"
     daemon = start_daemon("--db", str(database), users=True)
     raw = RawConnection(daemon.port)

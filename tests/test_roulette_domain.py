@@ -8,12 +8,14 @@ so a wrong definition in the module shows up as a failure.
 import itertools
 import json
 import random
+import re
 import secrets
 from fractions import Fraction
 from statistics import NormalDist
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from lineproto.domain.roulette import (
@@ -48,8 +50,19 @@ WHEEL = {
     "european": ["0"] + [str(n) for n in NUMBERS],
 }
 PAYOUT = {
-    "straight": 35, "split": 17, "street": 11, "trio": 11, "corner": 8, "four": 8,
-    "basket": 6, "line": 5, "dozen": 2, "column": 2, "color": 1, "parity": 1, "half": 1,
+    "straight": 35,
+    "split": 17,
+    "street": 11,
+    "trio": 11,
+    "corner": 8,
+    "four": 8,
+    "basket": 6,
+    "line": 5,
+    "dozen": 2,
+    "column": 2,
+    "color": 1,
+    "parity": 1,
+    "half": 1,
 }
 
 
@@ -303,24 +316,75 @@ def test_parse_canonical_names(text, wheel, name):
 
 
 SYNTAX_ERRORS = [
-    "", "   ", "BANANA", "RED 5", "17 18", "SPLIT", "SPLIT 17", "SPLIT 17-", "SPLIT -17",
-    "SPLIT a-b", "SPLIT 17--18", "SPLIT 17_18", "SPLIT 17-18-19", "SPLIT 17-18 19", "STREET",
-    "STREET x", "STREET 13-14-15", "LINE", "LINE 1-6", "TRIO 0-1", "CORNER 1-2-3",
-    "CORNER 1-2-4-5-6", "DOZEN", "COLUMNX", "-17", "17.5", "+5", "１７", "RED\x00", "FOUR 0-1-2-3",
-    "BASKET 0-00-1-2-3", "HIGHER", "x" * 5000,
+    "",
+    "   ",
+    "BANANA",
+    "RED 5",
+    "17 18",
+    "SPLIT",
+    "SPLIT 17",
+    "SPLIT 17-",
+    "SPLIT -17",
+    "SPLIT a-b",
+    "SPLIT 17--18",
+    "SPLIT 17_18",
+    "SPLIT 17-18-19",
+    "SPLIT 17-18 19",
+    "STREET",
+    "STREET x",
+    "STREET 13-14-15",
+    "LINE",
+    "LINE 1-6",
+    "TRIO 0-1",
+    "CORNER 1-2-3",
+    "CORNER 1-2-4-5-6",
+    "DOZEN",
+    "COLUMNX",
+    "-17",
+    "17.5",
+    "+5",
+    "１７",
+    "RED\x00",
+    "FOUR 0-1-2-3",
+    "BASKET 0-00-1-2-3",
+    "HIGHER",
+    "x" * 5000,
 ]
 
 LAYOUT_ERRORS = [
-    ("00", "european"), ("BASKET", "european"), ("FOUR", "american"), ("SPLIT 17-19", "american"),
-    ("SPLIT 17-19", "european"), ("STREET 14", "american"), ("LINE 34", "european"),
-    ("CORNER 1-2-3-4", "american"), ("CORNER 0-1-2-3", "european"), ("CORNER 3-4-6-7", "american"),
-    ("37", "american"), ("07", "american"), ("000", "american"), ("99999999999999999999", "european"),
-    ("SPLIT 0-3", "american"), ("SPLIT 00-1", "american"), ("SPLIT 0-00", "european"),
-    ("SPLIT 3-4", "european"), ("SPLIT 17-17", "american"), ("SPLIT 36-37", "american"),
-    ("TRIO 1-2-3", "european"), ("TRIO 0-00-2", "european"), ("TRIO 0-2-3", "american"),
-    ("DOZEN4", "american"), ("DOZEN0", "european"), ("COLUMN4", "american"), ("STREET 0", "american"),
-    ("STREET 37", "american"), ("LINE 0", "european"), ("LINE 32", "american"), ("STREET 013", "american"),
-    ("SPLIT " + "1" * 5000 + "-2", "american"), ("STREET " + "9" * 5000, "european"),
+    ("00", "european"),
+    ("BASKET", "european"),
+    ("FOUR", "american"),
+    ("SPLIT 17-19", "american"),
+    ("SPLIT 17-19", "european"),
+    ("STREET 14", "american"),
+    ("LINE 34", "european"),
+    ("CORNER 1-2-3-4", "american"),
+    ("CORNER 0-1-2-3", "european"),
+    ("CORNER 3-4-6-7", "american"),
+    ("37", "american"),
+    ("07", "american"),
+    ("000", "american"),
+    ("99999999999999999999", "european"),
+    ("SPLIT 0-3", "american"),
+    ("SPLIT 00-1", "american"),
+    ("SPLIT 0-00", "european"),
+    ("SPLIT 3-4", "european"),
+    ("SPLIT 17-17", "american"),
+    ("SPLIT 36-37", "american"),
+    ("TRIO 1-2-3", "european"),
+    ("TRIO 0-00-2", "european"),
+    ("TRIO 0-2-3", "american"),
+    ("DOZEN4", "american"),
+    ("DOZEN0", "european"),
+    ("COLUMN4", "american"),
+    ("STREET 0", "american"),
+    ("STREET 37", "american"),
+    ("LINE 0", "european"),
+    ("LINE 32", "american"),
+    ("STREET 013", "american"),
+    ("SPLIT " + "1" * 5000 + "-2", "american"),
+    ("STREET " + "9" * 5000, "european"),
 ]
 
 
@@ -346,11 +410,11 @@ def check_message(message):
 
 
 def test_specific_messages():
-    with pytest.raises(BetNotOnLayout, match="^SPLIT 17-19: 17 and 19 are not adjacent$"):
+    with pytest.raises(BetNotOnLayout, match=r"^SPLIT 17-19: 17 and 19 are not adjacent$"):
         parse_bet("split 17-19", "american")
     with pytest.raises(BetNotOnLayout, match="European"):
         parse_bet("00", "european")
-    with pytest.raises(BetNotOnLayout, match="1, 4, 7, ..., 34"):
+    with pytest.raises(BetNotOnLayout, match=re.escape("1, 4, 7, ..., 34")):
         parse_bet("STREET 14", "american")
 
 
@@ -371,8 +435,10 @@ def test_unknown_wheel_kind():
 
 
 @settings(max_examples=500, deadline=None)
-@given(text=st.text(max_size=30) | st.from_regex(r"(SPLIT|TRIO|CORNER|STREET|LINE) [0-9-]{0,12}", fullmatch=True),
-       wheel=st.sampled_from(KINDS))
+@given(
+    text=st.text(max_size=30) | st.from_regex(r"(SPLIT|TRIO|CORNER|STREET|LINE) [0-9-]{0,12}", fullmatch=True),
+    wheel=st.sampled_from(KINDS),
+)
 def test_parse_never_fails_other_than_bet_error(text, wheel):
     try:
         bet = parse_bet(text, wheel)
@@ -400,9 +466,7 @@ def test_pocket_properties_every_pocket():
         assert info.half == ("high" if 19 <= n <= 36 else "low")
         assert info.dozen == (1 if n <= 12 else 2 if n <= 24 else 3)
         assert info.column == {1: 1, 2: 2, 0: 3}[n % 3]
-        assert info.describe() == (
-            f"{n} {info.color} {info.parity} {info.half} dozen{info.dozen} column{info.column}"
-        )
+        assert info.describe() == (f"{n} {info.color} {info.parity} {info.half} dozen{info.dozen} column{info.column}")
     assert pocket_properties("17").describe() == "17 black odd low dozen2 column2"
     assert pocket_properties("18").half == "low" and pocket_properties("19").half == "high"
     assert [n for n in NUMBERS if pocket_properties(str(n)).column == 3] == list(range(3, 37, 3))
@@ -486,7 +550,9 @@ def test_resolve_several_bets_at_once():
         table.place(parse_bet(text, "american"), amount)
     result = table.resolve("17")
     assert [(o.bet.name, o.won, o.returned) for o in result.outcomes] == [
-        ("RED", False, 0), ("17", True, 180), ("SPLIT 17-18", True, 90)
+        ("RED", False, 0),
+        ("17", True, 180),
+        ("SPLIT 17-18", True, 90),
     ]
     assert (result.net, result.staked, result.returned) == (250, 20, 270)
     assert result.bankroll == table.bankroll == 350
@@ -518,7 +584,7 @@ def test_refusals_change_nothing():
     assert table2.bankroll == 0
     refused(table2, lambda: table2.place(red, 5), InsufficientChips)
     for amount in (0, -1, True, False, "10", 10.0, None):
-        refused(table, lambda: table.place(red, amount), BadAmount)
+        refused(table, lambda amount=amount: table.place(red, amount), BadAmount)
     refused(table, lambda: table.place(parse_bet("FOUR", "european"), 10), BetNotOnLayout)
     refused(table, lambda: table.place(Bet("17", "straight", frozenset({"17"}), 100), 10), BetNotOnLayout)
     refused(table, lambda: table.place(Bet("HOUSE", "straight", frozenset({"17"}), 35), 10), BetNotOnLayout)
@@ -592,9 +658,18 @@ def test_snapshot_round_trip():
 @pytest.mark.parametrize(
     "change",
     [
-        {"bankroll": -1}, {"bankroll": True}, {"bankroll": "5"}, {"rounds": -2}, {"wheel_kind": "french"},
-        {"bets": [["RED", 0]]}, {"bets": [["BANANA", 5]]}, {"bets": [["00", 5]]}, {"bets": "RED"},
-        {"bets": [["RED"]]}, {"bets": [["RED", True]]}, {"extra": 1},
+        {"bankroll": -1},
+        {"bankroll": True},
+        {"bankroll": "5"},
+        {"rounds": -2},
+        {"wheel_kind": "french"},
+        {"bets": [["RED", 0]]},
+        {"bets": [["BANANA", 5]]},
+        {"bets": [["00", 5]]},
+        {"bets": "RED"},
+        {"bets": [["RED"]]},
+        {"bets": [["RED", True]]},
+        {"extra": 1},
     ],
 )
 def test_from_snapshot_refuses_bad_data(change):

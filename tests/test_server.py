@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import RawConnection
+
 from lineproto.wire import ReplyParser
 
 
@@ -47,7 +47,7 @@ def test_ftplib_reads_our_replies(daemon):
 
 def test_smtplib_reads_our_multiline_replies(daemon, connect):
     smtp = smtplib.SMTP()
-    code, banner = smtp.connect("127.0.0.1", daemon.port)
+    code, _banner = smtp.connect("127.0.0.1", daemon.port)
     assert code == 220
     smtp.putcmd("STAT")
     code, text = smtp.getreply()

@@ -1,7 +1,8 @@
 """Tests for lineproto.strategies: stake sequences, caps, resets and stopping."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lineproto.strategies import Flat, Martingale, OneThreeTwoSix, make_strategy
 

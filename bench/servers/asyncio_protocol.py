@@ -3,7 +3,7 @@
 
 import asyncio
 
-from common import GREETING, BACKLOG, answer, serve_async, parse_args
+from common import BACKLOG, GREETING, answer, parse_args, serve_async
 
 
 class LineProtocol(asyncio.Protocol):

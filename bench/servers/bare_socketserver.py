@@ -6,7 +6,7 @@ Reads whole recv() chunks and answers every complete line of a chunk with one se
 
 import socketserver
 
-from common import GREETING, BACKLOG, answer, serve_sync, parse_args
+from common import BACKLOG, GREETING, answer, parse_args, serve_sync
 
 
 class Handler(socketserver.BaseRequestHandler):

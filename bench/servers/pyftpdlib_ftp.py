@@ -5,7 +5,6 @@ import logging
 import tempfile
 
 from common import BACKLOG, notify, parse_args
-
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer

@@ -1,8 +1,7 @@
 #!/usr/bin/env python3
 """Twisted LineOnlyReceiver NOOP server (the default reactor: epoll on Linux)."""
 
-from common import GREETING, BACKLOG, answer, notify, parse_args
-
+from common import BACKLOG, GREETING, answer, notify, parse_args
 from twisted.internet import protocol, reactor
 from twisted.protocols.basic import LineOnlyReceiver
 

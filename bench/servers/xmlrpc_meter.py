@@ -25,7 +25,7 @@ import threading
 import xmlrpc.client
 from xmlrpc.server import SimpleXMLRPCRequestHandler, SimpleXMLRPCServer
 
-from common import BACKLOG, serve_sync, parse_args
+from common import BACKLOG, parse_args, serve_sync
 
 
 class Error(Exception):
@@ -41,8 +41,10 @@ class Manager:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode = WAL").fetchone()
         self._db.execute(f"PRAGMA synchronous = {sync.upper()}")
-        self._db.execute("CREATE TABLE IF NOT EXISTS readings (meter TEXT PRIMARY KEY, reading INTEGER, "
-                         "taken TEXT, reason TEXT, username TEXT)")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS readings (meter TEXT PRIMARY KEY, reading INTEGER, "
+            "taken TEXT, reason TEXT, username TEXT)"
+        )
         self._lock = threading.Lock()
         self._sessions: dict[str, str] = {}
         self._users = {}
@@ -86,7 +88,8 @@ class Manager:
         with self._lock:
             cursor = self._db.execute(
                 "UPDATE readings SET reading = ?, taken = ?, reason = ?, username = ? WHERE meter = ?",
-                (reading, when.isoformat(), reason, username, meter))
+                (reading, when.isoformat(), reason, username, meter),
+            )
             if cursor.rowcount != 1:
                 raise Error("Invalid meter ID")
         return True
@@ -95,8 +98,8 @@ class Manager:
         username = self._username(session)
         with self._lock:
             total, mine = self._db.execute(
-                "SELECT count(*), coalesce(sum(username = ?), 0) FROM readings WHERE reading IS NOT NULL",
-                (username,)).fetchone()
+                "SELECT count(*), coalesce(sum(username = ?), 0) FROM readings WHERE reading IS NOT NULL", (username,)
+            ).fetchone()
         return mine, total
 
 
@@ -117,8 +120,9 @@ def main():
     def extra(parser):
         parser.add_argument("--db", required=True, help="SQLite file")
         parser.add_argument("--sync", choices=("full", "normal"), default="full")
-        parser.add_argument("--user", action="append", default=[], metavar="NAME:PASSWORD",
-                            help="a reader (repeatable)")
+        parser.add_argument(
+            "--user", action="append", default=[], metavar="NAME:PASSWORD", help="a reader (repeatable)"
+        )
 
     args = parse_args(__doc__, extra)
     users = {}

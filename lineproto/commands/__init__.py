@@ -15,8 +15,16 @@ from .session import Blocking, Services, Session
 from .table import ArgSpec, Command, CommandTable
 
 __all__ = [
-    "ArgSpec", "Blocking", "Command", "CommandError", "CommandTable", "SERVICE_MODULES", "Services", "Session",
-    "add_arguments", "build_services",
+    "SERVICE_MODULES",
+    "ArgSpec",
+    "Blocking",
+    "Command",
+    "CommandError",
+    "CommandTable",
+    "Services",
+    "Session",
+    "add_arguments",
+    "build_services",
 ]
 
 SERVICE_MODULES = (core, roulette, meters)
@@ -34,8 +42,9 @@ def default_options() -> argparse.Namespace:
     return parser.parse_args([])
 
 
-def build_services(users: UserDirectory | None = None, options: argparse.Namespace | None = None,
-                   store=None) -> Services:
+def build_services(
+    users: UserDirectory | None = None, options: argparse.Namespace | None = None, store=None
+) -> Services:
     """The services of a daemon with every command registered.
 
     ``store`` (a :class:`lineproto.store.Store`) makes state durable; without

@@ -104,11 +104,15 @@ COMMANDS = (
     Command("QUIT", "", "Close the connection", quit_),
     Command("STAT", "", "Server and session status as key: value lines", stat, blocks=when_stored_user),
     # USER and REIN log out a registered user, which releases what the store holds for them (jobs).
-    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user,
-            blocks=when_stored_user),
-    Command("PASS", "<password...>", "Finish logging in; the rest of the line is the password", pass_,
-            detail="The password may hold spaces: everything after PASS and its space is the password.",
-            blocks=lambda session: AUTH_POOL),
+    Command("USER", "<name>", "Start logging in as <name> (guest needs no password)", user, blocks=when_stored_user),
+    Command(
+        "PASS",
+        "<password...>",
+        "Finish logging in; the rest of the line is the password",
+        pass_,
+        detail="The password may hold spaces: everything after PASS and its space is the password.",
+        blocks=lambda session: AUTH_POOL,
+    ),
     Command("REIN", "", "Log out and start a fresh session", rein, blocks=when_stored_user),
 )
 

@@ -17,7 +17,6 @@ class CommandError(Exception):
         self.text = text
 
 
-
 def reply_for_error(exc: BaseException, error_codes) -> Reply | None:
     """The reply for a known error, or None for an unexpected one (a bug).
 

@@ -10,7 +10,7 @@ caller runs it in the named worker pool and gets the reply from it.
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
@@ -72,9 +72,9 @@ class Services:
         self.product = PRODUCT
         self.version = __version__
         self.error_codes: list[tuple[type[BaseException], int]] = []
-        self.stat_providers = []
-        self.logout_hooks = []
-        self.shutdown_hooks = []
+        self.stat_providers: list[Callable[[Session], list[tuple[str, object]]]] = []
+        self.logout_hooks: list[Callable[[Session], None]] = []
+        self.shutdown_hooks: list[Callable[[], None]] = []
 
     def close(self) -> None:
         """Run the shutdown hooks (the daemon is stopping)."""
@@ -103,8 +103,16 @@ class Blocking:
 class Session:
     """One connection's state: who is logged in and what they are doing."""
 
-    __slots__ = ("services", "peer", "user", "pending_name", "login_failures", "closing", "extras",
-                 "unreported_commands")
+    __slots__ = (
+        "services",
+        "peer",
+        "user",
+        "pending_name",
+        "login_failures",
+        "closing",
+        "extras",
+        "unreported_commands",
+    )
 
     def __init__(self, services: Services, peer: str = "-"):
         self.services = services

@@ -7,8 +7,8 @@ changes for a new command.
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..wire import Reply
 

@@ -9,8 +9,8 @@ import base64
 import hashlib
 import hmac
 import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable
 
 ROLES = frozenset({"reader", "player", "admin"})
 
@@ -49,8 +49,13 @@ def verify_password(password: str, stored: str) -> bool:
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p,
-        maxmem=256 * n * r + 1024 * 1024, dklen=_HASH_BYTES,
+        password.encode("utf-8"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        maxmem=256 * n * r + 1024 * 1024,
+        dklen=_HASH_BYTES,
     )
 
 
@@ -73,10 +78,8 @@ def check_username(name: str) -> str:
     A name is 1-32 ASCII letters, digits, ``.``, ``_`` or ``-``; case does not matter
     (``Ada`` and ``ada`` are one user); ``guest`` is the play-money login, never an account.
     """
-    if not (1 <= len(name) <= MAX_USERNAME_LENGTH
-            and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
-        raise AccountError(f"invalid user name {name!r}: use 1-{MAX_USERNAME_LENGTH} letters, digits, "
-                           "'.', '_' or '-'")
+    if not (1 <= len(name) <= MAX_USERNAME_LENGTH and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)):
+        raise AccountError(f"invalid user name {name!r}: use 1-{MAX_USERNAME_LENGTH} letters, digits, '.', '_' or '-'")
     name = canonical_username(name)
     if name == GUEST:
         raise AccountError(f"{GUEST} is the play-money login without a password; it cannot be a registered user")
@@ -103,7 +106,7 @@ class User:
 GUEST_USER = User(GUEST, "Guest", frozenset({"player"}))
 
 
-def parse_users(lines) -> dict[str, User]:
+def parse_users(lines: Iterable[str]) -> dict[str, User]:
     """Read the users file format: ``name:roles:hash:real name`` per line.
 
     Roles are comma-separated; ``#`` lines and blank lines are ignored. The
@@ -151,8 +154,12 @@ class UserDirectory:
     Names are looked up in their canonical form, so case does not matter.
     """
 
-    def __init__(self, users: dict[str, User] | None = None, allow_guest: bool = True,
-                 lookup: Callable[[str], User | None] | None = None):
+    def __init__(
+        self,
+        users: dict[str, User] | None = None,
+        allow_guest: bool = True,
+        lookup: Callable[[str], User | None] | None = None,
+    ):
         # A fixed dict is only read after this, so it needs no lock.
         self._lookup = lookup if lookup is not None else dict(users or {}).get
         self.allow_guest = allow_guest

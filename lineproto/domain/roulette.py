@@ -19,43 +19,44 @@ import functools
 import random
 import re
 import secrets
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Any
 
 __all__ = [
     "AMERICAN",
     "EUROPEAN",
-    "WHEEL_KINDS",
+    "MAX_OPEN_BETS",
+    "PAYOUTS",
     "POCKETS",
     "RED_NUMBERS",
-    "PAYOUTS",
-    "BetError",
-    "BetSyntaxError",
-    "BetNotOnLayout",
-    "BadAmount",
-    "UnknownPocket",
-    "UnknownWheel",
-    "TableError",
-    "BelowMinimum",
+    "WHEEL_KINDS",
     "AboveMaximum",
-    "InsufficientChips",
-    "BetsOpen",
-    "TooManyBets",
-    "MAX_OPEN_BETS",
-    "Wheel",
-    "PocketInfo",
-    "pocket_properties",
+    "BadAmount",
+    "BelowMinimum",
     "Bet",
-    "parse_bet",
-    "all_bets",
-    "house_edge",
+    "BetError",
+    "BetNotOnLayout",
+    "BetOutcome",
+    "BetSyntaxError",
+    "BetsOpen",
+    "InsufficientChips",
     "Limits",
     "OpenBet",
-    "BetOutcome",
+    "PocketInfo",
     "SpinResult",
     "Table",
+    "TableError",
+    "TooManyBets",
+    "UnknownPocket",
+    "UnknownWheel",
+    "Wheel",
+    "all_bets",
+    "house_edge",
+    "parse_bet",
+    "pocket_properties",
 ]
 
 # --------------------------------------------------------------------------
@@ -216,10 +217,7 @@ class PocketInfo:
         """One line such as ``"17 black odd low dozen2 column2"`` or ``"0 green"``."""
         if self.dozen is None:
             return f"{self.pocket} {self.color}"
-        return (
-            f"{self.pocket} {self.color} {self.parity} {self.half} "
-            f"dozen{self.dozen} column{self.column}"
-        )
+        return f"{self.pocket} {self.color} {self.parity} {self.half} dozen{self.dozen} column{self.column}"
 
 
 def _compute_info(pocket: str) -> PocketInfo:
@@ -236,9 +234,7 @@ def _compute_info(pocket: str) -> PocketInfo:
     )
 
 
-_POCKET_INFO: Mapping[str, PocketInfo] = MappingProxyType(
-    {p: _compute_info(p) for p in POCKETS[AMERICAN]}
-)
+_POCKET_INFO: Mapping[str, PocketInfo] = MappingProxyType({p: _compute_info(p) for p in POCKETS[AMERICAN]})
 
 
 def pocket_properties(pocket: str) -> PocketInfo:
@@ -406,13 +402,9 @@ def _number_group(text: str, count: int, word: str, example: str, wheel_kind: st
 def _row_start(text: str, word: str, starts: frozenset[str], last: int, shown: str) -> str:
     """Parse the number naming a street or six line (its lowest number)."""
     if not _DIGITS.fullmatch(text):
-        raise BetSyntaxError(
-            f"{shown}: a {word} is named by its first number, e.g. {word} 13"
-        )
+        raise BetSyntaxError(f"{shown}: a {word} is named by its first number, e.g. {word} 13")
     if text not in starts:
-        raise BetNotOnLayout(
-            f"{shown}: a {word} is named by its first number: 1, 4, 7, ..., {last}"
-        )
+        raise BetNotOnLayout(f"{shown}: a {word} is named by its first number: 1, 4, 7, ..., {last}")
     return text
 
 
@@ -479,7 +471,9 @@ def _parse_word(word: str, wheel_kind: str, shown: str) -> Bet:
         return _make_bet("BASKET", "basket", _BASKET_POCKETS)
     numbered = _NUMBERED_WORD.fullmatch(word)
     if numbered:
-        raise BetNotOnLayout(f"{shown}: there are only {numbered.group(1)}1, {numbered.group(1)}2 and {numbered.group(1)}3")
+        raise BetNotOnLayout(
+            f"{shown}: there are only {numbered.group(1)}1, {numbered.group(1)}2 and {numbered.group(1)}3"
+        )
     if word in _GROUP_PARSERS:
         raise BetSyntaxError(f"{shown}: {word} needs its numbers, e.g. {word} 13")
     raise BetSyntaxError(f"{shown}: unknown bet, cannot be parsed")
@@ -750,7 +744,7 @@ class Table:
 
     # -- persistence ---------------------------------------------------------
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, object]:
         """The table's state as a plain JSON-able dict (limits are configuration, not state)."""
         return {
             "wheel_kind": self._wheel_kind,
@@ -760,7 +754,7 @@ class Table:
         }
 
     @classmethod
-    def from_snapshot(cls, data: Mapping, limits: Limits | None = None) -> "Table":
+    def from_snapshot(cls, data: Mapping[str, Any], limits: Limits | None = None) -> Table:
         """Rebuild a table from :meth:`snapshot` output; ValueError if it is malformed."""
         if not isinstance(data, Mapping) or set(data) != _SNAPSHOT_KEYS:
             raise ValueError(f"a table snapshot has exactly the keys {sorted(_SNAPSHOT_KEYS)}")

@@ -72,9 +72,11 @@ def make_server(services: Services, settings: ServerSettings = ServerSettings(),
     """A server of the named engine, its socket bound (OSError if the address is taken)."""
     if engine == "events":
         from .events import EventServer
+
         return EventServer(services, settings)
     if engine == "threads":
         from .threads import ThreadedServer
+
         return ThreadedServer(services, settings)
     raise ValueError(f"unknown engine {engine!r}: one of {', '.join(ENGINE_NAMES)}")
 
@@ -133,7 +135,8 @@ class RunningServer:
         self.stop()
 
 
-def start_server(services: Services, settings: ServerSettings = ServerSettings(),
-                 engine: str = "events") -> RunningServer:
+def start_server(
+    services: Services, settings: ServerSettings = ServerSettings(), engine: str = "events"
+) -> RunningServer:
     """Start a server in a background thread and return once it accepts connections."""
     return RunningServer(make_server(services, settings, engine)).start()

@@ -111,8 +111,9 @@ class EventServer:
         self.pools = {
             # Store-bound commands run on the store's own writer, inside its group commits; without
             # a store (an embedder's blocking commands) on a thread pool.
-            STORE_POOL: _StoreWorker(store) if store is not None else
-            concurrent.futures.ThreadPoolExecutor(settings.store_workers, thread_name_prefix="blocking"),
+            STORE_POOL: _StoreWorker(store)
+            if store is not None
+            else concurrent.futures.ThreadPoolExecutor(settings.store_workers, thread_name_prefix="blocking"),
             AUTH_POOL: concurrent.futures.ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth"),
         }
 
@@ -146,8 +147,7 @@ class EventServer:
     async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._stop_requested = asyncio.Event()
-        listener = await loop.create_server(lambda: _LineProtocol(self), sock=self._socket,
-                                            backlog=LISTEN_BACKLOG)
+        listener = await loop.create_server(lambda: _LineProtocol(self), sock=self._socket, backlog=LISTEN_BACKLOG)
         log.info("%s listening on %s:%d", self.description, *self.address)
         self.ready.set()
         if not self.state.stopping.is_set():  # stop() may have come before the loop ran
@@ -160,8 +160,11 @@ class EventServer:
         deadline = loop.time() + self.settings.grace
         while any(not protocol.finished for protocol in self._protocols):
             if loop.time() >= deadline:
-                log.warning("%d sessions still busy after %.1f s: closing them",
-                            sum(not protocol.finished for protocol in self._protocols), self.settings.grace)
+                log.warning(
+                    "%d sessions still busy after %.1f s: closing them",
+                    sum(not protocol.finished for protocol in self._protocols),
+                    self.settings.grace,
+                )
                 break
             await asyncio.sleep(SHUTDOWN_POLL)
         for protocol in list(self._protocols):
@@ -181,8 +184,19 @@ class EventServer:
 class _LineProtocol(asyncio.Protocol):
     """One connection's transport glue: bytes in, the connection's output and actions carried out."""
 
-    __slots__ = ("server", "loop", "transport", "connection", "timer", "write_paused", "reading",
-                 "step_scheduled", "linger", "peer_eof", "job")
+    __slots__ = (
+        "server",
+        "loop",
+        "transport",
+        "connection",
+        "timer",
+        "write_paused",
+        "reading",
+        "step_scheduled",
+        "linger",
+        "peer_eof",
+        "job",
+    )
 
     def __init__(self, server: EventServer):
         self.server = server
@@ -297,10 +311,8 @@ class _LineProtocol(asyncio.Protocol):
 
     def _job_done(self, future: asyncio.Future) -> None:
         self.job = None
-        if future.cancelled():  # the peer left before the job started
-            result = None
-        else:
-            result = future.exception() or future.result()  # the connection maps an exception to its reply
+        # None: the peer left before the job started; an exception: the connection maps it to its reply
+        result = None if future.cancelled() else future.exception() or future.result()
         self._emit(self.connection.complete(result, self.loop.time()))
 
     def _schedule_step(self) -> None:

@@ -8,7 +8,8 @@ thread (password hashes go to a small shared pool, so memory stays bounded).
 Timeouts: each recv may wait until the connection's deadline. On a plain
 socket the kernel enforces it (``SO_RCVTIMEO``: no extra poll() per recv, so
 no extra GIL hand-off); an ``ssl.SSLSocket`` ignores that option, so there the
-socket's own timeout (``settimeout``) does it. See :func:`set_timeout`. Shutdown: :meth:`ThreadedServer.stop` sets the stop flag (read by
+socket's own timeout (``settimeout``) does it. See :func:`set_timeout`.
+Shutdown: :meth:`ThreadedServer.stop` sets the stop flag (read by
 every connection between lines) and wakes the main thread through a pipe (safe
 in a signal handler); idle handlers are woken by shutting down the read side of
 their socket, answer 421 and close.
@@ -86,7 +87,8 @@ class ThreadedServer:
         self.settings = settings
         self.state = ServerState(services, settings.limits)
         self._tcp = _TCPServer((settings.host, settings.port), self)
-        self.address: tuple[str, int] = self._tcp.server_address[:2]
+        host, port = self._tcp.server_address[:2]
+        self.address: tuple[str, int] = (str(host), int(port))
         self.ready = threading.Event()
         self.description = "threads engine (ThreadingTCPServer)"
         self.auth_pool = ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth")
@@ -166,7 +168,7 @@ class _Handler(socketserver.BaseRequestHandler):
     """One connection's thread: read, feed the connection, send what it answers."""
 
     def handle(self) -> None:
-        engine: ThreadedServer = self.server.engine
+        engine: ThreadedServer = self.server.engine  # type: ignore[attr-defined]  # set by _TCPServer
         sock: socket.socket = self.request
         host, port = self.client_address[:2]
         connection = engine.state.connection(f"{host}:{port}")

@@ -28,7 +28,7 @@ class CommandLine(NamedTuple):
         """
         if not rest_of_line:
             return self.args.split()
-        words = []
+        words: list[str] = []
         text = self.args
         while text and len(words) < count - 1:
             word, _, text = text.partition(" ")

@@ -27,6 +27,10 @@ class InvalidUtf8:
     line: bytes
 
 
+#: What :meth:`LineReader.feed` yields: a decoded line, or why a line was discarded.
+LineEvent = str | LineTooLong | InvalidUtf8
+
+
 class LineReader:
     """Incremental framing: ``feed(bytes)`` returns the events it completes.
 
@@ -42,13 +46,13 @@ class LineReader:
         self._buffer = b""
         self._discarding = False  # inside an overlong line, waiting for its end
 
-    def feed(self, data: bytes) -> list:
+    def feed(self, data: bytes) -> list[LineEvent]:
         data = self._buffer + self._telnet.feed(data)
         if b"\r\x00" in data:
             data = data.replace(b"\r\x00", b"\n")
         parts = data.split(b"\n")
         rest = parts.pop()
-        events = []
+        events: list[LineEvent] = []
         for part in parts:
             if self._discarding:
                 self._discarding = False  # this part is the tail of the long line
@@ -70,7 +74,7 @@ class LineReader:
         self._buffer = rest
         return events
 
-    def finish(self) -> list:
+    def finish(self) -> list[LineEvent]:
         """At end of input: the unterminated last line, if any, as an event."""
         rest, self._buffer = self._buffer, b""
         if self._discarding or not rest:
