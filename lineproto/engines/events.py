@@ -34,7 +34,7 @@ import threading
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
-from ..connection import CLOSE, CLOSED, ServerState
+from ..connection import CLOSE, CLOSED, Connection, ServerState
 from ..errors import StartError
 
 log = logging.getLogger("lineproto.engines.events")
@@ -198,11 +198,14 @@ class _LineProtocol(asyncio.Protocol):
         "job",
     )
 
+    # Set by connection_made, which asyncio calls before any other callback.
+    transport: asyncio.Transport
+    connection: Connection
+
     def __init__(self, server: EventServer):
         self.server = server
-        self.loop = server._loop
-        self.transport = None
-        self.connection = None
+        assert server._loop is not None  # protocols exist only while the loop runs
+        self.loop: asyncio.AbstractEventLoop = server._loop
         self.timer: asyncio.TimerHandle | None = None
         self.write_paused = False
         self.reading = True

@@ -38,7 +38,7 @@ class Reply(NamedTuple):
         return format_reply(self.code, self.lines).decode("utf-8").rstrip("\r\n").replace("\r\n", "\n")
 
 
-def split_text(text: str | tuple | list) -> list[str]:
+def split_text(text: str | tuple[str, ...] | list[str]) -> list[str]:
     """Lines of a reply text: split on CR/LF, control characters made visible, length capped."""
     if isinstance(text, str):
         lines = _LINE_BREAK.split(text)
@@ -56,7 +56,7 @@ def _clean(line: str) -> str:
     return line
 
 
-def format_reply(code: int, text: str | tuple | list = "") -> bytes:
+def format_reply(code: int, text: str | tuple[str, ...] | list[str] = "") -> bytes:
     """Encode a reply for the wire, CRLF line endings; multi-line when ``text`` has several lines."""
     if not 100 <= code <= 599:
         raise ValueError(f"reply code out of range: {code}")
