@@ -15,6 +15,8 @@ from collections.abc import Callable
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
+from ..wire.logtext import for_log
+from ..wire.sniff import HTTP_METHODS, looks_like_http
 from .errors import reply_for_error
 from .table import STORE_POOL, CommandTable
 
@@ -22,6 +24,8 @@ log = logging.getLogger("lineproto.commands")
 
 #: Failed PASS attempts allowed on one connection before it is closed.
 MAX_LOGIN_FAILURES = 5
+
+CROSS_PROTOCOL = "This is a line-protocol server, not a web server; closing connection"
 
 NOT_LOGGED_IN = "Not logged in: send USER <name> then PASS <password> (USER guest to play)"
 
@@ -136,6 +140,8 @@ class Session:
                 command_line = parse_command(event)
             except CommandSyntaxError as exc:
                 self.unreported_commands += 1
+                if looks_like_http(event):
+                    return self._other_protocol(event)
                 return Reply(500, (f"Syntax error: {exc}",))
             if command_line is None:
                 return None
@@ -157,6 +163,8 @@ class Session:
     def dispatch(self, command_line) -> Reply | Blocking:
         command = self.services.table.get(command_line.verb)
         if command is None:
+            if command_line.verb in HTTP_METHODS and looks_like_http(f"{command_line.verb} {command_line.args}"):
+                return self._other_protocol(command_line.verb)
             return Reply(500, (f"Unknown command {command_line.verb}; HELP lists the commands",))
         if command.login or command.roles:
             denied = self._refusal(command)
@@ -172,6 +180,16 @@ class Session:
                     return Blocking(pool, lambda: self._run_for_account(command, args), command.verb)
                 return Blocking(pool, lambda: self._run(command, args), command.verb)
         return self._run(command, args)
+
+    def _other_protocol(self, line: str) -> Reply:
+        """An HTTP line (a browser's cross-protocol request): one reply, then close.
+
+        Nothing after it on this connection runs: the header lines and the body
+        (which a web page may fill with our commands) are never read as commands.
+        """
+        self.closing = True  # the connection closes after this reply and releases the session
+        log.warning("%s: closed: an HTTP line (%s), not a command", self.peer, for_log(line, 24))
+        return Reply(500, (CROSS_PROTOCOL,))
 
     def _run_for_account(self, command, args) -> Reply:
         """A registered user's store command, run only if their account still exists.
