@@ -14,9 +14,12 @@ state      meaning                                                            ne
 =========  =================================================================  ================
 NEW        created; :meth:`Connection.start` sends the greeting or a 421      READY, CLOSING
 READY      complete lines are answered, in order, as they arrive              BUSY, CLOSING
-BUSY       a command runs in a worker (:class:`RunBlocking`); later input     READY, CLOSING
-           is kept unanswered until its reply is out, so replies stay in
+BUSY       a command runs in a worker (:class:`RunBlocking`); later input     READY, HELD,
+           is kept unanswered until its reply is out, so replies stay in      CLOSING
            order and the session reads its own writes; no idle timeout
+HELD       the reply of the last command is held back until :attr:`deadline`  READY, CLOSING
+           (a failed login's delay, see ``domain.throttle``); :meth:`tick`
+           sends it; later input waits as in BUSY
 CLOSING    the last reply is out and :data:`CLOSE` was asked for; input is    CLOSED
            ignored
 CLOSED     the transport is gone and the session is released                 (end)
@@ -72,7 +75,7 @@ MAX_LINES_PER_STEP = 64
 #: Reply bytes after which one call stops answering (the rest wait as above).
 MAX_OUTPUT_PER_STEP = 64 * 1024
 
-NEW, READY, BUSY, CLOSING, CLOSED = "NEW", "READY", "BUSY", "CLOSING", "CLOSED"
+NEW, READY, BUSY, HELD, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "CLOSING", "CLOSED"
 
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
 SHUTDOWN_REPLY = format_reply(421, "Server shutting down; closing connection")
@@ -183,6 +186,7 @@ class Connection:
         "_admitted",
         "_release_after_job",
         "_busy_verb",
+        "_held",
     )
 
     def __init__(self, server: ServerState, peer: str):
@@ -202,6 +206,7 @@ class Connection:
         self._admitted = False
         self._release_after_job = False  # lost while BUSY: release the session when the job is done
         self._busy_verb = ""  # the verb of the command running while BUSY (for the log)
+        self._held = b""  # HELD: the reply that goes out at the deadline
 
     # ------------------------------------------------------------------ inputs
 
@@ -274,7 +279,17 @@ class Connection:
         reply = format_reply(result.code, result.lines)
         if result.code >= 400:
             self._log_refusal(self._busy_verb, result)
-        if session.closing:
+        delay = session.take_reply_delay()
+        if delay > 0:
+            self.state = HELD
+            self._held = reply
+            self.deadline = now + delay
+            return NOTHING
+        return self._after_reply(reply, now)
+
+    def _after_reply(self, reply: bytes, now: float) -> tuple[bytes, tuple]:
+        """Send a finished command's reply, then close or answer the lines that waited."""
+        if self.session.closing:
             return reply, self._close()
         if self.server.stopping.is_set():
             return reply + SHUTDOWN_REPLY, self._close()
@@ -285,6 +300,10 @@ class Connection:
     def tick(self, now: float) -> tuple[bytes, tuple]:
         """The clock reached :attr:`deadline` (or passed it): 421 if no complete line came in time."""
         deadline = self.deadline
+        if self.state is HELD and deadline is not None and now >= deadline:
+            reply, self._held = self._held, b""
+            self.state = READY
+            return self._after_reply(reply, now)
         if self.state is READY and deadline is not None and now >= deadline:
             if self.pending:  # lines wait for the peer to read earlier replies: it is not idle
                 self.deadline = now + self._idle_timeout
@@ -300,6 +319,9 @@ class Connection:
         """
         if self.state is READY or self.state is NEW:
             return SHUTDOWN_REPLY, self._close()
+        if self.state is HELD:  # no reason to hold a reply back any longer
+            reply, self._held = self._held, b""
+            return reply + SHUTDOWN_REPLY, self._close()
         return NOTHING  # BUSY: complete() sends the 421; CLOSING/CLOSED: nothing to say
 
     def connection_lost(self) -> tuple:

@@ -54,6 +54,7 @@ def stat(session: Session) -> Reply:
         ("uptime", f"{stats.uptime}s"),
         ("connections", stats.connections),
         ("commands-served", stats.commands),
+        *stats.counters.items(),
         ("user", session.user.name if session.user else "-"),
     ]
     for provider in services.stat_providers:
@@ -79,15 +80,26 @@ def pass_(session: Session, password: str) -> Reply:
     if name is None:
         raise CommandError(503, "Send USER <name> first")
     session.pending_name = None
-    user = session.services.users.authenticate(name, password)
+    services = session.services
+    verdict = services.throttle.check(session.address, name)
+    if not verdict.allowed:  # refused before any password hashing
+        services.stats.count("login-throttled")
+        log.warning("login refused for %s from %s: the %s is locked for %d s", for_log(name), session.peer,
+                    verdict.locked, verdict.retry_seconds)
+        raise CommandError(430, f"Too many failed logins for this {verdict.locked}; "
+                                f"try again in {verdict.retry_seconds} s")
+    user = services.users.authenticate(name, password)
     if user is None:
         session.login_failures += 1
+        services.stats.count("login-failures")
+        session.reply_delay = services.throttle.failed(session.address, name)
         # One line per failure, account and peer in fixed places, so fail2ban and the like can match it.
         log.warning("login failed for %s from %s", for_log(name), session.peer)
         if session.login_failures >= MAX_LOGIN_FAILURES:
             session.closing = True
             return Reply(421, ("Too many failed logins; closing connection",))
         raise CommandError(530, "Login incorrect")
+    services.throttle.succeeded(session.address, name)
     log.info("login %s from %s", user.name, session.peer)
     session.login(user)
     return Reply(230, (f"Welcome, {user.real_name}: logged in as {user.name}",))

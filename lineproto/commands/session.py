@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
+from ..domain.throttle import LoginThrottle
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
 from ..wire.logtext import for_log
 from ..wire.sniff import HTTP_METHODS, looks_like_http
@@ -30,14 +31,37 @@ CROSS_PROTOCOL = "This is a line-protocol server, not a web server; closing conn
 NOT_LOGGED_IN = "Not logged in: send USER <name> then PASS <password> (USER guest to play)"
 
 
+#: What STAT counts besides connections and commands: each limit's refusals and kicks, and the
+#: defences' work. Every key is always shown, 0 until it happens (docs/PROTOCOL.md, STAT).
+LIMIT_COUNTERS = (
+    "refused-capacity",  # 421 at connect: --max-connections reached
+    "refused-per-address",  # 421 at connect: --max-per-address reached
+    "idle-timeouts",  # 421: no complete line for --idle-timeout
+    "login-timeouts",  # 421: not logged in within --login-timeout
+    "login-failures",  # wrong password or unknown name
+    "login-throttled",  # 430: a login refused without checking the password (address or account locked)
+    "bad-command-closes",  # 421: too many bad commands in a row
+    "cross-protocol-closes",  # 500 and close: an HTTP line
+    "lines-too-long",
+    "invalid-utf8",
+)
+
+
 class ServerStats:
-    """Counters shown by STAT: open connections, and commands answered (sessions add theirs in batches)."""
+    """Counters shown by STAT: open connections, commands answered (sessions add theirs in
+    batches), and :data:`LIMIT_COUNTERS`. Thread-safe."""
 
     def __init__(self):
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self.connections = 0
         self.commands = 0
+        self.counters = dict.fromkeys(LIMIT_COUNTERS, 0)
+
+    def count(self, counter: str) -> None:
+        """One more of ``counter`` (a name in :data:`LIMIT_COUNTERS`)."""
+        with self._lock:
+            self.counters[counter] += 1
 
     def connection_opened(self) -> None:
         with self._lock:
@@ -73,6 +97,7 @@ class Services:
         self.users = users if users is not None else UserDirectory()
         self.store = None  # a lineproto.store.Store when state is durable
         self.stats = ServerStats()
+        self.throttle = LoginThrottle()  # failed logins per address and per account
         self.product = PRODUCT
         self.version = __version__
         self.error_codes: list[tuple[type[BaseException], int]] = []
@@ -116,6 +141,7 @@ class Session:
         "closing",
         "extras",
         "unreported_commands",
+        "reply_delay",
     )
 
     def __init__(self, services: Services, peer: str = "-"):
@@ -127,6 +153,7 @@ class Session:
         self.closing = False  # set by QUIT and fatal refusals: close after the reply
         self.extras: dict[str, object] = {}  # per-session state of services, by service name
         self.unreported_commands = 0  # answered but not yet added to ServerStats (one lock per batch)
+        self.reply_delay = 0.0  # seconds the connection holds back the reply of this blocking command
 
     def handle(self, event) -> Reply | Blocking | None:
         """The reply to one framed input event; None for a blank line.
@@ -149,10 +176,22 @@ class Session:
             return self.dispatch(command_line)
         self.unreported_commands += 1
         if isinstance(event, LineTooLong):
+            self.services.stats.count("lines-too-long")
             return Reply(500, (f"Line too long: the limit is {event.limit} bytes; line discarded",))
         if isinstance(event, InvalidUtf8):
+            self.services.stats.count("invalid-utf8")
             return Reply(500, ("Line is not valid UTF-8; line discarded",))
         raise TypeError(f"unknown input event {event!r}")
+
+    @property
+    def address(self) -> str:
+        """The peer's address without its port (what per-address limits count)."""
+        return self.peer.rsplit(":", 1)[0]
+
+    def take_reply_delay(self) -> float:
+        """The delay a blocking command asked for its reply (a failed login's), reset to 0."""
+        delay, self.reply_delay = self.reply_delay, 0.0
+        return delay
 
     def report_commands(self) -> None:
         """Add the commands answered since the last report to ``ServerStats``."""
@@ -188,6 +227,7 @@ class Session:
         (which a web page may fill with our commands) are never read as commands.
         """
         self.closing = True  # the connection closes after this reply and releases the session
+        self.services.stats.count("cross-protocol-closes")
         log.warning("%s: closed: an HTTP line (%s), not a command", self.peer, for_log(line, 24))
         return Reply(500, (CROSS_PROTOCOL,))
 

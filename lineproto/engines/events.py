@@ -190,6 +190,7 @@ class _LineProtocol(asyncio.Protocol):
         "transport",
         "connection",
         "timer",
+        "timer_at",
         "write_paused",
         "reading",
         "step_scheduled",
@@ -207,6 +208,7 @@ class _LineProtocol(asyncio.Protocol):
         assert server._loop is not None  # protocols exist only while the loop runs
         self.loop: asyncio.AbstractEventLoop = server._loop
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0  # when the timer fires (TimerHandle.when() is not in every loop)
         self.write_paused = False
         self.reading = True
         self.step_scheduled = False
@@ -233,7 +235,7 @@ class _LineProtocol(asyncio.Protocol):
         if data:  # the common case, kept short: one command answered, nothing else to do
             self.transport.write(data)
         if self.timer is None and connection.deadline is not None:
-            self.timer = self.loop.call_at(connection.deadline, self._on_timer)
+            self._arm_timer(connection.deadline)
 
     def eof_received(self) -> bool:
         self.peer_eof = True
@@ -295,8 +297,15 @@ class _LineProtocol(asyncio.Protocol):
             self._update_reading()
         elif not self.reading:
             self._update_reading()
-        if self.timer is None and connection.deadline is not None:
-            self.timer = self.loop.call_at(connection.deadline, self._on_timer)
+        deadline = connection.deadline
+        if deadline is not None and (self.timer is None or deadline < self.timer_at):
+            if self.timer is not None:  # the deadline moved earlier (a held reply): re-arm
+                self.timer.cancel()
+            self._arm_timer(deadline)
+
+    def _arm_timer(self, deadline: float) -> None:
+        self.timer_at = deadline
+        self.timer = self.loop.call_at(deadline, self._on_timer)
 
     def _run_actions(self, actions) -> None:
         for action in actions:
