@@ -56,13 +56,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .commands import Blocking, Services, Session
 from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
 from .wire.lines import LineEvent
+from .wire.logtext import for_log
 
 log = logging.getLogger("lineproto.connection")
 
@@ -70,6 +71,16 @@ log = logging.getLogger("lineproto.connection")
 DEFAULT_MAX_CONNECTIONS = 1000
 #: Seconds a connection may go without sending a complete line before it gets 421 and is closed.
 DEFAULT_IDLE_TIMEOUT = 300.0
+#: Connections one source address may hold at once; the next gets its own 421.
+DEFAULT_MAX_PER_ADDRESS = 50
+#: Seconds a connection may stay logged out (from its start, or its last logout) before 421.
+DEFAULT_LOGIN_TIMEOUT = 60.0
+#: Bad command lines in a row (unknown verb, syntax, wrong arguments) before 421 and close.
+DEFAULT_MAX_BAD_COMMANDS = 10
+#: Refused lines logged per connection; the rest are counted in one line when it closes.
+LOGGED_REFUSALS = 5
+#: Reply codes that make a line a bad command (a good reply resets the run).
+BAD_COMMAND_CODES = frozenset({500, 501})
 #: Most lines answered by one call; the rest wait for :meth:`Connection.process`.
 MAX_LINES_PER_STEP = 64
 #: Reply bytes after which one call stops answering (the rest wait as above).
@@ -78,6 +89,7 @@ MAX_OUTPUT_PER_STEP = 64 * 1024
 NEW, READY, BUSY, HELD, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "CLOSING", "CLOSED"
 
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
+BAD_COMMANDS_REPLY = format_reply(421, "Too many bad commands in a row; closing connection")
 SHUTDOWN_REPLY = format_reply(421, "Server shutting down; closing connection")
 
 
@@ -122,6 +134,9 @@ class ConnectionLimits:
 
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    login_timeout: float = DEFAULT_LOGIN_TIMEOUT
+    max_bad_commands: int = DEFAULT_MAX_BAD_COMMANDS
 
 
 class ServerState:
@@ -138,6 +153,7 @@ class ServerState:
         self.stopping = threading.Event()
         self.greeting = format_reply(220, f"{services.product} {services.version} ready")
         self._open = 0
+        self._per_address: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def connection(self, peer: str) -> Connection:
@@ -151,20 +167,32 @@ class ServerState:
     def open_connections(self) -> int:
         return self._open
 
-    def _admit(self) -> str | None:
-        """None if one more connection may open (and count it), else why not."""
+    def _admit(self, address: str) -> str | None:
+        """None if one more connection from ``address`` may open (and count it), else why not."""
+        stats = self.services.stats
         with self._lock:
             if self.stopping.is_set():
                 return "shutting down"
             if self._open >= self.limits.max_connections:
+                stats.count("refused-capacity")
                 return "too many connections"
+            held = self._per_address.get(address, 0)
+            if held >= self.limits.max_per_address:
+                stats.count("refused-per-address")
+                return "too many connections from your address"
+            self._per_address[address] = held + 1
             self._open += 1
-        self.services.stats.connection_opened()
+        stats.connection_opened()
         return None
 
-    def _release(self) -> None:
+    def _release(self, address: str) -> None:
         with self._lock:
             self._open -= 1
+            held = self._per_address[address] - 1
+            if held:
+                self._per_address[address] = held
+            else:
+                del self._per_address[address]
         self.services.stats.connection_closed()
 
 
@@ -187,6 +215,9 @@ class Connection:
         "_release_after_job",
         "_busy_verb",
         "_held",
+        "_login_deadline",
+        "_bad_commands",
+        "_refusals",
     )
 
     def __init__(self, server: ServerState, peer: str):
@@ -207,12 +238,15 @@ class Connection:
         self._release_after_job = False  # lost while BUSY: release the session when the job is done
         self._busy_verb = ""  # the verb of the command running while BUSY (for the log)
         self._held = b""  # HELD: the reply that goes out at the deadline
+        self._login_deadline: float | None = None  # while logged out: 421 at this time
+        self._bad_commands = 0  # bad command lines in a row
+        self._refusals = 0  # 4yz/5yz replies so far (the first LOGGED_REFUSALS are logged)
 
     # ------------------------------------------------------------------ inputs
 
     def start(self, now: float) -> tuple[bytes, tuple]:
         """The connection is open: the greeting, or a 421 when the server is full or stopping."""
-        why = self.server._admit()
+        why = self.server._admit(self.session.address)
         if why is not None:
             log.warning("refused %s: %s", self.peer, why)
             self.state = CLOSING
@@ -220,7 +254,8 @@ class Connection:
         self._admitted = True
         log.info("open %s", self.peer)
         self.state = READY
-        self.deadline = now + self._idle_timeout
+        self._login_deadline = now + self.server.limits.login_timeout
+        self.deadline = self._next_deadline(now)
         return self.server.greeting, ()
 
     def receive_data(self, data: bytes, now: float) -> tuple[bytes, tuple]:
@@ -279,6 +314,8 @@ class Connection:
         reply = format_reply(result.code, result.lines)
         if result.code >= 400:
             self._log_refusal(self._busy_verb, result)
+        elif self._bad_commands:
+            self._bad_commands = 0
         delay = session.take_reply_delay()
         if delay > 0:
             self.state = HELD
@@ -293,7 +330,9 @@ class Connection:
             return reply, self._close()
         if self.server.stopping.is_set():
             return reply + SHUTDOWN_REPLY, self._close()
-        self.deadline = now + self._idle_timeout
+        if self._bad_commands >= self.server.limits.max_bad_commands:
+            return reply + self._too_many_bad_commands(), self._close()
+        self.deadline = self._next_deadline(now)
         data, actions = self._process(now)
         return reply + data, actions
 
@@ -305,12 +344,34 @@ class Connection:
             self.state = READY
             return self._after_reply(reply, now)
         if self.state is READY and deadline is not None and now >= deadline:
+            login_deadline = self._login_deadline
+            if login_deadline is not None and now >= login_deadline and self.session.user is None:
+                self.server.services.stats.count("login-timeouts")
+                log.info("%s: login timeout", self.peer)
+                timeout = self.server.limits.login_timeout
+                return format_reply(421, f"Not logged in within {timeout:g} s; closing connection"), self._close()
             if self.pending:  # lines wait for the peer to read earlier replies: it is not idle
                 self.deadline = now + self._idle_timeout
                 return NOTHING
+            self.server.services.stats.count("idle-timeouts")
             log.info("%s: idle timeout", self.peer)
             return IDLE_TIMEOUT_REPLY, self._close()
         return NOTHING
+
+    def _next_deadline(self, now: float) -> float:
+        """The idle deadline, or the login deadline while logged out if that comes first."""
+        deadline = now + self._idle_timeout
+        if self._login_deadline is not None:
+            if self.session.user is not None:
+                self._login_deadline = None  # logged in: the login deadline is met for good
+            elif self._login_deadline < deadline:
+                return self._login_deadline
+        return deadline
+
+    def _too_many_bad_commands(self) -> bytes:
+        self.server.services.stats.count("bad-command-closes")
+        log.info("%s: %d bad commands in a row: closing", self.peer, self._bad_commands)
+        return BAD_COMMANDS_REPLY
 
     def shutdown(self, now: float) -> tuple[bytes, tuple]:
         """The server is stopping: 421 now, or, while a command runs, right after its reply.
@@ -335,8 +396,16 @@ class Connection:
         if not self._admitted:
             return ()
         self._admitted = False
-        self.server._release()
-        log.info("close %s", self.peer)
+        self.server._release(self.session.address)
+        if self._refusals > LOGGED_REFUSALS:
+            log.info(
+                "close %s (%d refused lines, %d of them not logged)",
+                self.peer,
+                self._refusals,
+                self._refusals - LOGGED_REFUSALS,
+            )
+        else:
+            log.info("close %s", self.peer)
         if was_busy:  # the job still uses the session: release it once complete() says it is done
             self._release_after_job = True
             return ()
@@ -369,7 +438,7 @@ class Connection:
             self.pending = True
         self._next = 0
         if self.state is READY:
-            self.deadline = now + self._idle_timeout  # counts from the last complete line
+            self.deadline = self._next_deadline(now)  # idle time counts from the last complete line
 
     def _process(self, now: float) -> tuple[bytes, tuple]:
         session = self.session
@@ -401,6 +470,14 @@ class Connection:
             out.append(data)
             if result.code >= 400:
                 self._log_refusal(event, result)
+                if result.code in BAD_COMMAND_CODES:
+                    self._bad_commands += 1
+                    if self._bad_commands >= self.server.limits.max_bad_commands and not session.closing:
+                        out.append(self._too_many_bad_commands())
+                        actions = self._close()
+                        break
+            elif self._bad_commands:
+                self._bad_commands = 0
             if session.closing:  # QUIT, or a refusal that ends the session: lines after it are dropped
                 actions = self._close()
                 break
@@ -435,9 +512,13 @@ class Connection:
         return ()
 
     def _log_refusal(self, event, reply: Reply) -> None:
-        """One log line for a 4yz/5yz reply: the first word of the line (escaped), the reply."""
-        if isinstance(event, str):
-            what = event.split(" ", 1)[0][:8].encode("unicode_escape").decode("ascii")
-        else:
-            what = type(event).__name__
-        log.info("%s %s -> %d %s", self.peer, what, reply.code, reply.lines[0])
+        """One log line for a 4yz/5yz reply: the first word of the line (escaped), the reply.
+
+        Only the first :data:`LOGGED_REFUSALS` of a connection are logged; the close line counts
+        the rest, so a flood of junk costs the log one line, not one per line of junk.
+        """
+        self._refusals += 1
+        if self._refusals > LOGGED_REFUSALS:
+            return
+        what = for_log(event.split(" ", 1)[0], 8) if isinstance(event, str) else type(event).__name__
+        log.info("%s %s -> %d %s", self.peer, what, reply.code, for_log(reply.lines[0], 120))

@@ -5,6 +5,7 @@ daemon runs (SQLite allows other connections; ``backup`` is consistent online).
 """
 
 import argparse
+import dataclasses
 import gc
 import getpass
 import logging
@@ -17,7 +18,14 @@ from .argtypes import ArgumentParser, port_number, positive_int, positive_second
 from .commands import add_arguments as add_service_arguments
 from .commands import build_services
 from .commands.meters import read_roster_file
-from .connection import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, ConnectionLimits
+from .connection import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_LOGIN_TIMEOUT,
+    DEFAULT_MAX_BAD_COMMANDS,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_PER_ADDRESS,
+    ConnectionLimits,
+)
 from .domain.accounts import (
     GUEST,
     AccountError,
@@ -31,6 +39,7 @@ from .domain.accounts import (
     parse_users,
 )
 from .domain.meters import RosterError
+from .domain.throttle import ACCOUNT_POLICY, ADDRESS_POLICY, LoginThrottle, ThrottlePolicy
 from .engines import (
     DEFAULT_AUTH_WORKERS,
     ENGINE_NAMES,
@@ -89,6 +98,49 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="seconds a connection may go without sending a complete line before it is "
         "closed; more than 0, there is no 'never' (default %(default)s)",
+    )
+    limits = parser.add_argument_group("limits (docs/PROTOCOL.md, section 5)")
+    limits.add_argument(
+        "--max-per-address",
+        type=positive_int,
+        default=DEFAULT_MAX_PER_ADDRESS,
+        metavar="N",
+        help="connections one source address may hold at once (default %(default)s)",
+    )
+    limits.add_argument(
+        "--login-timeout",
+        type=positive_seconds,
+        default=DEFAULT_LOGIN_TIMEOUT,
+        metavar="SECONDS",
+        help="seconds a new connection may stay logged out (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-bad-commands",
+        type=positive_int,
+        default=DEFAULT_MAX_BAD_COMMANDS,
+        metavar="N",
+        help="bad command lines in a row before the connection is closed (default %(default)s)",
+    )
+    limits.add_argument(
+        "--lock-window",
+        type=positive_seconds,
+        default=ACCOUNT_POLICY.window,
+        metavar="SECONDS",
+        help="failed logins count for this long (default %(default)s)",
+    )
+    limits.add_argument(
+        "--account-lock-after",
+        type=lock_budget,
+        default=ACCOUNT_POLICY.budget,
+        metavar="N",
+        help="failed logins of one account within the window that lock it (default %(default)s)",
+    )
+    limits.add_argument(
+        "--address-lock-after",
+        type=lock_budget,
+        default=ADDRESS_POLICY.budget,
+        metavar="N",
+        help="failed logins from one address within the window that lock it (default %(default)s)",
     )
     parser.add_argument(
         "--engine",
@@ -189,6 +241,19 @@ def main(argv=None) -> int:
 
 #: Mode of a database directory the daemon creates: only its owner may enter it.
 DB_DIRECTORY_MODE = 0o700
+
+
+def lock_budget(text: str) -> int:
+    """A lock threshold: at least 2 (the first failure is never a lock)."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be 2 or more: {text!r}")
+    return value
+
+
+def throttle_policy(default: ThrottlePolicy, budget: int, window: float) -> ThrottlePolicy:
+    """``default`` with another budget and window; its free failures kept below the budget."""
+    return dataclasses.replace(default, budget=budget, window=window, free=min(default.free, budget - 1))
 
 
 def open_store(args, create: bool = True) -> SqliteStore:
@@ -301,10 +366,20 @@ def _serve(args, store: SqliteStore) -> int:
         )
     users = UserDirectory(lookup=store.get_user)
     services = build_services(users, args, store)
+    services.throttle = LoginThrottle(
+        throttle_policy(ADDRESS_POLICY, args.address_lock_after, args.lock_window),
+        throttle_policy(ACCOUNT_POLICY, args.account_lock_after, args.lock_window),
+    )
     settings = ServerSettings(
         host=args.host,
         port=args.port,
-        limits=ConnectionLimits(max_connections=args.max_connections, idle_timeout=args.idle_timeout),
+        limits=ConnectionLimits(
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            max_per_address=args.max_per_address,
+            login_timeout=args.login_timeout,
+            max_bad_commands=args.max_bad_commands,
+        ),
         auth_workers=args.auth_workers,
         loop=args.loop,
     )

@@ -52,8 +52,17 @@ def test_an_http_post_gets_one_reply_and_runs_nothing(daemon):
 
 
 @pytest.mark.parametrize(
-    "first_line", ["GET / HTTP/1.1", "HEAD / HTTP/1.0", "OPTIONS * HTTP/1.1", "CONNECT 127.0.0.1:1 HTTP/1.1",
-                   "Host: 127.0.0.1", "PUT /x HTTP/1.1", "PRI * HTTP/2.0"])
+    "first_line",
+    [
+        "GET / HTTP/1.1",
+        "HEAD / HTTP/1.0",
+        "OPTIONS * HTTP/1.1",
+        "CONNECT 127.0.0.1:1 HTTP/1.1",
+        "Host: 127.0.0.1",
+        "PUT /x HTTP/1.1",
+        "PRI * HTTP/2.0",
+    ],
+)
 def test_any_http_line_closes_the_connection(shared, first_line):
     with RawConnection(shared.port) as raw:
         raw.reply()
@@ -103,11 +112,25 @@ def test_a_real_browser_page_cannot_drive_the_daemon(daemon, tmp_path):
     try:
         with tempfile.TemporaryDirectory() as profile:
             result = subprocess.run(
-                [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}", "--virtual-time-budget=10000", "--dump-dom",
-                 f"http://127.0.0.1:{web.server_address[1]}/"],
-                capture_output=True, text=True, timeout=120)
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    f"--user-data-dir={profile}",
+                    "--virtual-time-budget=10000",
+                    "--dump-dom",
+                    f"http://127.0.0.1:{web.server_address[1]}/",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
     finally:
         web.shutdown()
         web.server_close()

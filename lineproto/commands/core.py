@@ -84,10 +84,16 @@ def pass_(session: Session, password: str) -> Reply:
     verdict = services.throttle.check(session.address, name)
     if not verdict.allowed:  # refused before any password hashing
         services.stats.count("login-throttled")
-        log.warning("login refused for %s from %s: the %s is locked for %d s", for_log(name), session.peer,
-                    verdict.locked, verdict.retry_seconds)
-        raise CommandError(430, f"Too many failed logins for this {verdict.locked}; "
-                                f"try again in {verdict.retry_seconds} s")
+        log.warning(
+            "login refused for %s from %s: the %s is locked for %d s",
+            for_log(name),
+            session.peer,
+            verdict.locked,
+            verdict.retry_seconds,
+        )
+        raise CommandError(
+            430, f"Too many failed logins for this {verdict.locked}; try again in {verdict.retry_seconds} s"
+        )
     user = services.users.authenticate(name, password)
     if user is None:
         session.login_failures += 1

@@ -132,8 +132,12 @@ ALLOWED = Verdict()
 class LoginThrottle:
     """The failure windows of one daemon, for addresses and accounts; thread-safe."""
 
-    def __init__(self, address_policy: ThrottlePolicy = ADDRESS_POLICY,
-                 account_policy: ThrottlePolicy = ACCOUNT_POLICY, clock: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        address_policy: ThrottlePolicy = ADDRESS_POLICY,
+        account_policy: ThrottlePolicy = ACCOUNT_POLICY,
+        clock: Callable[[], float] | None = None,
+    ):
         import time
 
         self.addresses = FailureWindow(address_policy)
