@@ -223,7 +223,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The daemon's umask: every file it creates (database, WAL, SHM, backups, users files, notify
+#: files) is 0600 and every directory 0700, whatever the umask it was started with: the database
+#: and users files hold password hashes.
+PRIVATE_UMASK = 0o077
+
+
 def main(argv=None) -> int:
+    os.umask(PRIVATE_UMASK)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -265,11 +272,26 @@ def open_store(args, create: bool = True) -> SqliteStore:
     only read or change what exists) a missing database is an error, so a
     typo never leaves an empty database behind.
     """
-    if args.db != ":memory:" and not os.path.exists(args.db):
-        if not create:
-            raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
-        make_private_directory(os.path.dirname(os.path.abspath(args.db)))
+    if args.db != ":memory:":
+        if not os.path.exists(args.db):
+            if not create:
+                raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
+            make_private_directory(os.path.dirname(os.path.abspath(args.db)))
+        else:
+            warn_if_readable_by_others(args.db)
     return SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+
+
+def warn_if_readable_by_others(path: str) -> None:
+    """A database (and its WAL and SHM) holds password hashes: say so if other users may read it."""
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        try:
+            mode = os.stat(name).st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            log.warning("%s is readable by other users (mode %04o): it holds password hashes; chmod 600 %s",
+                        name, mode, name)
 
 
 def make_private_directory(path: str) -> None:
