@@ -17,6 +17,10 @@ READY      complete lines are answered, in order, as they arrive              BU
 BUSY       a command runs in a worker (:class:`RunBlocking`); later input     READY, HELD,
            is kept unanswered until its reply is out, so replies stay in      CLOSING
            order and the session reads its own writes; no idle timeout
+UPGRADING  ``AUTH TLS`` was answered 234: every byte received after it is    READY, CLOSING
+           discarded (never run), and :data:`START_TLS` asks the engine for
+           the handshake; :meth:`Connection.tls_established` starts a fresh
+           session on TLS, :meth:`Connection.tls_failed` closes
 HELD       the reply of the last command is held back until :attr:`deadline`  READY, CLOSING
            (a failed login's delay, see ``domain.throttle``); :meth:`tick`
            sends it; later input waits as in BUSY
@@ -60,6 +64,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .commands import Blocking, Services, Session
+from .commands.session import NO_TLS, TlsPolicy
 from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
 from .wire.lines import LineEvent
@@ -86,7 +91,7 @@ MAX_LINES_PER_STEP = 64
 #: Reply bytes after which one call stops answering (the rest wait as above).
 MAX_OUTPUT_PER_STEP = 64 * 1024
 
-NEW, READY, BUSY, HELD, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "CLOSING", "CLOSED"
+NEW, READY, BUSY, HELD, UPGRADING, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "UPGRADING", "CLOSING", "CLOSED"
 
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
 BAD_COMMANDS_REPLY = format_reply(421, "Too many bad commands in a row; closing connection")
@@ -103,6 +108,20 @@ class Close:
 
 
 CLOSE = Close()
+
+
+class StartTls:
+    """Action: once the data before it is sent, stop reading, run the server side of a TLS
+    handshake on the connection, and call :meth:`Connection.tls_established` or
+    :meth:`Connection.tls_failed`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "START_TLS"
+
+
+START_TLS = StartTls()
 
 
 class RunBlocking:
@@ -147,18 +166,19 @@ class ServerState:
     that every connection reads between lines). Thread-safe.
     """
 
-    def __init__(self, services: Services, limits: ConnectionLimits = ConnectionLimits()):
+    def __init__(self, services: Services, limits: ConnectionLimits = ConnectionLimits(), tls: TlsPolicy = NO_TLS):
         self.services = services
         self.limits = limits
+        self.tls = tls
         self.stopping = threading.Event()
         self.greeting = format_reply(220, f"{services.product} {services.version} ready")
         self._open = 0
         self._per_address: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def connection(self, peer: str) -> Connection:
-        """A new :class:`Connection` for a client at ``peer`` (``host:port``)."""
-        return Connection(self, peer)
+    def connection(self, peer: str, secure: bool = False) -> Connection:
+        """A new :class:`Connection` for a client at ``peer`` (``host:port``); ``secure``: on TLS already."""
+        return Connection(self, peer, secure)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -220,10 +240,10 @@ class Connection:
         "_refusals",
     )
 
-    def __init__(self, server: ServerState, peer: str):
+    def __init__(self, server: ServerState, peer: str, secure: bool = False):
         self.server = server
         self.peer = peer
-        self.session = Session(server.services, peer)
+        self.session = Session(server.services, peer, server.tls, secure)
         self.state = NEW
         #: When (engine clock, seconds) :meth:`tick` must be called; None: no timeout runs.
         self.deadline: float | None = None
@@ -260,8 +280,8 @@ class Connection:
 
     def receive_data(self, data: bytes, now: float) -> tuple[bytes, tuple]:
         """Bytes from the peer: the replies to the lines they complete."""
-        if self.state is CLOSING or self.state is CLOSED:
-            return NOTHING
+        if self.state is CLOSING or self.state is CLOSED or self.state is UPGRADING:
+            return NOTHING  # UPGRADING: plaintext after AUTH TLS is never run
         events = self._reader.feed(data)
         if events:
             self._queue(events, now)
@@ -335,6 +355,25 @@ class Connection:
         self.deadline = self._next_deadline(now)
         data, actions = self._process(now)
         return reply + data, actions
+
+    def tls_established(self, now: float) -> tuple[bytes, tuple]:
+        """The TLS handshake after ``AUTH TLS`` succeeded: a fresh session, ready for USER."""
+        if self.state is not UPGRADING:
+            return NOTHING
+        self.server.services.stats.count("tls-handshakes")
+        self.session = self.session.upgraded()
+        self._reader = LineReader()
+        self.state = READY
+        if self.server.stopping.is_set():
+            return SHUTDOWN_REPLY, self._close()
+        self.deadline = self._next_deadline(now)
+        return NOTHING
+
+    def tls_failed(self, reason: str) -> tuple[bytes, tuple]:
+        """The handshake failed: nothing can be said in plaintext any more; close."""
+        self.server.services.stats.count("tls-handshake-failures")
+        log.info("%s: TLS handshake failed: %s", self.peer, for_log(str(reason), 120))
+        return b"", self._close()
 
     def tick(self, now: float) -> tuple[bytes, tuple]:
         """The clock reached :attr:`deadline` (or passed it): 421 if no complete line came in time."""
@@ -481,10 +520,13 @@ class Connection:
             if session.closing:  # QUIT, or a refusal that ends the session: lines after it are dropped
                 actions = self._close()
                 break
+            if session.upgrade_tls:  # AUTH TLS: what was pipelined after it is dropped, never run
+                actions = self._upgrade()
+                break
             size += len(data)
             if size >= MAX_OUTPUT_PER_STEP:
                 break
-        if self.state is not CLOSING:
+        if self.state is not CLOSING and self.state is not UPGRADING:
             if index >= len(events):
                 self._events, self._next, self.pending = NO_EVENTS, 0, False
                 if self._eof and self.state is READY:
@@ -496,6 +538,13 @@ class Connection:
         if len(out) == 1:
             return out[0], actions
         return b"".join(out), actions
+
+    def _upgrade(self) -> tuple:
+        self.state = UPGRADING
+        self.deadline = None
+        self._events, self._next, self.pending = NO_EVENTS, 0, False
+        self._reader = LineReader()  # a partial line after AUTH TLS goes too
+        return (START_TLS,)
 
     def _close(self) -> tuple:
         self.state = CLOSING

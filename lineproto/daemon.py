@@ -5,7 +5,6 @@ daemon runs (SQLite allows other connections; ``backup`` is consistent online).
 """
 
 import argparse
-import dataclasses
 import gc
 import getpass
 import logging
@@ -258,11 +257,6 @@ def lock_budget(text: str) -> int:
     return value
 
 
-def throttle_policy(default: ThrottlePolicy, budget: int, window: float) -> ThrottlePolicy:
-    """``default`` with another budget and window; its free failures kept below the budget."""
-    return dataclasses.replace(default, budget=budget, window=window, free=min(default.free, budget - 1))
-
-
 def open_store(args, create: bool = True) -> SqliteStore:
     """The database of ``--db``.
 
@@ -389,8 +383,8 @@ def _serve(args, store: SqliteStore) -> int:
     users = UserDirectory(lookup=store.get_user)
     services = build_services(users, args, store)
     services.throttle = LoginThrottle(
-        throttle_policy(ADDRESS_POLICY, args.address_lock_after, args.lock_window),
-        throttle_policy(ACCOUNT_POLICY, args.account_lock_after, args.lock_window),
+        ThrottlePolicy.with_budget(args.address_lock_after, args.lock_window),
+        ThrottlePolicy.with_budget(args.account_lock_after, args.lock_window),
     )
     settings = ServerSettings(
         host=args.host,

@@ -18,13 +18,14 @@ OK = Reply(200, ("OK",))
 def help_(session: Session, verb: str | None = None) -> Reply:
     table = session.services.table
     if verb is None:
-        width = max(len(command.usage) for command in table) + 2
+        shown = [command for command in table if command.available is None or command.available(session)]
+        width = max(len(command.usage) for command in shown) + 2
         lines = ["Commands (HELP <verb> for details):"]
-        lines += [f"{command.usage:<{width}}{command.summary}" for command in table]
+        lines += [f"{command.usage:<{width}}{command.summary}" for command in shown]
         lines.append("End of help")
         return Reply(214, tuple(lines))
     command = table.get(verb.upper())
-    if command is None:
+    if command is None or (command.available is not None and not command.available(session)):
         raise CommandError(501, f"Unknown command {verb}; HELP lists the commands")
     lines = [command.usage, command.summary]
     lines += [line for line in command.detail.splitlines() if line.strip()]
@@ -111,6 +112,26 @@ def pass_(session: Session, password: str) -> Reply:
     return Reply(230, (f"Welcome, {user.real_name}: logged in as {user.name}",))
 
 
+#: Names RFC 4217 and its clients use for TLS in ``AUTH``.
+TLS_MECHANISMS = frozenset({"TLS", "TLS-C", "SSL"})
+
+
+def auth(session: Session, mechanism: str) -> Reply:
+    """AUTH TLS (RFC 4217): 234, then the connection starts the TLS handshake."""
+    if session.secure:
+        raise CommandError(503, "Already on TLS")
+    if session.user is not None:
+        raise CommandError(503, "Log out (REIN) before AUTH TLS: the session starts afresh on TLS")
+    if mechanism.upper() not in TLS_MECHANISMS:
+        raise CommandError(504, f"Unknown security mechanism {mechanism}: AUTH TLS")
+    session.upgrade_tls = True
+    return Reply(234, ("AUTH TLS successful; start the TLS handshake",))
+
+
+def tls_offered(session: Session) -> bool:
+    return session.tls.available
+
+
 def rein(session: Session) -> Reply:
     session.logout()
     return Reply(220, ("Logged out; send USER to log in again",))
@@ -132,6 +153,15 @@ COMMANDS = (
         blocks=lambda session: AUTH_POOL,
     ),
     Command("REIN", "", "Log out and start a fresh session", rein, blocks=when_stored_user),
+    Command(
+        "AUTH",
+        "<mechanism>",
+        "Upgrade the connection to TLS: AUTH TLS (RFC 4217)",
+        auth,
+        detail="Replies 234, then the TLS handshake starts on this connection. Anything sent after\n"
+        "AUTH TLS and before the handshake is discarded; the session starts afresh on TLS.",
+        available=tls_offered,
+    ),
 )
 
 

@@ -7,10 +7,13 @@ transaction, a password hash) comes back as :class:`Blocking` instead: the
 caller runs it in the named worker pool and gets the reply from it.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
@@ -42,6 +45,8 @@ LIMIT_COUNTERS = (
     "login-throttled",  # 430: a login refused without checking the password (address or account locked)
     "bad-command-closes",  # 421: too many bad commands in a row
     "cross-protocol-closes",  # 500 and close: an HTTP line
+    "tls-handshakes",  # AUTH TLS or the TLS port: handshakes that succeeded
+    "tls-handshake-failures",
     "lines-too-long",
     "invalid-utf8",
 )
@@ -129,6 +134,28 @@ class Blocking:
         return f"Blocking({self.pool!r}, {self.verb})"
 
 
+@dataclass(frozen=True)
+class TlsPolicy:
+    """What a server offers its connections: ``AUTH TLS`` (it has a certificate), and whether
+    a plaintext connection from another machine must upgrade before it may log in."""
+
+    available: bool = False
+    required: bool = False
+
+
+NO_TLS = TlsPolicy()
+
+#: What a connection that must upgrade to TLS (``--require-tls``) may still send in plaintext.
+PLAINTEXT_VERBS = frozenset({"NOOP", "HELP", "QUIT", "AUTH", "STAT"})
+
+TLS_REQUIRED = "TLS required: send AUTH TLS first, or connect to the TLS port"
+
+
+def is_loopback(address: str) -> bool:
+    """True for 127.0.0.0/8 and ::1 (IPv4-mapped too): traffic that never leaves the machine."""
+    return address.startswith(("127.", "::ffff:127.")) or address == "::1"
+
+
 class Session:
     """One connection's state: who is logged in and what they are doing."""
 
@@ -142,9 +169,13 @@ class Session:
         "extras",
         "unreported_commands",
         "reply_delay",
+        "tls",
+        "secure",
+        "must_upgrade",
+        "upgrade_tls",
     )
 
-    def __init__(self, services: Services, peer: str = "-"):
+    def __init__(self, services: Services, peer: str = "-", tls: TlsPolicy = NO_TLS, secure: bool = False):
         self.services = services
         self.peer = peer
         self.user: User | None = None
@@ -154,6 +185,11 @@ class Session:
         self.extras: dict[str, object] = {}  # per-session state of services, by service name
         self.unreported_commands = 0  # answered but not yet added to ServerStats (one lock per batch)
         self.reply_delay = 0.0  # seconds the connection holds back the reply of this blocking command
+        self.tls = tls
+        self.secure = secure  # the connection runs over TLS
+        # --require-tls: until the upgrade only PLAINTEXT_VERBS run (loopback never leaves the machine)
+        self.must_upgrade = tls.required and not secure and not is_loopback(self.address)
+        self.upgrade_tls = False  # set by AUTH TLS: the connection starts the handshake after the reply
 
     def handle(self, event) -> Reply | Blocking | None:
         """The reply to one framed input event; None for a blank line.
@@ -188,6 +224,10 @@ class Session:
         """The peer's address without its port (what per-address limits count)."""
         return self.peer.rsplit(":", 1)[0]
 
+    def upgraded(self) -> Session:
+        """The fresh session of this connection once TLS is up: nothing of the plaintext one carries over."""
+        return Session(self.services, self.peer, self.tls, secure=True)
+
     def take_reply_delay(self) -> float:
         """The delay a blocking command asked for its reply (a failed login's), reset to 0."""
         delay, self.reply_delay = self.reply_delay, 0.0
@@ -201,6 +241,10 @@ class Session:
 
     def dispatch(self, command_line) -> Reply | Blocking:
         command = self.services.table.get(command_line.verb)
+        if self.must_upgrade and command_line.verb not in PLAINTEXT_VERBS and command is not None:
+            return Reply(522, (TLS_REQUIRED,))
+        if command is not None and command.available is not None and not command.available(self):
+            return Reply(502, (f"{command.verb} is not available on this server",))
         if command is None:
             if command_line.verb in HTTP_METHODS and looks_like_http(f"{command_line.verb} {command_line.args}"):
                 return self._other_protocol(command_line.verb)

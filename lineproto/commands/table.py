@@ -92,6 +92,9 @@ class Command:
     roles: frozenset[str] = frozenset()
     detail: str = ""
     blocks: Callable[..., str | None] | None = None
+    #: ``available(session)``: False hides the command from HELP and answers it 502 (AUTH without
+    #: a certificate); None: always available.
+    available: Callable[..., bool] | None = None
     args: ArgSpec = field(init=False)
 
     def __post_init__(self):

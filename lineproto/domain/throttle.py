@@ -39,6 +39,11 @@ class ThrottlePolicy:
     max_delay: float = 16.0
     budget: int = 10  # failures within ``window`` after which the key is locked
 
+    @classmethod
+    def with_budget(cls, budget: int, window: float) -> ThrottlePolicy:
+        """A policy whose first third of the budget costs no delay (the daemon's options)."""
+        return cls(window=window, free=budget // 3, budget=budget)
+
     def __post_init__(self) -> None:
         if not (self.window > 0 and 0 <= self.free < self.budget and 0 < self.first_delay <= self.max_delay):
             raise ValueError(f"inconsistent throttle policy: {self}")
@@ -52,7 +57,7 @@ class ThrottlePolicy:
 
 #: Defaults per key kind: an address may fail more often than an account (several people share
 #: a NAT address), an account less (a person mistypes a few times, a guesser millions).
-ADDRESS_POLICY = ThrottlePolicy(budget=30, free=5)
+ADDRESS_POLICY = ThrottlePolicy(budget=30, free=10)
 ACCOUNT_POLICY = ThrottlePolicy(budget=10, free=3)
 
 

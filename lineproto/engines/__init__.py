@@ -25,7 +25,10 @@ from typing import Protocol
 
 from .. import DEFAULT_HOST, DEFAULT_PORT
 from ..commands import Services
+from ..commands.session import TlsPolicy
 from ..connection import ConnectionLimits, ServerState
+from ..errors import StartError
+from .tls import TlsConfig
 
 #: Engine names, the default first.
 ENGINE_NAMES = ("events", "threads")
@@ -51,6 +54,17 @@ class ServerSettings:
     store_workers: int = DEFAULT_STORE_WORKERS
     grace: float = SHUTDOWN_GRACE
     loop: str = "auto"  # events engine only
+    tls: TlsConfig | None = None  # a certificate: AUTH TLS is offered (and the TLS port may listen)
+    tls_port: int | None = None  # a second listener whose connections start with the TLS handshake
+    require_tls: bool = False  # plaintext connections from other machines must AUTH TLS before logging in
+
+    def __post_init__(self) -> None:
+        if self.tls is None and (self.tls_port is not None or self.require_tls):
+            raise StartError("a TLS port and --require-tls need a certificate (--cert, --key)")
+
+    @property
+    def tls_policy(self) -> TlsPolicy:
+        return TlsPolicy(available=self.tls is not None, required=self.require_tls)
 
 
 class Server(Protocol):

@@ -30,12 +30,14 @@ import asyncio
 import concurrent.futures
 import logging
 import socket
+import ssl
 import threading
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
-from ..connection import CLOSE, CLOSED, Connection, ServerState
+from ..connection import CLOSE, CLOSED, NEW, START_TLS, Connection, ServerState
 from ..errors import StartError
+from .tls import HANDSHAKE_TIMEOUT
 
 log = logging.getLogger("lineproto.engines.events")
 
@@ -99,9 +101,14 @@ class EventServer:
 
     def __init__(self, services: Services, settings):
         self.settings = settings
-        self.state = ServerState(services, settings.limits)
+        self.tls = settings.tls
+        self.state = ServerState(services, settings.limits, settings.tls_policy)
         self._socket = listening_socket(settings.host, settings.port)
         self.address: tuple[str, int] = self._socket.getsockname()[:2]
+        self._tls_socket = listening_socket(settings.host, settings.tls_port) if settings.tls_port is not None else None
+        self.tls_address: tuple[str, int] | None = (
+            self._tls_socket.getsockname()[:2] if self._tls_socket is not None else None
+        )
         self.ready = threading.Event()
         self.description = "events engine"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -129,6 +136,8 @@ class EventServer:
                 pool.shutdown(wait=True)  # the thread pools' jobs finish (the store's, when it closes)
             loop.close()
             self._socket.close()
+            if self._tls_socket is not None:
+                self._tls_socket.close()
 
     def stop(self) -> None:
         """Set the stop flag and wake the loop. Safe from a signal handler and from other threads."""
@@ -149,10 +158,19 @@ class EventServer:
         self._stop_requested = asyncio.Event()
         listener = await loop.create_server(lambda: _LineProtocol(self), sock=self._socket, backlog=LISTEN_BACKLOG)
         log.info("%s listening on %s:%d", self.description, *self.address)
+        listeners = [listener]
+        if self._tls_socket is not None:
+            listeners.append(
+                await loop.create_server(
+                    lambda: _LineProtocol(self, implicit_tls=True), sock=self._tls_socket, backlog=LISTEN_BACKLOG
+                )
+            )
+            log.info("TLS listening on %s:%d", *self.tls_address)
         self.ready.set()
         if not self.state.stopping.is_set():  # stop() may have come before the loop ran
             await self._stop_requested.wait()
-        listener.close()
+        for each in listeners:
+            each.close()
         for protocol in list(self._protocols):
             protocol.shutdown()
         # Wait for running commands to finish and every last reply (the 421s) to be sent, not for
@@ -197,14 +215,16 @@ class _LineProtocol(asyncio.Protocol):
         "linger",
         "peer_eof",
         "job",
+        "implicit_tls",
     )
 
     # Set by connection_made, which asyncio calls before any other callback.
     transport: asyncio.Transport
     connection: Connection
 
-    def __init__(self, server: EventServer):
+    def __init__(self, server: EventServer, implicit_tls: bool = False):
         self.server = server
+        self.implicit_tls = implicit_tls  # the TLS port: the handshake comes before the greeting
         assert server._loop is not None  # protocols exist only while the loop runs
         self.loop: asyncio.AbstractEventLoop = server._loop
         self.timer: asyncio.TimerHandle | None = None
@@ -222,9 +242,12 @@ class _LineProtocol(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
-        self.connection = self.server.state.connection(f"{peer[0]}:{peer[1]}" if peer else "-")
+        self.connection = self.server.state.connection(f"{peer[0]}:{peer[1]}" if peer else "-", self.implicit_tls)
         self.server._added(self)
-        self._emit(self.connection.start(self.loop.time()))
+        if self.implicit_tls:
+            self._start_tls()
+        else:
+            self._emit(self.connection.start(self.loop.time()))
 
     def data_received(self, data: bytes) -> None:
         connection = self.connection
@@ -311,6 +334,8 @@ class _LineProtocol(asyncio.Protocol):
         for action in actions:
             if action is CLOSE:
                 self._close()
+            elif action is START_TLS:
+                self._start_tls()
             else:
                 try:
                     job = self.server.pools[action.pool].submit(action.job)
@@ -320,6 +345,36 @@ class _LineProtocol(asyncio.Protocol):
                     continue
                 self.job = job
                 asyncio.wrap_future(job, loop=self.loop).add_done_callback(self._job_done)
+
+    def _start_tls(self) -> None:
+        # Stop reading now, not when the handshake task runs: the client's first handshake bytes
+        # must reach the TLS layer, not this protocol (which would drop them as plaintext).
+        self.transport.pause_reading()
+        self.loop.create_task(self._handshake())
+
+    async def _handshake(self) -> None:
+        plain = self.transport
+        tls = self.server.tls
+        assert tls is not None  # no START_TLS without a certificate
+        try:
+            transport = await self.loop.start_tls(
+                plain, self, tls.context, server_side=True, ssl_handshake_timeout=HANDSHAKE_TIMEOUT
+            )
+        except (OSError, ssl.SSLError, TimeoutError, ConnectionError, RuntimeError) as exc:
+            self._emit(self.connection.tls_failed(str(exc) or type(exc).__name__))
+            plain.abort()
+            self.connection_lost(exc)  # the TLS layer owns the transport now and may not tell us
+            return
+        if transport is None:  # the peer went away during the handshake
+            self.connection_lost(None)
+            return
+        self.transport = transport  # type: ignore[assignment]  # an SSL transport, same interface
+        transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
+        now = self.loop.time()
+        if self.implicit_tls and self.connection.state is NEW:
+            self._emit(self.connection.start(now))
+        else:
+            self._emit(self.connection.tls_established(now))
 
     def _job_done(self, future: asyncio.Future) -> None:
         self.job = None

@@ -30,7 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL
-from ..connection import CLOSE, Connection, ServerState
+from ..connection import CLOSE, START_TLS, Connection, ServerState
+from .tls import HANDSHAKE_TIMEOUT
 
 log = logging.getLogger("lineproto.engines.threads")
 
@@ -75,8 +76,9 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     # clients connect at once, and a greeting-first protocol leaves them waiting.
     request_queue_size = 1024
 
-    def __init__(self, address, engine: ThreadedServer):
+    def __init__(self, address, engine: ThreadedServer, implicit_tls: bool = False):
         self.engine = engine
+        self.implicit_tls = implicit_tls  # the TLS port: the handshake comes before the greeting
         super().__init__(address, _Handler)
 
 
@@ -85,10 +87,21 @@ class ThreadedServer:
 
     def __init__(self, services: Services, settings):
         self.settings = settings
-        self.state = ServerState(services, settings.limits)
+        self.tls = settings.tls
+        self.state = ServerState(services, settings.limits, settings.tls_policy)
         self._tcp = _TCPServer((settings.host, settings.port), self)
         host, port = self._tcp.server_address[:2]
         self.address: tuple[str, int] = (str(host), int(port))
+        self._tls_tcp: _TCPServer | None = None
+        self.tls_address: tuple[str, int] | None = None
+        if settings.tls_port is not None:
+            try:
+                self._tls_tcp = _TCPServer((settings.host, settings.tls_port), self, implicit_tls=True)
+            except BaseException:
+                self._tcp.server_close()
+                raise
+            host, port = self._tls_tcp.server_address[:2]
+            self.tls_address = (str(host), int(port))
         self.ready = threading.Event()
         self.description = "threads engine (ThreadingTCPServer)"
         self.auth_pool = ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth")
@@ -100,6 +113,8 @@ class ThreadedServer:
     def serve_forever(self) -> None:
         accept = threading.Thread(target=self._tcp.serve_forever, args=(0.5,), name="accept", daemon=True)
         accept.start()
+        if self._tls_tcp is not None:
+            threading.Thread(target=self._tls_tcp.serve_forever, args=(0.5,), name="accept-tls", daemon=True).start()
         log.info("%s listening on %s:%d", self.description, *self.address)
         self.ready.set()
         try:
@@ -119,8 +134,10 @@ class ThreadedServer:
         os.write(self._wake_write, b"x")
 
     def _shut_down(self) -> None:
-        self._tcp.shutdown()
-        self._tcp.server_close()
+        for tcp in (self._tcp, self._tls_tcp):
+            if tcp is not None:
+                tcp.shutdown()
+                tcp.server_close()
         with self._lock:
             handlers = list(self._handlers)
         for handler in handlers:
@@ -169,39 +186,60 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         engine: ThreadedServer = self.server.engine  # type: ignore[attr-defined]  # set by _TCPServer
-        sock: socket.socket = self.request
+        implicit_tls: bool = self.server.implicit_tls  # type: ignore[attr-defined]
+        #: The connection's socket: an ``ssl.SSLSocket`` once TLS is up (AUTH TLS, the TLS port).
+        self.sock: socket.socket = self.request
         host, port = self.client_address[:2]
-        connection = engine.state.connection(f"{host}:{port}")
+        connection = engine.state.connection(f"{host}:{port}", implicit_tls)
         self.connection = connection
         self.job_dropped = False
         engine._added(self)
         try:
-            self._serve(engine, sock, connection)
+            if implicit_tls and not self._handshake(engine):
+                connection.tls_failed(self.tls_error)
+                return
+            self._serve(engine, connection)
         finally:
             try:
                 actions = connection.connection_lost()
                 if self.job_dropped:  # the connection waits for the job's end to release the session
                     actions = connection.complete(None, time.monotonic())[1]
-                self._run(engine, sock, actions)
+                self._run(engine, self.sock, actions)
             except Exception:  # a failing release must not kill the accept bookkeeping
                 log.exception("%s: releasing the session failed", connection.peer)
             engine._removed(self)
 
-    def _serve(self, engine: ThreadedServer, sock: socket.socket, connection: Connection) -> None:
+    def _handshake(self, engine: ThreadedServer) -> bool:
+        """The server side of a TLS handshake on this connection's socket; False (and ``tls_error``) if it failed."""
+        assert engine.tls is not None  # no TLS port and no AUTH TLS without a certificate
+        try:
+            tls_sock = engine.tls.context.wrap_socket(self.sock, server_side=True, do_handshake_on_connect=False)
+            tls_sock.settimeout(HANDSHAKE_TIMEOUT)
+            tls_sock.do_handshake()
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            self.tls_error = str(exc) or type(exc).__name__
+            return False
+        self.sock = tls_sock
+        self.timeout = None  # the new socket has none of the old one's timeouts
+        return True
+
+    def _serve(self, engine: ThreadedServer, connection: Connection) -> None:
         clock = time.monotonic
-        timeout = None
+        self.timeout: float | None = None
         # A peer that reads nothing for a whole idle timeout while a reply waits is gone.
-        set_timeout(sock, connection.server.limits.idle_timeout, socket.SO_SNDTIMEO)
-        if not self._send(engine, sock, connection, connection.start(clock())):
+        set_timeout(self.sock, connection.server.limits.idle_timeout, socket.SO_SNDTIMEO)
+        if not self._send(engine, connection, connection.start(clock())):
             return
         while not connection.closed:
+            sock = self.sock
+            timeout = self.timeout
             deadline = connection.deadline
             if deadline is not None:
                 remaining = max(deadline - clock(), 0.001)
                 # Only a shorter timeout matters (one that fires early just loops): fewer system calls.
                 if timeout is None or remaining < timeout or remaining > timeout + 1.0:
-                    timeout = remaining
-                    set_timeout(sock, timeout)
+                    self.timeout = remaining
+                    set_timeout(sock, remaining)
             try:
                 data = sock.recv(_RECV_BYTES)
             except (TimeoutError, BlockingIOError):  # the timeout ran out (settimeout, SO_RCVTIMEO)
@@ -215,27 +253,33 @@ class _Handler(socketserver.BaseRequestHandler):
                     output = connection.shutdown(clock())
                 else:
                     output = connection.receive_eof(clock())
-            if not self._send(engine, sock, connection, output):
+            if not self._send(engine, connection, output):
                 return
             while connection.backlog:
-                if not self._send(engine, sock, connection, connection.process(clock())):
+                if not self._send(engine, connection, connection.process(clock())):
                     return
 
-    def _send(self, engine, sock, connection, output) -> bool:
+    def _send(self, engine, connection, output) -> bool:
         """Send the output and carry out its actions; False once the connection is done."""
         while output is not None:
             data, actions = output
             output = None
             if data:
                 try:
-                    sock.sendall(data)
+                    self.sock.sendall(data)
                 except OSError:
                     return False
             for action in actions:
                 if action is CLOSE:
-                    self._close_gently(sock)
+                    self._close_gently(self.sock)
                     return False
-                result = engine.run_blocking(action, sock)
+                if action is START_TLS:
+                    if not self._handshake(engine):
+                        connection.tls_failed(self.tls_error)
+                        return False
+                    output = connection.tls_established(time.monotonic())
+                    continue
+                result = engine.run_blocking(action, self.sock)
                 if result is PEER_GONE:
                     self.job_dropped = True
                     return False
@@ -267,6 +311,6 @@ class _Handler(socketserver.BaseRequestHandler):
     def wake(self) -> None:
         """Interrupt a blocking recv so the handler sees the shutdown."""
         try:
-            self.request.shutdown(socket.SHUT_RD)
-        except OSError:
+            self.sock.shutdown(socket.SHUT_RD)
+        except (OSError, AttributeError):  # AttributeError: not started yet
             pass

@@ -1,0 +1,39 @@
+"""The server's TLS certificate: loaded once, reloaded on request (SIGHUP), TLS 1.2 at least.
+
+Both engines take the context from :attr:`TlsConfig.context` for each handshake, so a
+reload applies to the next connection (or ``AUTH TLS``) while established sessions keep
+the context they were made with.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+from ..errors import StartError
+
+#: Seconds a TLS handshake may take before the connection is dropped.
+HANDSHAKE_TIMEOUT = 15.0
+
+
+class TlsConfig:
+    """A PEM certificate chain and key, as an ``ssl.SSLContext`` for the server side."""
+
+    def __init__(self, cert: str, key: str | None = None):
+        self.cert = cert
+        self.key = key
+        self.context = self._load()
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(self.cert, self.key)
+        except FileNotFoundError as exc:
+            raise StartError(f"TLS certificate or key not found: {exc.filename}") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise StartError(f"cannot load the TLS certificate {self.cert}: {exc}") from None
+        return context
+
+    def reload(self) -> None:
+        """Read the files again; on an error the old context stays and StartError says why."""
+        self.context = self._load()
