@@ -357,7 +357,11 @@ class Connection:
         return reply + data, actions
 
     def tls_established(self, now: float) -> tuple[bytes, tuple]:
-        """The TLS handshake after ``AUTH TLS`` succeeded: a fresh session, ready for USER."""
+        """The TLS handshake succeeded: on the TLS port, the greeting (as :meth:`start`); after
+        ``AUTH TLS``, a fresh session, ready for USER."""
+        if self.state is NEW:
+            self.server.services.stats.count("tls-handshakes")
+            return self.start(now)
         if self.state is not UPGRADING:
             return NOTHING
         self.server.services.stats.count("tls-handshakes")

@@ -47,6 +47,7 @@ from .engines import (
     ServerSettings,
     make_server,
 )
+from .engines.tls import TlsConfig
 from .errors import StartError
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
@@ -179,6 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--users", metavar="FILE", help="import users from FILE (name:roles:hash:real name) into the database at start"
     )
+    tls = parser.add_argument_group("TLS (docs/PROTOCOL.md, AUTH)")
+    tls.add_argument("--cert", metavar="PEM", help="certificate chain (PEM): offers AUTH TLS; reloaded on SIGHUP")
+    tls.add_argument("--key", metavar="PEM", help="its private key (PEM), if not in --cert")
+    tls.add_argument(
+        "--tls-port",
+        type=port_number,
+        metavar="PORT",
+        help="also listen here for connections that start with the TLS handshake (0: any free port)",
+    )
+    tls.add_argument(
+        "--require-tls",
+        action="store_true",
+        help="plaintext connections from other machines must AUTH TLS before logging in",
+    )
     add_service_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -284,8 +299,9 @@ def warn_if_readable_by_others(path: str) -> None:
         except FileNotFoundError:
             continue
         if mode & 0o077:
-            log.warning("%s is readable by other users (mode %04o): it holds password hashes; chmod 600 %s",
-                        name, mode, name)
+            log.warning(
+                "%s is readable by other users (mode %04o): it holds password hashes; chmod 600 %s", name, mode, name
+            )
 
 
 def make_private_directory(path: str) -> None:
@@ -330,6 +346,29 @@ def pin_to_cpu(cpu: int) -> None:
 
 #: The signals that stop the daemon gracefully.
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+#: What the main thread waits for: the stop signals, and SIGHUP (reload the TLS certificate).
+WAITED_SIGNALS = STOP_SIGNALS | {signal.SIGHUP}
+
+
+def load_tls(args) -> TlsConfig | None:
+    if args.cert is None:
+        if args.key is not None:
+            raise StartError("--key needs --cert")
+        return None
+    return TlsConfig(args.cert, args.key)
+
+
+def reload_tls(tls: TlsConfig | None) -> None:
+    """SIGHUP: read the certificate and key again; new handshakes use them, sessions stay."""
+    if tls is None:
+        log.info("SIGHUP: no TLS certificate to reload")
+        return
+    try:
+        tls.reload()
+    except StartError as exc:
+        log.error("SIGHUP: %s; the old certificate stays", exc)
+        return
+    log.info("SIGHUP: TLS certificate %s reloaded", tls.cert)
 
 
 def serve(args) -> int:
@@ -337,7 +376,7 @@ def serve(args) -> int:
     # by the main thread with sigtimedwait: a Python signal handler runs only when the main thread
     # runs bytecode, and a signal the kernel hands to another thread would leave a main thread
     # that waits in join() asleep for good.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, WAITED_SIGNALS)
     if args.cpu is not None:
         pin_to_cpu(args.cpu)
     if args.notify:
@@ -398,6 +437,9 @@ def _serve(args, store: SqliteStore) -> int:
         ),
         auth_workers=args.auth_workers,
         loop=args.loop,
+        tls=load_tls(args),
+        tls_port=args.tls_port,
+        require_tls=args.require_tls,
     )
     try:
         server = make_server(services, settings, args.engine)
@@ -409,14 +451,24 @@ def _serve(args, store: SqliteStore) -> int:
     host, port = server.address
     log.info("running the %s", server.description)
     print(f"{PRODUCT} {__version__} listening on {host}:{port}", flush=True)
+    ready = f"{host}:{port}\n"
+    if server.tls_address is not None:
+        print(
+            f"{PRODUCT} {__version__} listening for TLS on {server.tls_address[0]}:{server.tls_address[1]}", flush=True
+        )
+        ready += f"tls {server.tls_address[0]}:{server.tls_address[1]}\n"
     if args.notify:
-        write_atomically(args.notify, f"{host}:{port}\n")
+        write_atomically(args.notify, ready)
     while running.alive:
-        caught = signal.sigtimedwait(STOP_SIGNALS, 0.5)
-        if caught is not None:
-            log.info("%s: stopping", signal.Signals(caught.si_signo).name)
-            server.stop()
-            break
+        caught = signal.sigtimedwait(WAITED_SIGNALS, 0.5)
+        if caught is None:
+            continue
+        if caught.si_signo == signal.SIGHUP:
+            reload_tls(settings.tls)
+            continue
+        log.info("%s: stopping", signal.Signals(caught.si_signo).name)
+        server.stop()
+        break
     running.wait()
     log.info("shutting down")
     services.close()

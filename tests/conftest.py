@@ -63,7 +63,10 @@ class Daemon:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"daemon not ready in {timeout}s: {self.log()}")
             time.sleep(0.01)
-        host, port = self.notify.read_text().strip().rsplit(":", 1)
+        lines = self.notify.read_text().splitlines()
+        host, port = lines[0].rsplit(":", 1)
+        #: The TLS port (``--tls-port``), from the notify file's ``tls HOST:PORT`` line.
+        self.tls_port = next((int(line.rsplit(":", 1)[1]) for line in lines[1:] if line.startswith("tls ")), None)
         return host, int(port)
 
     def log(self) -> str:

@@ -9,8 +9,15 @@ from conftest import ROOT, Daemon
 
 
 def run_daemon_py(*args, stdin="pw\n", cwd=None):
-    return subprocess.run([sys.executable, str(ROOT / "daemon.py"), *args], input=stdin, capture_output=True,
-                          text=True, timeout=60, cwd=cwd, preexec_fn=lambda: os.umask(0o022))
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        preexec_fn=lambda: os.umask(0o022),
+    )
 
 
 def mode(path) -> int:

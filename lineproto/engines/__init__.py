@@ -72,6 +72,7 @@ class Server(Protocol):
 
     state: ServerState
     address: tuple[str, int]
+    tls_address: tuple[str, int] | None  # the TLS port's address, when one listens
     ready: threading.Event
     description: str  # e.g. "events engine on the asyncio loop", for the log
 

@@ -35,7 +35,7 @@ import threading
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
-from ..connection import CLOSE, CLOSED, NEW, START_TLS, Connection, ServerState
+from ..connection import CLOSE, CLOSED, START_TLS, Connection, ServerState
 from ..errors import StartError
 from .tls import HANDSHAKE_TIMEOUT
 
@@ -370,11 +370,7 @@ class _LineProtocol(asyncio.Protocol):
             return
         self.transport = transport  # type: ignore[assignment]  # an SSL transport, same interface
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
-        now = self.loop.time()
-        if self.implicit_tls and self.connection.state is NEW:
-            self._emit(self.connection.start(now))
-        else:
-            self._emit(self.connection.tls_established(now))
+        self._emit(self.connection.tls_established(self.loop.time()))
 
     def _job_done(self, future: asyncio.Future) -> None:
         self.job = None

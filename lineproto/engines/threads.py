@@ -198,7 +198,7 @@ class _Handler(socketserver.BaseRequestHandler):
             if implicit_tls and not self._handshake(engine):
                 connection.tls_failed(self.tls_error)
                 return
-            self._serve(engine, connection)
+            self._serve(engine, connection, implicit_tls)
         finally:
             try:
                 actions = connection.connection_lost()
@@ -223,12 +223,13 @@ class _Handler(socketserver.BaseRequestHandler):
         self.timeout = None  # the new socket has none of the old one's timeouts
         return True
 
-    def _serve(self, engine: ThreadedServer, connection: Connection) -> None:
+    def _serve(self, engine: ThreadedServer, connection: Connection, on_tls: bool) -> None:
         clock = time.monotonic
         self.timeout: float | None = None
         # A peer that reads nothing for a whole idle timeout while a reply waits is gone.
         set_timeout(self.sock, connection.server.limits.idle_timeout, socket.SO_SNDTIMEO)
-        if not self._send(engine, connection, connection.start(clock())):
+        first = connection.tls_established(clock()) if on_tls else connection.start(clock())
+        if not self._send(engine, connection, first):
             return
         while not connection.closed:
             sock = self.sock

@@ -7,6 +7,7 @@ the context they were made with.
 
 from __future__ import annotations
 
+import os
 import ssl
 
 from ..errors import StartError
@@ -26,10 +27,11 @@ class TlsConfig:
     def _load(self) -> ssl.SSLContext:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
+        for path in (self.cert, self.key):
+            if path is not None and not os.path.isfile(path):
+                raise StartError(f"TLS certificate or key not found: {path}")
         try:
             context.load_cert_chain(self.cert, self.key)
-        except FileNotFoundError as exc:
-            raise StartError(f"TLS certificate or key not found: {exc.filename}") from None
         except (OSError, ssl.SSLError) as exc:
             raise StartError(f"cannot load the TLS certificate {self.cert}: {exc}") from None
         return context
