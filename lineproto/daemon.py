@@ -27,7 +27,9 @@ from .connection import (
 )
 from .domain.accounts import (
     GUEST,
+    SCRYPT_N,
     AccountError,
+    HashCost,
     User,
     UserDirectory,
     canonical_username,
@@ -180,6 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--users", metavar="FILE", help="import users from FILE (name:roles:hash:real name) into the database at start"
     )
+    parser.add_argument(
+        "--password-cost",
+        type=password_cost,
+        default=SCRYPT_N,
+        metavar="N",
+        help="scrypt N of password checks: a power of two, 1024 or more (default %(default)s); "
+        "older hashes are brought to it at their next good login",
+    )
     tls = parser.add_argument_group("TLS (docs/PROTOCOL.md, AUTH)")
     tls.add_argument("--cert", metavar="PEM", help="certificate chain (PEM): offers AUTH TLS; reloaded on SIGHUP")
     tls.add_argument("--key", metavar="PEM", help="its private key (PEM), if not in --cert")
@@ -264,6 +274,14 @@ def main(argv=None) -> int:
 DB_DIRECTORY_MODE = 0o700
 
 
+def password_cost(text: str) -> int:
+    """scrypt's N: a power of two, at least 1024."""
+    value = positive_int(text)
+    if value < 1024 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two of 1024 or more: {text!r}")
+    return value
+
+
 def lock_budget(text: str) -> int:
     """A lock threshold: at least 2 (the first failure is never a lock)."""
     value = positive_int(text)
@@ -281,14 +299,15 @@ def open_store(args, create: bool = True) -> SqliteStore:
     only read or change what exists) a missing database is an error, so a
     typo never leaves an empty database behind.
     """
-    if args.db != ":memory:":
-        if not os.path.exists(args.db):
-            if not create:
-                raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
-            make_private_directory(os.path.dirname(os.path.abspath(args.db)))
-        else:
-            warn_if_readable_by_others(args.db)
-    return SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+    existed = args.db == ":memory:" or os.path.exists(args.db)
+    if not existed:
+        if not create:
+            raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
+        make_private_directory(os.path.dirname(os.path.abspath(args.db)))
+    store = SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+    if existed and args.db != ":memory:":
+        warn_if_readable_by_others(args.db)
+    return store
 
 
 def warn_if_readable_by_others(path: str) -> None:
@@ -419,7 +438,7 @@ def _serve(args, store: SqliteStore) -> int:
             GUEST,
             GUEST,
         )
-    users = UserDirectory(lookup=store.get_user)
+    users = UserDirectory(lookup=store.get_user, save=store.put_user, cost=HashCost(args.password_cost))
     services = build_services(users, args, store)
     services.throttle = LoginThrottle(
         ThrottlePolicy.with_budget(args.address_lock_after, args.lock_window),

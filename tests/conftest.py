@@ -49,6 +49,8 @@ class Daemon:
             args = ("--db", str(tmp_path / f"daemon-{stamp}.db"), *args)
         if "--engine" not in args:
             args = ("--engine", engine, *args)
+        if "--password-cost" not in args:  # the test users' cheap hashes (TEST_HASH_COST) are the daemon's cost
+            args = ("--password-cost", str(TEST_HASH_COST["n"]), *args)
         command = [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify), *args]
         self.process = subprocess.Popen(
             command, cwd=cwd or tmp_path, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL

@@ -33,11 +33,39 @@ def test_unknown_user_costs_one_hash_check_like_a_known_one(monkeypatch):
     calls = []
     real = accounts._scrypt
     monkeypatch.setattr(accounts, "_scrypt", lambda *a: calls.append(a[2:]) or real(*a))
+    full = (accounts.SCRYPT_N, accounts.SCRYPT_R, accounts.SCRYPT_P)
+    cheap = (CHEAP["n"], CHEAP["r"], CHEAP["p"])
     assert directory.authenticate("carol", "pw").name == "carol"
-    assert directory.authenticate("carol", "no") is None
+    assert calls == [cheap]
+    calls.clear()
     assert directory.authenticate("nobody", "pw") is None
-    assert len(calls) == 3
-    assert calls[2] == (accounts.SCRYPT_N, accounts.SCRYPT_R, accounts.SCRYPT_P)  # the dummy hash's full cost
+    assert calls == [full]  # an unknown name: the dummy hash, at the directory's full cost
+    calls.clear()
+    # A wrong password on an account with a cheap hash must not answer faster than an unknown
+    # name (that would tell which names exist): its own check, then the full-cost dummy.
+    assert directory.authenticate("carol", "no") is None
+    assert calls == [cheap, full]
+
+
+def test_an_old_cost_hash_is_replaced_at_the_next_good_login():
+    saved = []
+    carol = User("carol", "Carol", frozenset({"reader"}), hash_password("pw", **CHEAP))
+    directory = UserDirectory(lookup={"carol": carol}.get, save=saved.append, cost=accounts.HashCost(2**10, 8, 1))
+    assert directory.authenticate("carol", "no") is None and saved == []
+    user = directory.authenticate("carol", "pw")
+    assert saved == [user] and accounts.hash_cost(user.password_hash) == accounts.HashCost(2**10, 8, 1)
+    assert verify_password("pw", user.password_hash)
+
+
+def test_a_directory_at_the_hashes_cost_checks_once(monkeypatch):
+    calls = []
+    cost = accounts.HashCost(CHEAP["n"], CHEAP["r"], CHEAP["p"])
+    directory = UserDirectory({"carol": User("carol", "Carol", frozenset(), hash_password("pw", **CHEAP))}, cost=cost)
+    real = accounts._scrypt
+    monkeypatch.setattr(accounts, "_scrypt", lambda *a: calls.append(a[2:]) or real(*a))
+    assert directory.authenticate("carol", "no") is None
+    assert directory.authenticate("nobody", "no") is None
+    assert calls == [(CHEAP["n"], CHEAP["r"], CHEAP["p"])] * 2
 
 
 def test_users_file_round_trip():

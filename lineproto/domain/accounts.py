@@ -47,6 +47,31 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(actual, expected)
 
 
+@dataclass(frozen=True)
+class HashCost:
+    """scrypt's cost parameters: N (CPU and memory), r (block size), p (parallelism)."""
+
+    n: int = SCRYPT_N
+    r: int = SCRYPT_R
+    p: int = SCRYPT_P
+
+    def __post_init__(self) -> None:
+        if self.n < 2 or self.n & (self.n - 1) or self.r < 1 or self.p < 1:
+            raise AccountError(f"scrypt N must be a power of two and r, p at least 1: {self}")
+
+
+DEFAULT_COST = HashCost()
+
+
+def hash_cost(stored: str) -> HashCost | None:
+    """The cost a stored hash was made with, or None if it is not a valid scrypt hash."""
+    try:
+        scheme, n, r, p, _salt, _digest = stored.split("$")
+        return HashCost(int(n), int(r), int(p)) if scheme == "scrypt" else None
+    except (ValueError, AccountError):
+        return None
+
+
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     return hashlib.scrypt(
         password.encode("utf-8"),
@@ -152,6 +177,13 @@ class UserDirectory:
     ``get(name)`` returns the user or None: from ``users`` (kept in memory)
     or, when ``lookup`` is given, from ``lookup(name)`` (a store's ``get_user``).
     Names are looked up in their canonical form, so case does not matter.
+
+    Every check costs one scrypt at ``cost``, so the time of a refusal tells
+    nothing about the name: an unknown name is checked against a dummy hash of
+    that cost, and an account whose hash has another cost (an older default, a
+    test's cheap hash) is checked against its own hash and then against the
+    dummy too. With ``save`` (a store's ``put_user``), such a hash is replaced by
+    one of ``cost`` at the account's next good login, so all converge.
     """
 
     def __init__(
@@ -159,19 +191,37 @@ class UserDirectory:
         users: dict[str, User] | None = None,
         allow_guest: bool = True,
         lookup: Callable[[str], User | None] | None = None,
+        save: Callable[[User], None] | None = None,
+        cost: HashCost = DEFAULT_COST,
     ):
         # A fixed dict is only read after this, so it needs no lock.
         self._lookup = lookup if lookup is not None else dict(users or {}).get
+        self._save = save
         self.allow_guest = allow_guest
-        self._dummy_hash = hash_password(secrets.token_urlsafe(16))
+        self.cost = cost
+        self._dummy_hash = hash_password(secrets.token_urlsafe(16), cost.n, cost.r, cost.p)
 
     def get(self, name: str) -> User | None:
         """The registered user called ``name`` (in any case), or None."""
         return self._lookup(canonical_username(name))
 
+    def hash(self, password: str) -> str:
+        """A new hash of ``password`` at this directory's cost."""
+        return hash_password(password, self.cost.n, self.cost.r, self.cost.p)
+
     def authenticate(self, name: str, password: str) -> User | None:
-        """The user if ``password`` is right, else None; unknown names cost the same."""
+        """The user if ``password`` is right, else None; every name costs the same (see the class)."""
         user = self.get(name)
-        stored = user.password_hash if user and user.password_hash else self._dummy_hash
-        matched = verify_password(password, stored)
-        return user if matched and user is not None and user.password_hash else None
+        if user is None or not user.password_hash:
+            verify_password(password, self._dummy_hash)
+            return None
+        matched = verify_password(password, user.password_hash)
+        if hash_cost(user.password_hash) == self.cost:
+            return user if matched else None
+        if not matched:
+            verify_password(password, self._dummy_hash)  # pad to a full-cost check
+            return None
+        if self._save is not None:  # a good login with an old-cost hash: bring it to today's cost
+            user = User(user.name, user.real_name, user.roles, self.hash(password))
+            self._save(user)
+        return user
