@@ -59,6 +59,7 @@ from typing import Callable
 from .commands import Blocking, Services, Session
 from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
+from .wire.telnet import Answer
 
 log = logging.getLogger("lineproto.connection")
 
@@ -351,6 +352,10 @@ class Connection:
                 break
             event = events[index]
             index += 1
+            if event.__class__ is Answer:  # telnet's, sent in order: the replies before it are out
+                out.append(event.data)
+                size += len(event.data)
+                continue
             result = handle(event)
             if result is None:
                 continue

@@ -1,7 +1,9 @@
 """Split an input byte stream into command lines.
 
 A line ends with LF, CRLF, or CR NUL (what telnet sends for a bare Enter in
-some modes). Telnet negotiation is stripped first. A line longer than the limit
+some modes). The telnet layer (``telnet.py``) runs first: its answers come out
+as events in stream order, and a telnet interrupt (Ctrl+C) discards the line
+typed so far. A line longer than the limit
 is reported once as :class:`LineTooLong` and the rest of it, up to the next line
 ending, is discarded; invalid UTF-8 is reported as :class:`InvalidUtf8`. Either
 way the stream carries on with the next line.
@@ -10,7 +12,7 @@ way the stream carries on with the next line.
 from dataclasses import dataclass
 
 from .limits import MAX_LINE_BYTES
-from .telnet import TelnetFilter
+from .telnet import INTERRUPT, TelnetFilter
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +33,8 @@ class LineReader:
     """Incremental framing: ``feed(bytes)`` returns the events it completes.
 
     Events are, in stream order: ``str`` (a decoded line without its ending,
-    possibly empty), :class:`LineTooLong` or :class:`InvalidUtf8`.
+    possibly empty), :class:`LineTooLong`, :class:`InvalidUtf8`, or a telnet
+    :class:`~lineproto.wire.telnet.Answer` to send to the peer.
     """
 
     __slots__ = ("max_line", "_telnet", "_buffer", "_discarding")  # one per connection: keep it small
@@ -43,12 +46,23 @@ class LineReader:
         self._discarding = False  # inside an overlong line, waiting for its end
 
     def feed(self, data: bytes) -> list:
-        data = self._buffer + self._telnet.feed(data)
+        events: list = []
+        for piece in self._telnet.feed(data):
+            if piece.__class__ is bytes:
+                self._frame(piece, events)
+            elif piece is INTERRUPT:
+                self._buffer, self._discarding = b"", False  # the partial line is gone
+            else:
+                events.append(piece)
+        return events
+
+    def _frame(self, data: bytes, events: list) -> None:
+        """Append the events that plain ``data`` completes; keep its unfinished tail."""
+        data = self._buffer + data
         if b"\r\x00" in data:
             data = data.replace(b"\r\x00", b"\n")
         parts = data.split(b"\n")
         rest = parts.pop()
-        events = []
         for part in parts:
             if self._discarding:
                 self._discarding = False  # this part is the tail of the long line
@@ -68,7 +82,6 @@ class LineReader:
                 self._discarding = True
             rest = rest[-1:] if rest.endswith(b"\r") else b""
         self._buffer = rest
-        return events
 
     def finish(self) -> list:
         """At end of input: the unterminated last line, if any, as an event."""
@@ -76,7 +89,9 @@ class LineReader:
         if self._discarding or not rest:
             self._discarding = False
             return []
-        return self.feed(rest + b"\n")
+        events: list = []
+        self._frame(rest + b"\n", events)  # already past the telnet layer: not through it again
+        return events
 
     @property
     def pending(self) -> int:
