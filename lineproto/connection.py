@@ -53,13 +53,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .commands import Blocking, Services, Session
 from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
 from .wire.lines import LineEvent
+from .wire.telnet import Answer
 
 log = logging.getLogger("lineproto.connection")
 
@@ -366,6 +367,10 @@ class Connection:
                 break
             event = events[index]
             index += 1
+            if event.__class__ is Answer:  # telnet's, sent in order: the replies before it are out
+                out.append(event.data)
+                size += len(event.data)
+                continue
             result = handle(event)
             if result is None:
                 continue
