@@ -69,6 +69,7 @@ from .commands.table import when_stored_user
 from .wire import LineReader, Reply, format_reply
 from .wire.lines import LineEvent
 from .wire.logtext import for_log
+from .wire.telnet import Answer
 
 log = logging.getLogger("lineproto.connection")
 
@@ -500,6 +501,10 @@ class Connection:
                 break
             event = events[index]
             index += 1
+            if event.__class__ is Answer:  # telnet's, sent in order: the replies before it are out
+                out.append(event.data)
+                size += len(event.data)
+                continue
             result = handle(event)
             if result is None:
                 continue

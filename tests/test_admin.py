@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, Daemon, RawConnection
 
 import lineproto
+from conftest import ROOT, Daemon, RawConnection
 
 
 def admin(tmp_path, *args, stdin=""):

@@ -7,7 +7,15 @@ from conftest import TEST_HASH_COST, TEST_USERS
 from lineproto.commands import Command, Services, build_services
 from lineproto.commands.table import AUTH_POOL, STORE_POOL
 from lineproto.connection import (
-    BUSY, CLOSE, CLOSED, CLOSING, MAX_LINES_PER_STEP, READY, ConnectionLimits, RunBlocking, ServerState,
+    BUSY,
+    CLOSE,
+    CLOSED,
+    CLOSING,
+    MAX_LINES_PER_STEP,
+    READY,
+    ConnectionLimits,
+    RunBlocking,
+    ServerState,
 )
 from lineproto.domain.accounts import User, UserDirectory, hash_password
 from lineproto.store import SqliteStore
@@ -16,8 +24,10 @@ from lineproto.wire import Reply, ReplyParser
 IDLE = 10.0
 
 
-USERS = [User(name, real, frozenset(roles.split(",")), hash_password(password, **TEST_HASH_COST))
-         for name, (real, roles, password) in TEST_USERS.items()]
+USERS = [
+    User(name, real, frozenset(roles.split(",")), hash_password(password, **TEST_HASH_COST))
+    for name, (real, roles, password) in TEST_USERS.items()
+]
 
 
 def user_directory() -> UserDirectory:
@@ -28,8 +38,9 @@ class Driver:
     """A minimal engine: runs blocking jobs at once unless told to hold them; collects what is sent."""
 
     def __init__(self, services: Services | None = None, hold_jobs: bool = False, **limits):
-        self.state = ServerState(services or build_services(user_directory()),
-                                 ConnectionLimits(idle_timeout=IDLE, **limits))
+        self.state = ServerState(
+            services or build_services(user_directory()), ConnectionLimits(idle_timeout=IDLE, **limits)
+        )
         self.connection = self.state.connection("192.0.2.1:4000")
         self.hold_jobs = hold_jobs
         self.held: list[RunBlocking] = []
@@ -194,8 +205,7 @@ def _services_with_slow_command(calls=None) -> Services:
             calls.append(session.peer)
         return Reply(250, ("slow done",))
 
-    services.table.add(Command("SLOW", "", "A command that blocks (tests)", slow,
-                               blocks=lambda session: STORE_POOL))
+    services.table.add(Command("SLOW", "", "A command that blocks (tests)", slow, blocks=lambda session: STORE_POOL))
     return services
 
 

@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, RawConnection, stat
 
+from conftest import ROOT, RawConnection, stat
 from lineproto.commands import Command, build_services
 from lineproto.commands.table import STORE_POOL
 from lineproto.connection import ConnectionLimits

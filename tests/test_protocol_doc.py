@@ -11,6 +11,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, RawConnection
 
 DOCS = [ROOT / "docs" / "PROTOCOL.md", *sorted((ROOT / "docs" / "protocol").glob("*.md"))]

@@ -10,8 +10,8 @@ import threading
 import time
 
 import pytest
-from conftest import RawConnection
 
+from conftest import RawConnection
 from lineproto.wire import ReplyParser
 
 
@@ -208,6 +208,7 @@ def test_invalid_utf8_gets_5yz_and_connection_survives(daemon, connect):
 def test_one_megabyte_of_random_bytes(daemon, connect):
     raw = connect(daemon.port)
     garbage = random.Random(20261122).randbytes(1 << 20).replace(b"\n", b" ")
+    garbage = garbage.replace(b"\xff\xf6", b"  ")  # no telnet AYT: its answer is a line for people, not a reply
     sender = threading.Thread(target=raw.send, args=(garbage + b"\r\nNOOP\r\n",))
     sender.start()
     codes = []

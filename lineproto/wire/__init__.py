@@ -4,29 +4,29 @@ Nothing here touches a socket: bytes go in, lines, commands and replies come out
 so every rule of the framing is tested without a network.
 """
 
+from .command import CommandLine, CommandSyntaxError, parse_command
 from .limits import (
     MAX_LINE_BYTES,
     MAX_REPLY_LINE_BYTES,
     MAX_SUBNEGOTIATION_BYTES,
 )
-from .telnet import TelnetFilter
 from .lines import InvalidUtf8, LineReader, LineTooLong
-from .command import CommandLine, CommandSyntaxError, parse_command
 from .reply import ProtocolError, Reply, ReplyParser, format_reply
+from .telnet import TelnetFilter
 
 __all__ = [
     "MAX_LINE_BYTES",
     "MAX_REPLY_LINE_BYTES",
     "MAX_SUBNEGOTIATION_BYTES",
-    "TelnetFilter",
-    "LineReader",
-    "LineTooLong",
-    "InvalidUtf8",
     "CommandLine",
     "CommandSyntaxError",
-    "parse_command",
+    "InvalidUtf8",
+    "LineReader",
+    "LineTooLong",
+    "ProtocolError",
     "Reply",
     "ReplyParser",
-    "ProtocolError",
+    "TelnetFilter",
     "format_reply",
+    "parse_command",
 ]

@@ -7,6 +7,11 @@ MAX_LINE_BYTES = 1024
 #: stray IAC SB cannot swallow the commands that follow it.
 MAX_SUBNEGOTIATION_BYTES = 256
 
+#: Most bytes of telnet answers (WONT/DONT, WILL TIMING-MARK, the AYT line) to one chunk of
+#: input; the requests beyond it go unanswered, so a negotiation flood cannot make the server
+#: write without bound.
+MAX_TELNET_ANSWER_BYTES = 256
+
 #: Longest reply line the server sends, in bytes, including "NNN-" and CRLF.
 MAX_REPLY_LINE_BYTES = 1000
 

@@ -10,6 +10,7 @@ import re
 from typing import NamedTuple
 
 from .limits import MAX_CLIENT_REPLY_LINE_BYTES, MAX_REPLY_LINE_BYTES
+from .telnet import TelnetFilter
 
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -63,12 +64,10 @@ def format_reply(code: int, text: str | tuple[str, ...] | list[str] = "") -> byt
     if type(text) is tuple and len(text) == 1:  # the common case: one short printable line
         line = text[0]
         if len(line) < 240 and line.isprintable():
-            return f"{code} {line}\r\n".encode("utf-8")
+            return f"{code} {line}\r\n".encode()
     lines = split_text(text)
     last = len(lines) - 1
-    return "".join(
-        f"{code}{'-' if i < last else ' '}{line}\r\n" for i, line in enumerate(lines)
-    ).encode("utf-8")
+    return "".join(f"{code}{'-' if i < last else ' '}{line}\r\n" for i, line in enumerate(lines)).encode("utf-8")
 
 
 _REPLY_START = re.compile(r"([1-5][0-9][0-9])([ -]|$)")
@@ -78,8 +77,10 @@ class ReplyParser:
     """Incremental reply parser: ``feed(bytes) -> list[Reply]``.
 
     Accepts CRLF or LF line endings and, inside a multi-line reply, RFC 959's
-    unprefixed continuation lines. Raises :class:`ProtocolError` (and nothing
-    else) on malformed input; after that the parser must not be fed again.
+    unprefixed continuation lines. Telnet commands in the stream (the server's
+    answers to telnet negotiation a client sent) are skipped. Raises
+    :class:`ProtocolError` (and nothing else) on malformed input; after that
+    the parser must not be fed again.
     """
 
     def __init__(self, max_line: int = MAX_CLIENT_REPLY_LINE_BYTES):
@@ -87,8 +88,10 @@ class ReplyParser:
         self._buffer = b""
         self._code: int | None = None  # code of the multi-line reply in progress
         self._lines: list[str] = []
+        self._telnet = TelnetFilter()
 
     def feed(self, data: bytes) -> list[Reply]:
+        data = self._telnet.strip(data)
         parts = (self._buffer + data).split(b"\n")
         self._buffer = parts.pop()
         if len(self._buffer) > self.max_line:
