@@ -237,6 +237,7 @@ class Connection:
         "_busy_verb",
         "_held",
         "_login_deadline",
+        "_idle_deadline",
         "_bad_commands",
         "_refusals",
     )
@@ -260,6 +261,7 @@ class Connection:
         self._busy_verb = ""  # the verb of the command running while BUSY (for the log)
         self._held = b""  # HELD: the reply that goes out at the deadline
         self._login_deadline: float | None = None  # while logged out: 421 at this time
+        self._idle_deadline = 0.0  # 421 at this time unless a complete line comes
         self._bad_commands = 0  # bad command lines in a row
         self._refusals = 0  # 4yz/5yz replies so far (the first LOGGED_REFUSALS are logged)
 
@@ -389,13 +391,18 @@ class Connection:
             return self._after_reply(reply, now)
         if self.state is READY and deadline is not None and now >= deadline:
             login_deadline = self._login_deadline
-            if login_deadline is not None and now >= login_deadline and self.session.user is None:
-                self.server.services.stats.count("login-timeouts")
-                log.info("%s: login timeout", self.peer)
-                timeout = self.server.limits.login_timeout
-                return format_reply(421, f"Not logged in within {timeout:g} s; closing connection"), self._close()
+            if login_deadline is not None and now >= login_deadline:
+                if self.session.user is None:
+                    self.server.services.stats.count("login-timeouts")
+                    log.info("%s: login timeout", self.peer)
+                    timeout = self.server.limits.login_timeout
+                    return format_reply(421, f"Not logged in within {timeout:g} s; closing connection"), self._close()
+                self._login_deadline = None  # logged in meanwhile: the deadline is met for good
+            if now < self._idle_deadline:  # it was the login deadline that came first
+                self.deadline = self._idle_deadline
+                return NOTHING
             if self.pending:  # lines wait for the peer to read earlier replies: it is not idle
-                self.deadline = now + self._idle_timeout
+                self.deadline = self._idle_deadline = now + self._idle_timeout
                 return NOTHING
             self.server.services.stats.count("idle-timeouts")
             log.info("%s: idle timeout", self.peer)
@@ -404,7 +411,7 @@ class Connection:
 
     def _next_deadline(self, now: float) -> float:
         """The idle deadline, or the login deadline while logged out if that comes first."""
-        deadline = now + self._idle_timeout
+        deadline = self._idle_deadline = now + self._idle_timeout
         if self._login_deadline is not None:
             if self.session.user is not None:
                 self._login_deadline = None  # logged in: the login deadline is met for good

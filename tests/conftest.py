@@ -145,8 +145,11 @@ def daemon(start_daemon):
 class RawConnection:
     """A plain socket plus the reply parser: what nc or telnet would see."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 10.0, source: str | None = None):
+        # ``source``: the local address to connect from (another 127.0.0.x is another client address)
+        self.sock = socket.create_connection(
+            (host, port), timeout=timeout, source_address=(source, 0) if source else None
+        )
         self.parser = ReplyParser()
         self.ready: list[Reply] = []
 

@@ -140,7 +140,8 @@ def test_pipelined_replies_come_in_order(daemon, connect):
     assert codes == [200, 214, 500, 501] * 50
 
 
-def test_200_connections_100_pipelined_commands_each(daemon):
+def test_200_connections_100_pipelined_commands_each(start_daemon):
+    daemon = start_daemon("--max-per-address", "250", users=True)  # 200 at once, all from 127.0.0.1
     lines = ["NOOP", "HELP STAT", "XYZ"] * 33 + ["NOOP"]
     expected = [200, 214, 500] * 33 + [200]
     payload = "".join(line + "\r\n" for line in lines).encode()
@@ -169,8 +170,9 @@ def test_1000_simultaneous_connects_all_get_the_banner(start_daemon):
     daemon = start_daemon("--max-connections", "1100", "--log-level", "warning")
     selector = selectors.DefaultSelector()
     sockets = []
-    for _ in range(1000):
+    for index in range(1000):
         sock = socket.socket()
+        sock.bind((f"127.0.{index // 20}.{index % 20 + 1}", 0))  # 20 per source address: under --max-per-address
         sock.setblocking(False)
         sock.connect_ex(("127.0.0.1", daemon.port))
         sockets.append(sock)
@@ -205,7 +207,9 @@ def test_invalid_utf8_gets_5yz_and_connection_survives(daemon, connect):
     assert raw.command("NOOP").code == 200
 
 
-def test_one_megabyte_of_random_bytes(daemon, connect):
+def test_one_megabyte_of_random_bytes(start_daemon, connect):
+    # Every bad line gets its reply; the budget of bad commands in a row is measured elsewhere.
+    daemon = start_daemon("--max-bad-commands", "1000000", users=True)
     raw = connect(daemon.port)
     garbage = random.Random(20261122).randbytes(1 << 20).replace(b"\n", b" ")
     garbage = garbage.replace(b"\xff\xf6", b"  ")  # no telnet AYT: its answer is a line for people, not a reply
@@ -223,7 +227,8 @@ def test_one_megabyte_of_random_bytes(daemon, connect):
     assert raw.command("NOOP").code == 200
 
 
-def test_random_lines_each_get_a_5yz(daemon, connect):
+def test_random_lines_each_get_a_5yz(start_daemon, connect):
+    daemon = start_daemon("--max-bad-commands", "1000000", users=True)  # every line bad: no budget here
     raw = connect(daemon.port)
     rng = random.Random(7)
     forbidden = b"\r\n\x00\xff"
