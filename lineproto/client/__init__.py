@@ -1,4 +1,4 @@
-"""The Python client library, over the same wire codec as the server.
+"""The Python client library, over the same wire codec as the server (docs/CLIENT.md).
 
     with Client("127.0.0.1", 36000) as client:
         client.login("carol", "secret")
@@ -11,6 +11,7 @@ is not well formed raises :class:`ProtocolError`, a dropped connection
 """
 
 from ..wire import ProtocolError, Reply
+from ..wire.shapes import Accepted, Job, Status
 from .connection import (
     ClientError, Connection, ConnectionClosed, PermanentError, ReplyError, TransientError,
     check_line, check_reply,
@@ -21,7 +22,8 @@ from .roulette import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, Roulett
 __all__ = [
     "Client", "ClientError", "Connection", "ConnectionClosed", "PermanentError", "ProtocolError",
     "Reply", "ReplyError", "TransientError", "check_line", "check_reply",
-    "BetOutcome", "Cleared", "OpenBet", "OpenBets", "PlacedBet", "Spin", "TableInfo",
+    "Accepted", "BetOutcome", "Cleared", "Job", "OpenBet", "OpenBets", "PlacedBet", "Spin", "Status",
+    "TableInfo",
 ]
 
 

@@ -3,6 +3,7 @@
 import socket
 
 from ..wire import ProtocolError, Reply, ReplyParser
+from ..wire.shapes import Status
 
 DEFAULT_TIMEOUT = 30.0
 _FORBIDDEN = ("\r", "\n", "\0")
@@ -135,10 +136,13 @@ class Connection:
     def noop(self) -> Reply:
         return self.command("NOOP")
 
+    def status(self) -> Status:
+        """STAT, parsed: ``.values`` maps each key to its text."""
+        return Status.from_reply(self.command("STAT"))
+
     def stat(self) -> dict[str, str]:
         """STAT as a dict of its ``key: value`` lines."""
-        reply = self.command("STAT")
-        return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
+        return dict(self.status().values)
 
     def help(self, verb: str | None = None) -> Reply:
         return self.command_args("HELP", verb) if verb else self.command("HELP")

@@ -41,11 +41,11 @@ import threading
 from typing import Callable, Protocol, TypeVar
 
 from ..domain.roulette import (
-    POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
+    AMERICAN, POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
     BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
-    house_edge, parse_bet,
+    house_edge, parse_bet, pocket_properties,
 )
-from ..wire import Reply
+from ..wire import Reply, shapes
 from .errors import CommandError
 from .table import Command, when_stored_user
 
@@ -227,16 +227,18 @@ def _wheel_facts(kind: str) -> tuple[str, str]:
     return f"{zeros}, 1-36", f"{_percent(usual)}{unusual}"
 
 
-def describe_wheel(table: Table) -> str:
-    """``american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)``."""
+def describe_wheel(table: Table) -> shapes.TableInfo:
+    """TABL's reply: the wheel, its pockets, the table's limits and the house edge."""
     pockets, edge = _wheel_facts(table.wheel_kind)
-    limits = table.limits
-    return (f"{table.wheel_kind} wheel: pockets {pockets}; bets {limits.minimum}-{limits.maximum} chips; "
-            f"house edge {edge}")
+    return shapes.TableInfo(table.wheel_kind, pockets, table.limits.minimum, table.limits.maximum, edge)
 
 
-def _bet_line(open_bet) -> str:
-    return f"{open_bet.bet.name} for {open_bet.amount} (pays {open_bet.bet.payout}:1)"
+def _open_bet(open_bet: OpenBet) -> shapes.OpenBet:
+    return shapes.OpenBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout)
+
+
+#: Each pocket's properties as SPIN's first line lists them (the domain's words, PocketInfo.describe).
+_PROPERTIES = {pocket: tuple(pocket_properties(pocket).describe().split()[1:]) for pocket in POCKETS[AMERICAN]}
 
 
 # --------------------------------------------------------------------------
@@ -257,7 +259,7 @@ def tabl(session, wheel: str | None = None) -> Reply:
             table.set_wheel(wheel)
             return table
         table = registry.update(session, choose)
-    return Reply(200, (describe_wheel(table),))
+    return describe_wheel(table).reply()
 
 
 def bet(session, words: str) -> Reply:
@@ -273,15 +275,13 @@ def bet(session, words: str) -> Reply:
         return table.place(parse_bet(" ".join(bet_words), table.wheel_kind), amount), table.bankroll
 
     open_bet, bankroll = _registry(session).update(session, place)
-    return Reply(200, (f"Bet {_bet_line(open_bet)}; bankroll {bankroll}",))
+    return shapes.PlacedBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll).reply()
 
 
 def bets(session) -> Reply:
     table = _registry(session).view(session)
-    lines = [f"Open bets ({table.wheel_kind} wheel):"]
-    lines += [_bet_line(open_bet) for open_bet in table.bets]
-    lines.append(f"Total staked {table.staked}; bankroll {table.bankroll}")
-    return Reply(211, tuple(lines))
+    listed = tuple(_open_bet(open_bet) for open_bet in table.bets)
+    return shapes.OpenBets(table.wheel_kind, listed, table.staked, table.bankroll).reply()
 
 
 def clr(session) -> Reply:
@@ -289,22 +289,15 @@ def clr(session) -> Reply:
         count = len(table.bets)
         return count, table.clear(), table.bankroll
 
-    count, returned, bankroll = _registry(session).update(session, clear)
-    noun = "bet" if count == 1 else "bets"
-    return Reply(200, (f"Cleared {count} {noun}, {returned} chips back; bankroll {bankroll}",))
+    return shapes.Cleared(*_registry(session).update(session, clear)).reply()
 
 
 def spin(session) -> Reply:
     registry = _registry(session)
     result = registry.update(session, spin_change(registry.wheels))
-    lines = [result.info.describe()]
-    lines += [
-        f"{o.bet.name} for {o.amount}: {'win' if o.won else 'lose'}, {o.returned} returned"
-        for o in result.outcomes
-    ]
-    net = f"{result.net:+d}" if result.net else "0"
-    lines.append(f"Bankroll {result.bankroll}; rounds {result.rounds}; net {net}")
-    return Reply(250, tuple(lines))
+    outcomes = tuple(shapes.BetOutcome(o.bet.name, o.amount, o.won, o.returned) for o in result.outcomes)
+    pocket = result.info.pocket
+    return shapes.Spin(pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net).reply()
 
 
 def stat_items(session) -> list[tuple[str, object]]:
