@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lineproto.client import Client  # noqa: E402
+from lineproto.client import Client, Spin  # noqa: E402
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 from lineproto.domain.roulette import Limits  # noqa: E402
 from lineproto.store import SqliteStore  # noqa: E402
@@ -109,8 +109,8 @@ class Player(threading.Thread):
             self.in_flight = ("spin", None)
             reply = line.command("SPIN")
             assert reply.code == 250, reply
-            match = re.match(r"Bankroll (\d+); rounds (\d+)", reply.lines[-1])
-            self.state = (int(match.group(1)), 0, int(match.group(2)))
+            spin = Spin.from_reply(reply)
+            self.state = (spin.bankroll, 0, spin.rounds)
         else:
             self.in_flight = ("job", None)
             reply = line.command("JOB")

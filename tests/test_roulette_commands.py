@@ -1,6 +1,5 @@
 """The roulette service through the real socket: TABL, BET, BETS, CLR, SPIN, STAT and the client library."""
 
-import re
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ from lineproto.domain.meters import MeterManager
 from lineproto.domain.roulette import Wheel, parse_bet, pocket_properties
 from lineproto.store import StorageError, StorageFull
 from lineproto.wire import format_reply
+from lineproto.wire.shapes import PlacedBet, Spin, Status
 
 VERBS = ("TABL", "BET RED 10", "BETS", "CLR", "SPIN")
 
@@ -48,16 +48,15 @@ def test_readme_example_in_one_write(shared, connect):
     assert replies[1].lines == ("Bet RED for 10 (pays 1:1); bankroll 90",)
     assert replies[2].lines == ("Bet 17 for 5 (pays 35:1); bankroll 85",)
     spin = replies[3].lines
-    pocket, *properties = spin[0].split()
-    info = pocket_properties(pocket)
+    info = pocket_properties(Spin.from_reply(replies[3]).pocket)
     assert spin[0] == info.describe()
     red = 20 if info.color == "red" else 0
-    straight = 180 if pocket == "17" else 0
+    straight = 180 if info.pocket == "17" else 0
     assert spin[1] == f"RED for 10: {'win' if red else 'lose'}, {red} returned"
     assert spin[2] == f"17 for 5: {'win' if straight else 'lose'}, {straight} returned"
     bankroll = 85 + red + straight
     assert spin[3] == f"Bankroll {bankroll}; rounds 1; net {'+' if bankroll > 100 else ''}{bankroll - 100 or 0}"
-    keys = dict(line.split(": ", 1) for line in replies[4].lines if ": " in line)
+    keys = Status.from_reply(replies[4]).values
     assert keys["wheel"] == "american"
     assert keys["bankroll"] == str(bankroll)
     assert keys["rounds"] == "1"
@@ -206,14 +205,8 @@ def test_spin_settles_every_bet_and_conserves_chips(shared, connect):
                 bankroll -= amount
         reply = connection.command("SPIN")
         assert reply.code == 250
-        pocket = reply.lines[0].split()[0]
-        assert reply.lines[0] == pocket_properties(pocket).describe()
-        returned = 0
-        for line in reply.lines[1:-1]:
-            m = re.fullmatch(r"(.+) for (\d+): (win|lose), (\d+) returned", line)
-            assert m, line
-            returned += int(m[4])
-        bankroll += returned
+        assert reply.lines[0] == pocket_properties(Spin.from_reply(reply).pocket).describe()
+        bankroll += Spin.from_reply(reply).returned
         assert reply.lines[-1].startswith(f"Bankroll {bankroll}; rounds {round_number}; net ")
     assert stat(connection)["bankroll"] == str(bankroll)
 
@@ -273,7 +266,7 @@ def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_
     assert b.command("BETS").lines[1] == "RED for 100 (pays 1:1)"
     assert b.command("TABL EUROPEAN").code == 537  # the bet is open on the shared table
     spin = b.command("SPIN")  # b settles a's bet
-    won = spin.lines[1].endswith("200 returned")
+    won = Spin.from_reply(spin).returned == 200
     bankroll = 800 if won else 600
     assert spin.lines[-1].startswith(f"Bankroll {bankroll}; rounds 1")
     a.command("QUIT")
@@ -330,12 +323,11 @@ def test_concurrent_bets_and_spins_of_one_player_conserve_chips(daemon, connect)
             connection.send(b"BET RED 30\r\nBET 17 5\r\nSPIN\r\n")
             for reply in connection.replies(3):
                 if reply.code == 200:
-                    placed[index] += int(reply.text.split(" for ")[1].split(" ")[0])
+                    placed[index] += PlacedBet.from_reply(reply).amount
                 elif reply.code == 250:
-                    for line in reply.lines[1:-1]:
-                        m = re.fullmatch(r".+ for (\d+): (?:win|lose), (\d+) returned", line)
-                        settled[index] += int(m[1])
-                        returned[index] += int(m[2])
+                    result = Spin.from_reply(reply)
+                    settled[index] += result.staked
+                    returned[index] += result.returned
                 else:
                     assert reply.code == 535, reply
 
@@ -474,7 +466,7 @@ def test_player_tables_survive_a_daemon_restart(start_daemon, connect, tmp_path)
     assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bets")] == \
         [before[k] for k in ("wheel", "bankroll", "rounds", "open-bets")]
     assert (after["wheel"], after["rounds"], after["open-bets"]) == ("european", "1", "25")
-    assert int(after["bankroll"]) == 1000 - 50 - 25 + int(spin.lines[1].split(", ")[1].split()[0])
+    assert int(after["bankroll"]) == 1000 - 50 - 25 + Spin.from_reply(spin).returned
     assert dave.command("BETS").lines[1] == "0 for 25 (pays 35:1)"
 
 
