@@ -75,7 +75,7 @@ def connect(port: int, name: str) -> Client:
 
 def money(client: Client) -> tuple[int, int, int]:
     stat = client.stat()
-    return int(stat["bankroll"]), int(stat["open-bets"]), int(stat["rounds"])
+    return int(stat["bankroll"]), int(stat["open-bet-chips"]), int(stat["rounds"])
 
 
 class Player(threading.Thread):

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from conftest import ROOT, stat
-from lineproto.client import Client, PermanentError
+from lineproto.client import Client, PermanentError, TableStatus
 from lineproto.commands import Blocking, Session, build_services
 from lineproto.commands.table import STORE_POOL
 from lineproto.domain.accounts import GUEST_USER, User, UserDirectory
@@ -60,7 +60,7 @@ def test_readme_example_in_one_write(shared, connect):
     assert keys["wheel"] == "american"
     assert keys["bankroll"] == str(bankroll)
     assert keys["rounds"] == "1"
-    assert keys["open-bets"] == "0"
+    assert keys["open-bet-chips"] == "0"
     assert connection.read_all() == b""
 
 
@@ -81,15 +81,27 @@ def test_a_reader_may_not_play(shared, connect):
     assert "bankroll" not in stat(connection)
 
 
+PLAYER_KEYS = ("wheel", "bankroll", "rounds", "open-bet-count", "open-bet-chips", "open-bets")
+
+
 def test_stat_keys_only_for_players(shared, connect):
     connection = connect(shared.port)
-    assert not {"wheel", "bankroll", "rounds", "open-bets"} & set(stat(connection))
+    assert not set(PLAYER_KEYS) & set(stat(connection))
     login(connection)
     assert connection.command("BET DOZEN3 7").code == 200
+    assert connection.command("BET 17 2").code == 200
     keys = stat(connection)
-    assert (keys["wheel"], keys["bankroll"], keys["rounds"], keys["open-bets"]) == ("american", "93", "0", "7")
+    assert [keys[key] for key in PLAYER_KEYS] == ["american", "91", "0", "2", "9", "9"]  # open-bets: chips, as ever
     root = login(connect(shared.port), "root", "admin pass")
     assert stat(root)["bankroll"] == "1000"
+
+
+def test_client_table_status_is_typed(shared):
+    with client(shared) as c:
+        c.bet("RED", 10)
+        c.bet("SPLIT 17-18", 5)
+        status = c.table_status()
+    assert status == TableStatus(wheel="american", bankroll=85, rounds=0, open_bet_count=2, open_bet_chips=15)
 
 
 # --------------------------------------------------------------------------
@@ -252,7 +264,7 @@ def test_guest_chips_last_for_the_login_only(shared, connect):
     assert stat(second)["bankroll"] == "100"  # every guest login has its own table
     assert first.command("REIN").code == 220
     login(first)
-    assert (stat(first)["bankroll"], stat(first)["open-bets"]) == ("100", "0")
+    assert (stat(first)["bankroll"], stat(first)["open-bet-chips"]) == ("100", "0")
 
 
 def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_daemon, connect):
@@ -262,7 +274,7 @@ def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_
     assert stat(a)["bankroll"] == "700"
     assert a.command("BET RED 100").lines == ("Bet RED for 100 (pays 1:1); bankroll 600",)
     keys = stat(b)
-    assert (keys["bankroll"], keys["open-bets"]) == ("600", "100")
+    assert (keys["bankroll"], keys["open-bet-chips"]) == ("600", "100")
     assert b.command("BETS").lines[1] == "RED for 100 (pays 1:1)"
     assert b.command("TABL EUROPEAN").code == 537  # the bet is open on the shared table
     spin = b.command("SPIN")  # b settles a's bet
@@ -273,7 +285,7 @@ def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_
     b.command("QUIT")
     again = login(connect(daemon.port), "dave", "hunter2")
     keys = stat(again)
-    assert (keys["bankroll"], keys["rounds"], keys["open-bets"]) == (str(bankroll), "1", "0")
+    assert (keys["bankroll"], keys["rounds"], keys["open-bet-chips"]) == (str(bankroll), "1", "0")
     root = login(connect(daemon.port), "root", "admin pass")
     assert stat(root)["bankroll"] == "700"  # each player has a table of their own
 
@@ -307,7 +319,7 @@ def test_two_connections_of_one_player_never_overdraw(daemon, connect):
     assert accepted == 1000 // 7
     assert sum(c.count(535) for c in codes) == 300 - accepted
     keys = stat(connections[0])
-    assert (keys["bankroll"], keys["open-bets"]) == (str(1000 - 7 * accepted), str(7 * accepted))
+    assert (keys["bankroll"], keys["open-bet-chips"]) == (str(1000 - 7 * accepted), str(7 * accepted))
 
 
 def test_concurrent_bets_and_spins_of_one_player_conserve_chips(daemon, connect):
@@ -337,7 +349,7 @@ def test_concurrent_bets_and_spins_of_one_player_conserve_chips(daemon, connect)
     for thread in threads:
         thread.join(30)
     keys = stat(connections[0])
-    bankroll, open_bets = int(keys["bankroll"]), int(keys["open-bets"])
+    bankroll, open_bets = int(keys["bankroll"]), int(keys["open-bet-chips"])
     assert sum(placed) == sum(settled) + open_bets  # every bet settled exactly once or still open
     assert bankroll == 1000 - sum(placed) + sum(returned)
     assert int(keys["rounds"]) == 120
@@ -463,9 +475,9 @@ def test_player_tables_survive_a_daemon_restart(start_daemon, connect, tmp_path)
     second = start_daemon("--db", database, users=True)
     dave = login(connect(second.port), "dave", "hunter2")
     after = stat(dave)
-    assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bets")] == \
-        [before[k] for k in ("wheel", "bankroll", "rounds", "open-bets")]
-    assert (after["wheel"], after["rounds"], after["open-bets"]) == ("european", "1", "25")
+    assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")] == \
+        [before[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")]
+    assert (after["wheel"], after["rounds"], after["open-bet-chips"]) == ("european", "1", "25")
     assert int(after["bankroll"]) == 1000 - 50 - 25 + Spin.from_reply(spin).returned
     assert dave.command("BETS").lines[1] == "0 for 25 (pays 35:1)"
 
@@ -565,5 +577,6 @@ def test_too_many_open_bets_gets_538(start_daemon):
         raw.send(b"BET RED 1\r\n" * 201)
         codes = [raw.reply().code for _ in range(201)]
         assert codes == [200] * 200 + [538]
-        assert stat(raw)["open-bets"] == "200"
+        keys = stat(raw)
+        assert (keys["open-bet-count"], keys["open-bet-chips"]) == ("200", "200")
         assert raw.command("CLR").code == 200

@@ -19,14 +19,16 @@ from .connection import (
     PermanentError, ReplyError, ReplyTimeout, TransientError, check_line, check_reply,
 )
 from .meters import MeterCommands
-from .roulette import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, RouletteCommands, Spin, TableInfo
+from .roulette import (
+    BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, RouletteCommands, Spin, TableInfo, TableStatus,
+)
 
 __all__ = [
     "Client", "ClientError", "Connection", "ConnectionClosed", "ConnectionTimeout", "PermanentError",
     "ProtocolError", "Reply", "ReplyError", "ReplyTimeout", "TransientError", "check_line", "check_reply",
     "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT",
     "Accepted", "BetOutcome", "Cleared", "Job", "OpenBet", "OpenBets", "PlacedBet", "Spin", "Status",
-    "TableInfo",
+    "TableInfo", "TableStatus",
 ]
 
 

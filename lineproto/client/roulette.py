@@ -15,11 +15,14 @@ turns one :class:`Reply` into its typed result, for callers that pipeline.
 
 from __future__ import annotations
 
-from ..wire.shapes import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, Spin, TableInfo
+from typing import NamedTuple
+
+from ..wire import ProtocolError
+from ..wire.shapes import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, Spin, Status, TableInfo
 
 __all__ = [
     "BetOutcome", "Cleared", "OpenBet", "OpenBets", "PlacedBet", "RouletteCommands", "Spin", "TableInfo",
-    "parse_bet", "parse_bets", "parse_clear", "parse_spin", "parse_table",
+    "TableStatus", "parse_bet", "parse_bets", "parse_clear", "parse_spin", "parse_table",
 ]
 
 parse_table = TableInfo.from_reply
@@ -29,8 +32,29 @@ parse_clear = Cleared.from_reply
 parse_spin = Spin.from_reply
 
 
+class TableStatus(NamedTuple):
+    """A player's STAT keys, typed: ``wheel``, ``bankroll``, ``rounds``, ``open-bet-count`` and ``open-bet-chips``."""
+
+    wheel: str
+    bankroll: int
+    rounds: int
+    open_bet_count: int
+    open_bet_chips: int
+
+    @classmethod
+    def from_status(cls, status: Status) -> "TableStatus":
+        values = status.values
+        try:
+            return cls(values["wheel"], int(values["bankroll"]), int(values["rounds"]),
+                       int(values["open-bet-count"]), int(values["open-bet-chips"]))
+        except KeyError as missing:
+            raise ProtocolError(f"STAT has no {missing} key (is the user a player?)") from None
+        except ValueError as bad:
+            raise ProtocolError(f"STAT's roulette counts are not whole numbers: {bad}") from None
+
+
 class RouletteCommands:
-    """Mixin: needs ``command``/``command_args`` from Connection."""
+    """Mixin: needs ``command``/``command_args``/``status`` from Connection."""
 
     def table(self, wheel: str | None = None) -> TableInfo:
         """TABL: the current wheel and limits, or switch to ``wheel`` (american/european) first."""
@@ -55,3 +79,7 @@ class RouletteCommands:
     def spin(self) -> Spin:
         """SPIN: spin the wheel and settle every open bet."""
         return Spin.from_reply(self.command("SPIN"))
+
+    def table_status(self) -> TableStatus:
+        """STAT's roulette keys, typed (a user with the player role)."""
+        return TableStatus.from_status(self.status())

@@ -301,13 +301,17 @@ def spin(session) -> Reply:
 
 
 def stat_items(session) -> list[tuple[str, object]]:
-    """STAT lines for a logged-in player: wheel, bankroll, rounds, open-bets (chips staked)."""
+    """STAT lines for a logged-in player: wheel, bankroll, rounds, the open bets' count and chips.
+
+    ``open-bets`` is the chips staked, as before ``open-bet-chips`` existed:
+    kept, deprecated, for clients that read it.
+    """
     user = session.user
     if user is None or not user.has_role(*PLAYER_ROLES):
         return []
     table = _registry(session).view(session)
     return [("wheel", table.wheel_kind), ("bankroll", table.bankroll), ("rounds", table.rounds),
-            ("open-bets", table.staked)]
+            ("open-bet-count", len(table.bets)), ("open-bet-chips", table.staked), ("open-bets", table.staked)]
 
 
 _BET_DETAIL = """\
