@@ -252,6 +252,36 @@ def test_help_describes_bet(shared, connect):
     assert "SPLIT 17-18" in reply.text and "Needs login with the player role" in reply.text
 
 
+def help_bet_rows(text: str) -> list[tuple[list[str], int]]:
+    """HELP BET's bet list: per row, what a player types (placeholders replaced by the row's example) and the payout."""
+    rows = []
+    for line in text.splitlines():
+        if "; pays " not in line:
+            continue
+        typed, _, what = line.partition("  ")
+        what, _, pays = what.rpartition("; pays ")
+        example = what.partition("e.g. ")[2].split(";")[0].split(" (")[0]
+        words = [example if "<" in alternative else alternative for alternative in typed.split("|")]
+        rows.append((words, int(pays.removesuffix(":1"))))
+    return rows
+
+
+def test_help_bet_lists_each_bet_as_it_is_typed_and_each_is_accepted_with_its_payout(shared, connect):
+    """Each row of HELP BET starts with exactly what a player types (FOUR, not 'FOUR, European'): BET takes it."""
+    rows = help_bet_rows(connect(shared.port).command("HELP BET").text)
+    assert len(rows) == 13  # one per kind of bet: straight to low/high
+    connection = login(connect(shared.port))
+    for words, payout in rows:
+        for typed in words:
+            placed = connection.command(f"BET {typed} 1")
+            if placed.code == 536:  # on the other wheel only (00, BASKET / FOUR)
+                assert connection.command("CLR").code == 200
+                other = "european" if stat(connection)["wheel"] == "american" else "american"
+                assert connection.command(f"TABL {other}").code == 200
+                placed = connection.command(f"BET {typed} 1")
+            assert PlacedBet.from_reply(placed).payout == payout, (typed, placed)
+
+
 # --------------------------------------------------------------------------
 # Guests and registered players
 # --------------------------------------------------------------------------

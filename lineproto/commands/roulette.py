@@ -41,7 +41,7 @@ import threading
 from typing import Callable, Protocol, TypeVar
 
 from ..domain.roulette import (
-    AMERICAN, POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
+    AMERICAN, PAYOUTS, POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
     BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
     house_edge, parse_bet, pocket_properties,
 )
@@ -314,13 +314,38 @@ def stat_items(session) -> list[tuple[str, object]]:
             ("open-bet-count", len(table.bets)), ("open-bet-chips", table.staked), ("open-bets", table.staked)]
 
 
-_BET_DETAIL = """\
-The last word is the amount in whole chips; the words before it are the bet:
-straight 17, 0 or 00 (35:1); SPLIT 17-18 (17:1); STREET 13 (11:1); TRIO 0-1-2 (11:1);
-CORNER 17-18-20-21 (8:1); FOUR, European 0-1-2-3 (8:1); BASKET, American 0-00-1-2-3 (6:1);
-LINE 13 (5:1); DOZEN1-DOZEN3, COLUMN1-COLUMN3 (2:1); RED BLACK EVEN ODD LOW HIGH (LO, HI) (1:1).
-The chips leave the bankroll at once. 501 cannot be parsed; 534 below the minimum or over the
-maximum; 535 not enough chips; 536 not a bet on this wheel's layout."""
+#: HELP BET's list of bets: what a player types (in the syntax notation of HELP: <x> stands for a
+#: value, | separates alternatives), what it covers, and its kind in the domain's PAYOUTS. Only the
+#: first column is ever typed, so nothing in the second can be read as syntax.
+_BET_KINDS = (
+    ("<number>", "one number (00: American wheel only), e.g. 17", "straight"),
+    ("SPLIT <a>-<b>", "two numbers next to each other, e.g. SPLIT 17-18", "split"),
+    ("STREET <first>", "a row of three, e.g. STREET 13 (13 to 15)", "street"),
+    ("TRIO <a>-<b>-<c>", "a zero and two next to it, e.g. TRIO 0-1-2", "trio"),
+    ("CORNER <a>-<b>-<c>-<d>", "four at a corner, e.g. CORNER 17-18-20-21", "corner"),
+    ("FOUR", "0, 1, 2 and 3, on the European wheel only", "four"),
+    ("BASKET", "0, 00, 1, 2 and 3, on the American wheel only", "basket"),
+    ("LINE <first>", "two rows, e.g. LINE 13 (13 to 18)", "line"),
+    ("DOZEN1|DOZEN2|DOZEN3", "1 to 12, 13 to 24 or 25 to 36", "dozen"),
+    ("COLUMN1|COLUMN2|COLUMN3", "a column: 1, 4, ... 34 up to 3, 6, ... 36", "column"),
+    ("RED|BLACK", "the colour of the number", "color"),
+    ("EVEN|ODD", "an even or an odd number", "parity"),
+    ("LOW|HIGH", "1 to 18 or 19 to 36 (also LO, HI)", "half"),
+)
+
+
+def _bet_detail() -> str:
+    """HELP BET's details: the bet list, one row per kind with its payout from the domain, and the refusals."""
+    width = max(len(typed) for typed, _, _ in _BET_KINDS) + 2
+    rows = [f"{typed:<{width}}{what}; pays {PAYOUTS[kind]}:1" for typed, what, kind in _BET_KINDS]
+    return "\n".join([
+        "The last word is the amount in whole chips; the words before it are the bet, one of:",
+        *rows,
+        "Numbers in a group may come in any order; 0 and 00 lose every bet from DOZEN1 down.",
+        "The chips leave the bankroll at once. 501 cannot be parsed; 534 below the minimum or over the",
+        "maximum; 535 not enough chips; 536 not a bet on this wheel's layout; 538 too many open bets.",
+    ])
+
 
 COMMANDS = (
     Command("TABL", "[<american|european>]", "Say the wheel and limits, or choose AMERICAN or EUROPEAN", tabl,
@@ -328,7 +353,7 @@ COMMANDS = (
             detail="Without argument: the wheel, its limits and house edge. With AMERICAN or EUROPEAN:\n"
                    "switch to that wheel (537 while bets are open; 501 for another word)."),
     Command("BET", "<bet...>", "Put chips on a bet: BET <bet> <amount>, e.g. BET RED 10", bet,
-            roles=PLAYER_ROLES, blocks=when_stored_user, detail=_BET_DETAIL),
+            roles=PLAYER_ROLES, blocks=when_stored_user, detail=_bet_detail()),
     Command("BETS", "", "List the open bets and the total staked (211)", bets,
             roles=PLAYER_ROLES, blocks=when_stored_user),
     Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES, blocks=when_stored_user),
