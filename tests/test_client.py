@@ -1,5 +1,7 @@
 """The client library, client.py batch/raw and daemon.py's own command line."""
 
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -251,3 +253,17 @@ def test_cpu_pinning_option(start_daemon):
         assert client.noop().code == 200
     result = run_daemon("--port", "0", "--db", ":memory:", "--cpu", "4096")
     assert result.returncode == 2 and "--cpu 4096" in result.stderr
+
+
+def test_the_client_docs_example_runs_as_documented(start_daemon, tmp_path):
+    """docs/CLIENT.md's runnable example, against a live daemon, prints exactly the output shown under it."""
+    text = (ROOT / "docs" / "CLIENT.md").read_text(encoding="utf-8")
+    [(example, expected)] = re.findall(r"```python runnable\n(.*?)```.*?```text output\n(.*?)```", text, re.S)
+    daemon = start_daemon("--seed", "7", "--roster", str(ROOT / "docs" / "examples" / "roster.csv"), users=True)
+    script = tmp_path / "example.py"
+    script.write_text(example, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LINEPROTO_PORT=str(daemon.port))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected
