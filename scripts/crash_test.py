@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lineproto.client import Client, Spin  # noqa: E402
+from lineproto.client import Client, Job, Spin  # noqa: E402
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 from lineproto.domain.roulette import Limits  # noqa: E402
 from lineproto.store import SqliteStore  # noqa: E402
@@ -115,7 +115,7 @@ class Player(threading.Thread):
             self.in_flight = ("job", None)
             reply = line.command("JOB")
             assert reply.code == 250, reply
-            meter = reply.lines[0].split()[0]
+            meter = Job.from_reply(reply).meter
             value = self.rng.randint(0, 99999)
             self.in_flight = ("read", (meter, value))
             reply = line.command(f"READ {meter} {value}")
