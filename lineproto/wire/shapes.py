@@ -18,7 +18,6 @@ A parser raises :class:`ProtocolError` for a reply of another code or shape.
 
 from __future__ import annotations
 
-import operator
 import re
 import string
 from typing import Any, Callable, Mapping, NamedTuple
@@ -85,24 +84,21 @@ class LineShape:
             raise ValueError(f"template {template!r} names {names}; kinds given {sorted(kinds)}, row {order}")
         self.template = template
         self.kinds = kinds
-        # Formatting is on the server's path for every BET and SPIN: %-formatting of a row picked by index.
+        # Formatting is on the server's path for every BET and SPIN, so it is made once per template:
+        # %-formatting of a tuple picked from the row by generated code (as namedtuple and dataclasses
+        # generate theirs). The code holds only row indexes, never template text.
         self._percent = "".join(literal.replace("%", "%%") + ("%s" if name is not None else "")
                                 for literal, name, _, _ in parts)
-        indexes = [order.index(name) for name in names]
-        self._pick = (lambda row: (row[indexes[0]],)) if len(indexes) == 1 else operator.itemgetter(*indexes)
-        self._writers = tuple((i, kinds[name].write) for i, name in enumerate(names) if kinds[name].write is not str)
+        writers = tuple(kinds[name].write for name in names)
+        picks = [f"row[{order.index(name)}]" if writers[i] is str else f"writers[{i}](row[{order.index(name)}])"
+                 for i, name in enumerate(names)]
+        self._values = eval(f"lambda row: ({''.join(pick + ',' for pick in picks)})", {"writers": writers})
         self._regex = re.compile("".join(
             re.escape(literal) + (f"(?P<{name}>{kinds[name].pattern})" if name is not None else "")
             for literal, name, _, _ in parts))
 
     def format(self, row: tuple) -> str:
-        values = self._pick(row)
-        if self._writers:
-            values = list(values)
-            for i, write in self._writers:
-                values[i] = write(values[i])
-            values = tuple(values)
-        return self._percent % values
+        return self._percent % self._values(row)
 
     def parse(self, line: str) -> dict[str, Any]:
         match = self._regex.fullmatch(line)
