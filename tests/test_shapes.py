@@ -123,3 +123,5 @@ def test_a_template_and_its_fields_must_agree():
         LineShape("{bet} for {amount}", ("bet", "amount"), bet=TEXT)
     with pytest.raises(ValueError):
         LineShape("{bet} for {amount}", ("bet",), bet=TEXT, amount=COUNT)
+    with pytest.raises(ValueError):  # "a for b for c": which " for " separates them?
+        LineShape("{bet} for {name}", ("bet", "name"), bet=TEXT, name=TEXT)

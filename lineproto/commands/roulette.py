@@ -41,9 +41,9 @@ import threading
 from typing import Callable, Protocol, TypeVar
 
 from ..domain.roulette import (
-    AMERICAN, PAYOUTS, POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
-    BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
-    house_edge, parse_bet, pocket_properties,
+    AMERICAN, PAYOUTS, POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen,
+    TooManyBets, BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel,
+    all_bets, house_edge, parse_bet, pocket_properties,
 )
 from ..wire import Reply, shapes
 from .errors import CommandError

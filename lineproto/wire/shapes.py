@@ -82,6 +82,8 @@ class LineShape:
         names = [name for _, name, _, _ in parts if name is not None]
         if sorted(names) != sorted(kinds) or not set(names) <= set(order):
             raise ValueError(f"template {template!r} names {names}; kinds given {sorted(kinds)}, row {order}")
+        if sum(kinds[name] is TEXT for name in names) > 1:
+            raise ValueError(f"template {template!r} has two TEXT fields: it could not be parsed back")
         self.template = template
         self.kinds = kinds
         # Formatting is on the server's path for every BET and SPIN, so it is made once per template:
