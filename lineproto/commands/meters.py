@@ -21,7 +21,7 @@ from ..domain.meters import (
     parse_when,
 )
 from ..errors import StartError
-from ..wire import Reply
+from ..wire import Reply, shapes
 from .errors import CommandError
 from .session import Services, Session
 from .table import Command, when_stored_user
@@ -58,10 +58,6 @@ def _hold_key(session: Session) -> str:
     return key
 
 
-def _accepted(mine: int, total: int) -> Reply:
-    return Reply(250, (f"Accepted: you have read {mine} out of {total} readings",))
-
-
 def parse_reading(text: str) -> int:
     """A reading as sent on the wire: 1-18 ASCII digits. Raises CommandError 501."""
     if not _DIGITS.fullmatch(text) or len(text) > MAX_READING_DIGITS:
@@ -79,8 +75,8 @@ def job(session: Session) -> Reply:
     """JOB: hand this session a meter to read (the same one until it is submitted)."""
     meter = session.services.meters.next_job(_hold_key(session))
     if meter is None:
-        return Reply(251, ("All jobs done",))
-    return Reply(250, (f"{meter} is yours to read",))
+        return Reply(shapes.ALL_JOBS_DONE, ("All jobs done",))
+    return shapes.Job(meter).reply()
 
 
 def read(session: Session, meter: str, reading: str, rest: str | None = None) -> Reply:
@@ -99,7 +95,7 @@ def read(session: Session, meter: str, reading: str, rest: str | None = None) ->
         when = parse_when(rest) if rest is not None else None
         mine, total = manager.submit(name, meter, value, "", when)
     log.debug("%s: %s read %s", session.peer, name, meter)
-    return _accepted(mine, total)
+    return shapes.Accepted(mine, total).reply()
 
 
 def dump(session: Session) -> Reply:
