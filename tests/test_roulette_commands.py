@@ -459,7 +459,7 @@ def test_guest_tables_belong_to_the_login():
     casino.update(first, lambda table: table.place(parse_bet("RED", table.wheel_kind), 30))
     assert casino.view(second).bankroll == 100
     first.logout()  # the logout hook drops the guest's table
-    assert "roulette" not in first.extras
+    assert first.guest_seat is None
     first.login(GUEST_USER)
     assert (casino.view(first).bankroll, casino.view(first).staked) == (100, 0)
 

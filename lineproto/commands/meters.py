@@ -40,7 +40,6 @@ MAX_REASON_CHARS = 200
 NO_READING = "-"
 
 _DIGITS = re.compile(r"[0-9]+")
-_EXTRAS_KEY = "meters"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -51,10 +50,9 @@ def _hold_key(session: Session) -> str:
 
     ``#`` cannot occur in a user name, so a hold key never collides with one.
     """
-    key = session.extras.get(_EXTRAS_KEY)
+    key = session.meter_hold
     if key is None:
-        key = f"{session.user.name}#{secrets.token_hex(8)}"
-        session.extras[_EXTRAS_KEY] = key
+        key = session.meter_hold = f"{session.user.name}#{secrets.token_hex(8)}"
     return key
 
 
@@ -153,7 +151,7 @@ def _stat_lines(session: Session) -> list[tuple[str, object]]:
 
 
 def _release_job(session: Session) -> None:
-    key = session.extras.get(_EXTRAS_KEY)
+    key = session.meter_hold
     if key is None:
         return
     meter = session.services.meters.release(key)

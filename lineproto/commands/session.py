@@ -7,16 +7,23 @@ transaction, a password hash) comes back as :class:`Blocking` instead: the
 caller runs it in the named worker pool and gets the reply from it.
 """
 
+from __future__ import annotations
+
 import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
 from .errors import reply_for_error
 from .table import STORE_POOL, CommandTable
+
+if TYPE_CHECKING:
+    from ..domain.meters import MeterManager as Meters
+    from .roulette import Seat, TableRegistry
 
 log = logging.getLogger("lineproto.commands")
 
@@ -64,6 +71,10 @@ class Services:
     are ``f()`` run once when the daemon stops.
     """
 
+    # Set by the service modules' install(): the domain objects the commands use.
+    roulette: TableRegistry
+    meters: Meters
+
     def __init__(self, table: CommandTable | None = None, users: UserDirectory | None = None):
         self.table = table if table is not None else CommandTable()
         self.users = users if users is not None else UserDirectory()
@@ -110,7 +121,8 @@ class Session:
         "pending_name",
         "login_failures",
         "closing",
-        "extras",
+        "guest_seat",
+        "meter_hold",
         "unreported_commands",
     )
 
@@ -121,7 +133,9 @@ class Session:
         self.pending_name: str | None = None  # after USER, before PASS
         self.login_failures = 0
         self.closing = False  # set by QUIT and fatal refusals: close after the reply
-        self.extras: dict[str, object] = {}  # per-session state of services, by service name
+        # What the services keep per session (set by commands.roulette and commands.meters):
+        self.guest_seat: Seat | None = None  # a guest's play-money table, for this login only
+        self.meter_hold: str | None = None  # the key this session's meter job is held under
         self.unreported_commands = 0  # answered but not yet added to ServerStats (one lock per batch)
 
     def handle(self, event) -> Reply | Blocking | None:
@@ -238,7 +252,8 @@ class Session:
                     log.exception("%s: logout hook %s failed", self.peer, getattr(hook, "__name__", hook))
         self.user = None
         self.pending_name = None
-        self.extras.clear()
+        self.guest_seat = None
+        self.meter_hold = None
 
     def close(self) -> None:
         """The connection ended."""
