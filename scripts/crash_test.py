@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lineproto.client import Client  # noqa: E402
+from lineproto.client import Client, Job, Spin  # noqa: E402
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 from lineproto.domain.roulette import Limits  # noqa: E402
 from lineproto.store import SqliteStore  # noqa: E402
@@ -93,7 +93,7 @@ def connect(port: int, name: str) -> Client:
 
 def money(client: Client) -> tuple[int, int, int]:
     stat = client.stat()
-    return int(stat["bankroll"]), int(stat["open-bets"]), int(stat["rounds"])
+    return int(stat["bankroll"]), int(stat["open-bet-chips"]), int(stat["rounds"])
 
 
 class Player(threading.Thread):
@@ -127,13 +127,13 @@ class Player(threading.Thread):
             self.in_flight = ("spin", None)
             reply = line.command("SPIN")
             assert reply.code == 250, reply
-            match = re.match(r"Bankroll (\d+); rounds (\d+)", reply.lines[-1])
-            self.state = (int(match.group(1)), 0, int(match.group(2)))
+            spin = Spin.from_reply(reply)
+            self.state = (spin.bankroll, 0, spin.rounds)
         else:
             self.in_flight = ("job", None)
             reply = line.command("JOB")
             assert reply.code == 250, reply
-            meter = reply.lines[0].split()[0]
+            meter = Job.from_reply(reply).meter
             value = self.rng.randint(0, 99999)
             self.in_flight = ("read", (meter, value))
             reply = line.command(f"READ {meter} {value}")

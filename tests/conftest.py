@@ -11,6 +11,7 @@ import pytest
 
 from lineproto.domain.accounts import User, format_user, hash_password
 from lineproto.wire import Reply, ReplyParser
+from lineproto.wire.shapes import Status
 
 ROOT = Path(__file__).resolve().parent.parent
 # Cheap scrypt for test users: the cost parameters travel inside the hash.
@@ -131,9 +132,7 @@ def shared(tmp_path_factory, engine):
 
 def stat(connection) -> dict:
     """STAT's ``key: value`` lines as a dict (``connection`` has ``command``)."""
-    reply = connection.command("STAT")
-    assert reply.code == 211, reply
-    return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
+    return dict(Status.from_reply(connection.command("STAT")).values)
 
 
 @pytest.fixture

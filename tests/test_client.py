@@ -1,15 +1,19 @@
 """The client library, client.py batch/raw and daemon.py's own command line."""
 
+import os
+import re
 import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
 from conftest import ROOT
 from lineproto.client import (
-    Client, ConnectionClosed, PermanentError, ProtocolError, Reply, TransientError,
+    Client, ClientError, ConnectionClosed, ConnectionTimeout, PermanentError, ProtocolError, Reply, ReplyTimeout,
+    TransientError,
 )
 from lineproto import __version__
 from lineproto.domain.accounts import parse_users, verify_password
@@ -92,6 +96,83 @@ def test_dropped_connection_raises_connection_closed():
     assert isinstance(caught.value, ConnectionError)
 
 
+class SilentServer:
+    """A real listening socket that accepts connections and sends ``greeting`` (default: nothing), then nothing.
+
+    ``trickle`` sends the greeting one byte per ``trickle`` seconds. Connections stay open until ``close``.
+    """
+
+    def __init__(self, greeting: bytes = b"", trickle: float | None = None):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.greeting, self.trickle = greeting, trickle
+        self.done = threading.Event()
+        self.accepted = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        try:
+            connection, _ = self.listener.accept()
+        except OSError:  # closed before anyone connected
+            return
+        self.accepted.append(connection)
+        if self.trickle is None:
+            connection.sendall(self.greeting)
+        else:
+            for byte in self.greeting:
+                if self.done.wait(self.trickle):
+                    break
+                connection.sendall(bytes([byte]))
+        self.done.wait(30)
+
+    def close(self):
+        self.done.set()
+        self.listener.close()
+        self.thread.join(10)
+        for connection in self.accepted:
+            connection.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def test_a_server_that_accepts_but_never_greets_raises_connection_timeout():
+    with SilentServer() as server:
+        started = time.monotonic()
+        with pytest.raises(ConnectionTimeout) as caught:
+            Client("127.0.0.1", server.port, timeout=None, connect_timeout=0.5)  # no reply timeout: still bounded
+        elapsed = time.monotonic() - started
+    assert 0.45 <= elapsed < 10
+    assert str(caught.value) == f"127.0.0.1:{server.port} accepted the connection but sent no greeting within 0.5 s"
+    assert caught.value.address == ("127.0.0.1", server.port)
+    assert isinstance(caught.value, ClientError) and isinstance(caught.value, TimeoutError)
+
+
+def test_a_greeting_trickled_byte_by_byte_cannot_stretch_the_connect_timeout():
+    greeting = b"220 lineproto 0.1.0 ready, after a very long wait\r\n"
+    with SilentServer(greeting, trickle=0.1) as server:  # ~5 s for the whole greeting
+        started = time.monotonic()
+        with pytest.raises(ConnectionTimeout):
+            Client("127.0.0.1", server.port, connect_timeout=0.5)
+        assert time.monotonic() - started < 3
+
+
+def test_a_reply_that_never_comes_raises_reply_timeout_and_closes():
+    with SilentServer(b"220 silent ready\r\n") as server:
+        client = Client("127.0.0.1", server.port, timeout=0.5, connect_timeout=5)
+        assert client.greeting == Reply(220, ("silent ready",))
+        with pytest.raises(ReplyTimeout) as caught:
+            client.noop()
+        assert str(caught.value) == f"no reply from 127.0.0.1:{server.port} within 0.5 s; connection closed"
+        assert isinstance(caught.value, TimeoutError)
+        with pytest.raises(OSError):
+            client.noop()  # closed: a late reply can never be taken for the next command's
+
+
 def run_client(*args, stdin=""):
     return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin,
                           capture_output=True, text=True, timeout=30)
@@ -172,3 +253,17 @@ def test_cpu_pinning_option(start_daemon):
         assert client.noop().code == 200
     result = run_daemon("--port", "0", "--db", ":memory:", "--cpu", "4096")
     assert result.returncode == 2 and "--cpu 4096" in result.stderr
+
+
+def test_the_client_docs_example_runs_as_documented(start_daemon, tmp_path):
+    """docs/CLIENT.md's runnable example, against a live daemon, prints exactly the output shown under it."""
+    text = (ROOT / "docs" / "CLIENT.md").read_text(encoding="utf-8")
+    [(example, expected)] = re.findall(r"```python runnable\n(.*?)```.*?```text output\n(.*?)```", text, re.S)
+    daemon = start_daemon("--seed", "7", "--roster", str(ROOT / "docs" / "examples" / "roster.csv"), users=True)
+    script = tmp_path / "example.py"
+    script.write_text(example, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LINEPROTO_PORT=str(daemon.port))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                            cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == expected

@@ -1,7 +1,6 @@
 """``client.py simulate`` and ``client.py play`` against live daemons."""
 
 import math
-import re
 import socket
 import subprocess
 import sys
@@ -10,6 +9,8 @@ import pytest
 
 from conftest import ROOT
 from lineproto.domain.roulette import Wheel, pocket_properties
+from lineproto.wire import ReplyParser
+from lineproto.wire.shapes import Status
 
 P_RED = {"american": 18 / 38, "european": 18 / 37}
 #: Standard deviations allowed between measured and theoretical return to player:
@@ -104,7 +105,8 @@ def test_simulate_as_a_registered_player_shares_the_bankroll(start_daemon):
     row = summary(done.stdout)["martingale"]
     final_total = round(row["mean"] * 4)
     stat = client_py("batch", "-", "--port", str(daemon.port), stdin="USER dave\nPASS hunter2\nSTAT\n")
-    bankroll = int(re.search(r"bankroll: (\d+)", stat.stdout)[1])
+    *_, status = ReplyParser().feed(stat.stdout.encode())  # batch prints each reply as on the wire
+    bankroll = int(Status.from_reply(status).values["bankroll"])
     assert bankroll == 400 - 4 * 100 + final_total  # what the players kept is what dave has
 
 

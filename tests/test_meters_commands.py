@@ -9,9 +9,9 @@ import pytest
 
 from conftest import TEST_USERS, stat, write_users_file
 from lineproto.client import Client, PermanentError
+from lineproto.wire.shapes import Accepted
 
 STRICT_ID = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
-ACCEPTED = re.compile(r"Accepted: you have read ([0-9]+) out of ([0-9]+) readings")
 
 
 def login(connection, name):
@@ -24,9 +24,7 @@ def login(connection, name):
 
 def accepted(reply):
     assert reply.code == 250, reply
-    match = ACCEPTED.fullmatch(reply.lines[0])
-    assert match, reply
-    return int(match.group(1)), int(match.group(2))
+    return tuple(Accepted.from_reply(reply))
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The roulette service through the real socket: TABL, BET, BETS, CLR, SPIN, STAT and the client library."""
 
-import re
 import subprocess
 import sys
 import threading
@@ -8,7 +7,7 @@ import threading
 import pytest
 
 from conftest import ROOT, stat
-from lineproto.client import Client, PermanentError
+from lineproto.client import Client, PermanentError, TableStatus
 from lineproto.commands import Blocking, Session, build_services
 from lineproto.commands.table import STORE_POOL
 from lineproto.domain.accounts import GUEST_USER, User, UserDirectory
@@ -16,6 +15,7 @@ from lineproto.domain.meters import MeterManager
 from lineproto.domain.roulette import Wheel, parse_bet, pocket_properties
 from lineproto.store import StorageError, StorageFull
 from lineproto.wire import format_reply
+from lineproto.wire.shapes import PlacedBet, Spin, Status
 
 VERBS = ("TABL", "BET RED 10", "BETS", "CLR", "SPIN")
 
@@ -48,20 +48,19 @@ def test_readme_example_in_one_write(shared, connect):
     assert replies[1].lines == ("Bet RED for 10 (pays 1:1); bankroll 90",)
     assert replies[2].lines == ("Bet 17 for 5 (pays 35:1); bankroll 85",)
     spin = replies[3].lines
-    pocket, *properties = spin[0].split()
-    info = pocket_properties(pocket)
+    info = pocket_properties(Spin.from_reply(replies[3]).pocket)
     assert spin[0] == info.describe()
     red = 20 if info.color == "red" else 0
-    straight = 180 if pocket == "17" else 0
+    straight = 180 if info.pocket == "17" else 0
     assert spin[1] == f"RED for 10: {'win' if red else 'lose'}, {red} returned"
     assert spin[2] == f"17 for 5: {'win' if straight else 'lose'}, {straight} returned"
     bankroll = 85 + red + straight
     assert spin[3] == f"Bankroll {bankroll}; rounds 1; net {'+' if bankroll > 100 else ''}{bankroll - 100 or 0}"
-    keys = dict(line.split(": ", 1) for line in replies[4].lines if ": " in line)
+    keys = Status.from_reply(replies[4]).values
     assert keys["wheel"] == "american"
     assert keys["bankroll"] == str(bankroll)
     assert keys["rounds"] == "1"
-    assert keys["open-bets"] == "0"
+    assert keys["open-bet-chips"] == "0"
     assert connection.read_all() == b""
 
 
@@ -82,15 +81,27 @@ def test_a_reader_may_not_play(shared, connect):
     assert "bankroll" not in stat(connection)
 
 
+PLAYER_KEYS = ("wheel", "bankroll", "rounds", "open-bet-count", "open-bet-chips", "open-bets")
+
+
 def test_stat_keys_only_for_players(shared, connect):
     connection = connect(shared.port)
-    assert not {"wheel", "bankroll", "rounds", "open-bets"} & set(stat(connection))
+    assert not set(PLAYER_KEYS) & set(stat(connection))
     login(connection)
     assert connection.command("BET DOZEN3 7").code == 200
+    assert connection.command("BET 17 2").code == 200
     keys = stat(connection)
-    assert (keys["wheel"], keys["bankroll"], keys["rounds"], keys["open-bets"]) == ("american", "93", "0", "7")
+    assert [keys[key] for key in PLAYER_KEYS] == ["american", "91", "0", "2", "9", "9"]  # open-bets: chips, as ever
     root = login(connect(shared.port), "root", "admin pass")
     assert stat(root)["bankroll"] == "1000"
+
+
+def test_client_table_status_is_typed(shared):
+    with client(shared) as c:
+        c.bet("RED", 10)
+        c.bet("SPLIT 17-18", 5)
+        status = c.table_status()
+    assert status == TableStatus(wheel="american", bankroll=85, rounds=0, open_bet_count=2, open_bet_chips=15)
 
 
 # --------------------------------------------------------------------------
@@ -206,14 +217,8 @@ def test_spin_settles_every_bet_and_conserves_chips(shared, connect):
                 bankroll -= amount
         reply = connection.command("SPIN")
         assert reply.code == 250
-        pocket = reply.lines[0].split()[0]
-        assert reply.lines[0] == pocket_properties(pocket).describe()
-        returned = 0
-        for line in reply.lines[1:-1]:
-            m = re.fullmatch(r"(.+) for (\d+): (win|lose), (\d+) returned", line)
-            assert m, line
-            returned += int(m[4])
-        bankroll += returned
+        assert reply.lines[0] == pocket_properties(Spin.from_reply(reply).pocket).describe()
+        bankroll += Spin.from_reply(reply).returned
         assert reply.lines[-1].startswith(f"Bankroll {bankroll}; rounds {round_number}; net ")
     assert stat(connection)["bankroll"] == str(bankroll)
 
@@ -247,6 +252,36 @@ def test_help_describes_bet(shared, connect):
     assert "SPLIT 17-18" in reply.text and "Needs login with the player role" in reply.text
 
 
+def help_bet_rows(text: str) -> list[tuple[list[str], int]]:
+    """HELP BET's bet list: per row, what a player types (placeholders replaced by the row's example) and the payout."""
+    rows = []
+    for line in text.splitlines():
+        if "; pays " not in line:
+            continue
+        typed, _, what = line.partition("  ")
+        what, _, pays = what.rpartition("; pays ")
+        example = what.partition("e.g. ")[2].split(";")[0].split(" (")[0]
+        words = [example if "<" in alternative else alternative for alternative in typed.split("|")]
+        rows.append((words, int(pays.removesuffix(":1"))))
+    return rows
+
+
+def test_help_bet_lists_each_bet_as_it_is_typed_and_each_is_accepted_with_its_payout(shared, connect):
+    """Each row of HELP BET starts with exactly what a player types (FOUR, not 'FOUR, European'): BET takes it."""
+    rows = help_bet_rows(connect(shared.port).command("HELP BET").text)
+    assert len(rows) == 13  # one per kind of bet: straight to low/high
+    connection = login(connect(shared.port))
+    for words, payout in rows:
+        for typed in words:
+            placed = connection.command(f"BET {typed} 1")
+            if placed.code == 536:  # on the other wheel only (00, BASKET / FOUR)
+                assert connection.command("CLR").code == 200
+                other = "european" if stat(connection)["wheel"] == "american" else "american"
+                assert connection.command(f"TABL {other}").code == 200
+                placed = connection.command(f"BET {typed} 1")
+            assert PlacedBet.from_reply(placed).payout == payout, (typed, placed)
+
+
 # --------------------------------------------------------------------------
 # Guests and registered players
 # --------------------------------------------------------------------------
@@ -259,7 +294,7 @@ def test_guest_chips_last_for_the_login_only(shared, connect):
     assert stat(second)["bankroll"] == "100"  # every guest login has its own table
     assert first.command("REIN").code == 220
     login(first)
-    assert (stat(first)["bankroll"], stat(first)["open-bets"]) == ("100", "0")
+    assert (stat(first)["bankroll"], stat(first)["open-bet-chips"]) == ("100", "0")
 
 
 def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_daemon, connect):
@@ -269,18 +304,18 @@ def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_
     assert stat(a)["bankroll"] == "700"
     assert a.command("BET RED 100").lines == ("Bet RED for 100 (pays 1:1); bankroll 600",)
     keys = stat(b)
-    assert (keys["bankroll"], keys["open-bets"]) == ("600", "100")
+    assert (keys["bankroll"], keys["open-bet-chips"]) == ("600", "100")
     assert b.command("BETS").lines[1] == "RED for 100 (pays 1:1)"
     assert b.command("TABL EUROPEAN").code == 537  # the bet is open on the shared table
     spin = b.command("SPIN")  # b settles a's bet
-    won = spin.lines[1].endswith("200 returned")
+    won = Spin.from_reply(spin).returned == 200
     bankroll = 800 if won else 600
     assert spin.lines[-1].startswith(f"Bankroll {bankroll}; rounds 1")
     a.command("QUIT")
     b.command("QUIT")
     again = login(connect(daemon.port), "dave", "hunter2")
     keys = stat(again)
-    assert (keys["bankroll"], keys["rounds"], keys["open-bets"]) == (str(bankroll), "1", "0")
+    assert (keys["bankroll"], keys["rounds"], keys["open-bet-chips"]) == (str(bankroll), "1", "0")
     root = login(connect(daemon.port), "root", "admin pass")
     assert stat(root)["bankroll"] == "700"  # each player has a table of their own
 
@@ -314,7 +349,7 @@ def test_two_connections_of_one_player_never_overdraw(daemon, connect):
     assert accepted == 1000 // 7
     assert sum(c.count(535) for c in codes) == 300 - accepted
     keys = stat(connections[0])
-    assert (keys["bankroll"], keys["open-bets"]) == (str(1000 - 7 * accepted), str(7 * accepted))
+    assert (keys["bankroll"], keys["open-bet-chips"]) == (str(1000 - 7 * accepted), str(7 * accepted))
 
 
 def test_concurrent_bets_and_spins_of_one_player_conserve_chips(daemon, connect):
@@ -330,12 +365,11 @@ def test_concurrent_bets_and_spins_of_one_player_conserve_chips(daemon, connect)
             connection.send(b"BET RED 30\r\nBET 17 5\r\nSPIN\r\n")
             for reply in connection.replies(3):
                 if reply.code == 200:
-                    placed[index] += int(reply.text.split(" for ")[1].split(" ")[0])
+                    placed[index] += PlacedBet.from_reply(reply).amount
                 elif reply.code == 250:
-                    for line in reply.lines[1:-1]:
-                        m = re.fullmatch(r".+ for (\d+): (?:win|lose), (\d+) returned", line)
-                        settled[index] += int(m[1])
-                        returned[index] += int(m[2])
+                    result = Spin.from_reply(reply)
+                    settled[index] += result.staked
+                    returned[index] += result.returned
                 else:
                     assert reply.code == 535, reply
 
@@ -345,7 +379,7 @@ def test_concurrent_bets_and_spins_of_one_player_conserve_chips(daemon, connect)
     for thread in threads:
         thread.join(30)
     keys = stat(connections[0])
-    bankroll, open_bets = int(keys["bankroll"]), int(keys["open-bets"])
+    bankroll, open_bets = int(keys["bankroll"]), int(keys["open-bet-chips"])
     assert sum(placed) == sum(settled) + open_bets  # every bet settled exactly once or still open
     assert bankroll == 1000 - sum(placed) + sum(returned)
     assert int(keys["rounds"]) == 120
@@ -425,7 +459,7 @@ def test_guest_tables_belong_to_the_login():
     casino.update(first, lambda table: table.place(parse_bet("RED", table.wheel_kind), 30))
     assert casino.view(second).bankroll == 100
     first.logout()  # the logout hook drops the guest's table
-    assert "roulette" not in first.extras
+    assert first.guest_seat is None
     first.login(GUEST_USER)
     assert (casino.view(first).bankroll, casino.view(first).staked) == (100, 0)
 
@@ -471,10 +505,10 @@ def test_player_tables_survive_a_daemon_restart(start_daemon, connect, tmp_path)
     second = start_daemon("--db", database, users=True)
     dave = login(connect(second.port), "dave", "hunter2")
     after = stat(dave)
-    assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bets")] == \
-        [before[k] for k in ("wheel", "bankroll", "rounds", "open-bets")]
-    assert (after["wheel"], after["rounds"], after["open-bets"]) == ("european", "1", "25")
-    assert int(after["bankroll"]) == 1000 - 50 - 25 + int(spin.lines[1].split(", ")[1].split()[0])
+    assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")] == \
+        [before[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")]
+    assert (after["wheel"], after["rounds"], after["open-bet-chips"]) == ("european", "1", "25")
+    assert int(after["bankroll"]) == 1000 - 50 - 25 + Spin.from_reply(spin).returned
     assert dave.command("BETS").lines[1] == "0 for 25 (pays 35:1)"
 
 
@@ -573,5 +607,6 @@ def test_too_many_open_bets_gets_538(start_daemon):
         raw.send(b"BET RED 1\r\n" * 201)
         codes = [raw.reply().code for _ in range(201)]
         assert codes == [200] * 200 + [538]
-        assert stat(raw)["open-bets"] == "200"
+        keys = stat(raw)
+        assert (keys["open-bet-count"], keys["open-bet-chips"]) == ("200", "200")
         assert raw.command("CLR").code == 200

@@ -1,4 +1,4 @@
-"""The Python client library, over the same wire codec as the server.
+"""The Python client library, over the same wire codec as the server (docs/CLIENT.md).
 
     with Client("127.0.0.1", 36000) as client:
         client.login("carol", "secret")
@@ -7,21 +7,28 @@
 ``command`` raises :class:`TransientError` for 4yz replies and
 :class:`PermanentError` for 5yz; both carry the :class:`Reply`. A reply that
 is not well formed raises :class:`ProtocolError`, a dropped connection
-:class:`ConnectionClosed` (a ``ConnectionError``).
+:class:`ConnectionClosed` (a ``ConnectionError``). No connection or greeting
+within ``connect_timeout`` raises :class:`ConnectionTimeout`, no reply within
+``timeout`` :class:`ReplyTimeout` (both ``TimeoutError``s).
 """
 
 from ..wire import ProtocolError, Reply
+from ..wire.shapes import Accepted, Job, Status
 from .connection import (
-    ClientError, Connection, ConnectionClosed, PermanentError, ReplyError, TransientError,
-    check_line, check_reply,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ClientError, Connection, ConnectionClosed, ConnectionTimeout,
+    PermanentError, ReplyError, ReplyTimeout, TransientError, check_line, check_reply,
 )
 from .meters import MeterCommands
-from .roulette import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, RouletteCommands, Spin, TableInfo
+from .roulette import (
+    BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, RouletteCommands, Spin, TableInfo, TableStatus,
+)
 
 __all__ = [
-    "Client", "ClientError", "Connection", "ConnectionClosed", "PermanentError", "ProtocolError",
-    "Reply", "ReplyError", "TransientError", "check_line", "check_reply",
-    "BetOutcome", "Cleared", "OpenBet", "OpenBets", "PlacedBet", "Spin", "TableInfo",
+    "Client", "ClientError", "Connection", "ConnectionClosed", "ConnectionTimeout", "PermanentError",
+    "ProtocolError", "Reply", "ReplyError", "ReplyTimeout", "TransientError", "check_line", "check_reply",
+    "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT",
+    "Accepted", "BetOutcome", "Cleared", "Job", "OpenBet", "OpenBets", "PlacedBet", "Spin", "Status",
+    "TableInfo", "TableStatus",
 ]
 
 

@@ -1,10 +1,15 @@
 """The connection and the core commands; service commands are mixins beside it."""
 
 import socket
+import time
 
 from ..wire import ProtocolError, Reply, ReplyParser
+from ..wire.shapes import Status
 
+#: Seconds to wait for each reply once connected (None: wait as long as it takes).
 DEFAULT_TIMEOUT = 30.0
+#: Seconds for the TCP connection and the greeting together.
+DEFAULT_CONNECT_TIMEOUT = 10.0
 _FORBIDDEN = ("\r", "\n", "\0")
 
 
@@ -36,6 +41,30 @@ class ConnectionClosed(ClientError, ConnectionError):
     """The server closed the connection before a complete reply."""
 
 
+class ConnectionTimeout(ClientError, TimeoutError):
+    """No TCP connection, or no greeting after it, within the connect timeout.
+
+    ``address`` is ``(host, port)``; the message says which step did not
+    happen, e.g. ``127.0.0.1:36000 accepted the connection but sent no greeting within 10 s``.
+    """
+
+    def __init__(self, message: str, address: tuple[str, int]):
+        super().__init__(message)
+        self.address = address
+
+
+class ReplyTimeout(ClientError, TimeoutError):
+    """A reply did not come (or a command could not be sent) within ``timeout``; the connection is closed.
+
+    It is closed because a late reply would otherwise be read as the answer to
+    the next command. Whether the command was carried out is unknown.
+    """
+
+
+def _deadline(seconds: float | None) -> float | None:
+    return None if seconds is None else time.monotonic() + seconds
+
+
 def check_reply(reply: Reply) -> Reply:
     """Return a 1yz-3yz reply; raise TransientError or PermanentError for 4yz or 5yz."""
     if reply.code >= 500:
@@ -53,18 +82,40 @@ def check_line(line: str) -> str:
 
 
 class Connection:
-    """A connection to a lineproto daemon; reads the greeting on connect."""
+    """A connection to a lineproto daemon; reads the greeting on connect.
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 36000, timeout: float | None = DEFAULT_TIMEOUT):
+    ``connect_timeout`` bounds the TCP connection and the greeting together
+    (:class:`ConnectionTimeout`); ``timeout`` bounds each reply after that
+    (:class:`ReplyTimeout`; None waits as long as it takes). A refused or
+    unreachable address raises the socket's ``OSError`` (``ConnectionRefusedError``...).
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 36000, timeout: float | None = DEFAULT_TIMEOUT,
+                 connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT):
         self.host, self.port = host, port
-        self._sock = socket.create_connection((host, port), timeout=timeout)
+        self.timeout = timeout
         self._parser = ReplyParser()
         self._ready: list[Reply] = []
+        deadline = _deadline(connect_timeout)
         try:
-            self.greeting = check_reply(self.read_reply())
+            self._sock = socket.create_connection((host, port), timeout=connect_timeout)
+        except TimeoutError:
+            raise ConnectionTimeout(f"{self._where} did not accept a connection within {connect_timeout:g} s",
+                                    (host, port)) from None
+        try:
+            try:
+                greeting = self._receive_reply(deadline)
+            except TimeoutError:
+                raise ConnectionTimeout(f"{self._where} accepted the connection but sent no greeting "
+                                        f"within {connect_timeout:g} s", (host, port)) from None
+            self.greeting = check_reply(greeting)
         except BaseException:
             self.close()
             raise
+
+    @property
+    def _where(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     def __enter__(self):
         return self
@@ -88,11 +139,31 @@ class Connection:
             pass
 
     def send_line(self, line: str) -> None:
-        self._sock.sendall(check_line(line).encode("utf-8") + b"\r\n")
+        self._send(check_line(line).encode("utf-8") + b"\r\n")
+
+    def _send(self, data: bytes) -> None:
+        if self._sock.gettimeout() != self.timeout:  # reading left the time to a deadline on the socket
+            self._sock.settimeout(self.timeout)
+        try:
+            self._sock.sendall(data)
+        except TimeoutError:
+            self.close()
+            raise ReplyTimeout(f"{self._where} took no more of the commands within {self.timeout:g} s; "
+                               f"connection closed") from None
 
     def read_reply(self) -> Reply:
-        """The next complete reply, whatever its code."""
+        """The next complete reply, whatever its code; :class:`ReplyTimeout` after ``timeout`` seconds."""
+        try:
+            return self._receive_reply(_deadline(self.timeout))
+        except TimeoutError:
+            self.close()
+            raise ReplyTimeout(f"no reply from {self._where} within {self.timeout:g} s; "
+                               f"connection closed") from None
+
+    def _receive_reply(self, deadline: float | None) -> Reply:
+        """The next reply, by ``deadline`` (``time.monotonic()``; None: no limit), else TimeoutError."""
         while not self._ready:
+            self._sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.001))
             try:
                 data = self._sock.recv(65536)
             except ConnectionResetError as exc:
@@ -120,7 +191,7 @@ class Connection:
         Blank lines are not sent (they get no reply).
         """
         lines = [check_line(line) for line in lines if line.strip()]
-        self._sock.sendall(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
+        self._send(b"".join(line.encode("utf-8") + b"\r\n" for line in lines))
         return [self.read_reply() for _ in lines]
 
     def login(self, user: str, password: str | None = None) -> Reply:
@@ -135,10 +206,13 @@ class Connection:
     def noop(self) -> Reply:
         return self.command("NOOP")
 
+    def status(self) -> Status:
+        """STAT, parsed: ``.values`` maps each key to its text."""
+        return Status.from_reply(self.command("STAT"))
+
     def stat(self) -> dict[str, str]:
         """STAT as a dict of its ``key: value`` lines."""
-        reply = self.command("STAT")
-        return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
+        return dict(self.status().values)
 
     def help(self, verb: str | None = None) -> Reply:
         return self.command_args("HELP", verb) if verb else self.command("HELP")

@@ -8,15 +8,10 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from ..wire import ProtocolError, Reply
-
-_ACCEPTED = re.compile(r"Accepted: you have read ([0-9]+) out of ([0-9]+) readings?")
-
-#: JOB's reply code when every roster meter has been read.
-ALL_JOBS_DONE = 251
+from ..wire.shapes import ALL_JOBS_DONE, Accepted, Job
 
 
 def format_when(when: datetime | str) -> str:
@@ -37,10 +32,8 @@ def format_when(when: datetime | str) -> str:
 
 def parse_accepted(reply: Reply) -> tuple[int, int]:
     """``(mine, total)`` from ``250 Accepted: you have read N out of M readings``."""
-    match = _ACCEPTED.search(reply.lines[-1])
-    if match is None:
-        raise ProtocolError(f"unexpected READ reply: {reply}")
-    return int(match.group(1)), int(match.group(2))
+    accepted = Accepted.from_reply(reply)
+    return accepted.mine, accepted.total
 
 
 class MeterCommands:
@@ -60,10 +53,7 @@ class MeterCommands:
         reply: Reply = self.command("JOB")
         if reply.code == ALL_JOBS_DONE:
             return None
-        words = reply.lines[0].split()
-        if not words:
-            raise ProtocolError(f"JOB reply without a meter id: {reply}")
-        return words[0]
+        return Job.from_reply(reply).meter
 
     def read(
         self,
@@ -105,7 +95,7 @@ class MeterCommands:
 
     def meter_status(self) -> tuple[int, int]:
         """``(mine, total)`` from STAT's ``my-readings`` and ``all-readings``."""
-        stat: dict[str, str] = self.stat()
+        stat = self.stat()
         try:
             return int(stat["my-readings"]), int(stat["all-readings"])
         except (KeyError, ValueError):

@@ -6,6 +6,7 @@ from ..domain.accounts import GUEST, GUEST_USER, canonical_username
 from ..store.base import StorageError, StorageFull
 from ..wire import Reply
 from ..wire.logtext import for_log
+from ..wire.shapes import Status
 from .errors import CommandError
 from .session import MAX_LOGIN_FAILURES, Session
 from .table import AUTH_POOL, Command, when_stored_user
@@ -60,8 +61,7 @@ def stat(session: Session) -> Reply:
     ]
     for provider in services.stat_providers:
         items.extend(provider(session))
-    lines = ["Status:"] + [f"{key}: {value}" for key, value in items] + ["End of status"]
-    return Reply(211, tuple(lines))
+    return Status(dict(items)).reply()
 
 
 def user(session: Session, name: str) -> Reply:

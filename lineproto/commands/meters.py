@@ -21,7 +21,7 @@ from ..domain.meters import (
     parse_when,
 )
 from ..errors import StartError
-from ..wire import Reply
+from ..wire import Reply, shapes
 from .errors import CommandError
 from .session import Services, Session
 from .table import Command, when_stored_user
@@ -40,7 +40,6 @@ MAX_REASON_CHARS = 200
 NO_READING = "-"
 
 _DIGITS = re.compile(r"[0-9]+")
-_EXTRAS_KEY = "meters"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -51,15 +50,10 @@ def _hold_key(session: Session) -> str:
 
     ``#`` cannot occur in a user name, so a hold key never collides with one.
     """
-    key = session.extras.get(_EXTRAS_KEY)
+    key = session.meter_hold
     if key is None:
-        key = f"{session.user.name}#{secrets.token_hex(8)}"
-        session.extras[_EXTRAS_KEY] = key
+        key = session.meter_hold = f"{session.user.name}#{secrets.token_hex(8)}"
     return key
-
-
-def _accepted(mine: int, total: int) -> Reply:
-    return Reply(250, (f"Accepted: you have read {mine} out of {total} readings",))
 
 
 def parse_reading(text: str) -> int:
@@ -79,8 +73,8 @@ def job(session: Session) -> Reply:
     """JOB: hand this session a meter to read (the same one until it is submitted)."""
     meter = session.services.meters.next_job(_hold_key(session))
     if meter is None:
-        return Reply(251, ("All jobs done",))
-    return Reply(250, (f"{meter} is yours to read",))
+        return Reply(shapes.ALL_JOBS_DONE, ("All jobs done",))
+    return shapes.Job(meter).reply()
 
 
 def read(session: Session, meter: str, reading: str, rest: str | None = None) -> Reply:
@@ -99,7 +93,7 @@ def read(session: Session, meter: str, reading: str, rest: str | None = None) ->
         when = parse_when(rest) if rest is not None else None
         mine, total = manager.submit(name, meter, value, "", when)
     log.debug("%s: %s read %s", session.peer, name, meter)
-    return _accepted(mine, total)
+    return shapes.Accepted(mine, total).reply()
 
 
 def dump(session: Session) -> Reply:
@@ -157,7 +151,7 @@ def _stat_lines(session: Session) -> list[tuple[str, object]]:
 
 
 def _release_job(session: Session) -> None:
-    key = session.extras.get(_EXTRAS_KEY)
+    key = session.meter_hold
     if key is None:
         return
     meter = session.services.meters.release(key)

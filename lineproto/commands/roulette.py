@@ -41,11 +41,30 @@ import threading
 from typing import Callable, Protocol, TypeVar
 
 from ..domain.roulette import (
-    POCKETS, WHEEL_KINDS, AboveMaximum, BadAmount, BelowMinimum, BetNotOnLayout, BetsOpen, TooManyBets,
-    BetSyntaxError, InsufficientChips, Limits, OpenBet, SpinResult, Table, UnknownWheel, Wheel, all_bets,
-    house_edge, parse_bet,
+    AMERICAN,
+    PAYOUTS,
+    POCKETS,
+    WHEEL_KINDS,
+    AboveMaximum,
+    BadAmount,
+    BelowMinimum,
+    BetNotOnLayout,
+    BetsOpen,
+    TooManyBets,
+    BetSyntaxError,
+    InsufficientChips,
+    Limits,
+    OpenBet,
+    SpinResult,
+    Table,
+    UnknownWheel,
+    Wheel,
+    all_bets,
+    house_edge,
+    parse_bet,
+    pocket_properties,
 )
-from ..wire import Reply
+from ..wire import Reply, shapes
 from .errors import CommandError
 from .table import Command, when_stored_user
 
@@ -59,8 +78,6 @@ DEFAULT_TABLE_MAX = 500
 DEFAULT_START_BANKROLL = 1000
 #: Roles allowed to play.
 PLAYER_ROLES = frozenset({"player"})
-#: Key of a guest's table in ``Session.extras``.
-EXTRAS_KEY = "roulette"
 
 _AMOUNT = re.compile(r"[0-9]+")
 T = TypeVar("T")
@@ -89,8 +106,8 @@ class WheelHouse:
             return self._wheels[kind].spin()
 
 
-class _Seat:
-    """One player's table and the lock that serialises work on it."""
+class Seat:
+    """One player's table and the lock that serialises work on it (a guest's is ``Session.guest_seat``)."""
 
     __slots__ = ("table", "lock")
 
@@ -130,30 +147,35 @@ class Casino:
     - :meth:`view` is a consistent copy for the commands that only read.
     - :meth:`release` is the logout hook: it drops a guest's table.
 
-    Guests' tables live in ``session.extras`` and die with the login;
+    Guests' tables live in ``session.guest_seat`` and die with the login;
     registered players' tables are kept by name for the daemon's lifetime.
     """
 
-    def __init__(self, wheels: WheelHouse, limits: Limits = Limits(),
-                 start_bankroll: int = DEFAULT_START_BANKROLL, guest_bankroll: int = GUEST_BANKROLL):
+    def __init__(
+        self,
+        wheels: WheelHouse,
+        limits: Limits = Limits(),
+        start_bankroll: int = DEFAULT_START_BANKROLL,
+        guest_bankroll: int = GUEST_BANKROLL,
+    ):
         self.wheels = wheels
         self.limits = limits
         self.start_bankroll = start_bankroll
         self.guest_bankroll = guest_bankroll
-        self._players: dict[str, _Seat] = {}
+        self._players: dict[str, Seat] = {}
         self._lock = threading.Lock()  # guards _players only
 
-    def _seat(self, session) -> _Seat:
+    def _seat(self, session) -> Seat:
         user = _player(session)
         if user.is_guest:
-            seat = session.extras.get(EXTRAS_KEY)
+            seat = session.guest_seat
             if seat is None:
-                seat = session.extras[EXTRAS_KEY] = _Seat(Table(self.guest_bankroll, limits=self.limits))
+                seat = session.guest_seat = Seat(Table(self.guest_bankroll, limits=self.limits))
             return seat
         with self._lock:
             seat = self._players.get(user.name)
             if seat is None:
-                seat = self._players[user.name] = _Seat(Table(self.start_bankroll, limits=self.limits))
+                seat = self._players[user.name] = Seat(Table(self.start_bankroll, limits=self.limits))
             return seat
 
     def update(self, session, change: Callable[[Table], T]) -> T:
@@ -172,7 +194,7 @@ class Casino:
             return Table.from_snapshot(seat.table.snapshot(), self.limits)
 
     def release(self, session) -> None:
-        session.extras.pop(EXTRAS_KEY, None)
+        session.guest_seat = None
 
 
 class StoredCasino(Casino):
@@ -183,8 +205,14 @@ class StoredCasino(Casino):
     transactions, so two connections of one player cannot overdraw.
     """
 
-    def __init__(self, store, wheels: WheelHouse, limits: Limits = Limits(),
-                 start_bankroll: int = DEFAULT_START_BANKROLL, guest_bankroll: int = GUEST_BANKROLL):
+    def __init__(
+        self,
+        store,
+        wheels: WheelHouse,
+        limits: Limits = Limits(),
+        start_bankroll: int = DEFAULT_START_BANKROLL,
+        guest_bankroll: int = GUEST_BANKROLL,
+    ):
         super().__init__(wheels, limits, start_bankroll, guest_bankroll)
         self.store = store
 
@@ -227,16 +255,18 @@ def _wheel_facts(kind: str) -> tuple[str, str]:
     return f"{zeros}, 1-36", f"{_percent(usual)}{unusual}"
 
 
-def describe_wheel(table: Table) -> str:
-    """``american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)``."""
+def describe_wheel(table: Table) -> shapes.TableInfo:
+    """TABL's reply: the wheel, its pockets, the table's limits and the house edge."""
     pockets, edge = _wheel_facts(table.wheel_kind)
-    limits = table.limits
-    return (f"{table.wheel_kind} wheel: pockets {pockets}; bets {limits.minimum}-{limits.maximum} chips; "
-            f"house edge {edge}")
+    return shapes.TableInfo(table.wheel_kind, pockets, table.limits.minimum, table.limits.maximum, edge)
 
 
-def _bet_line(open_bet) -> str:
-    return f"{open_bet.bet.name} for {open_bet.amount} (pays {open_bet.bet.payout}:1)"
+def _open_bet(open_bet: OpenBet) -> shapes.OpenBet:
+    return shapes.OpenBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout)
+
+
+#: Each pocket's properties as SPIN's first line lists them (the domain's words, PocketInfo.describe).
+_PROPERTIES = {pocket: tuple(pocket_properties(pocket).describe().split()[1:]) for pocket in POCKETS[AMERICAN]}
 
 
 # --------------------------------------------------------------------------
@@ -253,11 +283,13 @@ def tabl(session, wheel: str | None = None) -> Reply:
     if wheel is None:
         table = registry.view(session)
     else:
+
         def choose(table: Table) -> Table:
             table.set_wheel(wheel)
             return table
+
         table = registry.update(session, choose)
-    return Reply(200, (describe_wheel(table),))
+    return describe_wheel(table).reply()
 
 
 def bet(session, words: str) -> Reply:
@@ -273,15 +305,13 @@ def bet(session, words: str) -> Reply:
         return table.place(parse_bet(" ".join(bet_words), table.wheel_kind), amount), table.bankroll
 
     open_bet, bankroll = _registry(session).update(session, place)
-    return Reply(200, (f"Bet {_bet_line(open_bet)}; bankroll {bankroll}",))
+    return shapes.PlacedBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll).reply()
 
 
 def bets(session) -> Reply:
     table = _registry(session).view(session)
-    lines = [f"Open bets ({table.wheel_kind} wheel):"]
-    lines += [_bet_line(open_bet) for open_bet in table.bets]
-    lines.append(f"Total staked {table.staked}; bankroll {table.bankroll}")
-    return Reply(211, tuple(lines))
+    listed = tuple(_open_bet(open_bet) for open_bet in table.bets)
+    return shapes.OpenBets(table.wheel_kind, listed, table.staked, table.bankroll).reply()
 
 
 def clr(session) -> Reply:
@@ -289,56 +319,106 @@ def clr(session) -> Reply:
         count = len(table.bets)
         return count, table.clear(), table.bankroll
 
-    count, returned, bankroll = _registry(session).update(session, clear)
-    noun = "bet" if count == 1 else "bets"
-    return Reply(200, (f"Cleared {count} {noun}, {returned} chips back; bankroll {bankroll}",))
+    return shapes.Cleared(*_registry(session).update(session, clear)).reply()
 
 
 def spin(session) -> Reply:
     registry = _registry(session)
     result = registry.update(session, spin_change(registry.wheels))
-    lines = [result.info.describe()]
-    lines += [
-        f"{o.bet.name} for {o.amount}: {'win' if o.won else 'lose'}, {o.returned} returned"
-        for o in result.outcomes
-    ]
-    net = f"{result.net:+d}" if result.net else "0"
-    lines.append(f"Bankroll {result.bankroll}; rounds {result.rounds}; net {net}")
-    return Reply(250, tuple(lines))
+    outcomes = tuple(shapes.BetOutcome(o.bet.name, o.amount, o.won, o.returned) for o in result.outcomes)
+    pocket = result.info.pocket
+    return shapes.Spin(pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net).reply()
 
 
 def stat_items(session) -> list[tuple[str, object]]:
-    """STAT lines for a logged-in player: wheel, bankroll, rounds, open-bets (chips staked)."""
+    """STAT lines for a logged-in player: wheel, bankroll, rounds, the open bets' count and chips.
+
+    ``open-bets`` is the chips staked, as before ``open-bet-chips`` existed:
+    kept, deprecated, for clients that read it.
+    """
     user = session.user
     if user is None or not user.has_role(*PLAYER_ROLES):
         return []
     table = _registry(session).view(session)
-    return [("wheel", table.wheel_kind), ("bankroll", table.bankroll), ("rounds", table.rounds),
-            ("open-bets", table.staked)]
+    return [
+        ("wheel", table.wheel_kind),
+        ("bankroll", table.bankroll),
+        ("rounds", table.rounds),
+        ("open-bet-count", len(table.bets)),
+        ("open-bet-chips", table.staked),
+        ("open-bets", table.staked),
+    ]
 
 
-_BET_DETAIL = """\
-The last word is the amount in whole chips; the words before it are the bet:
-straight 17, 0 or 00 (35:1); SPLIT 17-18 (17:1); STREET 13 (11:1); TRIO 0-1-2 (11:1);
-CORNER 17-18-20-21 (8:1); FOUR, European 0-1-2-3 (8:1); BASKET, American 0-00-1-2-3 (6:1);
-LINE 13 (5:1); DOZEN1-DOZEN3, COLUMN1-COLUMN3 (2:1); RED BLACK EVEN ODD LOW HIGH (LO, HI) (1:1).
-The chips leave the bankroll at once. 501 cannot be parsed; 534 below the minimum or over the
-maximum; 535 not enough chips; 536 not a bet on this wheel's layout."""
+#: HELP BET's list of bets: what a player types (in the syntax notation of HELP: <x> stands for a
+#: value, | separates alternatives), what it covers, and its kind in the domain's PAYOUTS. Only the
+#: first column is ever typed, so nothing in the second can be read as syntax.
+_BET_KINDS = (
+    ("<number>", "one number (00: American wheel only), e.g. 17", "straight"),
+    ("SPLIT <a>-<b>", "two numbers next to each other, e.g. SPLIT 17-18", "split"),
+    ("STREET <first>", "a row of three, e.g. STREET 13 (13 to 15)", "street"),
+    ("TRIO <a>-<b>-<c>", "a zero and two next to it, e.g. TRIO 0-1-2", "trio"),
+    ("CORNER <a>-<b>-<c>-<d>", "four at a corner, e.g. CORNER 17-18-20-21", "corner"),
+    ("FOUR", "0, 1, 2 and 3, on the European wheel only", "four"),
+    ("BASKET", "0, 00, 1, 2 and 3, on the American wheel only", "basket"),
+    ("LINE <first>", "two rows, e.g. LINE 13 (13 to 18)", "line"),
+    ("DOZEN1|DOZEN2|DOZEN3", "1 to 12, 13 to 24 or 25 to 36", "dozen"),
+    ("COLUMN1|COLUMN2|COLUMN3", "a column: 1, 4, ... 34 up to 3, 6, ... 36", "column"),
+    ("RED|BLACK", "the colour of the number", "color"),
+    ("EVEN|ODD", "an even or an odd number", "parity"),
+    ("LOW|HIGH", "1 to 18 or 19 to 36 (also LO, HI)", "half"),
+)
+
+
+def _bet_detail() -> str:
+    """HELP BET's details: the bet list, one row per kind with its payout from the domain, and the refusals."""
+    width = max(len(typed) for typed, _, _ in _BET_KINDS) + 2
+    rows = [f"{typed:<{width}}{what}; pays {PAYOUTS[kind]}:1" for typed, what, kind in _BET_KINDS]
+    return "\n".join(
+        [
+            "The last word is the amount in whole chips; the words before it are the bet, one of:",
+            *rows,
+            "Numbers in a group may come in any order; 0 and 00 lose every bet from DOZEN1 down.",
+            "The chips leave the bankroll at once. 501 cannot be parsed; 534 below the minimum or over the",
+            "maximum; 535 not enough chips; 536 not a bet on this wheel's layout; 538 too many open bets.",
+        ]
+    )
+
 
 COMMANDS = (
-    Command("TABL", "[<american|european>]", "Say the wheel and limits, or choose AMERICAN or EUROPEAN", tabl,
-            roles=PLAYER_ROLES, blocks=when_stored_user,
-            detail="Without argument: the wheel, its limits and house edge. With AMERICAN or EUROPEAN:\n"
-                   "switch to that wheel (537 while bets are open; 501 for another word)."),
-    Command("BET", "<bet...>", "Put chips on a bet: BET <bet> <amount>, e.g. BET RED 10", bet,
-            roles=PLAYER_ROLES, blocks=when_stored_user, detail=_BET_DETAIL),
-    Command("BETS", "", "List the open bets and the total staked (211)", bets,
-            roles=PLAYER_ROLES, blocks=when_stored_user),
+    Command(
+        "TABL",
+        "[<american|european>]",
+        "Say the wheel and limits, or choose AMERICAN or EUROPEAN",
+        tabl,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        detail="Without argument: the wheel, its limits and house edge. With AMERICAN or EUROPEAN:\n"
+        "switch to that wheel (537 while bets are open; 501 for another word).",
+    ),
+    Command(
+        "BET",
+        "<bet...>",
+        "Put chips on a bet: BET <bet> <amount>, e.g. BET RED 10",
+        bet,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        detail=_bet_detail(),
+    ),
+    Command(
+        "BETS", "", "List the open bets and the total staked (211)", bets, roles=PLAYER_ROLES, blocks=when_stored_user
+    ),
     Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES, blocks=when_stored_user),
-    Command("SPIN", "", "Spin the wheel and settle every open bet (250)", spin,
-            roles=PLAYER_ROLES, blocks=when_stored_user,
-            detail="First line: the pocket and its properties; then one line per bet\n"
-                   "(win or lose, chips returned); last line: bankroll, rounds and net."),
+    Command(
+        "SPIN",
+        "",
+        "Spin the wheel and settle every open bet (250)",
+        spin,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        detail="First line: the pocket and its properties; then one line per bet\n"
+        "(win or lose, chips returned); last line: bankroll, rounds and net.",
+    ),
 )
 
 #: Domain errors to reply codes, most specific first (BetNotOnLayout is a BetError too).
@@ -382,22 +462,43 @@ class _LimitAction(argparse.Action):
 
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("roulette")
-    group.add_argument("--seed", type=int, default=None,
-                       help="seed the wheel: predictable spins, for tests and replays only")
-    group.add_argument("--table-min", type=lambda t: _chips(t, 1), default=DEFAULT_TABLE_MIN,
-                       action=_LimitAction, metavar="CHIPS", help="smallest bet (default %(default)s)")
-    group.add_argument("--table-max", type=lambda t: _chips(t, 1), default=DEFAULT_TABLE_MAX,
-                       action=_LimitAction, metavar="CHIPS", help="largest bet (default %(default)s)")
-    group.add_argument("--start-bankroll", type=lambda t: _chips(t, 0), default=DEFAULT_START_BANKROLL,
-                       metavar="CHIPS", help="chips a registered player starts with (default %(default)s)")
+    group.add_argument(
+        "--seed", type=int, default=None, help="seed the wheel: predictable spins, for tests and replays only"
+    )
+    group.add_argument(
+        "--table-min",
+        type=lambda t: _chips(t, 1),
+        default=DEFAULT_TABLE_MIN,
+        action=_LimitAction,
+        metavar="CHIPS",
+        help="smallest bet (default %(default)s)",
+    )
+    group.add_argument(
+        "--table-max",
+        type=lambda t: _chips(t, 1),
+        default=DEFAULT_TABLE_MAX,
+        action=_LimitAction,
+        metavar="CHIPS",
+        help="largest bet (default %(default)s)",
+    )
+    group.add_argument(
+        "--start-bankroll",
+        type=lambda t: _chips(t, 0),
+        default=DEFAULT_START_BANKROLL,
+        metavar="CHIPS",
+        help="chips a registered player starts with (default %(default)s)",
+    )
 
 
 def install(services, options) -> None:
     """Register the commands, errors, STAT keys, logout hook and ``services.roulette``."""
     seed = getattr(options, "seed", None)
     if seed is not None:
-        log.warning("WHEEL SEEDED WITH %d: every spin is predictable. --seed is for tests and replays only, "
-                    "never for real play", seed)
+        log.warning(
+            "WHEEL SEEDED WITH %d: every spin is predictable. --seed is for tests and replays only, "
+            "never for real play",
+            seed,
+        )
     limits = Limits(getattr(options, "table_min", DEFAULT_TABLE_MIN), getattr(options, "table_max", DEFAULT_TABLE_MAX))
     start_bankroll = getattr(options, "start_bankroll", DEFAULT_START_BANKROLL)
     store = getattr(services, "store", None)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
@@ -23,6 +24,10 @@ from ..wire.logtext import for_log
 from ..wire.sniff import HTTP_METHODS, looks_like_http
 from .errors import reply_for_error
 from .table import STORE_POOL, CommandTable
+
+if TYPE_CHECKING:
+    from ..domain.meters import MeterManager as Meters
+    from .roulette import Seat, TableRegistry
 
 log = logging.getLogger("lineproto.commands")
 
@@ -97,6 +102,10 @@ class Services:
     are ``f()`` run once when the daemon stops.
     """
 
+    # Set by the service modules' install(): the domain objects the commands use.
+    roulette: TableRegistry
+    meters: Meters
+
     def __init__(self, table: CommandTable | None = None, users: UserDirectory | None = None):
         self.table = table if table is not None else CommandTable()
         self.users = users if users is not None else UserDirectory()
@@ -166,7 +175,8 @@ class Session:
         "pending_name",
         "login_failures",
         "closing",
-        "extras",
+        "guest_seat",
+        "meter_hold",
         "unreported_commands",
         "reply_delay",
         "tls",
@@ -182,7 +192,9 @@ class Session:
         self.pending_name: str | None = None  # after USER, before PASS
         self.login_failures = 0
         self.closing = False  # set by QUIT and fatal refusals: close after the reply
-        self.extras: dict[str, object] = {}  # per-session state of services, by service name
+        # What the services keep per session (set by commands.roulette and commands.meters):
+        self.guest_seat: Seat | None = None  # a guest's play-money table, for this login only
+        self.meter_hold: str | None = None  # the key this session's meter job is held under
         self.unreported_commands = 0  # answered but not yet added to ServerStats (one lock per batch)
         self.reply_delay = 0.0  # seconds the connection holds back the reply of this blocking command
         self.tls = tls
@@ -340,7 +352,8 @@ class Session:
                     log.exception("%s: logout hook %s failed", self.peer, getattr(hook, "__name__", hook))
         self.user = None
         self.pending_name = None
-        self.extras.clear()
+        self.guest_seat = None
+        self.meter_hold = None
 
     def close(self) -> None:
         """The connection ended."""
