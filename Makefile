@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: $(VENV)/.installed
+	scripts/test-packages.sh
 	$(VPY) -m pytest
 
 # make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py (S1-S9; our daemon as lineproto,

@@ -3,11 +3,23 @@
 import re
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lineproto.wire import ProtocolError, Reply, ReplyParser, format_reply
 from lineproto.wire.shapes import (
-    COUNT, TEXT, Accepted, BetOutcome, Cleared, Job, LineShape, OpenBet, OpenBets, PlacedBet, Spin, Status,
+    COUNT,
+    TEXT,
+    Accepted,
+    BetOutcome,
+    Cleared,
+    Job,
+    LineShape,
+    OpenBet,
+    OpenBets,
+    PlacedBet,
+    Spin,
+    Status,
     TableInfo,
 )
 
@@ -16,26 +28,42 @@ from lineproto.wire.shapes import (
 # --------------------------------------------------------------------------
 
 DOCUMENTED = [
-    (TableInfo("american", "0, 00, 1-36", 1, 500, "5.26% (BASKET 7.89%)"),
-     "200 american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)"),
+    (
+        TableInfo("american", "0, 00, 1-36", 1, 500, "5.26% (BASKET 7.89%)"),
+        "200 american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)",
+    ),
     (PlacedBet("SPLIT 17-18", 5, 17, 83), "200 Bet SPLIT 17-18 for 5 (pays 17:1); bankroll 83"),
-    (OpenBets("american", (OpenBet("19", 2, 35), OpenBet("RED", 10, 1)), 12, 88),
-     "211-Open bets (american wheel):\n211-19 for 2 (pays 35:1)\n211-RED for 10 (pays 1:1)\n"
-     "211 Total staked 12; bankroll 88"),
+    (
+        OpenBets("american", (OpenBet("19", 2, 35), OpenBet("RED", 10, 1)), 12, 88),
+        "211-Open bets (american wheel):\n211-19 for 2 (pays 35:1)\n211-RED for 10 (pays 1:1)\n"
+        "211 Total staked 12; bankroll 88",
+    ),
     (OpenBets("european", (), 0, 100), "211-Open bets (european wheel):\n211 Total staked 0; bankroll 100"),
     (Cleared(1, 10, 100), "200 Cleared 1 bet, 10 chips back; bankroll 100"),
     (Cleared(3, 18, 100), "200 Cleared 3 bets, 18 chips back; bankroll 100"),
-    (Spin("19", ("red", "odd", "high", "dozen2", "column1"),
-          (BetOutcome("19", 2, True, 72), BetOutcome("SPLIT 17-18", 5, False, 0)), 175, 1, 67),
-     "250-19 red odd high dozen2 column1\n250-19 for 2: win, 72 returned\n250-SPLIT 17-18 for 5: lose, 0 returned\n"
-     "250 Bankroll 175; rounds 1; net +67"),
-    (Spin("0", ("green",), (BetOutcome("RED", 15, False, 0),), 85, 2, -15),
-     "250-0 green\n250-RED for 15: lose, 0 returned\n250 Bankroll 85; rounds 2; net -15"),
+    (
+        Spin(
+            "19",
+            ("red", "odd", "high", "dozen2", "column1"),
+            (BetOutcome("19", 2, True, 72), BetOutcome("SPLIT 17-18", 5, False, 0)),
+            175,
+            1,
+            67,
+        ),
+        "250-19 red odd high dozen2 column1\n250-19 for 2: win, 72 returned\n250-SPLIT 17-18 for 5: lose, 0 returned\n"
+        "250 Bankroll 175; rounds 1; net +67",
+    ),
+    (
+        Spin("0", ("green",), (BetOutcome("RED", 15, False, 0),), 85, 2, -15),
+        "250-0 green\n250-RED for 15: lose, 0 returned\n250 Bankroll 85; rounds 2; net -15",
+    ),
     (Spin("00", ("green",), (), 100, 1, 0), "250-00 green\n250 Bankroll 100; rounds 1; net 0"),
     (Job("G10001"), "250 G10001 is yours to read"),
     (Accepted(2, 3), "250 Accepted: you have read 2 out of 3 readings"),
-    (Status({"user": "-", "uptime": "12s", "open-bet-chips": 0}),
-     "211-Status:\n211-user: -\n211-uptime: 12s\n211-open-bet-chips: 0\n211 End of status"),
+    (
+        Status({"user": "-", "uptime": "12s", "open-bet-chips": 0}),
+        "211-Status:\n211-user: -\n211-uptime: 12s\n211-open-bet-chips: 0\n211 End of status",
+    ),
 ]
 
 
@@ -62,7 +90,7 @@ phrase = st.text(_CHAR.filter(lambda c: c != ";"), min_size=1, max_size=30)
 word = st.text(_CHAR, min_size=1, max_size=12).filter(lambda w: re.fullmatch(r"\S+", w) is not None)
 words = st.lists(word, min_size=1, max_size=6).map(tuple)
 count = st.integers(0, 10**18)
-net = st.integers(-10**9, 10**9)
+net = st.integers(-(10**9), 10**9)
 
 open_bet = st.builds(OpenBet, text, count, count)
 outcome = st.builds(BetOutcome, text, count, st.booleans(), count)
@@ -99,20 +127,23 @@ def test_every_shape_survives_the_wire_codec(shape):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape, reply", [
-    (PlacedBet, Reply(200, ("Bet RED for ten (pays 1:1); bankroll 90",))),
-    (PlacedBet, Reply(535, ("you have 100 chips, not enough for a bet of 101",))),  # a refusal is not a bet
-    (PlacedBet, Reply(200, ("Bet RED for 10 (pays 1:1); bankroll 90", "more"))),
-    (Cleared, Reply(200, ("Cleared 2 bets, 20 chips back",))),
-    (Spin, Reply(250, ("Bankroll 100; rounds 1; net 0",))),  # the pocket line is missing
-    (Spin, Reply(250, ("17 black", "RED for 10: draw, 10 returned", "Bankroll 100; rounds 1; net 0"))),
-    (Spin, Reply(250, ("17 black", "Bankroll 100; rounds 1; net +0"))),  # zero is written 0
-    (OpenBets, Reply(211, ("Status:", "End of status"))),
-    (Status, Reply(211, ("Open bets (american wheel):", "Total staked 0; bankroll 100"))),
-    (Status, Reply(211, ("Status:", "user -", "End of status"))),
-    (Job, Reply(251, ("All jobs done",))),
-    (Accepted, Reply(250, ("G10001 is yours to read",))),
-])
+@pytest.mark.parametrize(
+    "shape, reply",
+    [
+        (PlacedBet, Reply(200, ("Bet RED for ten (pays 1:1); bankroll 90",))),
+        (PlacedBet, Reply(535, ("you have 100 chips, not enough for a bet of 101",))),  # a refusal is not a bet
+        (PlacedBet, Reply(200, ("Bet RED for 10 (pays 1:1); bankroll 90", "more"))),
+        (Cleared, Reply(200, ("Cleared 2 bets, 20 chips back",))),
+        (Spin, Reply(250, ("Bankroll 100; rounds 1; net 0",))),  # the pocket line is missing
+        (Spin, Reply(250, ("17 black", "RED for 10: draw, 10 returned", "Bankroll 100; rounds 1; net 0"))),
+        (Spin, Reply(250, ("17 black", "Bankroll 100; rounds 1; net +0"))),  # zero is written 0
+        (OpenBets, Reply(211, ("Status:", "End of status"))),
+        (Status, Reply(211, ("Open bets (american wheel):", "Total staked 0; bankroll 100"))),
+        (Status, Reply(211, ("Status:", "user -", "End of status"))),
+        (Job, Reply(251, ("All jobs done",))),
+        (Accepted, Reply(250, ("G10001 is yours to read",))),
+    ],
+)
 def test_a_reply_of_another_shape_is_a_protocol_error(shape, reply):
     with pytest.raises(ProtocolError):
         shape.from_reply(reply)
@@ -125,3 +156,30 @@ def test_a_template_and_its_fields_must_agree():
         LineShape("{bet} for {amount}", ("bet",), bet=TEXT, amount=COUNT)
     with pytest.raises(ValueError):  # "a for b for c": which " for " separates them?
         LineShape("{bet} for {name}", ("bet", "name"), bet=TEXT, name=TEXT)
+
+
+# --------------------------------------------------------------------------
+# A shape is a NamedTuple of its values (clients unpack and compare them)
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shape, wire", DOCUMENTED, ids=lambda value: type(value).__name__)
+def test_a_shape_is_a_named_tuple_of_its_fields(shape, wire):
+    fields = type(shape)._fields
+    assert tuple(shape) == tuple(getattr(shape, name) for name in fields)
+    assert type(shape)(*shape) == shape
+    assert type(shape._replace()) is type(shape)
+    assert repr(shape).startswith(f"{type(shape).__name__}({fields[0]}=")
+    assert not hasattr(shape, "__dict__")  # as light as a plain NamedTuple
+
+
+def test_item_lines_are_written_and_read_as_lines_only():
+    assert OpenBet("RED", 10, 1).line() == "RED for 10 (pays 1:1)"
+    assert BetOutcome.from_line("17 for 5: win, 180 returned") == BetOutcome("17", 5, True, 180)
+    assert not hasattr(OpenBet, "reply")  # an item line is no reply of its own
+
+
+def test_status_texts_are_the_values_as_written():
+    made = Status({"user": "-", "bankroll": 90})
+    assert made.texts() == {"user": "-", "bankroll": "90"}
+    assert Status.from_reply(made.reply()).texts() == made.texts()

@@ -15,20 +15,59 @@ within ``connect_timeout`` raises :class:`ConnectionTimeout`, no reply within
 from ..wire import ProtocolError, Reply
 from ..wire.shapes import Accepted, Job, Status
 from .connection import (
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT, ClientError, Connection, ConnectionClosed, ConnectionTimeout,
-    PermanentError, ReplyError, ReplyTimeout, TransientError, check_line, check_reply,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    ClientError,
+    Connection,
+    ConnectionClosed,
+    ConnectionTimeout,
+    PermanentError,
+    ReplyError,
+    ReplyTimeout,
+    TransientError,
+    check_line,
+    check_reply,
 )
 from .meters import MeterCommands
 from .roulette import (
-    BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, RouletteCommands, Spin, TableInfo, TableStatus,
+    BetOutcome,
+    Cleared,
+    OpenBet,
+    OpenBets,
+    PlacedBet,
+    RouletteCommands,
+    Spin,
+    TableInfo,
+    TableStatus,
 )
 
 __all__ = [
-    "Client", "ClientError", "Connection", "ConnectionClosed", "ConnectionTimeout", "PermanentError",
-    "ProtocolError", "Reply", "ReplyError", "ReplyTimeout", "TransientError", "check_line", "check_reply",
-    "DEFAULT_CONNECT_TIMEOUT", "DEFAULT_TIMEOUT",
-    "Accepted", "BetOutcome", "Cleared", "Job", "OpenBet", "OpenBets", "PlacedBet", "Spin", "Status",
-    "TableInfo", "TableStatus",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_TIMEOUT",
+    "Accepted",
+    "BetOutcome",
+    "Cleared",
+    "Client",
+    "ClientError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionTimeout",
+    "Job",
+    "OpenBet",
+    "OpenBets",
+    "PermanentError",
+    "PlacedBet",
+    "ProtocolError",
+    "Reply",
+    "ReplyError",
+    "ReplyTimeout",
+    "Spin",
+    "Status",
+    "TableInfo",
+    "TableStatus",
+    "TransientError",
+    "check_line",
+    "check_reply",
 ]
 
 

@@ -1,7 +1,9 @@
-"""The connection and the core commands; service commands are mixins beside it."""
+"""The connection and the core commands; each service's commands are a subclass of it (Client combines them)."""
 
 import socket
 import time
+from collections.abc import Iterable
+from typing import Self
 
 from ..wire import ProtocolError, Reply, ReplyParser
 from ..wire.shapes import Status
@@ -90,8 +92,13 @@ class Connection:
     unreachable address raises the socket's ``OSError`` (``ConnectionRefusedError``...).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 36000, timeout: float | None = DEFAULT_TIMEOUT,
-                 connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 36000,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+    ):
         self.host, self.port = host, port
         self.timeout = timeout
         self._parser = ReplyParser()
@@ -100,14 +107,17 @@ class Connection:
         try:
             self._sock = socket.create_connection((host, port), timeout=connect_timeout)
         except TimeoutError:
-            raise ConnectionTimeout(f"{self._where} did not accept a connection within {connect_timeout:g} s",
-                                    (host, port)) from None
+            raise ConnectionTimeout(
+                f"{self._where} did not accept a connection within {connect_timeout:g} s", (host, port)
+            ) from None
         try:
             try:
                 greeting = self._receive_reply(deadline)
             except TimeoutError:
-                raise ConnectionTimeout(f"{self._where} accepted the connection but sent no greeting "
-                                        f"within {connect_timeout:g} s", (host, port)) from None
+                raise ConnectionTimeout(
+                    f"{self._where} accepted the connection but sent no greeting within {connect_timeout:g} s",
+                    (host, port),
+                ) from None
             self.greeting = check_reply(greeting)
         except BaseException:
             self.close()
@@ -117,10 +127,10 @@ class Connection:
     def _where(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         if exc_info[0] is None:
             try:
                 self.quit()
@@ -148,8 +158,9 @@ class Connection:
             self._sock.sendall(data)
         except TimeoutError:
             self.close()
-            raise ReplyTimeout(f"{self._where} took no more of the commands within {self.timeout:g} s; "
-                               f"connection closed") from None
+            raise ReplyTimeout(
+                f"{self._where} took no more of the commands within {self.timeout:g} s; connection closed"
+            ) from None
 
     def read_reply(self) -> Reply:
         """The next complete reply, whatever its code; :class:`ReplyTimeout` after ``timeout`` seconds."""
@@ -157,8 +168,7 @@ class Connection:
             return self._receive_reply(_deadline(self.timeout))
         except TimeoutError:
             self.close()
-            raise ReplyTimeout(f"no reply from {self._where} within {self.timeout:g} s; "
-                               f"connection closed") from None
+            raise ReplyTimeout(f"no reply from {self._where} within {self.timeout:g} s; connection closed") from None
 
     def _receive_reply(self, deadline: float | None) -> Reply:
         """The next reply, by ``deadline`` (``time.monotonic()``; None: no limit), else TimeoutError."""
@@ -178,14 +188,14 @@ class Connection:
         self.send_line(line)
         return check_reply(self.read_reply())
 
-    def command_args(self, verb: str, *args) -> Reply:
+    def command_args(self, verb: str, *args: object) -> Reply:
         """``command`` with arguments checked one by one (no spaces inside but the last)."""
         for arg in args[:-1]:
             if " " in str(arg) or not str(arg):
                 raise ValueError(f"argument must be one non-empty word: {arg!r}")
         return self.command(" ".join([verb, *map(str, args)]))
 
-    def pipeline(self, lines) -> list[Reply]:
+    def pipeline(self, lines: Iterable[str]) -> list[Reply]:
         """Send every line at once, then read one reply per line; codes are not checked.
 
         Blank lines are not sent (they get no reply).
@@ -212,7 +222,7 @@ class Connection:
 
     def stat(self) -> dict[str, str]:
         """STAT as a dict of its ``key: value`` lines."""
-        return dict(self.status().values)
+        return self.status().texts()
 
     def help(self, verb: str | None = None) -> Reply:
         return self.command_args("HELP", verb) if verb else self.command("HELP")

@@ -1,4 +1,6 @@
-"""Typed client methods for the meters service (a mixin over Connection).
+"""Typed client methods for the meters service (a Connection subclass; Client combines the services).
+
+A reader's round, every meter the server hands out read in turn:
 
     with Client("127.0.0.1", 36000) as client:
         client.login("carol", "secret")
@@ -12,6 +14,7 @@ from datetime import datetime
 
 from ..wire import ProtocolError, Reply
 from ..wire.shapes import ALL_JOBS_DONE, Accepted, Job
+from .connection import Connection
 
 
 def format_when(when: datetime | str) -> str:
@@ -36,8 +39,8 @@ def parse_accepted(reply: Reply) -> tuple[int, int]:
     return accepted.mine, accepted.total
 
 
-class MeterCommands:
-    """Mixin: needs ``command``/``command_args`` from Connection.
+class MeterCommands(Connection):
+    """A connection with the meters commands (:class:`Client` has every service's).
 
     Refusals raise as ``command`` does: :class:`PermanentError` for 501 (bad
     reading, reason or time), 530 (not logged in), 532 (no reader/admin role)

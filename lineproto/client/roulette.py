@@ -1,4 +1,4 @@
-"""Typed client methods for the roulette service (a mixin over Connection).
+"""Typed client methods for the roulette service (a Connection subclass; Client combines the services).
 
     with Client("127.0.0.1", 36000) as client:
         client.login("guest")
@@ -19,10 +19,23 @@ from typing import NamedTuple
 
 from ..wire import ProtocolError
 from ..wire.shapes import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, Spin, Status, TableInfo
+from .connection import Connection
 
 __all__ = [
-    "BetOutcome", "Cleared", "OpenBet", "OpenBets", "PlacedBet", "RouletteCommands", "Spin", "TableInfo",
-    "TableStatus", "parse_bet", "parse_bets", "parse_clear", "parse_spin", "parse_table",
+    "BetOutcome",
+    "Cleared",
+    "OpenBet",
+    "OpenBets",
+    "PlacedBet",
+    "RouletteCommands",
+    "Spin",
+    "TableInfo",
+    "TableStatus",
+    "parse_bet",
+    "parse_bets",
+    "parse_clear",
+    "parse_spin",
+    "parse_table",
 ]
 
 parse_table = TableInfo.from_reply
@@ -42,19 +55,24 @@ class TableStatus(NamedTuple):
     open_bet_chips: int
 
     @classmethod
-    def from_status(cls, status: Status) -> "TableStatus":
-        values = status.values
+    def from_status(cls, status: Status) -> TableStatus:
+        values = status.texts()
         try:
-            return cls(values["wheel"], int(values["bankroll"]), int(values["rounds"]),
-                       int(values["open-bet-count"]), int(values["open-bet-chips"]))
+            return cls(
+                values["wheel"],
+                int(values["bankroll"]),
+                int(values["rounds"]),
+                int(values["open-bet-count"]),
+                int(values["open-bet-chips"]),
+            )
         except KeyError as missing:
             raise ProtocolError(f"STAT has no {missing} key (is the user a player?)") from None
         except ValueError as bad:
             raise ProtocolError(f"STAT's roulette counts are not whole numbers: {bad}") from None
 
 
-class RouletteCommands:
-    """Mixin: needs ``command``/``command_args``/``status`` from Connection."""
+class RouletteCommands(Connection):
+    """A connection with the roulette commands (:class:`Client` has every service's)."""
 
     def table(self, wheel: str | None = None) -> TableInfo:
         """TABL: the current wheel and limits, or switch to ``wheel`` (american/european) first."""

@@ -38,7 +38,8 @@ import functools
 import logging
 import re
 import threading
-from typing import Callable, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from ..domain.roulette import (
     AMERICAN,
@@ -50,13 +51,13 @@ from ..domain.roulette import (
     BelowMinimum,
     BetNotOnLayout,
     BetsOpen,
-    TooManyBets,
     BetSyntaxError,
     InsufficientChips,
     Limits,
     OpenBet,
     SpinResult,
     Table,
+    TooManyBets,
     UnknownWheel,
     Wheel,
     all_bets,
@@ -76,6 +77,8 @@ GUEST_BANKROLL = 100
 DEFAULT_TABLE_MIN = 1
 DEFAULT_TABLE_MAX = 500
 DEFAULT_START_BANKROLL = 1000
+#: The limits a casino applies when given none (the domain's, 1-500; frozen, so one value serves all).
+DEFAULT_LIMITS = Limits()
 #: Roles allowed to play.
 PLAYER_ROLES = frozenset({"player"})
 
@@ -154,7 +157,7 @@ class Casino:
     def __init__(
         self,
         wheels: WheelHouse,
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
         start_bankroll: int = DEFAULT_START_BANKROLL,
         guest_bankroll: int = GUEST_BANKROLL,
     ):
@@ -209,7 +212,7 @@ class StoredCasino(Casino):
         self,
         store,
         wheels: WheelHouse,
-        limits: Limits = Limits(),
+        limits: Limits = DEFAULT_LIMITS,
         start_bankroll: int = DEFAULT_START_BANKROLL,
         guest_bankroll: int = GUEST_BANKROLL,
     ):

@@ -4,7 +4,7 @@ A reply such as ``200 Bet RED for 10 (pays 1:1); bankroll 90`` carries values
 (the bet, the amount, the payout, the bankroll) inside text that people read
 and that clients in other languages parse. Each such reply is a NamedTuple
 here whose fields are its values, with a template per line that says where
-each value stands (:func:`one_line`, :func:`block`). The formatter
+each value stands (:class:`OneLine`, :class:`Block`). The formatter
 (``shape.reply()``) and the parser (``Shape.from_reply(reply)``) are both
 derived from that one template, so the server's text and every parser of it
 cannot drift apart. The wire texts are the ones docs/PROTOCOL.md shows.
@@ -20,15 +20,37 @@ from __future__ import annotations
 
 import re
 import string
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple, Self
 
 from .reply import ProtocolError, Reply
 
 __all__ = [
-    "Field", "LineShape", "one_line", "block",
-    "TEXT", "PHRASE", "WORD", "WORDS", "COUNT", "NET", "OUTCOME", "counted",
-    "TableInfo", "PlacedBet", "OpenBet", "OpenBets", "Cleared", "BetOutcome", "Spin",
-    "Job", "Accepted", "ALL_JOBS_DONE", "Status",
+    "ALL_JOBS_DONE",
+    "COUNT",
+    "NET",
+    "OUTCOME",
+    "PHRASE",
+    "TEXT",
+    "WORD",
+    "WORDS",
+    "Accepted",
+    "BetOutcome",
+    "Block",
+    "Cleared",
+    "Field",
+    "ItemLine",
+    "Job",
+    "LineShape",
+    "MultiLine",
+    "OneLine",
+    "OpenBet",
+    "OpenBets",
+    "PlacedBet",
+    "Spin",
+    "Status",
+    "TableInfo",
+    "counted",
 ]
 
 
@@ -64,9 +86,11 @@ OUTCOME = Field(r"win|lose", lambda won: "win" if won else "lose", lambda text: 
 
 def counted(noun: str) -> Field:
     """A count with its noun, singular for 1: ``1 bet``, ``3 bets``."""
-    return Field(rf"[0-9]+ {re.escape(noun)}s?",
-                 lambda n: f"{n} {noun}" if n == 1 else f"{n} {noun}s",
-                 lambda text: int(text.split(" ", 1)[0]))
+    return Field(
+        rf"[0-9]+ {re.escape(noun)}s?",
+        lambda n: f"{n} {noun}" if n == 1 else f"{n} {noun}s",
+        lambda text: int(text.split(" ", 1)[0]),
+    )
 
 
 class LineShape:
@@ -89,17 +113,25 @@ class LineShape:
         # Formatting is on the server's path for every BET and SPIN, so it is made once per template:
         # %-formatting of a tuple picked from the row by generated code (as namedtuple and dataclasses
         # generate theirs). The code holds only row indexes, never template text.
-        self._percent = "".join(literal.replace("%", "%%") + ("%s" if name is not None else "")
-                                for literal, name, _, _ in parts)
+        self._percent = "".join(
+            literal.replace("%", "%%") + ("%s" if name is not None else "") for literal, name, _, _ in parts
+        )
         writers = tuple(kinds[name].write for name in names)
-        picks = [f"row[{order.index(name)}]" if writers[i] is str else f"writers[{i}](row[{order.index(name)}])"
-                 for i, name in enumerate(names)]
-        self._values = eval(f"lambda row: ({''.join(pick + ',' for pick in picks)})", {"writers": writers})
-        self._regex = re.compile("".join(
-            re.escape(literal) + (f"(?P<{name}>{kinds[name].pattern})" if name is not None else "")
-            for literal, name, _, _ in parts))
+        picks = [
+            f"row[{order.index(name)}]" if writers[i] is str else f"writers[{i}](row[{order.index(name)}])"
+            for i, name in enumerate(names)
+        ]
+        self._values: Callable[[tuple[object, ...]], tuple[object, ...]] = eval(
+            f"lambda row: ({''.join(pick + ',' for pick in picks)})", {"writers": writers}
+        )
+        self._regex = re.compile(
+            "".join(
+                re.escape(literal) + (f"(?P<{name}>{kinds[name].pattern})" if name is not None else "")
+                for literal, name, _, _ in parts
+            )
+        )
 
-    def format(self, row: tuple) -> str:
+    def format(self, row: tuple[object, ...]) -> str:
         return self._percent % self._values(row)
 
     def parse(self, line: str) -> dict[str, Any]:
@@ -116,89 +148,96 @@ def _expect(reply: Reply, code: int, least_lines: int = 1) -> tuple[str, ...]:
 
 
 # --------------------------------------------------------------------------
-# The two kinds of structured reply: one line, or a head, items and a tail.
-# A shape is a NamedTuple (cheap to build: the server makes one per reply)
-# that one of these decorators gives its template, formatter and parser.
+# The kinds of structured reply: one line, or a head, items and a tail.
+# A shape is a NamedTuple of its values (cheap to build: the server makes one
+# per reply) and a subclass of it that adds one of these bases and sets the
+# base's class attributes (its code and templates). A NamedTuple cannot have
+# other bases or class attributes, hence the two classes; the NamedTuple is
+# private, the subclass is the shape.
 # --------------------------------------------------------------------------
 
 
-def one_line(code: int | None, template: str, **kinds: Field):
-    """Make a NamedTuple a one-line reply of ``code`` (None: only an item line of a :func:`block`).
+class _Row(tuple[Any, ...]):
+    """The base of every shape's second base: a shape is a tuple (its NamedTuple's fields)."""
 
-    It gains ``LINE`` (its :class:`LineShape`), ``line()`` and ``reply()`` to
-    write it, and the class methods ``from_line(line)`` and ``from_reply(reply)`` to read it.
+    __slots__ = ()
+
+
+class ItemLine(_Row):
+    """A shape written as one line, ``LINE``: an item line of a :class:`Block` (or, as :class:`OneLine`, a reply)."""
+
+    __slots__ = ()
+    LINE: ClassVar[LineShape]
+
+    def line(self) -> str:
+        return self.LINE.format(self)
+
+    @classmethod
+    def from_line(cls, line: str) -> Self:
+        return cls(**cls.LINE.parse(line))
+
+
+class OneLine(ItemLine):
+    """A one-line reply of ``CODE``: ``reply()`` writes it, ``from_reply(reply)`` reads it."""
+
+    __slots__ = ()
+    CODE: ClassVar[int]
+
+    def reply(self) -> Reply:
+        return Reply(self.CODE, (self.LINE.format(self),))
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> Self:
+        lines = _expect(reply, cls.CODE)
+        if len(lines) != 1:
+            raise ProtocolError(f"expected a one-line {cls.CODE} reply, got {len(lines)} lines")
+        return cls.from_line(lines[0])
+
+
+class MultiLine(_Row):
+    """A reply of ``CODE`` and at least two lines: ``lines()`` and ``from_lines(lines)`` say how they read."""
+
+    __slots__ = ()
+    CODE: ClassVar[int]
+
+    def lines(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_lines(cls, lines: tuple[str, ...]) -> Self:
+        raise NotImplementedError
+
+    def reply(self) -> Reply:
+        return Reply(self.CODE, self.lines())
+
+    @classmethod
+    def from_reply(cls, reply: Reply) -> Self:
+        return cls.from_lines(_expect(reply, cls.CODE, 2))
+
+
+class Block(MultiLine):
+    """A multi-line reply: a ``HEAD`` line, one ``ITEM`` line per item, a ``TAIL`` line.
+
+    ``ITEMS`` names the field that holds the tuple of :class:`ItemLine`
+    shapes; the head's and the tail's fields are the shape's other fields.
     """
-    def decorate(cls):
-        cls.CODE, cls.LINE = code, LineShape(template, cls._fields, **kinds)
-        cls.line = _one_line_text
-        cls.reply = _one_line_reply
-        cls.from_line = classmethod(_one_line_from_line)
-        cls.from_reply = classmethod(_one_line_from_reply)
-        return cls
-    return decorate
 
+    __slots__ = ()
+    HEAD: ClassVar[LineShape]
+    ITEMS: ClassVar[str]
+    ITEM: ClassVar[type[ItemLine]]
+    TAIL: ClassVar[LineShape]
 
-def _one_line_text(self) -> str:
-    return self.LINE.format(self)
+    def lines(self) -> tuple[str, ...]:
+        items: tuple[ItemLine, ...] = getattr(self, self.ITEMS)
+        return (self.HEAD.format(self), *[item.line() for item in items], self.TAIL.format(self))
 
-
-def _one_line_reply(self) -> Reply:
-    return Reply(self.CODE, (self.LINE.format(self),))
-
-
-def _one_line_from_line(cls, line: str):
-    return cls(**cls.LINE.parse(line))
-
-
-def _one_line_from_reply(cls, reply: Reply):
-    lines = _expect(reply, cls.CODE)
-    if len(lines) != 1:
-        raise ProtocolError(f"expected a one-line {cls.CODE} reply, got {len(lines)} lines")
-    return cls.from_line(lines[0])
-
-
-def block(code: int, head: str, items: tuple[str, type], tail: str, **kinds: Field):
-    """Make a NamedTuple a multi-line reply: a ``head`` line, one line per item, a ``tail`` line.
-
-    ``items`` is ``(field name, item class)``: that field holds a tuple of
-    :func:`one_line` shapes. The head's and the tail's fields are the
-    NamedTuple's other fields. The class gains ``HEAD``, ``TAIL``,
-    ``lines()``, ``reply()``, ``from_lines(lines)`` and ``from_reply(reply)``.
-    """
-    def decorate(cls):
-        fields = cls._fields
-
-        def pick(template):
-            return {name: kinds[name] for _, name, _, _ in string.Formatter().parse(template) if name}
-
-        cls.CODE, (cls.ITEMS, cls.ITEM) = code, items
-        cls.HEAD, cls.TAIL = LineShape(head, fields, **pick(head)), LineShape(tail, fields, **pick(tail))
-        cls.lines = _block_lines
-        cls.reply = _block_reply
-        cls.from_lines = classmethod(_block_from_lines)
-        cls.from_reply = classmethod(_block_from_reply)
-        return cls
-    return decorate
-
-
-def _block_lines(self) -> tuple[str, ...]:
-    return (self.HEAD.format(self), *[item.LINE.format(item) for item in getattr(self, self.ITEMS)],
-            self.TAIL.format(self))
-
-
-def _block_reply(self) -> Reply:
-    return Reply(self.CODE, self.lines())
-
-
-def _block_from_lines(cls, lines: tuple[str, ...]):
-    if len(lines) < 2:
-        raise ProtocolError(f"a {cls.__name__} reply has at least 2 lines, not {len(lines)}")
-    items = tuple(cls.ITEM.from_line(line) for line in lines[1:-1])
-    return cls(**cls.HEAD.parse(lines[0]), **{cls.ITEMS: items}, **cls.TAIL.parse(lines[-1]))
-
-
-def _block_from_reply(cls, reply: Reply):
-    return cls.from_lines(_expect(reply, cls.CODE, 2))
+    @classmethod
+    def from_lines(cls, lines: tuple[str, ...]) -> Self:
+        if len(lines) < 2:
+            raise ProtocolError(f"a {cls.__name__} reply has at least 2 lines, not {len(lines)}")
+        items = tuple(cls.ITEM.from_line(line) for line in lines[1:-1])
+        return cls(**cls.HEAD.parse(lines[0]), **{cls.ITEMS: items}, **cls.TAIL.parse(lines[-1]))
 
 
 # --------------------------------------------------------------------------
@@ -210,11 +249,7 @@ _OPEN_BET = "{bet} for {amount} (pays {payout}:1)"
 _OPEN_BET_KINDS = dict(bet=TEXT, amount=COUNT, payout=COUNT)
 
 
-@one_line(200, "{wheel} wheel: pockets {pockets}; bets {minimum}-{maximum} chips; house edge {house_edge}",
-          wheel=WORD, pockets=PHRASE, minimum=COUNT, maximum=COUNT, house_edge=TEXT)
-class TableInfo(NamedTuple):
-    """TABL: ``american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)``."""
-
+class _TableInfo(NamedTuple):
     wheel: str
     pockets: str
     minimum: int
@@ -222,62 +257,121 @@ class TableInfo(NamedTuple):
     house_edge: str
 
 
-@one_line(200, f"Bet {_OPEN_BET}; bankroll {{bankroll}}", **_OPEN_BET_KINDS, bankroll=COUNT)
-class PlacedBet(NamedTuple):
-    """BET: ``Bet RED for 10 (pays 1:1); bankroll 90``: the bet's canonical name and the bankroll left."""
+class TableInfo(_TableInfo, OneLine):
+    """TABL: ``american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)``."""
 
+    __slots__ = ()
+    CODE = 200
+    LINE = LineShape(
+        "{wheel} wheel: pockets {pockets}; bets {minimum}-{maximum} chips; house edge {house_edge}",
+        _TableInfo._fields,
+        wheel=WORD,
+        pockets=PHRASE,
+        minimum=COUNT,
+        maximum=COUNT,
+        house_edge=TEXT,
+    )
+
+
+class _PlacedBet(NamedTuple):
     bet: str
     amount: int
     payout: int
     bankroll: int
 
 
-@one_line(None, _OPEN_BET, **_OPEN_BET_KINDS)
-class OpenBet(NamedTuple):
-    """One line of BETS: ``RED for 10 (pays 1:1)``."""
+class PlacedBet(_PlacedBet, OneLine):
+    """BET: ``Bet RED for 10 (pays 1:1); bankroll 90``: the bet's canonical name and the bankroll left."""
 
+    __slots__ = ()
+    CODE = 200
+    LINE = LineShape(f"Bet {_OPEN_BET}; bankroll {{bankroll}}", _PlacedBet._fields, **_OPEN_BET_KINDS, bankroll=COUNT)
+
+
+class _OpenBet(NamedTuple):
     bet: str
     amount: int
     payout: int
 
 
-@block(211, "Open bets ({wheel} wheel):", ("bets", OpenBet), "Total staked {staked}; bankroll {bankroll}",
-       wheel=WORD, staked=COUNT, bankroll=COUNT)
-class OpenBets(NamedTuple):
-    """BETS: the open bets in the order placed, the total staked and the bankroll.
+class OpenBet(_OpenBet, ItemLine):
+    """One line of BETS: ``RED for 10 (pays 1:1)``."""
 
-    ``Open bets (american wheel):``, one :class:`OpenBet` line each, ``Total staked 18; bankroll 82``.
-    """
+    __slots__ = ()
+    LINE = LineShape(_OPEN_BET, _OpenBet._fields, **_OPEN_BET_KINDS)
 
+
+class _OpenBets(NamedTuple):
     wheel: str
     bets: tuple[OpenBet, ...]
     staked: int
     bankroll: int
 
 
-@one_line(200, "Cleared {bets}, {returned} chips back; bankroll {bankroll}",
-          bets=counted("bet"), returned=COUNT, bankroll=COUNT)
-class Cleared(NamedTuple):
-    """CLR: ``Cleared 3 bets, 18 chips back; bankroll 100``."""
+class OpenBets(_OpenBets, Block):
+    """BETS: the open bets in the order placed, the total staked and the bankroll.
 
+    ``Open bets (american wheel):``, one :class:`OpenBet` line each, ``Total staked 18; bankroll 82``.
+    """
+
+    __slots__ = ()
+    CODE = 211
+    HEAD = LineShape("Open bets ({wheel} wheel):", _OpenBets._fields, wheel=WORD)
+    ITEMS, ITEM = "bets", OpenBet
+    TAIL = LineShape("Total staked {staked}; bankroll {bankroll}", _OpenBets._fields, staked=COUNT, bankroll=COUNT)
+
+
+class _Cleared(NamedTuple):
     bets: int
     returned: int
     bankroll: int
 
 
-@one_line(None, "{bet} for {amount}: {won}, {returned} returned", bet=TEXT, amount=COUNT, won=OUTCOME, returned=COUNT)
-class BetOutcome(NamedTuple):
-    """One bet of a spin: ``RED for 10: win, 20 returned``; ``returned`` is stake plus winnings, 0 on a loss."""
+class Cleared(_Cleared, OneLine):
+    """CLR: ``Cleared 3 bets, 18 chips back; bankroll 100``."""
 
+    __slots__ = ()
+    CODE = 200
+    LINE = LineShape(
+        "Cleared {bets}, {returned} chips back; bankroll {bankroll}",
+        _Cleared._fields,
+        bets=counted("bet"),
+        returned=COUNT,
+        bankroll=COUNT,
+    )
+
+
+class _BetOutcome(NamedTuple):
     bet: str
     amount: int
     won: bool
     returned: int
 
 
-@block(250, "{pocket} {properties}", ("outcomes", BetOutcome), "Bankroll {bankroll}; rounds {rounds}; net {net}",
-       pocket=WORD, properties=WORDS, bankroll=COUNT, rounds=COUNT, net=NET)
-class Spin(NamedTuple):
+class BetOutcome(_BetOutcome, ItemLine):
+    """One bet of a spin: ``RED for 10: win, 20 returned``; ``returned`` is stake plus winnings, 0 on a loss."""
+
+    __slots__ = ()
+    LINE = LineShape(
+        "{bet} for {amount}: {won}, {returned} returned",
+        _BetOutcome._fields,
+        bet=TEXT,
+        amount=COUNT,
+        won=OUTCOME,
+        returned=COUNT,
+    )
+
+
+class _Spin(NamedTuple):
+    pocket: str
+    properties: tuple[str, ...]
+    outcomes: tuple[BetOutcome, ...]
+    bankroll: int
+    rounds: int
+    net: int
+
+
+class Spin(_Spin, Block):
     """SPIN: the pocket and its properties, each bet's outcome, then bankroll, rounds and net.
 
     ``17 black odd low dozen2 column2`` (``0 green`` for a zero), one
@@ -285,12 +379,13 @@ class Spin(NamedTuple):
     ``Bankroll 175; rounds 1; net +75`` (net: returned minus staked on this spin).
     """
 
-    pocket: str
-    properties: tuple[str, ...]
-    outcomes: tuple[BetOutcome, ...]
-    bankroll: int
-    rounds: int
-    net: int
+    __slots__ = ()
+    CODE = 250
+    HEAD = LineShape("{pocket} {properties}", _Spin._fields, pocket=WORD, properties=WORDS)
+    ITEMS, ITEM = "outcomes", BetOutcome
+    TAIL = LineShape(
+        "Bankroll {bankroll}; rounds {rounds}; net {net}", _Spin._fields, bankroll=COUNT, rounds=COUNT, net=NET
+    )
 
     @property
     def color(self) -> str:
@@ -313,19 +408,31 @@ class Spin(NamedTuple):
 ALL_JOBS_DONE = 251
 
 
-@one_line(250, "{meter} is yours to read", meter=WORD)
-class Job(NamedTuple):
-    """JOB: ``G10001 is yours to read``: the meter id is the first word."""
-
+class _Job(NamedTuple):
     meter: str
 
 
-@one_line(250, "Accepted: you have read {mine} out of {total} readings", mine=COUNT, total=COUNT)
-class Accepted(NamedTuple):
-    """READ: ``Accepted: you have read 2 out of 3 readings``: this user's count and everyone's."""
+class Job(_Job, OneLine):
+    """JOB: ``G10001 is yours to read``: the meter id is the first word."""
 
+    __slots__ = ()
+    CODE = 250
+    LINE = LineShape("{meter} is yours to read", _Job._fields, meter=WORD)
+
+
+class _Accepted(NamedTuple):
     mine: int
     total: int
+
+
+class Accepted(_Accepted, OneLine):
+    """READ: ``Accepted: you have read 2 out of 3 readings``: this user's count and everyone's."""
+
+    __slots__ = ()
+    CODE = 250
+    LINE = LineShape(
+        "Accepted: you have read {mine} out of {total} readings", _Accepted._fields, mine=COUNT, total=COUNT
+    )
 
 
 # --------------------------------------------------------------------------
@@ -333,33 +440,35 @@ class Accepted(NamedTuple):
 # --------------------------------------------------------------------------
 
 _STATUS_HEAD, _STATUS_TAIL = "Status:", "End of status"
-_STATUS_ITEM = LineShape("{key}: {value}", ("key", "value"), key=Field(r"[^\s:]+", str, str),
-                         value=Field(r".*", str, str))
+_STATUS_ITEM = LineShape(
+    "{key}: {value}", ("key", "value"), key=Field(r"[^\s:]+", str, str), value=Field(r".*", str, str)
+)
 
 
-class Status(NamedTuple):
-    """STAT's 211 reply: ``Status:``, one ``key: value`` line per entry of ``values``, ``End of status``.
-
-    A key is one word without ``:``; a value is any text, read back as ``str``.
-    """
-
+class _Status(NamedTuple):
     values: Mapping[str, object]
 
+
+class Status(_Status, MultiLine):
+    """STAT's 211 reply: ``Status:``, one ``key: value`` line per entry of ``values``, ``End of status``.
+
+    A key is one word without ``:``; a value is any text, read back as ``str``
+    (:meth:`texts` gives the values as text whichever way the status was made).
+    """
+
+    __slots__ = ()
     CODE = 211
 
     def lines(self) -> tuple[str, ...]:
         return (_STATUS_HEAD, *[_STATUS_ITEM.format(item) for item in self.values.items()], _STATUS_TAIL)
 
-    def reply(self) -> Reply:
-        return Reply(self.CODE, self.lines())
-
     @classmethod
-    def from_lines(cls, lines: tuple[str, ...]) -> "Status":
+    def from_lines(cls, lines: tuple[str, ...]) -> Self:
         if len(lines) < 2 or lines[0] != _STATUS_HEAD or lines[-1] != _STATUS_TAIL:
             raise ProtocolError(f"a status is framed by {_STATUS_HEAD!r} and {_STATUS_TAIL!r}: {lines[:1]!r}")
         items = (_STATUS_ITEM.parse(line) for line in lines[1:-1])
         return cls({item["key"]: item["value"] for item in items})
 
-    @classmethod
-    def from_reply(cls, reply: Reply) -> "Status":
-        return cls.from_lines(_expect(reply, cls.CODE, 2))
+    def texts(self) -> dict[str, str]:
+        """The values as the reply writes them: a parsed status's values as they are, a made one's as ``str``."""
+        return {key: str(value) for key, value in self.values.items()}
