@@ -184,3 +184,28 @@ def test_sighup_reloads_the_certificate_and_keeps_sessions(start_daemon, certifi
         with client_context(new_ca).wrap_socket(fresh, server_hostname="127.0.0.1") as sock:
             assert TlsLine(sock).reply().code == 220
         assert old.command("NOOP").code == 200  # the session from before the reload goes on
+
+
+def test_the_client_library_speaks_both_tls_ways_and_verifies_the_host(start_daemon, certificate, tmp_path):
+    from lineproto.client import Client
+
+    ca, cert, key = certificate
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    daemon = start_daemon("--cert", cert, "--key", key, "--tls-port", "0", users=True)
+    with Client("127.0.0.1", daemon.port, tls="auth", cafile=str(ca_file)) as client:
+        assert client.secure
+        client.login("dave", "hunter2")
+        assert client.bet("RED", 10).amount == 10
+    with Client("127.0.0.1", daemon.tls_port, tls="implicit", cafile=str(ca_file)) as client:
+        assert client.secure and client.greeting.code == 220
+        client.login("dave", "hunter2")
+        client.spin()
+    with pytest.raises(ssl.SSLCertVerificationError):  # not signed by a CA the client trusts
+        Client("127.0.0.1", daemon.tls_port, tls="implicit")
+    other = ca.issue_cert("other.example")  # a good certificate, for another host
+    other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
+    (tmp_path / "other.pem").write_bytes(b"".join(blob.bytes() for blob in other.cert_chain_pems))
+    elsewhere = start_daemon("--cert", str(tmp_path / "other.pem"), "--key", str(tmp_path / "other.key"))
+    with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch|doesn't match"):
+        Client("127.0.0.1", elsewhere.port, tls="auth", cafile=str(ca_file))

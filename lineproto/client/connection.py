@@ -1,6 +1,7 @@
 """The connection and the core commands; each service's commands are a subclass of it (Client combines them)."""
 
 import socket
+import ssl
 import time
 from collections.abc import Iterable
 from typing import Self
@@ -10,6 +11,8 @@ from ..wire.shapes import Status
 
 #: Seconds to wait for each reply once connected (None: wait as long as it takes).
 DEFAULT_TIMEOUT = 30.0
+#: How a client may use TLS (``Connection(tls=...)``).
+TLS_MODES = (None, "auth", "implicit")
 #: Seconds for the TCP connection and the greeting together.
 DEFAULT_CONNECT_TIMEOUT = 10.0
 _FORBIDDEN = ("\r", "\n", "\0")
@@ -98,7 +101,16 @@ class Connection:
         port: int = 36000,
         timeout: float | None = DEFAULT_TIMEOUT,
         connect_timeout: float | None = DEFAULT_CONNECT_TIMEOUT,
+        tls: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        cafile: str | None = None,
     ):
+        """``tls``: None (plaintext), ``"auth"`` (``AUTH TLS`` after the greeting, as ftplib's
+        FTP_TLS does) or ``"implicit"`` (the daemon's TLS port: the handshake comes first).
+        The server's certificate is verified and must name ``host``, against ``cafile`` or the
+        system's CAs, or as ``tls_context`` says."""
+        if tls not in TLS_MODES:
+            raise ValueError(f"tls must be one of {TLS_MODES}: {tls!r}")
         self.host, self.port = host, port
         self.timeout = timeout
         self._parser = ReplyParser()
@@ -111,6 +123,11 @@ class Connection:
                 f"{self._where} did not accept a connection within {connect_timeout:g} s", (host, port)
             ) from None
         try:
+            context = None
+            if tls is not None:
+                context = tls_context if tls_context is not None else ssl.create_default_context(cafile=cafile)
+            if tls == "implicit":
+                self._start_tls(context, deadline, connect_timeout)
             try:
                 greeting = self._receive_reply(deadline)
             except TimeoutError:
@@ -119,9 +136,30 @@ class Connection:
                     (host, port),
                 ) from None
             self.greeting = check_reply(greeting)
+            if tls == "auth":
+                self.command("AUTH TLS")  # 234, or TransientError/PermanentError (no TLS there)
+                self._start_tls(context, deadline, connect_timeout)
         except BaseException:
             self.close()
             raise
+
+    def _start_tls(self, context: ssl.SSLContext | None, deadline: float | None, limit: float | None) -> None:
+        """The TLS handshake on the connection, by ``deadline``; the certificate must name ``host``."""
+        assert context is not None
+        self._sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.001))
+        try:
+            self._sock = context.wrap_socket(self._sock, server_hostname=self.host)
+        except TimeoutError:
+            raise ConnectionTimeout(
+                f"{self._where}: no TLS handshake within {limit:g} s", (self.host, self.port)
+            ) from None
+        self._parser = ReplyParser()  # nothing said before the handshake counts after it
+        self._ready = []
+
+    @property
+    def secure(self) -> bool:
+        """True once the connection runs over TLS."""
+        return isinstance(self._sock, ssl.SSLSocket)
 
     @property
     def _where(self) -> str:
