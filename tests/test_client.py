@@ -11,11 +11,18 @@ import time
 import pytest
 
 from conftest import ROOT
+from lineproto import __version__
 from lineproto.client import (
-    Client, ClientError, ConnectionClosed, ConnectionTimeout, PermanentError, ProtocolError, Reply, ReplyTimeout,
+    Client,
+    ClientError,
+    ConnectionClosed,
+    ConnectionTimeout,
+    PermanentError,
+    ProtocolError,
+    Reply,
+    ReplyTimeout,
     TransientError,
 )
-from lineproto import __version__
 from lineproto.domain.accounts import parse_users, verify_password
 
 

@@ -4,6 +4,7 @@ import re
 import threading
 import time
 from collections import Counter
+from datetime import UTC
 
 import pytest
 
@@ -298,8 +299,8 @@ def test_client_library(roster_daemon):
         assert carol.read(meter, 5983) == (1, 1)
         assert carol.read("G10002", reason="Dog in the yard") == (2, 2)
         assert carol.read("E200003", 7, when="2026-11-22T09:15Z") == (3, 3)
-        from datetime import datetime, timezone
-        assert carol.read("E200003", 8, when=datetime(2026, 11, 22, 9, 16, tzinfo=timezone.utc)) == (3, 3)
+        from datetime import datetime
+        assert carol.read("E200003", 8, when=datetime(2026, 11, 22, 9, 16, tzinfo=UTC)) == (3, 3)
         assert carol.meter_status() == (3, 3)
         for bad in ({"reading": -1}, {"reading": True}, {}, {"reason": "  "},
                     {"reading": 1, "reason": "x"}, {"reason": "x", "when": "2026-11-22T09:15"},

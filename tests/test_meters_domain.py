@@ -6,7 +6,7 @@ import random
 import re
 import sys
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -29,7 +29,7 @@ from lineproto.domain.meters import (
     validate_roster_id,
 )
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
 STRICT = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
 

@@ -10,8 +10,8 @@ import ssl
 
 import pytest
 import trustme
-from conftest import RawConnection, stat
 
+from conftest import RawConnection, stat
 from lineproto.wire import ReplyParser
 
 
@@ -207,5 +207,5 @@ def test_the_client_library_speaks_both_tls_ways_and_verifies_the_host(start_dae
     other.private_key_pem.write_to_path(str(tmp_path / "other.key"))
     (tmp_path / "other.pem").write_bytes(b"".join(blob.bytes() for blob in other.cert_chain_pems))
     elsewhere = start_daemon("--cert", str(tmp_path / "other.pem"), "--key", str(tmp_path / "other.key"))
-    with pytest.raises(ssl.SSLCertVerificationError, match="IP address mismatch|doesn't match"):
+    with pytest.raises(ssl.SSLCertVerificationError, match=r"IP address mismatch|doesn't match"):
         Client("127.0.0.1", elsewhere.port, tls="auth", cafile=str(ca_file))
