@@ -389,10 +389,8 @@ class Attacks:
             greeting, latencies = await self._legitimate(daemon.port, noops)
             figures.add(f"{LEGIT_ADDRESS}: greeting", greeting)
             if latencies:
-                figures.add(
-                    f"{LEGIT_ADDRESS}: NOOP p50 / p99 ({len(latencies)})",
-                    f"{ms(percentile(latencies, 0.5))} / {ms(percentile(latencies, 0.99))}",
-                )
+                p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+                figures.add(f"{LEGIT_ADDRESS}: NOOP p50 / p99", f"{ms(p50)} / {ms(p99)} ({len(latencies)} of {noops})")
             else:
                 figures.add(f"{LEGIT_ADDRESS}: NOOP p50 / p99", "no NOOP answered")
             still_open = sum(await asyncio.gather(*trickles))
