@@ -155,14 +155,21 @@ class Line:
         return cls(reader, writer)
 
     async def reply(self) -> tuple[int, bytes]:
-        """The code and text of the next reply; ConnectionError if the server closed first."""
+        """The code and the last line's text of the next reply; ConnectionError if the server closed first."""
+        code, lines = await self.reply_lines()
+        return code, lines[-1]
+
+    async def reply_lines(self) -> tuple[int, list[bytes]]:
+        """The code and every line's text of the next reply (``NNN-text`` ... ``NNN text``)."""
+        lines = []
         while True:
             line = await self.reader.readline()
             if not line:
                 raise ConnectionError("closed by the server")
             match = REPLY_LINE.match(line)
+            lines.append(match[3] if match else line.rstrip(b"\r\n"))
             if match and match[2] == b" ":
-                return int(match[1]), match[3]
+                return int(match[1]), lines
 
     def send(self, data: bytes) -> None:
         self.writer.write(data)
@@ -233,6 +240,8 @@ class Attacks:
                 *(self._guesser(daemon.port, stop_at, tally, latencies, first_lock) for _ in range(clients))
             )
             elapsed = time.monotonic() - start
+            # the daemon's own count of checked passwords, replies still held included (Security STAT only)
+            counted = (await self._stat(daemon.port)).get("login-failures")
             figures = Figures(f"1. guessing, {clients} client{'s' if clients > 1 else ''}")
             answered = tally[530] + tally[430] + tally[421]
             checked = tally[530] + tally[421]  # 421: the fifth failure of a connection, also checked
@@ -242,14 +251,15 @@ class Attacks:
             figures.add("421 after the 5th failure (checked)", tally[421])
             figures.add("refused at connect / other", f"{tally['refused']} / {tally['other']}")
             figures.add("PASS not answered by the end (held or queued)", tally["unanswered"])
+            figures.add("passwords checked (STAT login-failures)", counted or "no such STAT key")
             figures.add("checked guesses answered /s", f"{checked / elapsed:.1f}")
             figures.add("guesses/day at that rate", f"{checked / elapsed * DAY:,.0f}")
             if first_lock:
-                # Locked: the daemon allows what it checked until the lock ends, once per lock cycle;
-                # replies still held at the end are checked passwords whose answer is only delayed.
+                # Locked: what the daemon checked until the lock ends is what it allows once per lock
+                # cycle; replies still held at the end are checked passwords whose answer is only late.
                 when, retry = first_lock[0]
                 cycle = when - start + retry
-                allowed = checked + tally["unanswered"]
+                allowed = int(counted) if counted else checked
                 figures.add("guesses/day, lock cycle", f"{allowed * DAY / cycle:,.0f} ({allowed} per {cycle:.0f} s)")
             else:
                 figures.add("guesses/day, lock cycle", "no lock")
@@ -293,6 +303,20 @@ class Attacks:
                 tally["other"] += 1
             finally:
                 line.close()
+
+    @staticmethod
+    async def _stat(port: int) -> dict[str, str]:
+        """STAT's ``key: value`` lines, asked as guest from 127.0.0.3 (no throttle or cap of the attack)."""
+        line = await Line.open(port, "127.0.0.3")
+        try:
+            await asyncio.wait_for(line.reply(), 10)  # 220
+            line.send(b"USER guest\r\nSTAT\r\n")
+            await asyncio.wait_for(line.reply(), 10)  # 230
+            _, lines = await asyncio.wait_for(line.reply_lines(), 10)
+        finally:
+            line.close()
+        pairs = (text.decode("utf-8", "replace").split(": ", 1) for text in lines)
+        return {pair[0].strip(): pair[1] for pair in pairs if len(pair) == 2}
 
     # ------------------------------------------------------------------ 2. memory
 
