@@ -23,6 +23,7 @@ on loopback, with this script's client on the same cores as the daemon: they sho
 magnitude, not exact rates.
 """
 
+import argparse
 import asyncio
 import contextlib
 import os
@@ -574,8 +575,7 @@ async def run(attacks: Attacks, only: set[int]) -> list[Figures]:
 
 
 def attack_numbers(text: str) -> set[int]:
-    import argparse
-
+    """``--only``: which of the attacks 1-4 to run."""
     try:
         numbers = {int(part) for part in text.split(",")}
     except ValueError:
