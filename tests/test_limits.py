@@ -1,5 +1,7 @@
 """The per-connection and per-address limits of the Security issue, through the socket."""
 
+import os
+import socket
 import time
 
 from conftest import RawConnection, stat
@@ -53,3 +55,34 @@ def test_a_connection_that_does_not_log_in_in_time_is_closed(start_daemon):
         assert time.monotonic() - started < 5
         assert guest.command("NOOP").code == 200  # a login ends the deadline
         assert stat(guest)["login-timeouts"] == "1"
+
+
+def test_a_locked_guesser_is_closed_and_logged_once(start_daemon):
+    daemon = start_daemon("--account-lock-after", "2", users=True)
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        for _ in range(2):
+            raw.command("USER carol")
+            assert raw.command("PASS wrong").code == 530
+        codes = []
+        for _ in range(3):
+            raw.command("USER carol")
+            codes.append(raw.command("PASS wrong").code)
+        assert codes == [430, 430, 421]  # five failures on one connection, refused ones included
+    log = daemon.wait_log("login locked")
+    assert log.count("login locked: the account of carol") == 1
+
+
+def test_a_held_reply_reaches_a_client_that_half_closed(start_daemon):
+    """The 4th failure's reply is held back a second; the client has already shut down writing."""
+    daemon = start_daemon("--address-lock-after", "1000", users=True)
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        raw.send(b"USER carol\r\nPASS a\r\nUSER carol\r\nPASS b\r\nUSER carol\r\nPASS c\r\nUSER carol\r\nPASS d\r\n")
+        raw.sock.shutdown(socket.SHUT_WR)
+        codes = [raw.reply().code for _ in range(8)]
+        assert codes == [331, 530] * 4
+        assert raw.read_all() == b""
+    status = (daemon.process.pid, open(f"/proc/{daemon.process.pid}/stat").read().split())
+    cpu_seconds = (int(status[1][13]) + int(status[1][14])) / os.sysconf("SC_CLK_TCK")
+    assert cpu_seconds < 5, f"the daemon used {cpu_seconds:.1f} s of CPU"

@@ -70,3 +70,16 @@ def test_failures_in_a_window_never_exceed_the_budget_and_delays_stay_bounded(ev
             assert 0 <= delay <= POLICY.max_delay
         assert throttle.accounts.count(account, clock.now) <= POLICY.budget
         assert throttle.addresses.count("addr", clock.now) <= POLICY.budget
+
+
+def test_a_lock_is_reported_once_until_it_ends():
+    throttle, clock = make()
+    for _ in range(6):
+        throttle.failed("10.0.0.1", "ada")
+    firsts = [throttle.check("10.0.0.1", "ada").first for _ in range(3)]
+    assert firsts == [True, False, False]
+    clock.now += 61
+    assert throttle.check("10.0.0.1", "ada").allowed
+    for _ in range(6):
+        throttle.failed("10.0.0.1", "ada")
+    assert throttle.check("10.0.0.1", "ada").first  # a new lock is reported again

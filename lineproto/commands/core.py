@@ -85,13 +85,18 @@ def pass_(session: Session, password: str) -> Reply:
     verdict = services.throttle.check(session.address, name)
     if not verdict.allowed:  # refused before any password hashing
         services.stats.count("login-throttled")
-        log.warning(
-            "login refused for %s from %s: the %s is locked for %d s",
-            for_log(name),
-            session.peer,
-            verdict.locked,
-            verdict.retry_seconds,
-        )
+        if verdict.first:  # once per lock: a locked-out guesser must not flood the log instead
+            log.warning(
+                "login locked: the %s of %s from %s, for %d s",
+                verdict.locked,
+                for_log(name),
+                session.peer,
+                verdict.retry_seconds,
+            )
+        session.login_failures += 1  # and refusals count for the connection's budget of failures
+        if session.login_failures >= MAX_LOGIN_FAILURES:
+            session.closing = True
+            return Reply(421, ("Too many failed logins; closing connection",))
         raise CommandError(
             430, f"Too many failed logins for this {verdict.locked}; try again in {verdict.retry_seconds} s"
         )

@@ -120,6 +120,7 @@ class Verdict:
 
     retry_after: float = 0.0
     locked: str = ""  # "address" or "account": what is locked
+    first: bool = False  # the first refusal of this lock (log it once, not per attempt)
 
     @property
     def allowed(self) -> bool:
@@ -149,17 +150,19 @@ class LoginThrottle:
         self.accounts = FailureWindow(account_policy)
         self.clock = clock if clock is not None else time.monotonic
         self._lock = threading.Lock()
+        self._announced: set[tuple[str, str]] = set()  # (kind, key) locked, first refusal reported
 
     def check(self, address: str, account: str) -> Verdict:
         """Before hashing a password: may this address try this account now?"""
         now = self.clock()
         with self._lock:
-            wait = self.addresses.locked_for(address, now)
-            if wait > 0:
-                return Verdict(wait, "address")
-            wait = self.accounts.locked_for(account, now)
-            if wait > 0:
-                return Verdict(wait, "account")
+            for kind, window, key in (("address", self.addresses, address), ("account", self.accounts, account)):
+                wait = window.locked_for(key, now)
+                if wait > 0:
+                    first = (kind, key) not in self._announced
+                    self._announced.add((kind, key))
+                    return Verdict(wait, kind, first)
+                self._announced.discard((kind, key))
         return ALLOWED
 
     def failed(self, address: str, account: str) -> float:
@@ -175,8 +178,12 @@ class LoginThrottle:
         with self._lock:
             self.addresses.clear(address)
             self.accounts.clear(account)
+            self._announced.discard(("address", address))
+            self._announced.discard(("account", account))
 
     def unlock(self, key: str) -> bool:
         """Forget the failures of an account or an address (an admin's decision); True if there were any."""
         with self._lock:
+            self._announced.discard(("account", key))
+            self._announced.discard(("address", key))
             return self.accounts.clear(key) | self.addresses.clear(key)

@@ -193,6 +193,8 @@ class _Handler(socketserver.BaseRequestHandler):
         connection = engine.state.connection(f"{host}:{port}", implicit_tls)
         self.connection = connection
         self.job_dropped = False
+        self.peer_eof = False
+        self.woken = threading.Event()  # set by wake(): the server stops
         engine._added(self)
         try:
             if implicit_tls and not self._handshake(engine):
@@ -241,6 +243,15 @@ class _Handler(socketserver.BaseRequestHandler):
                 if timeout is None or remaining < timeout or remaining > timeout + 1.0:
                     self.timeout = remaining
                     set_timeout(sock, remaining)
+            if self.peer_eof:  # nothing more to read: only the clock can move the connection on
+                self.woken.wait(max(deadline - clock(), 0) if deadline is not None else None)
+                if engine.state.stopping.is_set():
+                    output = connection.shutdown(clock())
+                else:
+                    output = connection.tick(clock())
+                if not self._send(engine, connection, output):
+                    return
+                continue
             try:
                 data = sock.recv(_RECV_BYTES)
             except (TimeoutError, BlockingIOError):  # the timeout ran out (settimeout, SO_RCVTIMEO)
@@ -253,6 +264,9 @@ class _Handler(socketserver.BaseRequestHandler):
                 elif engine.state.stopping.is_set():  # woken by stop(), or the peer closed meanwhile
                     output = connection.shutdown(clock())
                 else:
+                    # The peer half-closed: recv would return b"" at once from now on, so a reply
+                    # held back (HELD) is waited for on the clock, not by spinning on recv.
+                    self.peer_eof = True
                     output = connection.receive_eof(clock())
             if not self._send(engine, connection, output):
                 return
@@ -311,6 +325,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def wake(self) -> None:
         """Interrupt a blocking recv so the handler sees the shutdown."""
+        self.woken.set()
         try:
             self.sock.shutdown(socket.SHUT_RD)
         except (OSError, AttributeError):  # AttributeError: not started yet
