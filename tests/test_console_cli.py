@@ -157,10 +157,11 @@ def test_a_port_that_never_greets_times_out_in_one_line(silent_port, program):
     assert f"127.0.0.1:{silent_port}" in line and "no greeting within 0.5 s" in line
 
 
-def test_output_reader_going_away_ends_quietly(daemon):
+@pytest.mark.parametrize("program", ["batch", "raw"])
+def test_output_reader_going_away_ends_quietly(daemon, program):
     """``client.py batch ... | head -1``: exit 141 (as a SIGPIPE death), nothing on stderr."""
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "client.py"), "batch", "-", "--port", str(daemon.port)],
+        [sys.executable, str(ROOT / "client.py"), *PROGRAMS[program], "--port", str(daemon.port)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

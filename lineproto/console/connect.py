@@ -53,8 +53,10 @@ def connect(host: str, port: int, timeout: float | None, hint: str = "") -> Clie
     ``timeout`` bounds the connection and the greeting, then each reply (None: no
     bound). ``hint`` follows the message when nothing answers (:class:`Unreachable`).
     """
-    # Lead: once lineproto.client has ConnectionTimeout (connect and greeting) and a separate
-    # reply timeout, catch ConnectionTimeout here instead of TimeoutError.
+    # Lead: once lineproto.client has ConnectionTimeout (nc-client), call
+    # Client(host, port, timeout=reply_timeout, connect_timeout=timeout) and catch ConnectionTimeout
+    # instead of TimeoutError; raw then needs reply_timeout=None (its reader waits as long as it takes,
+    # and a ReplyTimeout would close the connection), the other programs reply_timeout=timeout.
     address = where(host, port)
     try:
         return Client(host, port, timeout=timeout)

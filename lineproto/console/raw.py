@@ -59,6 +59,7 @@ class ReplyPrinter:
         self.client = client
         self.replies = 0
         self.open = True
+        self.failure: BrokenPipeError | None = None
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="replies", daemon=True)
 
@@ -80,7 +81,11 @@ class ReplyPrinter:
             except (ClientError, ProtocolError, OSError):
                 print("connection closed", file=sys.stderr, flush=True)
                 break
-            print(reply, flush=True)
+            try:
+                print(reply, flush=True)
+            except BrokenPipeError as exc:  # nobody reads our output any more: run_raw re-raises it
+                self.failure = exc
+                break
             with self._changed:
                 self.replies += 1
                 self._changed.notify_all()
@@ -128,6 +133,8 @@ def run_raw(args) -> int:
                         printer.wait_for(sent, args.timeout)
     finally:
         client.close()
+    if printer.failure is not None:
+        raise printer.failure  # main ends quietly with 141
     return OK
 
 
