@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 from conftest import ROOT
@@ -174,3 +175,31 @@ def test_output_reader_going_away_ends_quietly(daemon, program):
     assert process.wait(timeout=60) == 141
     assert process.stderr.read() == b""
     process.stderr.close()
+
+
+@pytest.fixture
+def closing_port():
+    """A fake daemon: greets, logs the guest in, then answers the next command with 421 (shutting down)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def serve():
+            connection, _ = listener.accept()
+            with connection, connection.makefile("rb") as lines:
+                connection.sendall(b"220 lineproto test ready\r\n")
+                lines.readline()
+                connection.sendall(b"230 Welcome, Guest: logged in as guest with play money\r\n")
+                lines.readline()
+                connection.sendall(b"421 Server shutting down; closing connection\r\n")
+                lines.read()  # until the client has gone
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        yield listener.getsockname()[1]
+        server.join(timeout=10)
+
+
+def test_a_daemon_closing_mid_session_is_one_line(closing_port):
+    line = one_line(client_py("play", "--port", str(closing_port)), 1)
+    assert line == "client.py play: the daemon closed the connection: Server shutting down; closing connection"

@@ -23,6 +23,8 @@ from . import meter, play, raw, simulate
 from .errors import BROKEN_PIPE, FAILED, INTERRUPTED, ConsoleError, UsageError, reason
 
 PROGRAM_MODULES = (raw, play, simulate, meter)
+#: The reply code of a daemon that closes the connection (idle, shutting down, too many failures).
+CLOSING = 421
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prog}: {exc}", file=sys.stderr, flush=True)
         return exc.status
     except ReplyError as exc:
-        print(f"{prog}: refused: {reason(exc)}", file=sys.stderr, flush=True)
+        what = "the daemon closed the connection" if exc.code == CLOSING else "refused"
+        print(f"{prog}: {what}: {reason(exc)}", file=sys.stderr, flush=True)
         return FAILED
     except (ClientError, ProtocolError, OSError) as exc:
         if isinstance(exc, BrokenPipeError) and _stdout_gone():
