@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from .. import DEFAULT_HOST, DEFAULT_PORT
 from ..argtypes import connect_port, positive_seconds
-from ..client import Client, ConnectionClosed, ReplyError
+from ..client import Client, ConnectionClosed, ConnectionTimeout, ReplyError
 from ..wire import ProtocolError
 from .errors import ConsoleError, reason
 
@@ -47,23 +47,27 @@ def where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def connect(host: str, port: int, timeout: float | None, hint: str = "") -> Client:
+#: ``connect(reply_timeout=...)`` default: each reply gets as long as the connection did.
+SAME_AS_CONNECT = -1.0
+
+
+def connect(
+    host: str, port: int, timeout: float | None, hint: str = "", reply_timeout: float | None = SAME_AS_CONNECT
+) -> Client:
     """A client with the daemon's greeting read, or a ConsoleError saying in one line why not.
 
-    ``timeout`` bounds the connection and the greeting, then each reply (None: no
-    bound). ``hint`` follows the message when nothing answers (:class:`Unreachable`).
+    ``timeout`` bounds the connection and the greeting; ``reply_timeout`` each reply
+    after that (by default the same; None: no bound, for a program whose reader waits
+    as long as the daemon takes). ``hint`` follows the message when nothing answers
+    (:class:`Unreachable`).
     """
-    # Lead: once lineproto.client has ConnectionTimeout (nc-client), call
-    # Client(host, port, timeout=reply_timeout, connect_timeout=timeout) and catch ConnectionTimeout
-    # instead of TimeoutError; raw then needs reply_timeout=None (its reader waits as long as it takes,
-    # and a ReplyTimeout would close the connection), the other programs reply_timeout=timeout.
     address = where(host, port)
+    if reply_timeout == SAME_AS_CONNECT:
+        reply_timeout = timeout
     try:
-        return Client(host, port, timeout=timeout)
-    except TimeoutError:
-        raise ConsoleError(
-            f"{address}: no greeting within {timeout:g} s (is a lineproto daemon listening there?)"
-        ) from None
+        return Client(host, port, timeout=reply_timeout, connect_timeout=timeout)
+    except ConnectionTimeout as exc:
+        raise ConsoleError(f"{exc} (is a lineproto daemon listening there?)") from None
     except ConnectionClosed:
         raise ConsoleError(f"{address} closed the connection without a greeting") from None
     except OSError as exc:

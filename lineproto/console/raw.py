@@ -103,7 +103,7 @@ class ReplyPrinter:
 
 
 def run_raw(args) -> int:
-    client = connect(args.host, args.port, args.timeout)
+    client = connect(args.host, args.port, args.timeout, reply_timeout=None)  # the printer waits for replies
     terminal = is_terminal(sys.stdin)
     print(client.greeting, flush=True)
     printer = ReplyPrinter(client)
