@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from lineproto.domain.accounts import User
-from lineproto.domain.meters import BadReading, UnknownMeter
+from lineproto.domain.meters import BadReading, RosterEntry, UnknownMeter
 from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
 from lineproto.store import SqliteStore, StorageError, StorageFull, StoreOpenError
 from lineproto.store.schema import SCHEMA_VERSION
@@ -333,3 +333,34 @@ def test_a_domain_refusal_in_a_job_undoes_that_call_only(path):
         assert (table.bankroll, table.staked) == (50, 50)  # the first bet stands, the second never was
     finally:
         store.close()
+
+
+# -- the roster, administered from another process while the daemon runs
+
+
+def test_roster_cleared_and_demo_mode_from_a_second_store_on_the_same_file(path):
+    daemon, admin = SqliteStore(path), None
+    try:
+        daemon.meters.load_roster(["A", "B", "C"])
+        assert daemon.meters.next_job("carol#1") == "A"
+        daemon.meters.submit("carol", "B", 5)
+        admin = SqliteStore(path)  # what daemon.py roster list|clear|demo opens
+        assert admin.meters.roster() == [RosterEntry("A", False, "carol#1"), RosterEntry("B", True, None),
+                                         RosterEntry("C", False, None)]
+        assert admin.meters.clear_roster() == 2
+        assert daemon.meters.next_job("dave#2") is None  # seen at once by the running daemon
+        assert daemon.meters.submit("carol", "A", 6) == (2, 2)  # carol was at A: it still counts
+        assert admin.meters.switch_to_demo() == 0
+        assert daemon.meters.roster() is None
+        assert daemon.meters.next_job("dave#2") not in ("A", "B", "C")
+        admin.close()
+        daemon.close()
+        admin = daemon = None
+        reopened = SqliteStore(path)
+        assert reopened.meters.roster_size() is None
+        assert [line.split("@")[0] for line in reopened.meters.dump()] == ["A=6", "B=5"]
+        reopened.close()
+    finally:
+        for store in (daemon, admin):
+            if store is not None:
+                store.close()

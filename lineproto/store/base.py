@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from typing import Callable, TypeVar
 
 from ..domain.accounts import User
+from ..domain.meters import Meters
 from ..domain.roulette import Limits, Table
 
 T = TypeVar("T")
@@ -67,11 +68,11 @@ class Store(ABC):
         """``start``, ``spins``, ``staked``, ``returned``: chips are conserved when
         bankroll + open bets == start + returned - staked."""
 
-    # -- meters: the same methods as domain.meters.MeterManager
+    # -- meters
     @property
     @abstractmethod
-    def meters(self):
-        """An object with MeterManager's interface, backed by this store."""
+    def meters(self) -> Meters:
+        """The meters service's state in this store: the domain's rules (``MeterRules``) over its tables."""
 
     # -- running the commands that use the store
     @abstractmethod
