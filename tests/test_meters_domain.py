@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from lineproto.domain.meters import (
+    BadDumpLine,
     BadMeterId,
     BadReading,
     MeterError,
@@ -34,12 +36,14 @@ from lineproto.domain.meters import (
     UnknownMeter,
     format_dump_line,
     load_roster,
+    parse_dump_line,
     parse_roster,
     parse_when,
     validate_meter_id,
     validate_roster_id,
 )
 from lineproto.store import SqliteStore
+from lineproto.wire import ReplyParser, format_reply
 
 UTC = timezone.utc
 T0 = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
@@ -620,6 +624,147 @@ def test_submission_is_frozen():
         sub.reading = 2  # type: ignore[misc]
 
 
+#: Every character str.splitlines() splits on, and the other C0/C1 controls a dump line must not carry raw.
+LINE_BREAKERS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def dump_sub(reason="", reading=None, reader="bob", meter="M0002", when=T0) -> Submission:
+    return Submission(meter, reading, reason, when, reader)
+
+
+@pytest.mark.parametrize("reason, shown", [
+    ("]root", r"\]root"),                      # the issue's case: it used to read as reader 'root]bob'
+    ("a [b] c", r"a [b\] c"),                   # '[' stands for itself, ']' is escaped
+    ("back\\slash", r"back\\slash"),
+    ("\\]", r"\\\]"),
+    ("tab\there", r"tab\x09here"),
+    ("nel\x85and\u2028ls\u2029ps", r"nel\x85and\Lls\Pps"),
+    ("del\x7f c1\x9f nul\x00", r"del\x7f c1\x9f nul\x00"),
+    ("Couldn't find the meter", "Couldn't find the meter"),   # plain text is shown as it is
+    ("ünïcødé ☃ 𝄞 \ufeff\u200b", "ünïcødé ☃ 𝄞 \ufeff\u200b"),
+])
+def test_dump_line_escapes_what_would_be_ambiguous_or_split_the_line(reason, shown):
+    line = format_dump_line(dump_sub(reason))
+    assert line == f"M0002=-1@2026-11-22T09:15[{shown}]bob"
+    assert line.splitlines() == [line]
+    assert parse_dump_line(line) == dump_sub(reason)
+
+
+def test_dump_line_of_a_reading_and_of_odd_readers_and_years():
+    assert parse_dump_line("G12345=5983@2026-11-22T09:15[]carol") == dump_sub("", 5983, "carol", "G12345")
+    odd = dump_sub("x", None, "a]b\\c\u2028", when=datetime(999, 1, 2, 3, 4, tzinfo=UTC))
+    line = format_dump_line(odd)
+    assert line == r"M0002=-1@0999-01-02T03:04[x]a\]b\\c\L"
+    assert parse_dump_line(line) == odd
+
+
+def test_parse_dump_line_keeps_the_minute_in_utc():
+    when = datetime(2026, 11, 22, 11, 17, 59, 999, tzinfo=timezone(timedelta(hours=2)))
+    parsed = parse_dump_line(format_dump_line(dump_sub("", 7, when=when)))
+    assert parsed.when == datetime(2026, 11, 22, 9, 17, tzinfo=UTC) and parsed.when.tzinfo is UTC
+
+
+@pytest.mark.parametrize("line", [
+    "", "M0002", "M0002=5@2026-11-22T09:15[]", "M0002=5@2026-11-22T09:15]bob",
+    "M0002=-1@2026-11-22T09:15[]bob",          # no reading needs a reason
+    "M0002=5@2026-11-22T09:15[why]bob",        # a reading has none
+    "M0002=05@2026-11-22T09:15[]bob", "M0002=-2@2026-11-22T09:15[x]bob", "M0002=+5@2026-11-22T09:15[]bob",
+    "M0002=5@2026-11-22 09:15[]bob", "M0002=5@2026-13-22T09:15[]bob", "M0002=5@2026-11-22T24:00[]bob",
+    "M0002=5@2026-11-22T09:15:00[]bob", "M0002=5@0000-01-01T00:00[]bob",
+    "M 2=5@2026-11-22T09:15[]bob", "=5@2026-11-22T09:15[]bob", "M" * 33 + "=5@2026-11-22T09:15[]bob",
+    "M0002=-1@2026-11-22T09:15[a]b]bob",        # a raw ']' in the reason
+    "M0002=-1@2026-11-22T09:15[a\\]bob",        # the escaped ']' leaves the reason unclosed
+    r"M0002=-1@2026-11-22T09:15[\q]bob", r"M0002=-1@2026-11-22T09:15[\x41]bob",   # not an escape
+    r"M0002=-1@2026-11-22T09:15[\x0A]bob", r"M0002=-1@2026-11-22T09:15[\x0]bob",  # lower-case, two digits
+    "M0002=-1@2026-11-22T09:15[a\tb]bob", "M0002=-1@2026-11-22T09:15[a\u2028b]bob",  # raw, not escaped
+    "M0002=-1@2026-11-22T09:15[x]bo]b", "M0002=-1@2026-11-22T09:15[x]bob\n",
+    None, b"M0002=5@2026-11-22T09:15[]bob",
+])
+def test_parse_dump_line_refuses_what_format_never_writes(line):
+    with pytest.raises(BadDumpLine) as info:
+        parse_dump_line(line)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, MeterError)
+
+
+meter_ids = st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+#: Any text (no lone surrogates: stored text came in as UTF-8), leaning on the characters that matter.
+texts = st.text(st.one_of(st.sampled_from(list("[]\\=@ -" + LINE_BREAKERS + "\t\x00\x7f\x9f")),
+                          st.characters(exclude_categories=("Cs",))))
+times = st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 30),
+                     timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]))
+
+
+@st.composite
+def submissions(draw, reasons=texts, readers=texts.filter(bool)):
+    reading = draw(st.one_of(st.none(), st.integers(0, 10**18)))
+    reason = draw(reasons.filter(bool)) if reading is None else ""
+    return Submission(draw(meter_ids), reading, reason, draw(times), draw(readers))
+
+
+def as_dumped(submission: Submission) -> Submission:
+    """What a dump line keeps of a submission: the time in UTC, to the minute."""
+    when = submission.when.astimezone(UTC).replace(second=0, microsecond=0)
+    return replace(submission, when=when)
+
+
+@given(submissions())
+def test_every_dump_line_parses_back_to_what_was_stored(submission):
+    line = format_dump_line(submission)
+    assert line.splitlines() == [line]
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", line)
+    assert parse_dump_line(line) == as_dumped(submission)
+    assert format_dump_line(parse_dump_line(line)) == line  # one spelling per value
+
+
+@given(st.lists(submissions(reasons=texts.map(lambda t: t[:200]), readers=st.from_regex(
+    r"[A-Za-z0-9._-]{1,32}", fullmatch=True)), max_size=3))
+def test_a_dump_reply_carries_every_line_whole(subs):
+    """Any reason of up to 200 characters (READ's limit) with a user name fits one reply line."""
+    lines = [format_dump_line(s) for s in subs]
+    reply = format_reply(250, ("Dump:", *lines, "End of dump"))
+    assert max(len(wire) for wire in reply.split(b"\r\n")) <= 1000 - 2
+    (parsed,) = ReplyParser().feed(reply)
+    assert [parse_dump_line(line) for line in parsed.lines[1:-1]] == [as_dumped(s) for s in subs]
+
+
+@pytest.fixture
+def one_of_each(tmp_path):
+    """Both implementations at once, reused across hypothesis examples (each example reads a new meter)."""
+    implementations = [Implementations(kind, tmp_path) for kind in IMPLEMENTATIONS]
+    yield [make(rng=random.Random(5)) for make in implementations]
+    for make in implementations:
+        make.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reason=texts)
+def test_a_reason_is_refused_or_dumped_as_given(one_of_each, reason):
+    for meters in one_of_each:
+        meter = meters.next_job("ann")
+        try:
+            meters.submit("ann", meter, None, reason, when=T0)
+        except BadReading:
+            assert not reason.strip() or re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", reason.strip())
+            meters.release("ann")
+            continue
+        (line,) = [line for line in meters.dump() if line.startswith(meter + "=")]
+        assert parse_dump_line(line) == Submission(meter, None, reason.strip(), T0, "ann")
+
+
+@pytest.mark.parametrize("reason", ["a\x85b", "a\u2028b", "a\u2029b", "a\x9fb", "a\x1cb", "a\tb"])
+def test_a_reason_with_a_control_or_line_separator_inside_is_refused(make, reason):
+    m = make(["G10001"], clock=FixedClock())
+    with pytest.raises(BadReading, match="one line of text without control characters"):
+        m.submit("ann", "G10001", None, reason)
+    assert m.submit("ann", "G10001", None, reason[0] + " " + reason[2]) == (1, 1)
+    if reason[1].isspace():  # blank ends are stripped, as spaces are
+        assert m.submit("ann", "G10001", None, reason[1] + "dog" + reason[1]) == (1, 1)
+        assert m.history()[-1].reason == "dog"
+    else:
+        with pytest.raises(BadReading):
+            m.submit("ann", "G10001", None, "dog" + reason[1])
+
+
 # --------------------------------------------------------------------------- parse_when
 
 
@@ -875,6 +1020,8 @@ class _MeterMachine(RuleBasedStateMachine):
         assert sum(mine for mine, _ in statuses) == len(self.model_latest)
         dump = self.manager.dump()
         assert [line.split("=", 1)[0] for line in dump] == sorted(self.model_latest)
+        assert [parse_dump_line(line).reader for line in dump] == [
+            self.model_latest[m] for m in sorted(self.model_latest)]
         assert len(self.manager.history()) == self.submissions
 
     @invariant()

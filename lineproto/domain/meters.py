@@ -45,11 +45,13 @@ __all__ = [
     "load_roster",
     "parse_when",
     "format_dump_line",
+    "BadDumpLine",
     "MeterManager",
     "MeterRules",
     "MeterState",
     "Meters",
     "RosterEntry",
+    "parse_dump_line",
     "as_utc",
     "canonical_meter_id",
     "check_reader",
@@ -73,7 +75,10 @@ _WHEN = re.compile(
     r"(?:Z|[+-][0-9]{2}:?[0-9]{2})?",
     re.IGNORECASE,
 )
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Characters a reason or reader name may not hold: C0 and C1 controls, DEL, and the line and
+#: paragraph separators -- everything str.splitlines() breaks a line on. A dump line escapes them
+#: (a reading stored by an older version may hold some).
+_NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _GIVE_UP_AFTER = 10_000  # demo mode: random draws before admitting the id space is full
 
 
@@ -94,6 +99,10 @@ class UnknownMeter(MeterError):
 
 class BadReading(MeterError):
     """The reading, the reason or the time of a submission is not acceptable."""
+
+
+class BadDumpLine(MeterError, ValueError):
+    """Text that :func:`format_dump_line` never writes."""
 
 
 class RosterError(MeterError, ValueError):
@@ -269,16 +278,69 @@ def parse_when(text: str) -> datetime:
 
 # --------------------------------------------------------------------------- dump
 
+# Escapes of a dump line's reason and reader: every one is at most 4 characters, so a dump line of
+# a 200-character reason still fits one reply line. The table writes them, the pattern reads them.
+_ESCAPES = {
+    "\\": "\\\\",
+    "]": "\\]",
+    "\u2028": "\\L",
+    "\u2029": "\\P",
+    **{chr(code): f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))},
+}
+_ESCAPE_TABLE = str.maketrans(_ESCAPES)
+_UNESCAPES = {escape: char for char, escape in _ESCAPES.items()}
+_ESCAPE = r"\\(?:[\\\]LP]|x(?:[01][0-9a-f]|7f|[89][0-9a-f]))"
+_ESCAPED_TEXT = r"(?:[^\\\]\x00-\x1f\x7f-\x9f\u2028\u2029]|" + _ESCAPE + ")"
+_DUMP_LINE = re.compile(
+    r"(?P<meter>[A-Za-z0-9_-]{1,%d})=(?P<reading>-1|0|[1-9][0-9]*)" % MAX_ROSTER_ID_LENGTH
+    + r"@(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    + r"\[(?P<reason>" + _ESCAPED_TEXT + r"*)\](?P<reader>" + _ESCAPED_TEXT + "+)"
+)
+_ESCAPE_SEQUENCE = re.compile(_ESCAPE)
+
 
 def format_dump_line(submission: Submission) -> str:
     """``meter=reading@YYYY-MM-DDTHH:MM[reason]reader``, the time in UTC.
 
     A missing reading is written ``-1`` with the reason in the brackets; a reading
-    has empty brackets.
+    has empty brackets. In the reason and the reader ``\\`` is written ``\\\\``,
+    ``]`` ``\\]``, U+2028 ``\\L``, U+2029 ``\\P`` and every other control character
+    ``\\xHH`` (two lower-case hex digits), so the line is one line for any reader of
+    lines and :func:`parse_dump_line` gives the submission back.
     """
     reading = -1 if submission.reading is None else submission.reading
-    when = as_utc(submission.when).strftime("%Y-%m-%dT%H:%M")
-    return f"{submission.meter}={reading}@{when}[{submission.reason}]{submission.reader}"
+    when = as_utc(submission.when)
+    return (f"{submission.meter}={reading}@{when.year:04d}-{when.month:02d}-{when.day:02d}"
+            f"T{when.hour:02d}:{when.minute:02d}[{submission.reason.translate(_ESCAPE_TABLE)}]"
+            f"{submission.reader.translate(_ESCAPE_TABLE)}")
+
+
+def parse_dump_line(line: str) -> Submission:
+    """The :class:`Submission` a dump line shows: its time in UTC, to the minute.
+
+    Exactly the lines :func:`format_dump_line` writes are accepted (the grammar
+    is in docs/PROTOCOL.md, DUMP); anything else raises :class:`BadDumpLine`.
+    """
+    match = _DUMP_LINE.fullmatch(line) if isinstance(line, str) else None
+    if match is None:
+        raise BadDumpLine(f"not a dump line: {str(line)[:80]!r}")
+    reading = int(match["reading"])
+    reason = _unescape(match["reason"])
+    if (reading < 0) != bool(reason):
+        raise BadDumpLine(f"a dump line has either a reading or a reason: {line[:80]!r}")
+    try:
+        when = datetime(int(match["year"]), int(match["month"]), int(match["day"]),
+                        int(match["hour"]), int(match["minute"]), tzinfo=timezone.utc)
+    except ValueError as err:
+        raise BadDumpLine(f"bad time in dump line {line[:80]!r}: {err}") from None
+    return Submission(match["meter"], None if reading < 0 else reading, reason, when,
+                      _unescape(match["reader"]))
+
+
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    return _ESCAPE_SEQUENCE.sub(lambda escape: _UNESCAPES[escape.group()], text)
 
 
 # --------------------------------------------------------------------------- checks
@@ -289,7 +351,7 @@ def utc_now() -> datetime:
 
 
 def check_reader(reader: str) -> str:
-    if not isinstance(reader, str) or not reader or _CONTROL.search(reader) \
+    if not isinstance(reader, str) or not reader or _NOT_ONE_LINE.search(reader) \
             or any(ch.isspace() for ch in reader):
         raise ValueError(f"bad reader name {reader!r}: a non-empty username without blanks")
     return reader
@@ -300,7 +362,7 @@ def check_reading(reading: int | None, reason: str) -> tuple[int | None, str]:
     if not isinstance(reason, str):
         raise BadReading(f"the reason must be text, not {type(reason).__name__}")
     reason = reason.strip()
-    if _CONTROL.search(reason):
+    if _NOT_ONE_LINE.search(reason):
         raise BadReading("the reason must be one line of text without control characters")
     if reading is None:
         if not reason:
