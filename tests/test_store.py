@@ -1,13 +1,17 @@
 """The SQLite store: durability, atomicity, concurrency, migrations and faults."""
 
+import os
 import sqlite3
+import tempfile
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lineproto.domain.accounts import User
 from lineproto.domain.meters import BadReading, RosterEntry, UnknownMeter
-from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
+from lineproto.domain.roulette import InsufficientChips, Limits, SpinResult, Table, parse_bet
 from lineproto.store import SqliteStore, StorageError, StorageFull, StoreOpenError
 from lineproto.store.schema import SCHEMA_VERSION
 
@@ -333,6 +337,77 @@ def test_a_domain_refusal_in_a_job_undoes_that_call_only(path):
         assert (table.bankroll, table.staked) == (50, 50)  # the first bet stands, the second never was
     finally:
         store.close()
+
+
+# -- a table change writes only what it changed
+
+
+def _changes(store) -> int:
+    """Rows inserted, updated or deleted on the writer's connection so far (SQLite's own count)."""
+    return store.run(lambda c: c.total_changes)
+
+
+def test_a_stored_bet_writes_the_new_bet_and_the_bankroll_only(path):
+    store = SqliteStore(path)
+    try:
+        for _ in range(50):
+            store.update_table("dave", 1000, LIMITS, lambda t: t.place(RED, 1))
+        before = _changes(store)
+        store.update_table("dave", 1000, LIMITS, lambda t: t.place(RED, 2))
+        assert _changes(store) - before == 2  # one open_bets row, the player's row
+        before = _changes(store)
+        store.update_table("dave", 1000, LIMITS, lambda t: t.set_wheel("american"))  # no change at all
+        assert _changes(store) == before
+        table = store.load_table("dave", LIMITS)
+        assert (table.bankroll, table.staked, len(table.bets), table.bets[-1].amount) == (948, 52, 51, 2)
+        before = _changes(store)
+        assert store.update_table("dave", 1000, LIMITS, lambda t: t.clear()) == 52
+        assert _changes(store) - before == 51 + 1  # every bet leaves, the bankroll comes back
+    finally:
+        store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("bet"), st.sampled_from(["RED", "17", "SPLIT 17-18", "0", "00", "FOUR"]),
+              st.integers(1, 600)),
+    st.tuples(st.just("clear")), st.tuples(st.just("spin"), st.sampled_from(["0", "1", "17", "00"])),
+    st.tuples(st.just("wheel"), st.sampled_from(["american", "european"]))), max_size=30))
+def test_table_changes_stored_as_differences_read_back_as_the_table_in_memory(steps):
+    with tempfile.TemporaryDirectory() as directory:
+        db = os.path.join(directory, "t.db")
+        store = SqliteStore(db, sync="normal")
+        model = Table(300, limits=LIMITS)
+        for step in steps:
+            change = _table_change(step)
+            try:
+                expected = change(model)
+            except Exception as exc:  # the same refusal, and nothing stored
+                with pytest.raises(type(exc)):
+                    store.update_table("dave", 300, LIMITS, change)
+            else:
+                assert _outcome(store.update_table("dave", 300, LIMITS, change)) == _outcome(expected)
+        store.close()
+        reopened = SqliteStore(db)
+        stored = reopened.load_table("dave", LIMITS)
+        if stored is not None:
+            assert stored.snapshot() == model.snapshot()
+        reopened.close()
+
+
+def _table_change(step):
+    kind = step[0]
+    if kind == "bet":
+        return lambda table: table.place(parse_bet(step[1], table.wheel_kind), step[2])
+    if kind == "clear":
+        return lambda table: table.clear()
+    if kind == "spin":
+        return lambda table: table.resolve(step[1])
+    return lambda table: table.set_wheel(step[1])
+
+
+def _outcome(result):
+    return (result.bankroll, result.rounds, result.net) if isinstance(result, SpinResult) else result
 
 
 # -- the roster, administered from another process while the daemon runs

@@ -1,5 +1,8 @@
 """The SQLite store: WAL, synchronous=FULL, one group-committing writer thread.
 
+A table change writes only what it changed: the new bets, the player's row if
+it changed, and deletes the bets only when they all left the table.
+
 ``synchronous=FULL`` makes each commit survive power loss. ``NORMAL`` in WAL
 mode is faster (no fsync per commit) and still never corrupts the database,
 but the last transactions before a power cut may be lost after they were
@@ -94,8 +97,9 @@ class SqliteStore(Store):
                 connection.execute(
                     "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
                     (player, table.wheel_kind, start_bankroll, start_bankroll))
+            before = _TableRow(table)
             result = change(table)
-            _save_table(connection, player, table)
+            before.save_changes(connection, player, table)
             if isinstance(result, SpinResult):
                 _record_spin(connection, player, table.wheel_kind, result)
             return result
@@ -172,13 +176,36 @@ def _load_table(connection, player: str, limits: Limits) -> Table | None:
                  [OpenBet(parse_bet(name, wheel), amount) for name, amount in bets])
 
 
-def _save_table(connection, player: str, table: Table) -> None:
-    connection.execute("UPDATE players SET wheel = ?, bankroll = ?, rounds = ? WHERE name = ?",
-                       (table.wheel_kind, table.bankroll, table.rounds, player))
-    connection.execute("DELETE FROM open_bets WHERE player = ?", (player,))
-    connection.executemany(
-        "INSERT INTO open_bets (player, position, bet, amount) VALUES (?, ?, ?, ?)",
-        [(player, position, bet.bet.name, bet.amount) for position, bet in enumerate(table.bets)])
+class _TableRow:
+    """A table as loaded, to write back only what a change did to it.
+
+    ``Table`` keeps its open bets in order and only appends (BET), empties
+    (CLR, SPIN) or leaves them: the new bets are inserted after the stored
+    ones, all are deleted only when the table has none left, and any other
+    change rewrites them (none does today). The player's row is updated only
+    when the bankroll, rounds or wheel changed.
+    """
+
+    __slots__ = ("row", "bets")
+
+    def __init__(self, table: Table):
+        self.row = (table.wheel_kind, table.bankroll, table.rounds)
+        self.bets = table.bets
+
+    def save_changes(self, connection, player: str, table: Table) -> None:
+        row = (table.wheel_kind, table.bankroll, table.rounds)
+        if row != self.row:
+            connection.execute("UPDATE players SET wheel = ?, bankroll = ?, rounds = ? WHERE name = ?",
+                               (*row, player))
+        bets, kept = table.bets, len(self.bets)
+        if len(bets) >= kept and all(now is was for now, was in zip(bets, self.bets)):
+            new = enumerate(bets[kept:], start=kept)
+        else:
+            connection.execute("DELETE FROM open_bets WHERE player = ?", (player,))
+            new = enumerate(bets)
+        connection.executemany(
+            "INSERT INTO open_bets (player, position, bet, amount) VALUES (?, ?, ?, ?)",
+            [(player, position, bet.bet.name, bet.amount) for position, bet in new])
 
 
 def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> None:
