@@ -410,6 +410,111 @@ def _outcome(result):
     return (result.bankroll, result.rounds, result.net) if isinstance(result, SpinResult) else result
 
 
+# -- reads: a read-only connection, not the writer's queue
+
+
+def test_reads_do_not_wait_for_the_writer(path):
+    store = SqliteStore(path)
+    try:
+        store.put_user(_user("ann"))
+        store.update_table("ann", 100, LIMITS, lambda t: t.place(RED, 10))
+        store.meters.load_roster(["A", "B"])
+        store.meters.submit("ann", "A", 7)
+        entered, release = threading.Event(), threading.Event()
+
+        def blocker():
+            entered.set()
+            release.wait(30)
+
+        busy = store.submit(blocker)  # the writer is stuck in this batch until release
+        assert entered.wait(10)
+        answers, done = {}, threading.Event()
+
+        def read_everything():
+            answers["user"] = store.get_user("ann").name
+            answers["users"] = [user.name for user in store.list_users()]
+            answers["table"] = store.load_table("ann", LIMITS).staked
+            answers["audit"] = store.audit("ann")["start"]
+            meters = store.meters
+            answers["meters"] = (meters.status("ann"), meters.dump()[0][:4], len(meters.history()),
+                                 meters.held("ann"), meters.roster_size(), meters.remaining(),
+                                 len(meters.roster()))
+            done.set()
+
+        threading.Thread(target=read_everything, daemon=True).start()
+        finished = done.wait(10)
+        release.set()
+        busy.result(10)
+        assert finished, "a read waited behind the writer's batch"
+        assert answers == {"user": "ann", "users": ["ann"], "table": 10, "audit": 100,
+                           "meters": ((1, 1), "A=7@", 1, None, 2, 1, 2)}
+    finally:
+        store.close()
+
+
+def test_a_job_that_only_reads_is_answered_before_its_batch_commits(path):
+    store = SqliteStore(path)
+    try:
+        store.put_user(_user("ann"))
+        started, go_on = threading.Event(), threading.Event()
+        last_started, last_go_on = threading.Event(), threading.Event()
+
+        def blocker():
+            started.set()
+            go_on.wait(30)
+
+        def writes():
+            store.put_user(_user("bob"))
+            return "bob saved"
+
+        def reads():
+            user = store.get_user("bob")
+            return store.get_user("ann").name, user
+
+        def last():
+            last_started.set()
+            last_go_on.wait(30)
+
+        first = store.submit(blocker)
+        assert started.wait(10)
+        batch = [store.submit(job) for job in (writes, reads, last)]  # queued together: one batch
+        go_on.set()
+        assert last_started.wait(10)  # the batch ran writes and reads, and cannot commit yet
+        try:
+            # bob's change is not acknowledged yet, so the read does not show it
+            assert batch[1].result(10) == ("ann", None)
+            assert not batch[0].done()
+        finally:
+            last_go_on.set()
+        assert batch[0].result(10) == "bob saved" and first.result(10) is None
+        assert store.get_user("bob") is not None
+    finally:
+        store.close()
+
+
+def test_a_job_reads_what_it_changed_itself(path):
+    store = SqliteStore(path)
+    try:
+        def job():
+            before = store.meters.roster_size()
+            store.meters.load_roster(["A"])
+            return before, store.meters.roster_size(), store.meters.next_job("ann"), store.meters.held("ann")
+
+        assert store.submit(job).result(10) == (None, 1, "A", "A")
+    finally:
+        store.close()
+
+
+def test_a_database_only_in_memory_still_reads(tmp_path):
+    store = SqliteStore(":memory:")
+    try:
+        store.put_user(_user("ann"))
+        assert store.get_user("ann").name == "ann"
+        assert store.submit(lambda: store.get_user("ann").name).result(10) == "ann"
+    finally:
+        store.close()
+
+
 # -- the roster, administered from another process while the daemon runs
 
 

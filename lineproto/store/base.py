@@ -2,7 +2,8 @@
 
 A store keeps users, players' tables (bankroll, open bets, rounds), the spin
 audit trail, the meter roster, held jobs and every reading submission. Every
-state-changing call returns only after its transaction is durable. SQLite
+state-changing call returns only after its transaction is durable; a call that
+only reads sees every change acknowledged before it started. SQLite
 implements it today (``sqlite.py``); a PostgreSQL store would implement the same
 methods with its own transactions, without touching commands or domain code.
 """

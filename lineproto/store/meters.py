@@ -15,8 +15,8 @@ _FREE, _HELD, _READ = 0, 1, 2
 
 
 class StoredMeters(MeterRules):
-    """:class:`~lineproto.domain.meters.Meters` in the database: every unit is one writer
-    transaction, durable when it returns."""
+    """:class:`~lineproto.domain.meters.Meters` in the database: a change is one writer
+    transaction, durable when it returns; a read runs on a read connection (``Writer.read``)."""
 
     def __init__(self, writer, rng=None, clock=None):
         super().__init__(rng, clock)
@@ -25,7 +25,8 @@ class StoredMeters(MeterRules):
     def _change(self, unit):
         return self._writer.run(lambda connection: unit(_SqlState(connection)))
 
-    _read = _change
+    def _read(self, unit):
+        return self._writer.read(lambda connection: unit(_SqlState(connection)))
 
 
 class _SqlState:

@@ -1,5 +1,7 @@
-"""The SQLite store: WAL, synchronous=FULL, one group-committing writer thread.
+"""The SQLite store: WAL, synchronous=FULL, one group-committing writer thread, pooled readers.
 
+Changes go through the writer (``writer.py``); reads that change nothing run on
+read-only connections (``readers.py``) and do not wait for the writer's batch.
 A table change writes only what it changed: the new bets, the player's row if
 it changed, and deletes the bets only when they all left the table.
 
@@ -20,6 +22,7 @@ from ..domain.meters import utc_now
 from ..domain.roulette import Limits, OpenBet, SpinResult, Table, parse_bet
 from .base import Store, StoreOpenError, StorageError
 from .meters import StoredMeters
+from .readers import ReadPool
 from .schema import migrate
 from .writer import Writer
 
@@ -63,13 +66,15 @@ class SqliteStore(Store):
         except StoreOpenError:
             connection.close()
             raise
-        self._writer = Writer(connection)
+        # An in-memory database exists only on the writer's connection: its reads queue as changes.
+        self._readers = ReadPool(path, busy_timeout) if path != ":memory:" else None
+        self._writer = Writer(connection, readers=self._readers)
         self._meters = StoredMeters(self._writer, rng if rng is not None else secrets.SystemRandom(), clock)
 
     # -- users
 
     def get_user(self, name: str) -> User | None:
-        row = self._writer.run(lambda c: c.execute(
+        row = self._writer.read(lambda c: c.execute(
             "SELECT name, real_name, roles, password_hash FROM users WHERE name = ?", (name,)).fetchone())
         return _user(row) if row else None
 
@@ -83,7 +88,7 @@ class SqliteStore(Store):
             lambda c: c.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0)
 
     def list_users(self) -> list[User]:
-        rows = self._writer.run(lambda c: c.execute(
+        rows = self._writer.read(lambda c: c.execute(
             "SELECT name, real_name, roles, password_hash FROM users ORDER BY name").fetchall())
         return [_user(row) for row in rows]
 
@@ -107,7 +112,7 @@ class SqliteStore(Store):
 
     def load_table(self, player: str, limits: Limits) -> Table | None:
         """The player's table as stored, or None if they never played."""
-        return self._writer.run(lambda c: _load_table(c, player, limits))
+        return self._writer.read(lambda c: _load_table(c, player, limits))
 
     def audit(self, player: str) -> dict:
         """Start bankroll and the spins' totals: bankroll + staked == start + returned - spun stakes."""
@@ -119,7 +124,7 @@ class SqliteStore(Store):
                 "WHERE player = ?", (player,)).fetchone()
             return {"start": start[0] if start else None, "spins": spins[0],
                     "staked": spins[1], "returned": spins[2]}
-        return self._writer.run(operation)
+        return self._writer.read(operation)
 
     # -- meters
 
@@ -142,6 +147,8 @@ class SqliteStore(Store):
 
     def close(self) -> None:
         self._writer.close()
+        if self._readers is not None:
+            self._readers.close()
 
 
 def backup_database(source: str, target: str) -> None:
