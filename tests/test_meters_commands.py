@@ -1,19 +1,14 @@
 """The meters service through the real socket: JOB, READ, DUMP, STAT, hooks, roster, concurrency."""
 
 import re
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timezone
 
 import pytest
 
-from conftest import ROOT, TEST_USERS, RawConnection, stat, write_users_file
+from conftest import TEST_USERS, stat, write_users_file
 from lineproto.client import Client, PermanentError
-from lineproto.domain.meters import Submission, parse_dump_line
-from lineproto.store import SqliteStore
 
 STRICT_ID = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
 ACCEPTED = re.compile(r"Accepted: you have read ([0-9]+) out of ([0-9]+) readings")
@@ -179,6 +174,8 @@ def test_read_forms_and_the_dump(roster_daemon, connect):
 
 
 def test_dump_lines_parse_back_to_the_reasons_given(roster_daemon, connect):
+    from lineproto.domain.meters import parse_dump_line
+
     carol = login(connect(roster_daemon.port), "carol")
     reasons = {"G10001": "]root", "G10002": r"a\b [c] d\] \x41 \L", "E200003": "ünïcødé ☃ 𝄞", "M-4": "[]"}
     for meter, reason in reasons.items():
@@ -195,6 +192,14 @@ def test_dump_lines_parse_back_to_the_reasons_given(roster_daemon, connect):
 
 def test_readings_stored_by_an_older_version_dump_as_one_line_each(start_daemon, tmp_path):
     """Older daemons took line separators and C1 controls in reasons: DUMP and daemon.py dump escape them."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from conftest import ROOT, RawConnection
+    from lineproto.domain.meters import Submission, parse_dump_line
+    from lineproto.store import SqliteStore
+
     db = str(tmp_path / "old.db")
     store = SqliteStore(db)
     store.meters.load_roster(["M1", "M2", "M3"])
@@ -213,7 +218,7 @@ def test_readings_stored_by_an_older_version_dump_as_one_line_each(start_daemon,
 
     store.run(insert_as_an_older_version_did)
     store.close()
-    expected = [Submission(meter, None, reason, datetime(2026, 11, 22, 9, 15, tzinfo=timezone.utc), "carol")
+    expected = [Submission(meter, None, reason, datetime(2026, 11, 22, 9, 15, tzinfo=UTC), "carol")
                 for meter, reason in legacy.items()]
     daemon = start_daemon("--db", db, users=True)
     with RawConnection(daemon.port) as raw:

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -45,7 +45,7 @@ from lineproto.domain.meters import (
 from lineproto.store import SqliteStore
 from lineproto.wire import ReplyParser, format_reply
 
-UTC = timezone.utc
+UTC = UTC
 T0 = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
 STRICT = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
 
@@ -694,8 +694,11 @@ times = st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12
                      timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]))
 
 
+names = texts.filter(bool)
+
+
 @st.composite
-def submissions(draw, reasons=texts, readers=texts.filter(bool)):
+def submissions(draw, reasons=texts, readers=names):
     reading = draw(st.one_of(st.none(), st.integers(0, 10**18)))
     reason = draw(reasons.filter(bool)) if reading is None else ""
     return Submission(draw(meter_ids), reading, reason, draw(times), draw(readers))

@@ -22,43 +22,46 @@ keeps them in memory (this module), the store's ``meters`` in its database
 from __future__ import annotations
 
 import csv
+import os
 import re
 import secrets
 import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from heapq import heappop, heappush
-from typing import Callable, Iterable, Iterator, NamedTuple, Protocol, TypeVar
+from typing import NamedTuple, Protocol, TypeVar
 
 __all__ = [
     "MAX_ROSTER_ID_LENGTH",
-    "MeterError",
-    "BadMeterId",
-    "UnknownMeter",
-    "BadReading",
-    "RosterError",
-    "Submission",
-    "validate_meter_id",
-    "validate_roster_id",
-    "parse_roster",
-    "clean_roster_ids",
-    "load_roster",
-    "parse_when",
-    "format_dump_line",
     "BadDumpLine",
+    "BadMeterId",
+    "BadReading",
+    "MeterError",
     "MeterManager",
     "MeterRules",
     "MeterState",
     "Meters",
+    "Rng",
     "RosterEntry",
-    "parse_dump_line",
+    "RosterError",
+    "Submission",
+    "UnknownMeter",
     "as_utc",
     "canonical_meter_id",
     "check_reader",
     "check_reading",
     "check_when",
+    "clean_roster_ids",
+    "format_dump_line",
     "invent_meter_id",
+    "load_roster",
+    "parse_dump_line",
+    "parse_roster",
+    "parse_when",
     "utc_now",
+    "validate_meter_id",
+    "validate_roster_id",
 ]
 
 MAX_ROSTER_ID_LENGTH = 32
@@ -66,7 +69,8 @@ MAX_ROSTER_ID_LENGTH = 32
 # Strict meter-id format (what demo mode invents): G + 5 digits, or E + 5-6 digits.
 _STRICT_ID = re.compile(r"(?:[Gg][0-9]{5}|[Ee][0-9]{5,6})")
 # Loose roster-id format: any token of 1-32 characters from [A-Za-z0-9_-].
-_ROSTER_ID = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_ROSTER_ID_LENGTH)
+_ROSTER_ID_TEXT = rf"[A-Za-z0-9_-]{{1,{MAX_ROSTER_ID_LENGTH}}}"
+_ROSTER_ID = re.compile(_ROSTER_ID_TEXT)
 # Extended ISO-8601 date and time (at least hours and minutes), optional seconds,
 # fraction and zone; checked before handing the text to datetime.fromisoformat.
 _WHEN = re.compile(
@@ -80,6 +84,7 @@ _WHEN = re.compile(
 #: (a reading stored by an older version may hold some).
 _NOT_ONE_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _GIVE_UP_AFTER = 10_000  # demo mode: random draws before admitting the id space is full
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- errors
@@ -239,7 +244,7 @@ def clean_roster_ids(ids: Iterable[str]) -> list[str]:
     return cleaned
 
 
-def load_roster(path) -> list[str]:
+def load_roster(path: str | os.PathLike[str]) -> list[str]:
     """Read the roster CSV file at ``path`` (UTF-8); see :func:`parse_roster`."""
     with open(path, encoding="utf-8-sig", newline="") as file:
         return parse_roster(file, source=str(path))
@@ -251,8 +256,8 @@ def load_roster(path) -> list[str]:
 def as_utc(when: datetime) -> datetime:
     """Aware datetimes are converted to UTC; naive ones are taken as UTC."""
     if when.tzinfo is None or when.tzinfo.utcoffset(when) is None:
-        return when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+        return when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 def parse_when(text: str) -> datetime:
@@ -292,7 +297,7 @@ _UNESCAPES = {escape: char for char, escape in _ESCAPES.items()}
 _ESCAPE = r"\\(?:[\\\]LP]|x(?:[01][0-9a-f]|7f|[89][0-9a-f]))"
 _ESCAPED_TEXT = r"(?:[^\\\]\x00-\x1f\x7f-\x9f\u2028\u2029]|" + _ESCAPE + ")"
 _DUMP_LINE = re.compile(
-    r"(?P<meter>[A-Za-z0-9_-]{1,%d})=(?P<reading>-1|0|[1-9][0-9]*)" % MAX_ROSTER_ID_LENGTH
+    rf"(?P<meter>{_ROSTER_ID_TEXT})=(?P<reading>-1|0|[1-9][0-9]*)"
     + r"@(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
     + r"\[(?P<reason>" + _ESCAPED_TEXT + r"*)\](?P<reader>" + _ESCAPED_TEXT + "+)"
 )
@@ -330,7 +335,7 @@ def parse_dump_line(line: str) -> Submission:
         raise BadDumpLine(f"a dump line has either a reading or a reason: {line[:80]!r}")
     try:
         when = datetime(int(match["year"]), int(match["month"]), int(match["day"]),
-                        int(match["hour"]), int(match["minute"]), tzinfo=timezone.utc)
+                        int(match["hour"]), int(match["minute"]), tzinfo=UTC)
     except ValueError as err:
         raise BadDumpLine(f"bad time in dump line {line[:80]!r}: {err}") from None
     return Submission(match["meter"], None if reading < 0 else reading, reason, when,
@@ -347,7 +352,7 @@ def _unescape(text: str) -> str:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def check_reader(reader: str) -> str:
@@ -387,7 +392,15 @@ def check_when(when: datetime) -> datetime:
         raise BadReading(f"the time {when.isoformat()} is out of range in UTC") from None
 
 
-def invent_meter_id(rng, taken: Callable[[str], bool]) -> str:
+class Rng(Protocol):
+    """What demo mode draws ids from: ``random.Random``, ``secrets.SystemRandom``, a test's script."""
+
+    def choice(self, seq: Sequence[T], /) -> T: ...
+
+    def randrange(self, stop: int, /) -> int: ...
+
+
+def invent_meter_id(rng: Rng, taken: Callable[[str], bool]) -> str:
     """A new demo meter id (``G`` + 5 digits or ``E`` + 5-6 digits) for which ``taken`` is false."""
     for _ in range(_GIVE_UP_AFTER):
         if rng.choice("GE") == "G":
@@ -401,8 +414,6 @@ def invent_meter_id(rng, taken: Callable[[str], bool]) -> str:
 
 
 # --------------------------------------------------------------------------- the interface
-
-T = TypeVar("T")
 
 
 class Meters(Protocol):
@@ -557,8 +568,8 @@ class MeterRules:
     a unit that may change it, :meth:`_read` for one that only reads.
     """
 
-    def __init__(self, rng=None, clock: Callable[[], datetime] | None = None) -> None:
-        self._rng = rng if rng is not None else secrets.SystemRandom()
+    def __init__(self, rng: Rng | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        self._rng: Rng = rng if rng is not None else secrets.SystemRandom()
         self._clock = clock if clock is not None else utc_now
 
     def _change(self, unit: Callable[[MeterState], T]) -> T:
@@ -773,7 +784,7 @@ class MeterManager(MeterRules):
     is loaded at once (roster mode); without it the manager starts in demo mode.
     """
 
-    def __init__(self, roster: Iterable[str] | None = None, rng=None,
+    def __init__(self, roster: Iterable[str] | None = None, rng: Rng | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         super().__init__(rng, clock)
         self._lock = threading.Lock()

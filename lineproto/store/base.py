@@ -9,8 +9,9 @@ methods with its own transactions, without touching commands or domain code.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from ..domain.accounts import User
 from ..domain.meters import Meters

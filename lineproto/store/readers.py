@@ -12,7 +12,8 @@ share the few connections instead of holding one each).
 
 import sqlite3
 import threading
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from .base import StorageError
 from .writer import storage_error

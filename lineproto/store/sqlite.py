@@ -20,7 +20,7 @@ import sqlite3
 from ..domain.accounts import User
 from ..domain.meters import utc_now
 from ..domain.roulette import Limits, OpenBet, SpinResult, Table, parse_bet
-from .base import Store, StoreOpenError, StorageError
+from .base import StorageError, Store, StoreOpenError
 from .meters import StoredMeters
 from .readers import ReadPool
 from .schema import migrate
@@ -205,7 +205,7 @@ class _TableRow:
             connection.execute("UPDATE players SET wheel = ?, bankroll = ?, rounds = ? WHERE name = ?",
                                (*row, player))
         bets, kept = table.bets, len(self.bets)
-        if len(bets) >= kept and all(now is was for now, was in zip(bets, self.bets)):
+        if len(bets) >= kept and all(now is was for now, was in zip(bets[:kept], self.bets, strict=True)):
             new = enumerate(bets[kept:], start=kept)
         else:
             connection.execute("DELETE FROM open_bets WHERE player = ?", (player,))

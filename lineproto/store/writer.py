@@ -42,6 +42,9 @@ MAX_BATCH = 512
 
 _STOP = object()
 
+#: What a batch hands out after COMMIT: (future, result, exception).
+_Outcome = tuple[Future, object, "Exception | None"]
+
 
 class _Job:
     """A queued :meth:`Writer.submit` job (told apart from operations in the queue)."""
@@ -173,7 +176,7 @@ class Writer:
         if not batch:
             return
         connection = self._connection
-        outcomes = []  # (future, result, exception)
+        outcomes: list[_Outcome] = []
         self._broken = None
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -182,6 +185,7 @@ class Writer:
                     if not future.set_running_or_notify_cancel():
                         continue  # cancelled while queued (its client left): nothing to run
                     self._job_changed = False
+                    outcome: _Outcome
                     try:
                         outcome = (future, operation.run(), None)
                     except Exception as exc:
@@ -224,8 +228,8 @@ class Writer:
             for _, future in batch:
                 _settle(future, None, StorageError(f"storage error: {exc!r}"))
             return
-        for future, result, exc in outcomes:
-            _settle(future, result, exc)
+        for future, result, refusal in outcomes:
+            _settle(future, result, refusal)
 
 
 def _settle(future: Future, result, exc: BaseException | None) -> None:
