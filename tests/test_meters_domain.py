@@ -105,15 +105,15 @@ def roster_manager(make):
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("G12345", "G12345"), ("g12345", "G12345"), ("E12345", "E12345"),
-     ("e123456", "E123456"), ("  G00000 ", "G00000")],
+    [("G12345", "G12345"), ("g12345", "G12345"), ("E12345", "E12345"), ("e123456", "E123456"), ("  G00000 ", "G00000")],
 )
 def test_validate_meter_id_accepts_and_canonicalises(text, expected):
     assert validate_meter_id(text) == expected
 
 
 @pytest.mark.parametrize(
-    "text", ["", "G1234", "G123456", "E1234", "E1234567", "X12345", "G12 45", "G1234a", "12345", None],
+    "text",
+    ["", "G1234", "G123456", "E1234", "E1234567", "X12345", "G12 45", "G1234a", "12345", None],
 )
 def test_validate_meter_id_rejects(text):
     with pytest.raises(BadMeterId):
@@ -307,7 +307,9 @@ def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both(make):
     ]
     history = m.history()
     assert [(s.meter, s.reading, s.reader) for s in history] == [
-        ("G10001", 100, "ann"), ("G10002", 200, "ann"), ("G10001", 101, "bob"),
+        ("G10001", 100, "ann"),
+        ("G10002", 200, "ann"),
+        ("G10001", 101, "bob"),
     ]
     history.clear()
     assert len(m.history()) == 3
@@ -337,8 +339,20 @@ def test_meter_case_is_normalised_for_strict_ids(make):
 
 @pytest.mark.parametrize(
     "reading, reason",
-    [(-1, ""), (-5, ""), (True, ""), (False, ""), (None, ""), (None, "   "), (None, "\t\n"),
-     (5, "also a reason"), (1.5, ""), ("12", ""), (None, "two\nlines"), (None, 7)],
+    [
+        (-1, ""),
+        (-5, ""),
+        (True, ""),
+        (False, ""),
+        (None, ""),
+        (None, "   "),
+        (None, "\t\n"),
+        (5, "also a reason"),
+        (1.5, ""),
+        ("12", ""),
+        (None, "two\nlines"),
+        (None, 7),
+    ],
 )
 def test_bad_readings(reading, reason, roster_manager):
     m = roster_manager()
@@ -465,14 +479,28 @@ class ScriptedRng:
 
 
 def test_demo_never_repeats_handed_out_released_or_read_ids(make):
-    rng = ScriptedRng([
-        "G", 42,            # ann: G00042
-        "G", 42, "E", 5, 7,  # bob: repeat of G00042 skipped, E00007
-        "G", 42, "E", 5, 7, "E", 6, 123456,  # cat: both repeats skipped
-    ])
+    rng = ScriptedRng(
+        [
+            "G",
+            42,  # ann: G00042
+            "G",
+            42,
+            "E",
+            5,
+            7,  # bob: repeat of G00042 skipped, E00007
+            "G",
+            42,
+            "E",
+            5,
+            7,
+            "E",
+            6,
+            123456,  # cat: both repeats skipped
+        ]
+    )
     m = make(rng=rng, clock=FixedClock())
     assert m.next_job("ann") == "G00042"
-    assert m.release("ann") == "G00042"       # forgotten as a job, but still known
+    assert m.release("ann") == "G00042"  # forgotten as a job, but still known
     assert m.next_job("bob") == "E00007"
     m.submit("bob", "E00007", 1)
     assert m.next_job("cat") == "E123456"
@@ -613,8 +641,13 @@ def test_dump_empty_and_format_dump_line_direct(make):
     assert make([]).dump() == []
     sub = Submission("G12345", 5983, "", datetime(2026, 11, 22, 9, 15), "carol")
     assert format_dump_line(sub) == "G12345=5983@2026-11-22T09:15[]carol"
-    sub = Submission("E445691", None, "Couldn't find the meter",
-                     datetime(2026, 11, 22, 4, 16, tzinfo=timezone(timedelta(hours=-5))), "carol")
+    sub = Submission(
+        "E445691",
+        None,
+        "Couldn't find the meter",
+        datetime(2026, 11, 22, 4, 16, tzinfo=timezone(timedelta(hours=-5))),
+        "carol",
+    )
     assert format_dump_line(sub) == "E445691=-1@2026-11-22T09:16[Couldn't find the meter]carol"
 
 
@@ -632,17 +665,20 @@ def dump_sub(reason="", reading=None, reader="bob", meter="M0002", when=T0) -> S
     return Submission(meter, reading, reason, when, reader)
 
 
-@pytest.mark.parametrize("reason, shown", [
-    ("]root", r"\]root"),                      # the issue's case: it used to read as reader 'root]bob'
-    ("a [b] c", r"a [b\] c"),                   # '[' stands for itself, ']' is escaped
-    ("back\\slash", r"back\\slash"),
-    ("\\]", r"\\\]"),
-    ("tab\there", r"tab\x09here"),
-    ("nel\x85and\u2028ls\u2029ps", r"nel\x85and\Lls\Pps"),
-    ("del\x7f c1\x9f nul\x00", r"del\x7f c1\x9f nul\x00"),
-    ("Couldn't find the meter", "Couldn't find the meter"),   # plain text is shown as it is
-    ("ünïcødé ☃ 𝄞 \ufeff\u200b", "ünïcødé ☃ 𝄞 \ufeff\u200b"),
-])
+@pytest.mark.parametrize(
+    "reason, shown",
+    [
+        ("]root", r"\]root"),  # the issue's case: it used to read as reader 'root]bob'
+        ("a [b] c", r"a [b\] c"),  # '[' stands for itself, ']' is escaped
+        ("back\\slash", r"back\\slash"),
+        ("\\]", r"\\\]"),
+        ("tab\there", r"tab\x09here"),
+        ("nel\x85and\u2028ls\u2029ps", r"nel\x85and\Lls\Pps"),
+        ("del\x7f c1\x9f nul\x00", r"del\x7f c1\x9f nul\x00"),
+        ("Couldn't find the meter", "Couldn't find the meter"),  # plain text is shown as it is
+        ("ünïcødé ☃ 𝄞 \ufeff\u200b", "ünïcødé ☃ 𝄞 \ufeff\u200b"),
+    ],
+)
 def test_dump_line_escapes_what_would_be_ambiguous_or_split_the_line(reason, shown):
     line = format_dump_line(dump_sub(reason))
     assert line == f"M0002=-1@2026-11-22T09:15[{shown}]bob"
@@ -664,22 +700,40 @@ def test_parse_dump_line_keeps_the_minute_in_utc():
     assert parsed.when == datetime(2026, 11, 22, 9, 17, tzinfo=UTC) and parsed.when.tzinfo is UTC
 
 
-@pytest.mark.parametrize("line", [
-    "", "M0002", "M0002=5@2026-11-22T09:15[]", "M0002=5@2026-11-22T09:15]bob",
-    "M0002=-1@2026-11-22T09:15[]bob",          # no reading needs a reason
-    "M0002=5@2026-11-22T09:15[why]bob",        # a reading has none
-    "M0002=05@2026-11-22T09:15[]bob", "M0002=-2@2026-11-22T09:15[x]bob", "M0002=+5@2026-11-22T09:15[]bob",
-    "M0002=5@2026-11-22 09:15[]bob", "M0002=5@2026-13-22T09:15[]bob", "M0002=5@2026-11-22T24:00[]bob",
-    "M0002=5@2026-11-22T09:15:00[]bob", "M0002=5@0000-01-01T00:00[]bob",
-    "M 2=5@2026-11-22T09:15[]bob", "=5@2026-11-22T09:15[]bob", "M" * 33 + "=5@2026-11-22T09:15[]bob",
-    "M0002=-1@2026-11-22T09:15[a]b]bob",        # a raw ']' in the reason
-    "M0002=-1@2026-11-22T09:15[a\\]bob",        # the escaped ']' leaves the reason unclosed
-    r"M0002=-1@2026-11-22T09:15[\q]bob", r"M0002=-1@2026-11-22T09:15[\x41]bob",   # not an escape
-    r"M0002=-1@2026-11-22T09:15[\x0A]bob", r"M0002=-1@2026-11-22T09:15[\x0]bob",  # lower-case, two digits
-    "M0002=-1@2026-11-22T09:15[a\tb]bob", "M0002=-1@2026-11-22T09:15[a\u2028b]bob",  # raw, not escaped
-    "M0002=-1@2026-11-22T09:15[x]bo]b", "M0002=-1@2026-11-22T09:15[x]bob\n",
-    None, b"M0002=5@2026-11-22T09:15[]bob",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "M0002",
+        "M0002=5@2026-11-22T09:15[]",
+        "M0002=5@2026-11-22T09:15]bob",
+        "M0002=-1@2026-11-22T09:15[]bob",  # no reading needs a reason
+        "M0002=5@2026-11-22T09:15[why]bob",  # a reading has none
+        "M0002=05@2026-11-22T09:15[]bob",
+        "M0002=-2@2026-11-22T09:15[x]bob",
+        "M0002=+5@2026-11-22T09:15[]bob",
+        "M0002=5@2026-11-22 09:15[]bob",
+        "M0002=5@2026-13-22T09:15[]bob",
+        "M0002=5@2026-11-22T24:00[]bob",
+        "M0002=5@2026-11-22T09:15:00[]bob",
+        "M0002=5@0000-01-01T00:00[]bob",
+        "M 2=5@2026-11-22T09:15[]bob",
+        "=5@2026-11-22T09:15[]bob",
+        "M" * 33 + "=5@2026-11-22T09:15[]bob",
+        "M0002=-1@2026-11-22T09:15[a]b]bob",  # a raw ']' in the reason
+        "M0002=-1@2026-11-22T09:15[a\\]bob",  # the escaped ']' leaves the reason unclosed
+        r"M0002=-1@2026-11-22T09:15[\q]bob",
+        r"M0002=-1@2026-11-22T09:15[\x41]bob",  # not an escape
+        r"M0002=-1@2026-11-22T09:15[\x0A]bob",
+        r"M0002=-1@2026-11-22T09:15[\x0]bob",  # lower-case, two digits
+        "M0002=-1@2026-11-22T09:15[a\tb]bob",
+        "M0002=-1@2026-11-22T09:15[a\u2028b]bob",  # raw, not escaped
+        "M0002=-1@2026-11-22T09:15[x]bo]b",
+        "M0002=-1@2026-11-22T09:15[x]bob\n",
+        None,
+        b"M0002=5@2026-11-22T09:15[]bob",
+    ],
+)
 def test_parse_dump_line_refuses_what_format_never_writes(line):
     with pytest.raises(BadDumpLine) as info:
         parse_dump_line(line)
@@ -688,10 +742,16 @@ def test_parse_dump_line_refuses_what_format_never_writes(line):
 
 meter_ids = st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
 #: Any text (no lone surrogates: stored text came in as UTF-8), leaning on the characters that matter.
-texts = st.text(st.one_of(st.sampled_from(list("[]\\=@ -" + LINE_BREAKERS + "\t\x00\x7f\x9f")),
-                          st.characters(exclude_categories=("Cs",))))
-times = st.datetimes(min_value=datetime(1000, 1, 2), max_value=datetime(9998, 12, 30),
-                     timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]))
+texts = st.text(
+    st.one_of(
+        st.sampled_from(list("[]\\=@ -" + LINE_BREAKERS + "\t\x00\x7f\x9f")), st.characters(exclude_categories=("Cs",))
+    )
+)
+times = st.datetimes(
+    min_value=datetime(1000, 1, 2),
+    max_value=datetime(9998, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]),
+)
 
 
 names = texts.filter(bool)
@@ -719,8 +779,14 @@ def test_every_dump_line_parses_back_to_what_was_stored(submission):
     assert format_dump_line(parse_dump_line(line)) == line  # one spelling per value
 
 
-@given(st.lists(submissions(reasons=texts.map(lambda t: t[:200]), readers=st.from_regex(
-    r"[A-Za-z0-9._-]{1,32}", fullmatch=True)), max_size=3))
+@given(
+    st.lists(
+        submissions(
+            reasons=texts.map(lambda t: t[:200]), readers=st.from_regex(r"[A-Za-z0-9._-]{1,32}", fullmatch=True)
+        ),
+        max_size=3,
+    )
+)
 def test_a_dump_reply_carries_every_line_whole(subs):
     """Any reason of up to 200 characters (READ's limit) with a user name fits one reply line."""
     lines = [format_dump_line(s) for s in subs]
@@ -790,8 +856,18 @@ def test_parse_when(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "garbage", "2026-11-22", "2026-13-01T00:00", "2026-11-22T24:00", "2026-11-22T09:15+25:00",
-     "2026-11-22T09:15 junk", "9999-12-31T23:59-01:00", None, 20261122],
+    [
+        "",
+        "garbage",
+        "2026-11-22",
+        "2026-13-01T00:00",
+        "2026-11-22T24:00",
+        "2026-11-22T09:15+25:00",
+        "2026-11-22T09:15 junk",
+        "9999-12-31T23:59-01:00",
+        None,
+        20261122,
+    ],
 )
 def test_parse_when_rejects_garbage(text):
     with pytest.raises(BadReading) as info:
@@ -799,9 +875,13 @@ def test_parse_when_rejects_garbage(text):
     assert str(info.value)
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1),
-                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
-                                               timezone(timedelta(hours=-8))])))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1),
+        max_value=datetime(9000, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
+    )
+)
 def test_parse_when_round_trips_isoformat(dt):
     assert parse_when(dt.isoformat()) == dt
 
@@ -927,9 +1007,9 @@ class _MeterMachine(RuleBasedStateMachine):
         self.manager = self.implementations(self.roster, rng=random.Random(0), clock=FixedClock())
         self.roster_mode = self.roster is not None
         self.model_roster: list[str] = list(self.roster or [])  # in hand-out order
-        self.issued: set[str] = set()                        # ever handed out
+        self.issued: set[str] = set()  # ever handed out
         self.model_held: dict[str, str] = {}
-        self.model_latest: dict[str, str] = {}             # meter -> reader
+        self.model_latest: dict[str, str] = {}  # meter -> reader
         self.submissions = 0
 
     def teardown(self) -> None:
@@ -958,13 +1038,18 @@ class _MeterMachine(RuleBasedStateMachine):
             self.model_held[reader] = meter
             self.issued.add(meter)
 
-    @rule(reader=st.sampled_from(READERS), pick=st.integers(0, 20),
-          reading=st.one_of(st.none(), st.integers(-2, 10**6)), reason=st.sampled_from(["", " ", "dog"]))
+    @rule(
+        reader=st.sampled_from(READERS),
+        pick=st.integers(0, 20),
+        reading=st.one_of(st.none(), st.integers(-2, 10**6)),
+        reason=st.sampled_from(["", " ", "dog"]),
+    )
     def submit(self, reader, pick, reading, reason):
         candidates = self.known + ["NOPE", "G9999x"]
         meter = candidates[pick % len(candidates)]
         valid = (reading is None and reason.strip() != "") or (
-            reading is not None and reading >= 0 and reason.strip() == "")
+            reading is not None and reading >= 0 and reason.strip() == ""
+        )
         if not valid:
             with pytest.raises(BadReading):
                 self.manager.submit(reader, meter, reading, reason)
@@ -1024,7 +1109,8 @@ class _MeterMachine(RuleBasedStateMachine):
         dump = self.manager.dump()
         assert [line.split("=", 1)[0] for line in dump] == sorted(self.model_latest)
         assert [parse_dump_line(line).reader for line in dump] == [
-            self.model_latest[m] for m in sorted(self.model_latest)]
+            self.model_latest[m] for m in sorted(self.model_latest)
+        ]
         assert len(self.manager.history()) == self.submissions
 
     @invariant()
@@ -1035,18 +1121,23 @@ class _MeterMachine(RuleBasedStateMachine):
             return
         holder = {meter: reader for reader, meter in self.model_held.items()}
         assert self.manager.roster() == [
-            RosterEntry(m, m in self.model_latest, holder.get(m)) for m in self.model_roster]
+            RosterEntry(m, m in self.model_latest, holder.get(m)) for m in self.model_roster
+        ]
         assert self.manager.roster_size() == len(self.model_roster)
         assert self.manager.remaining() == sum(1 for m in self.model_roster if m not in self.model_latest)
 
 
-_machine_settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+_machine_settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _machine_test(kind: str, roster: list[str] | None):
-    machine = type(f"{kind.title()}{'Roster' if roster is not None else 'Demo'}Machine", (_MeterMachine,),
-                   {"kind": kind, "roster": roster})
+    machine = type(
+        f"{kind.title()}{'Roster' if roster is not None else 'Demo'}Machine",
+        (_MeterMachine,),
+        {"kind": kind, "roster": roster},
+    )
     case = machine.TestCase
     case.settings = _machine_settings
     return case

@@ -277,6 +277,7 @@ def _user(name):
 def test_a_job_runs_its_store_calls_in_the_batch_and_its_result_comes_after_commit(path):
     store = SqliteStore(path)
     try:
+
         def job():
             store.put_user(_user("ann"))  # on the writer thread: runs at once, inside the batch
             return store.get_user("ann").real_name
@@ -368,11 +369,19 @@ def test_a_stored_bet_writes_the_new_bet_and_the_bankroll_only(path):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.one_of(
-    st.tuples(st.just("bet"), st.sampled_from(["RED", "17", "SPLIT 17-18", "0", "00", "FOUR"]),
-              st.integers(1, 600)),
-    st.tuples(st.just("clear")), st.tuples(st.just("spin"), st.sampled_from(["0", "1", "17", "00"])),
-    st.tuples(st.just("wheel"), st.sampled_from(["american", "european"]))), max_size=30))
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("bet"), st.sampled_from(["RED", "17", "SPLIT 17-18", "0", "00", "FOUR"]), st.integers(1, 600)
+            ),
+            st.tuples(st.just("clear")),
+            st.tuples(st.just("spin"), st.sampled_from(["0", "1", "17", "00"])),
+            st.tuples(st.just("wheel"), st.sampled_from(["american", "european"])),
+        ),
+        max_size=30,
+    )
+)
 def test_table_changes_stored_as_differences_read_back_as_the_table_in_memory(steps):
     with tempfile.TemporaryDirectory() as directory:
         db = os.path.join(directory, "t.db")
@@ -436,9 +445,15 @@ def test_reads_do_not_wait_for_the_writer(path):
             answers["table"] = store.load_table("ann", LIMITS).staked
             answers["audit"] = store.audit("ann")["start"]
             meters = store.meters
-            answers["meters"] = (meters.status("ann"), meters.dump()[0][:4], len(meters.history()),
-                                 meters.held("ann"), meters.roster_size(), meters.remaining(),
-                                 len(meters.roster()))
+            answers["meters"] = (
+                meters.status("ann"),
+                meters.dump()[0][:4],
+                len(meters.history()),
+                meters.held("ann"),
+                meters.roster_size(),
+                meters.remaining(),
+                len(meters.roster()),
+            )
             done.set()
 
         threading.Thread(target=read_everything, daemon=True).start()
@@ -446,8 +461,13 @@ def test_reads_do_not_wait_for_the_writer(path):
         release.set()
         busy.result(10)
         assert finished, "a read waited behind the writer's batch"
-        assert answers == {"user": "ann", "users": ["ann"], "table": 10, "audit": 100,
-                           "meters": ((1, 1), "A=7@", 1, None, 2, 1, 2)}
+        assert answers == {
+            "user": "ann",
+            "users": ["ann"],
+            "table": 10,
+            "audit": 100,
+            "meters": ((1, 1), "A=7@", 1, None, 2, 1, 2),
+        }
     finally:
         store.close()
 
@@ -495,6 +515,7 @@ def test_a_job_that_only_reads_is_answered_before_its_batch_commits(path):
 def test_a_job_reads_what_it_changed_itself(path):
     store = SqliteStore(path)
     try:
+
         def job():
             before = store.meters.roster_size()
             store.meters.load_roster(["A"])
@@ -525,8 +546,11 @@ def test_roster_cleared_and_demo_mode_from_a_second_store_on_the_same_file(path)
         assert daemon.meters.next_job("carol#1") == "A"
         daemon.meters.submit("carol", "B", 5)
         admin = SqliteStore(path)  # what daemon.py roster list|clear|demo opens
-        assert admin.meters.roster() == [RosterEntry("A", False, "carol#1"), RosterEntry("B", True, None),
-                                         RosterEntry("C", False, None)]
+        assert admin.meters.roster() == [
+            RosterEntry("A", False, "carol#1"),
+            RosterEntry("B", True, None),
+            RosterEntry("C", False, None),
+        ]
         assert admin.meters.clear_roster() == 2
         assert daemon.meters.next_job("dave#2") is None  # seen at once by the running daemon
         assert daemon.meters.submit("carol", "A", 6) == (2, 2)  # carol was at A: it still counts

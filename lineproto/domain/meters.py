@@ -162,9 +162,7 @@ def validate_meter_id(text: str) -> str:
         raise BadMeterId(f"a meter id must be text, not {type(text).__name__}")
     stripped = text.strip()
     if not _STRICT_ID.fullmatch(stripped):
-        raise BadMeterId(
-            f"bad meter id {text!r}: expected G and 5 digits, or E and 5 or 6 digits"
-        )
+        raise BadMeterId(f"bad meter id {text!r}: expected G and 5 digits, or E and 5 or 6 digits")
     return canonical_meter_id(stripped)
 
 
@@ -180,13 +178,9 @@ def validate_roster_id(text: str) -> str:
     if not stripped:
         raise BadMeterId("empty meter id")
     if len(stripped) > MAX_ROSTER_ID_LENGTH:
-        raise BadMeterId(
-            f"meter id {stripped[:40]!r}... is longer than {MAX_ROSTER_ID_LENGTH} characters"
-        )
+        raise BadMeterId(f"meter id {stripped[:40]!r}... is longer than {MAX_ROSTER_ID_LENGTH} characters")
     if not _ROSTER_ID.fullmatch(stripped):
-        raise BadMeterId(
-            f"bad meter id {stripped!r}: only letters, digits, '_' and '-' are allowed"
-        )
+        raise BadMeterId(f"bad meter id {stripped!r}: only letters, digits, '_' and '-' are allowed")
     return canonical_meter_id(stripped)
 
 
@@ -271,10 +265,7 @@ def parse_when(text: str) -> datetime:
         raise BadReading(f"a time must be text, not {type(text).__name__}")
     stripped = text.strip()
     if not _WHEN.fullmatch(stripped):
-        raise BadReading(
-            f"bad time {text[:40]!r}: expected ISO-8601 such as 2026-11-22T09:15 "
-            "or 2026-11-22T09:15:30Z"
-        )
+        raise BadReading(f"bad time {text[:40]!r}: expected ISO-8601 such as 2026-11-22T09:15 or 2026-11-22T09:15:30Z")
     try:
         return as_utc(datetime.fromisoformat(stripped.upper()))
     except (ValueError, OverflowError) as err:
@@ -298,8 +289,8 @@ _ESCAPE = r"\\(?:[\\\]LP]|x(?:[01][0-9a-f]|7f|[89][0-9a-f]))"
 _ESCAPED_TEXT = r"(?:[^\\\]\x00-\x1f\x7f-\x9f\u2028\u2029]|" + _ESCAPE + ")"
 _DUMP_LINE = re.compile(
     rf"(?P<meter>{_ROSTER_ID_TEXT})=(?P<reading>-1|0|[1-9][0-9]*)"
-    + r"@(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
-    + r"\[(?P<reason>" + _ESCAPED_TEXT + r"*)\](?P<reader>" + _ESCAPED_TEXT + "+)"
+    r"@(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})T(?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})"
+    rf"\[(?P<reason>{_ESCAPED_TEXT}*)\](?P<reader>{_ESCAPED_TEXT}+)"
 )
 _ESCAPE_SEQUENCE = re.compile(_ESCAPE)
 
@@ -315,9 +306,11 @@ def format_dump_line(submission: Submission) -> str:
     """
     reading = -1 if submission.reading is None else submission.reading
     when = as_utc(submission.when)
-    return (f"{submission.meter}={reading}@{when.year:04d}-{when.month:02d}-{when.day:02d}"
-            f"T{when.hour:02d}:{when.minute:02d}[{submission.reason.translate(_ESCAPE_TABLE)}]"
-            f"{submission.reader.translate(_ESCAPE_TABLE)}")
+    return (
+        f"{submission.meter}={reading}@{when.year:04d}-{when.month:02d}-{when.day:02d}"
+        f"T{when.hour:02d}:{when.minute:02d}[{submission.reason.translate(_ESCAPE_TABLE)}]"
+        f"{submission.reader.translate(_ESCAPE_TABLE)}"
+    )
 
 
 def parse_dump_line(line: str) -> Submission:
@@ -334,12 +327,17 @@ def parse_dump_line(line: str) -> Submission:
     if (reading < 0) != bool(reason):
         raise BadDumpLine(f"a dump line has either a reading or a reason: {line[:80]!r}")
     try:
-        when = datetime(int(match["year"]), int(match["month"]), int(match["day"]),
-                        int(match["hour"]), int(match["minute"]), tzinfo=UTC)
+        when = datetime(
+            int(match["year"]),
+            int(match["month"]),
+            int(match["day"]),
+            int(match["hour"]),
+            int(match["minute"]),
+            tzinfo=UTC,
+        )
     except ValueError as err:
         raise BadDumpLine(f"bad time in dump line {line[:80]!r}: {err}") from None
-    return Submission(match["meter"], None if reading < 0 else reading, reason, when,
-                      _unescape(match["reader"]))
+    return Submission(match["meter"], None if reading < 0 else reading, reason, when, _unescape(match["reader"]))
 
 
 def _unescape(text: str) -> str:
@@ -356,8 +354,7 @@ def utc_now() -> datetime:
 
 
 def check_reader(reader: str) -> str:
-    if not isinstance(reader, str) or not reader or _NOT_ONE_LINE.search(reader) \
-            or any(ch.isspace() for ch in reader):
+    if not isinstance(reader, str) or not reader or _NOT_ONE_LINE.search(reader) or any(ch.isspace() for ch in reader):
         raise ValueError(f"bad reader name {reader!r}: a non-empty username without blanks")
     return reader
 
@@ -444,8 +441,9 @@ class Meters(Protocol):
     def release_all(self) -> int:
         """End every hold (at start: no session of an earlier run is left); return how many."""
 
-    def submit(self, reader: str, meter: str, reading: int | None, reason: str = "",
-               when: datetime | None = None) -> tuple[int, int]:
+    def submit(
+        self, reader: str, meter: str, reading: int | None, reason: str = "", when: datetime | None = None
+    ) -> tuple[int, int]:
         """Record ``reader``'s reading (or reason) for ``meter``; return :meth:`status` after it.
 
         ``reading`` is an ``int >= 0`` (not a bool) with an empty reason, or
@@ -597,6 +595,7 @@ class MeterRules:
                 meter = invent_meter_id(self._rng, state.is_taken)
             state.hold(reader, meter)
             return meter
+
         return self._change(unit)
 
     def held(self, reader: str) -> str | None:
@@ -610,8 +609,9 @@ class MeterRules:
 
     # ---------------------------------------------------------------- readings
 
-    def submit(self, reader: str, meter: str, reading: int | None, reason: str = "",
-               when: datetime | None = None) -> tuple[int, int]:
+    def submit(
+        self, reader: str, meter: str, reading: int | None, reason: str = "", when: datetime | None = None
+    ) -> tuple[int, int]:
         check_reader(reader)
         reading, reason = check_reading(reading, reason)
         when = check_when(self._clock() if when is None else when)
@@ -627,6 +627,7 @@ class MeterRules:
             state.drop_holder(key)
             state.record(submission)
             return state.counts(reader)
+
         return self._change(unit)
 
     def status(self, reader: str) -> tuple[int, int]:
@@ -646,6 +647,7 @@ class MeterRules:
         def unit(state: MeterState) -> int:
             state.set_roster_mode(True)
             return sum(state.add_to_roster(meter) for meter in cleaned)
+
         return self._change(unit)
 
     def roster_size(self) -> int | None:
@@ -664,6 +666,7 @@ class MeterRules:
         def unit(state: MeterState) -> int:
             state.set_roster_mode(False)
             return state.drop_unread_from_roster()
+
         return self._change(unit)
 
 
@@ -675,15 +678,15 @@ class _MemoryState:
 
     def __init__(self) -> None:
         self.roster_on = False
-        self.roster: list[str] = []            # in hand-out order
+        self.roster: list[str] = []  # in hand-out order
         self.roster_index: dict[str, int] = {}  # meter -> its place in ``roster``
-        self.free: list[int] = []               # heap of roster places that may be free (lazily cleaned)
-        self.issued: set[str] = set()           # ever handed out
-        self.jobs: dict[str, str] = {}          # reader -> meter
-        self.holder: dict[str, str] = {}        # meter -> reader
+        self.free: list[int] = []  # heap of roster places that may be free (lazily cleaned)
+        self.issued: set[str] = set()  # ever handed out
+        self.jobs: dict[str, str] = {}  # reader -> meter
+        self.holder: dict[str, str] = {}  # meter -> reader
         self.latest_of: dict[str, Submission] = {}
         self.submissions: list[Submission] = []
-        self.mine: dict[str, int] = {}          # reader -> meters whose latest submission is theirs
+        self.mine: dict[str, int] = {}  # reader -> meters whose latest submission is theirs
 
     def roster_mode(self) -> bool:
         return self.roster_on
@@ -784,8 +787,9 @@ class MeterManager(MeterRules):
     is loaded at once (roster mode); without it the manager starts in demo mode.
     """
 
-    def __init__(self, roster: Iterable[str] | None = None, rng: Rng | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self, roster: Iterable[str] | None = None, rng: Rng | None = None, clock: Callable[[], datetime] | None = None
+    ) -> None:
         super().__init__(rng, clock)
         self._lock = threading.Lock()
         self._state = _MemoryState()

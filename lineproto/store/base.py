@@ -51,8 +51,7 @@ class Store(ABC):
 
     # -- players
     @abstractmethod
-    def update_table(self, player: str, start_bankroll: int, limits: Limits,
-                     change: Callable[[Table], T]) -> T:
+    def update_table(self, player: str, start_bankroll: int, limits: Limits, change: Callable[[Table], T]) -> T:
         """Run ``change`` on the player's table in one transaction and return its result.
 
         The table is created with ``start_bankroll`` on first use. If ``change``

@@ -56,8 +56,9 @@ class _SqlState:
             state = _HELD
         else:
             state = _FREE
-        return self._db.execute("INSERT OR IGNORE INTO roster (meter, state) VALUES (?, ?)",
-                                (meter, state)).rowcount > 0
+        return (
+            self._db.execute("INSERT OR IGNORE INTO roster (meter, state) VALUES (?, ?)", (meter, state)).rowcount > 0
+        )
 
     def roster_counts(self) -> tuple[int, int]:
         size, unread = self._one(f"SELECT count(*), coalesce(sum(state != {_READ}), 0) FROM roster")
@@ -66,7 +67,8 @@ class _SqlState:
     def roster_entries(self) -> list[RosterEntry]:
         rows = self._db.execute(
             f"SELECT r.meter, r.state = {_READ}, j.reader FROM roster r LEFT JOIN jobs j ON j.meter = r.meter "
-            "ORDER BY r.position").fetchall()
+            "ORDER BY r.position"
+        ).fetchall()
         return [RosterEntry(meter, bool(read), holder) for meter, read, holder in rows]
 
     def drop_unread_from_roster(self) -> int:
@@ -77,12 +79,20 @@ class _SqlState:
         return row[0] if row else None
 
     def is_known(self, meter: str) -> bool:
-        return self._one("SELECT 1 FROM roster WHERE meter = ? UNION ALL SELECT 1 FROM issued WHERE meter = ?",
-                         meter, meter) is not None
+        return (
+            self._one(
+                "SELECT 1 FROM roster WHERE meter = ? UNION ALL SELECT 1 FROM issued WHERE meter = ?", meter, meter
+            )
+            is not None
+        )
 
     def is_taken(self, meter: str) -> bool:
-        return self._one("SELECT 1 FROM issued WHERE meter = ? UNION ALL SELECT 1 FROM latest WHERE meter = ?",
-                         meter, meter) is not None
+        return (
+            self._one(
+                "SELECT 1 FROM issued WHERE meter = ? UNION ALL SELECT 1 FROM latest WHERE meter = ?", meter, meter
+            )
+            is not None
+        )
 
     def job_of(self, reader: str) -> str | None:
         row = self._one("SELECT meter FROM jobs WHERE reader = ?", reader)
@@ -90,8 +100,10 @@ class _SqlState:
 
     def hold(self, reader: str, meter: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO issued (meter) VALUES (?)", (meter,))
-        self._db.execute("INSERT INTO jobs (reader, meter, since) VALUES (?, ?, ?)",
-                         (reader, meter, utc_now().isoformat(timespec="seconds")))
+        self._db.execute(
+            "INSERT INTO jobs (reader, meter, since) VALUES (?, ?, ?)",
+            (reader, meter, utc_now().isoformat(timespec="seconds")),
+        )
         self._db.execute(f"UPDATE roster SET state = {_HELD} WHERE meter = ? AND state = {_FREE}", (meter,))
 
     def drop_job(self, reader: str) -> str | None:
@@ -116,13 +128,19 @@ class _SqlState:
             self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'readings_total'")
         else:
             self._db.execute("UPDATE reading_counts SET mine = mine - 1 WHERE reader = ?", previous)
-        self._db.execute("INSERT INTO reading_counts (reader, mine) VALUES (?, 1) "
-                         "ON CONFLICT (reader) DO UPDATE SET mine = mine + 1", (reader,))
+        self._db.execute(
+            "INSERT INTO reading_counts (reader, mine) VALUES (?, 1) "
+            "ON CONFLICT (reader) DO UPDATE SET mine = mine + 1",
+            (reader,),
+        )
         cursor = self._db.execute(
             "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?)",
-            (meter, submission.reading, submission.reason, submission.when.isoformat(), reader))
-        self._db.execute("INSERT OR REPLACE INTO latest (meter, submission, reader) VALUES (?, ?, ?)",
-                         (meter, cursor.lastrowid, reader))
+            (meter, submission.reading, submission.reason, submission.when.isoformat(), reader),
+        )
+        self._db.execute(
+            "INSERT OR REPLACE INTO latest (meter, submission, reader) VALUES (?, ?, ?)",
+            (meter, cursor.lastrowid, reader),
+        )
         self._db.execute(f"UPDATE roster SET state = {_READ} WHERE meter = ?", (meter,))
 
     def counts(self, reader: str) -> tuple[int, int]:
@@ -137,7 +155,8 @@ class _SqlState:
     def latest(self) -> list[Submission]:
         rows = self._db.execute(
             "SELECT s.meter, s.reading, s.reason, s.at, s.reader FROM latest l "
-            "JOIN submissions s ON s.id = l.submission ORDER BY l.meter")
+            "JOIN submissions s ON s.id = l.submission ORDER BY l.meter"
+        )
         return [_submission(row) for row in rows]
 
     def _free(self, meter: str) -> None:

@@ -38,8 +38,7 @@ def open_connection(path: str, sync: str = "full", busy_timeout: float = 5.0) ->
         if not os.path.isdir(directory):
             raise StoreOpenError(f"database directory does not exist: {directory}")
     try:
-        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
-                                     timeout=busy_timeout)
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
         connection.execute("PRAGMA journal_mode = WAL").fetchone()
         connection.execute(f"PRAGMA synchronous = {sync.upper()}")
         connection.execute("PRAGMA foreign_keys = ON")
@@ -74,22 +73,28 @@ class SqliteStore(Store):
     # -- users
 
     def get_user(self, name: str) -> User | None:
-        row = self._writer.read(lambda c: c.execute(
-            "SELECT name, real_name, roles, password_hash FROM users WHERE name = ?", (name,)).fetchone())
+        row = self._writer.read(
+            lambda c: c.execute(
+                "SELECT name, real_name, roles, password_hash FROM users WHERE name = ?", (name,)
+            ).fetchone()
+        )
         return _user(row) if row else None
 
     def put_user(self, user: User) -> None:
-        self._writer.run(lambda c: c.execute(
-            "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)",
-            (user.name, user.real_name, ",".join(sorted(user.roles)), user.password_hash)))
+        self._writer.run(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)",
+                (user.name, user.real_name, ",".join(sorted(user.roles)), user.password_hash),
+            )
+        )
 
     def delete_user(self, name: str) -> bool:
-        return self._writer.run(
-            lambda c: c.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0)
+        return self._writer.run(lambda c: c.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0)
 
     def list_users(self) -> list[User]:
-        rows = self._writer.read(lambda c: c.execute(
-            "SELECT name, real_name, roles, password_hash FROM users ORDER BY name").fetchall())
+        rows = self._writer.read(
+            lambda c: c.execute("SELECT name, real_name, roles, password_hash FROM users ORDER BY name").fetchall()
+        )
         return [_user(row) for row in rows]
 
     # -- players
@@ -101,13 +106,15 @@ class SqliteStore(Store):
                 table = Table(start_bankroll, limits=limits)
                 connection.execute(
                     "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
-                    (player, table.wheel_kind, start_bankroll, start_bankroll))
+                    (player, table.wheel_kind, start_bankroll, start_bankroll),
+                )
             before = _TableRow(table)
             result = change(table)
             before.save_changes(connection, player, table)
             if isinstance(result, SpinResult):
                 _record_spin(connection, player, table.wheel_kind, result)
             return result
+
         return self._writer.run(operation)
 
     def load_table(self, player: str, limits: Limits) -> Table | None:
@@ -116,14 +123,15 @@ class SqliteStore(Store):
 
     def audit(self, player: str) -> dict:
         """Start bankroll and the spins' totals: bankroll + staked == start + returned - spun stakes."""
+
         def operation(connection):
-            start = connection.execute(
-                "SELECT start_bankroll FROM players WHERE name = ?", (player,)).fetchone()
+            start = connection.execute("SELECT start_bankroll FROM players WHERE name = ?", (player,)).fetchone()
             spins = connection.execute(
-                "SELECT count(*), coalesce(sum(staked), 0), coalesce(sum(returned), 0) FROM spins "
-                "WHERE player = ?", (player,)).fetchone()
-            return {"start": start[0] if start else None, "spins": spins[0],
-                    "staked": spins[1], "returned": spins[2]}
+                "SELECT count(*), coalesce(sum(staked), 0), coalesce(sum(returned), 0) FROM spins WHERE player = ?",
+                (player,),
+            ).fetchone()
+            return {"start": start[0] if start else None, "spins": spins[0], "staked": spins[1], "returned": spins[2]}
+
         return self._writer.read(operation)
 
     # -- meters
@@ -172,15 +180,14 @@ def _user(row) -> User:
 
 
 def _load_table(connection, player: str, limits: Limits) -> Table | None:
-    row = connection.execute(
-        "SELECT wheel, bankroll, rounds FROM players WHERE name = ?", (player,)).fetchone()
+    row = connection.execute("SELECT wheel, bankroll, rounds FROM players WHERE name = ?", (player,)).fetchone()
     if row is None:
         return None
     wheel, bankroll, rounds = row
     bets = connection.execute(
-        "SELECT bet, amount FROM open_bets WHERE player = ? ORDER BY position", (player,)).fetchall()
-    return Table(bankroll, wheel, limits, rounds,
-                 [OpenBet(parse_bet(name, wheel), amount) for name, amount in bets])
+        "SELECT bet, amount FROM open_bets WHERE player = ? ORDER BY position", (player,)
+    ).fetchall()
+    return Table(bankroll, wheel, limits, rounds, [OpenBet(parse_bet(name, wheel), amount) for name, amount in bets])
 
 
 class _TableRow:
@@ -202,8 +209,7 @@ class _TableRow:
     def save_changes(self, connection, player: str, table: Table) -> None:
         row = (table.wheel_kind, table.bankroll, table.rounds)
         if row != self.row:
-            connection.execute("UPDATE players SET wheel = ?, bankroll = ?, rounds = ? WHERE name = ?",
-                               (*row, player))
+            connection.execute("UPDATE players SET wheel = ?, bankroll = ?, rounds = ? WHERE name = ?", (*row, player))
         bets, kept = table.bets, len(self.bets)
         if len(bets) >= kept and all(now is was for now, was in zip(bets[:kept], self.bets, strict=True)):
             new = enumerate(bets[kept:], start=kept)
@@ -212,16 +218,29 @@ class _TableRow:
             new = enumerate(bets)
         connection.executemany(
             "INSERT INTO open_bets (player, position, bet, amount) VALUES (?, ?, ?, ?)",
-            [(player, position, bet.bet.name, bet.amount) for position, bet in new])
+            [(player, position, bet.bet.name, bet.amount) for position, bet in new],
+        )
 
 
 def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> None:
     cursor = connection.execute(
         "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (player, wheel, result.pocket, utc_now().isoformat(timespec="seconds"), result.staked,
-         result.returned, result.bankroll, result.rounds))
+        (
+            player,
+            wheel,
+            result.pocket,
+            utc_now().isoformat(timespec="seconds"),
+            result.staked,
+            result.returned,
+            result.bankroll,
+            result.rounds,
+        ),
+    )
     connection.executemany(
         "INSERT INTO spin_bets (spin, bet, amount, won, returned) VALUES (?, ?, ?, ?, ?)",
-        [(cursor.lastrowid, outcome.bet.name, outcome.amount, int(outcome.won), outcome.returned)
-         for outcome in result.outcomes])
+        [
+            (cursor.lastrowid, outcome.bet.name, outcome.amount, int(outcome.won), outcome.returned)
+            for outcome in result.outcomes
+        ],
+    )
