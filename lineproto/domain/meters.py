@@ -624,8 +624,8 @@ class MeterRules:
             if not state.is_known(key):
                 where = "is not in the roster" if state.roster_mode() else "was never handed out"
                 raise UnknownMeter(f"meter {meter.strip()[:40]!r} {where}")
-            state.drop_holder(key)
             state.record(submission)
+            state.drop_holder(key)  # after record: a read meter does not go back to the pool
             return state.counts(reader)
 
         return self._change(unit)
