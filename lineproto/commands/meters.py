@@ -2,8 +2,8 @@
 
 Readers log in, take a job (a meter to read) with ``JOB`` and submit what they
 read, or why they could not, with ``READ``; admins list every current reading
-with ``DUMP``. The :class:`~lineproto.domain.meters.MeterManager` doing the
-work sits on ``services.meters``.
+with ``DUMP``. The :class:`~lineproto.domain.meters.Meters` doing the work
+sits on ``services.meters``: in memory, or the store's.
 
 A job is held per *session*, not per user name: the same reader logged in on
 two connections holds two different meters, and ending one session (QUIT, a
@@ -17,7 +17,7 @@ import re
 import secrets
 
 from ..domain.meters import (
-    BadMeterId, BadReading, MeterError, MeterManager, RosterError, UnknownMeter, load_roster,
+    BadMeterId, BadReading, MeterError, MeterManager, Meters, RosterError, UnknownMeter, load_roster,
     parse_when,
 )
 from ..errors import StartError
@@ -79,7 +79,7 @@ def job(session: Session) -> Reply:
 
 def read(session: Session, meter: str, reading: str, rest: str | None = None) -> Reply:
     """READ <meter> <reading> [<time>] or READ <meter> - <reason...>."""
-    manager: MeterManager = session.services.meters
+    manager: Meters = session.services.meters
     name = session.user.name
     if reading == NO_READING:
         reason = (rest or "").strip()
@@ -159,7 +159,7 @@ def _release_job(session: Session) -> None:
         log.debug("%s: %s's job %s released", session.peer, session.user.name, meter)
 
 
-def _log_dump(manager: MeterManager) -> None:
+def _log_dump(manager: Meters) -> None:
     lines = manager.dump()
     log.info("meter dump at shutdown: %d reading%s", len(lines), "" if len(lines) == 1 else "s")
     for line in lines:
@@ -193,10 +193,8 @@ def read_roster_file(path: str) -> list[str]:
 def install(services: Services, options: argparse.Namespace) -> None:
     """Register this service's commands, errors, hooks and domain objects on ``services``."""
     store = getattr(services, "store", None)
-    # A store's ``meters`` has MeterManager's interface, backed by the database.
-    manager = store.meters if store is not None else MeterManager()
-    if hasattr(manager, "release_all"):
-        manager.release_all()  # jobs held by sessions of an earlier run: no such session is left
+    manager: Meters = store.meters if store is not None else MeterManager()
+    manager.release_all()  # jobs held by sessions of an earlier run: no such session is left
     roster_path = getattr(options, "roster", None)
     if roster_path:
         ids = read_roster_file(roster_path)
