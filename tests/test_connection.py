@@ -1,7 +1,8 @@
 """The sans-I/O Connection, driven in process: bytes and ticks in, bytes and actions out, no sockets."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import TEST_HASH_COST, TEST_USERS
 from lineproto.commands import Command, Services, build_services

@@ -12,8 +12,8 @@ import sys
 import threading
 
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from lineproto import PRODUCT, __version__
 
 #: Each console program with the arguments that make it connect at once (no prompt first).

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from conftest import ROOT, write_users_file
 
 CLIENT = [sys.executable, str(ROOT / "client.py"), "meter"]

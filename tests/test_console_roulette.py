@@ -1,13 +1,14 @@
 """``client.py simulate`` and ``client.py play`` against live daemons."""
 
 import math
+import re
 import socket
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, stat
 
+from conftest import ROOT, stat
 from lineproto.domain.roulette import Wheel, pocket_properties
 from lineproto.wire import ReplyParser
 from lineproto.wire.shapes import Status

@@ -4,6 +4,7 @@ import re
 import threading
 import time
 from collections import Counter
+from datetime import UTC
 
 import pytest
 
@@ -205,19 +206,22 @@ def test_readings_stored_by_an_older_version_dump_as_one_line_each(start_daemon,
 
     def insert_as_an_older_version_did(connection):
         for number, (meter, reason) in enumerate(legacy.items(), start=1):
-            connection.execute("INSERT INTO submissions (id, meter, reading, reason, at, reader) "
-                               "VALUES (?, ?, NULL, ?, '2026-11-22T09:15:00+00:00', 'carol')",
-                               (number, meter, reason))
-            connection.execute("INSERT INTO latest (meter, submission, reader) VALUES (?, ?, 'carol')",
-                               (meter, number))
+            connection.execute(
+                "INSERT INTO submissions (id, meter, reading, reason, at, reader) "
+                "VALUES (?, ?, NULL, ?, '2026-11-22T09:15:00+00:00', 'carol')",
+                (number, meter, reason),
+            )
+            connection.execute("INSERT INTO latest (meter, submission, reader) VALUES (?, ?, 'carol')", (meter, number))
             connection.execute("UPDATE roster SET state = 2 WHERE meter = ?", (meter,))
         connection.execute("UPDATE meta SET value = 3 WHERE key = 'readings_total'")
         connection.execute("INSERT INTO reading_counts (reader, mine) VALUES ('carol', 3)")
 
     store.run(insert_as_an_older_version_did)
     store.close()
-    expected = [Submission(meter, None, reason, datetime(2026, 11, 22, 9, 15, tzinfo=UTC), "carol")
-                for meter, reason in legacy.items()]
+    expected = [
+        Submission(meter, None, reason, datetime(2026, 11, 22, 9, 15, tzinfo=UTC), "carol")
+        for meter, reason in legacy.items()
+    ]
     daemon = start_daemon("--db", db, users=True)
     with RawConnection(daemon.port) as raw:
         raw.reply()
@@ -230,8 +234,9 @@ def test_readings_stored_by_an_older_version_dump_as_one_line_each(start_daemon,
     assert lines[0] == "250-Dump of 3 readings:" and lines[-1] == "250 End of dump" and len(lines) == 5
     assert [parse_dump_line(line.removeprefix("250-")) for line in lines[1:-1]] == expected
     assert daemon.stop() == 0
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "dump", "--db", db],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "dump", "--db", db], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 0, result.stderr
     assert [parse_dump_line(line) for line in result.stdout.splitlines()] == expected
 
@@ -325,25 +330,33 @@ def test_dump_is_logged_at_shutdown(roster_daemon, connect):
     assert re.search(r"G10002=-1@\S+\[Dog in the yard\]carol", log)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("meter\nG10001\nnot valid!\n", "bad roster: "),
-    (b"G1000\xff\n", "is not UTF-8"),
-    (None, "roster file not found"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("meter\nG10001\nnot valid!\n", "bad roster: "),
+        (b"G1000\xff\n", "is not UTF-8"),
+        (None, "roster file not found"),
+    ],
+)
 def test_bad_roster_stops_the_daemon_with_one_line(tmp_path, content, message):
     import subprocess
     import sys
 
     from conftest import ROOT
+
     path = tmp_path / "roster.csv"
     if isinstance(content, str):
         path.write_text(content, encoding="utf-8")
     elif content is not None:
         path.write_bytes(content)
     users = write_users_file(tmp_path / "users.txt")
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--users", str(users),
-                             "--roster", str(path)],
-                            capture_output=True, text=True, timeout=20, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--users", str(users), "--roster", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("daemon.py: ")]
@@ -363,12 +376,19 @@ def test_client_library(roster_daemon):
         assert carol.read(meter, 5983) == (1, 1)
         assert carol.read("G10002", reason="Dog in the yard") == (2, 2)
         assert carol.read("E200003", 7, when="2026-11-22T09:15Z") == (3, 3)
-        from datetime import datetime, timezone
-        assert carol.read("E200003", 8, when=datetime(2026, 11, 22, 9, 16, tzinfo=timezone.utc)) == (3, 3)
+        from datetime import datetime
+
+        assert carol.read("E200003", 8, when=datetime(2026, 11, 22, 9, 16, tzinfo=UTC)) == (3, 3)
         assert carol.meter_status() == (3, 3)
-        for bad in ({"reading": -1}, {"reading": True}, {}, {"reason": "  "},
-                    {"reading": 1, "reason": "x"}, {"reason": "x", "when": "2026-11-22T09:15"},
-                    {"reason": "two\r\nlines"}):
+        for bad in (
+            {"reading": -1},
+            {"reading": True},
+            {},
+            {"reason": "  "},
+            {"reading": 1, "reason": "x"},
+            {"reason": "x", "when": "2026-11-22T09:15"},
+            {"reason": "two\r\nlines"},
+        ):
             with pytest.raises(ValueError):
                 carol.read("M-4", **bad)
         with pytest.raises(ValueError):
@@ -469,8 +489,7 @@ def test_roster_of_1000_read_by_10_clients(start_daemon, tmp_path):
         root.login("root", "admin pass")
         dump = root.dump()
     assert len(dump) == 1000
-    expected = {meter: (value, f"reader{index}") for index, mine in enumerate(read_by)
-                for meter, value in mine.items()}
+    expected = {meter: (value, f"reader{index}") for index, mine in enumerate(read_by) for meter, value in mine.items()}
     assert sorted(expected) == meters
     for line in dump:
         match = re.fullmatch(r"(G[0-9]{5})=([0-9]+)@[0-9T:-]{16}\[\](reader[0-9])", line)

@@ -22,7 +22,7 @@ from .errors import reply_for_error
 from .table import STORE_POOL, CommandTable
 
 if TYPE_CHECKING:
-    from ..domain.meters import MeterManager as Meters
+    from ..domain.meters import Meters
     from .roulette import Seat, TableRegistry
 
 log = logging.getLogger("lineproto.commands")
@@ -161,6 +161,13 @@ class Session:
         if isinstance(event, InvalidUtf8):
             return Reply(500, ("Line is not valid UTF-8; line discarded",))
         raise TypeError(f"unknown input event {event!r}")
+
+    @property
+    def account(self) -> User:
+        """The logged-in user, for a handler of a command that needs a login (dispatch checked it)."""
+        if self.user is None:
+            raise RuntimeError("a command that needs a login ran without one")
+        return self.user
 
     def report_commands(self) -> None:
         """Add the commands answered since the last report to ``ServerStats``."""
