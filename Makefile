@@ -18,9 +18,23 @@ $(VENV)/.installed: pyproject.toml
 	$(VPY) -m pip install --quiet -e '.[test]'
 	touch $@
 
+# make test: lint (ruff), format check, types (mypy), then the suite under coverage (branches, the
+# daemons the tests start included) and the coverage figures: all, and the rule layers
+COVERAGE_DIR = build/coverage
+RULE_LAYERS = lineproto/wire/*,lineproto/domain/*,lineproto/commands/*
+
 test: $(VENV)/.installed
 	scripts/test-packages.sh
-	$(VPY) -m pytest
+	$(VPY) -m ruff check .
+	$(VPY) -m ruff format --check .
+	$(VPY) -m mypy
+	rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
+	$(VPY) -m coverage run -m pytest
+	$(VPY) -m coverage combine -q
+	@echo "branch coverage of wire/, domain/, commands/ (the rule layers):"
+	@$(VPY) -m coverage report --include='$(RULE_LAYERS)' | tail -1
+	@echo "branch coverage of the whole package:"
+	@$(VPY) -m coverage report | tail -1
 
 # make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py (S1-S9; our daemon as lineproto,
 # lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md
@@ -51,4 +65,4 @@ bench-profile: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
 	$(BENCH_PY) bench/profile.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache build *.egg-info

@@ -39,6 +39,17 @@ def port_number(text: str) -> int:
     return value
 
 
+def connect_port(text: str) -> int:
+    """A TCP port to connect to, 1-65535 (port 0 means "any free port" only to a server)."""
+    try:
+        value = port_number(text)
+    except argparse.ArgumentTypeError:
+        value = 0
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"a port to connect to is 1-65535: {text!r}")
+    return value
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with a one-line error: ``prog: error: what is wrong (prog --help for usage)``, exit 2.
 

@@ -14,9 +14,9 @@ import sys
 
 from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
 from .argtypes import ArgumentParser, port_number, positive_int, positive_seconds
+from .commands import add_admin_commands as add_service_admin_commands
 from .commands import add_arguments as add_service_arguments
 from .commands import build_services
-from .commands.meters import read_roster_file
 from .connection import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_LOGIN_TIMEOUT,
@@ -238,9 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     admin("users", "list the users")
-    roster = admin("roster", "meter roster administration")
-    roster.add_argument("action", choices=["import"])
-    roster.add_argument("file", help="CSV file whose first column is the meter id")
+
+    def add_service_command(name, help_text, run):
+        sub = admin(name, help_text)
+        sub.set_defaults(service_run=run)
+        return sub
+
+    add_service_admin_commands(add_service_command)
     admin("dump", "print the readings dump")
     backup = admin("backup", "write a consistent copy of the database, also while the daemon runs")
     backup.add_argument("file")
@@ -261,6 +265,8 @@ def main(argv=None) -> int:
     )
     command = args.command or "serve"
     try:
+        if hasattr(args, "service_run"):  # a service's own subcommand (commands.add_admin_commands)
+            return args.service_run(args, lambda create: _store(args, create))
         return COMMANDS[command](args)
     except (StartError, StoreOpenError, AccountError, RosterError) as exc:
         print(f"daemon.py: {exc}", file=sys.stderr)
@@ -584,14 +590,6 @@ def users(args) -> int:
     return 0
 
 
-def roster(args) -> int:
-    ids = read_roster_file(args.file)
-    with _store(args) as store:
-        added = store.meters.load_roster(ids)
-    print(f"roster {args.file}: {len(ids)} meters, {added} new")
-    return 0
-
-
 def dump(args) -> int:
     with _store(args, create=False) as store:
         for line in store.meters.dump():
@@ -642,7 +640,6 @@ COMMANDS = {
     "userdel": userdel,
     "passwd": passwd,
     "users": users,
-    "roster": roster,
     "dump": dump,
     "backup": backup,
 }

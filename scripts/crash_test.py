@@ -18,7 +18,6 @@ it is restarted on the same database and every client's state is checked:
 
 import argparse
 import random
-import re
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from lineproto.client import Client, Job, Spin  # noqa: E402
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
+from lineproto.domain.meters import parse_dump_line  # noqa: E402
 from lineproto.domain.roulette import Limits  # noqa: E402
 from lineproto.store import SqliteStore  # noqa: E402
 
@@ -262,14 +262,14 @@ def check_database(db: Path, names, acknowledged: dict, maybe: dict) -> list[str
     problems = []
     store = SqliteStore(str(db))
     try:
-        dump = {line.split("=", 1)[0]: line for line in store.meters.dump()}
+        dump = {entry.meter: entry for entry in map(parse_dump_line, store.meters.dump())}
         for meter, (value, name) in acknowledged.items():
             line = dump.get(meter)
-            if line is None or not re.fullmatch(rf"{re.escape(meter)}={value}@[^\[]*\[\]{name}", line):
+            if line is None or (line.reading, line.reason, line.reader) != (value, "", name):
                 problems.append(f"reading {meter}={value} by {name} was acknowledged, found {line}")
         for meter, (value, name) in maybe.items():
             line = dump.get(meter)
-            if line is not None and not re.fullmatch(rf"{re.escape(meter)}={value}@[^\[]*\[\]{name}", line):
+            if line is not None and (line.reading, line.reason, line.reader) != (value, "", name):
                 problems.append(f"reading {meter}: in flight {value} by {name}, found {line}")
         unknown = set(dump) - set(acknowledged) - set(maybe)
         problems += [f"reading {meter} in the dump but never sent" for meter in sorted(unknown)]

@@ -353,3 +353,30 @@ def test_a_deleted_user_is_logged_out_at_the_next_command(tmp_path, start_daemon
         assert erin.read_all() == b""  # closed after the 421
         assert again.command(f"READ {job.lines[0].split()[0]} 5").code == 421
     assert "account erin no longer exists" in daemon.wait_log("no longer exists")
+
+
+def test_roster_list_clear_and_back_to_demo_mode(tmp_path, start_daemon):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("meter\nG10001\nG10002\nG10003\n")
+    one_line_error(admin(tmp_path, "roster", "list"), "no database at")
+    assert admin(tmp_path, "roster", "import", str(roster)).returncode == 0
+    daemon = start_daemon("--db", str(tmp_path / "db.sqlite"), users=True)
+    with RawConnection(daemon.port) as carol:
+        carol.reply()
+        carol.command("USER carol")
+        assert carol.command("PASS secret").code == 230
+        assert carol.command("JOB").lines[0].startswith("G10001")
+        assert carol.command("READ G10001 5").code == 250
+        assert carol.command("JOB").lines[0].startswith("G10002")  # held by carol while listed
+        assert admin(tmp_path, "roster", "list").stdout.splitlines() == [
+            "G10001\tread\t-",
+            "G10002\tunread\tcarol",
+            "G10003\tunread\t-",
+        ]
+        assert admin(tmp_path, "roster", "clear").stdout.startswith("2 unread meters taken off the roster")
+        assert admin(tmp_path, "roster", "list").stdout.splitlines()[0] == "G10001\tread\t-"
+        assert admin(tmp_path, "roster", "demo").returncode == 0
+        assert admin(tmp_path, "roster", "list").stdout.startswith("demo mode")
+    one_line_error(admin(tmp_path, "roster", "import"), "roster import needs the roster FILE")
+    one_line_error(admin(tmp_path, "roster", "clear", "x.csv"), "roster clear takes no file")
+    assert admin(tmp_path, "dump").stdout.startswith("G10001=5@")  # the reading survived both

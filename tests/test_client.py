@@ -181,8 +181,9 @@ def test_a_reply_that_never_comes_raises_reply_timeout_and_closes():
 
 
 def run_client(*args, stdin=""):
-    return subprocess.run([sys.executable, str(ROOT / "client.py"), *args], input=stdin,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "client.py"), *args], input=stdin, capture_output=True, text=True, timeout=30
+    )
 
 
 def test_batch_exit_codes(daemon, tmp_path):
@@ -206,28 +207,47 @@ def test_batch_without_daemon_fails_clearly():
 
 def test_raw_shell_prints_replies(daemon):
     result = run_client("raw", "--port", str(daemon.port), stdin="NOOP\nHELP NOOP\nQUIT\n")
-    assert result.stdout.splitlines()[:4] == ["220 " + result.stdout.splitlines()[0][4:], "200 OK",
-                                              "214-NOOP", "214 Do nothing; replies 200"]
+    assert result.stdout.splitlines()[:4] == [
+        "220 " + result.stdout.splitlines()[0][4:],
+        "200 OK",
+        "214-NOOP",
+        "214 Do nothing; replies 200",
+    ]
     assert "221 Goodbye" in result.stdout
 
 
 def run_daemon(*args, stdin="", cwd=None):
-    return subprocess.run([sys.executable, str(ROOT / "daemon.py"), *args], input=stdin, cwd=cwd,
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *args],
+        input=stdin,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def test_useradd_writes_a_hash_never_the_password(tmp_path):
     users = tmp_path / "users.txt"
-    result = run_daemon("useradd", "erin", "--name", "Erin Reader", "--role", "reader",
-                        "--password-stdin", "--users", str(users), stdin="s3cret pass\n")
+    result = run_daemon(
+        "useradd",
+        "erin",
+        "--name",
+        "Erin Reader",
+        "--role",
+        "reader",
+        "--password-stdin",
+        "--users",
+        str(users),
+        stdin="s3cret pass\n",
+    )
     assert result.returncode == 0, result.stderr
     text = users.read_text()
     assert "s3cret" not in text
     user = parse_users(text.splitlines())["erin"]
     assert user.real_name == "Erin Reader" and user.roles == {"reader"}
     assert verify_password("s3cret pass", user.password_hash)
-    result = run_daemon("useradd", "bad name", "--name", "X", "--password-stdin", "--users", str(users),
-                        stdin="x\n")
+    result = run_daemon("useradd", "bad name", "--name", "X", "--password-stdin", "--users", str(users), stdin="x\n")
     assert result.returncode == 2 and "invalid user name" in result.stderr
 
 
@@ -270,7 +290,8 @@ def test_the_client_docs_example_runs_as_documented(start_daemon, tmp_path):
     script = tmp_path / "example.py"
     script.write_text(example, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT), LINEPROTO_PORT=str(daemon.port))
-    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                            cwd=tmp_path, env=env)
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, cwd=tmp_path, env=env
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == expected

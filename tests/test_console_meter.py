@@ -4,10 +4,12 @@ import os
 import pty
 import re
 import select
+import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -17,20 +19,22 @@ CLIENT = [sys.executable, str(ROOT / "client.py"), "meter"]
 WELCOME = "Welcome, Carol Dent, to the lineproto meter service"
 
 
-def environment(login_name="carol"):
+def environment(login_name="carol", **overrides):
     env = dict(os.environ, LOGNAME=login_name, USER=login_name, LNAME=login_name, USERNAME=login_name)
     env.pop("PYTHONWARNINGS", None)
+    env.update(overrides)
     return env
 
 
 class Terminal:
     """A child process whose stdin, stdout and stderr are one pseudo-terminal."""
 
-    def __init__(self, args, cwd=None):
+    def __init__(self, args, cwd=None, env=None):
         master, slave = pty.openpty()
         self.master = master
-        self.process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
-                                        env=environment(), start_new_session=True)
+        self.process = subprocess.Popen(
+            args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd, env=env or environment(), start_new_session=True
+        )
         os.close(slave)
         self.output = b""
         self.seen = 0  # expect() looks only after its previous match
@@ -39,7 +43,7 @@ class Terminal:
         """Read until ``text`` shows up after the previous match; return the transcript so far."""
         wanted = text.encode()
         deadline = time.monotonic() + timeout
-        while wanted not in self.output[self.seen:]:
+        while wanted not in self.output[self.seen :]:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise AssertionError(f"no {text!r} in {self.transcript()!r}")
@@ -48,6 +52,21 @@ class Terminal:
                 raise AssertionError(f"ended without {text!r}: {self.transcript()!r}")
         self.seen = self.output.index(wanted, self.seen) + len(wanted)
         return self.transcript()
+
+    def wait_asleep(self, timeout=15.0):
+        """Until the child's main thread sleeps in the kernel (Linux /proc): blocked waiting for input.
+
+        The prompt comes out a moment before the program blocks reading the answer; a
+        Ctrl+C in that moment reaches a CPython readline that is not listening yet.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with open(f"/proc/{self.process.pid}/stat") as stat:
+                state = stat.read().rpartition(")")[2].split()[0]
+            if state == "S":
+                return
+            assert time.monotonic() < deadline, f"the child never waited: state {state}"
+            time.sleep(0.001)
 
     def _read(self):
         try:
@@ -77,9 +96,10 @@ class Terminal:
         return self.output.decode("utf-8", "replace").replace("\r\n", "\n")
 
 
-def run_piped(args, stdin_text, timeout=30, cwd=None):
-    result = subprocess.run(args, input=stdin_text, capture_output=True, text=True, env=environment(),
-                            timeout=timeout, cwd=cwd)
+def run_piped(args, stdin_text, timeout=30, cwd=None, env=None):
+    result = subprocess.run(
+        args, input=stdin_text, capture_output=True, text=True, env=env or environment(), timeout=timeout, cwd=cwd
+    )
     return result.returncode, result.stdout, result.stderr
 
 
@@ -160,8 +180,7 @@ def test_pty_empty_reading_and_reason_end_the_session(start_daemon, roster, conn
 
 def test_piped_session(start_daemon, roster):
     daemon = start_daemon("--roster", str(roster), users=True)
-    status, out, err = run_piped([*CLIENT, "--port", str(daemon.port)],
-                                 "\nsecret\n12\nabc\n\nLocked gate\n\n\n")
+    status, out, err = run_piped([*CLIENT, "--port", str(daemon.port)], "\nsecret\n12\nabc\n\nLocked gate\n\n\n")
     assert status == 0, err
     assert out.splitlines() == [
         "Username [carol]: ",
@@ -187,8 +206,9 @@ def test_end_of_input_ends_the_session(shared):
 
 
 def test_server_side_refusal_is_shown_and_asked_again(daemon):
-    status, out, err = run_piped([*CLIENT, "--port", str(daemon.port), "--user", "carol"],
-                                 "secret\n" + "9" * 19 + "\n7\n")
+    status, out, err = run_piped(
+        [*CLIENT, "--port", str(daemon.port), "--user", "carol"], "secret\n" + "9" * 19 + "\n7\n"
+    )
     assert status == 0, err
     assert "Bad reading" in out and "at most 18 digits" in out
     assert "Accepted: you have read 1 out of 1 readings" in out
@@ -209,7 +229,7 @@ def test_a_user_without_the_reader_role_is_refused(shared):
 
 
 def test_no_daemon_and_no_spawn_exits_1():
-    status, out, err = run_piped([*CLIENT, "--port", str(free_port())], "")
+    status, _out, err = run_piped([*CLIENT, "--port", str(free_port())], "")
     assert status == 1
     assert "cannot connect" in err and "--spawn" in err
 
@@ -219,9 +239,21 @@ def test_spawn_starts_and_stops_a_daemon(tmp_path, roster):
     log = tmp_path / "daemon.log"
     port = free_port()
     status, out, err = run_piped(
-        [*CLIENT, "--port", str(port), "--spawn", "--users", str(users), "--roster", str(roster),
-         "--daemon-log", str(log)],
-        "carol\nsecret\n1\n2\n3\n", cwd=tmp_path)  # the daemon's files go to its working directory
+        [
+            *CLIENT,
+            "--port",
+            str(port),
+            "--spawn",
+            "--users",
+            str(users),
+            "--roster",
+            str(roster),
+            "--daemon-log",
+            str(log),
+        ],
+        "carol\nsecret\n1\n2\n3\n",
+        cwd=tmp_path,
+    )
     assert status == 0, err
     assert out.splitlines()[-2:] == ["Accepted: you have read 3 out of 3 readings", "All jobs done"]
     assert f"Started a daemon on 127.0.0.1:{port}" in err
@@ -236,6 +268,75 @@ def test_spawn_starts_and_stops_a_daemon(tmp_path, roster):
 def test_spawn_reports_a_daemon_that_cannot_start(tmp_path):
     bad = tmp_path / "roster.csv"
     bad.write_text("G10001\nno good\n", encoding="utf-8")
-    status, out, err = run_piped([*CLIENT, "--port", "0", "--spawn", "--roster", str(bad)], "", cwd=tmp_path)
+    status, _out, err = run_piped([*CLIENT, "--port", "0", "--spawn", "--roster", str(bad)], "", cwd=tmp_path)
     assert status == 1
     assert "the daemon exited with status 2" in err and "bad roster" in err
+
+
+def spawn_run(tmp_path, roster, *extra, answers="carol\nsecret\n1\n2\n3\n"):
+    """``meter --spawn`` with the test users and ``roster``, in ``tmp_path``, its temporary files in tmp_path/tmp."""
+    users = write_users_file(tmp_path / "users.txt")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir(exist_ok=True)
+    return run_piped(
+        [*CLIENT, "--port", "0", "--spawn", "--users", str(users), "--roster", str(roster), *extra],
+        answers,
+        cwd=tmp_path,
+        env=environment(TMPDIR=str(temporary)),
+    )
+
+
+def test_spawn_runs_on_a_throwaway_database(tmp_path, roster):
+    """Each run starts from nothing: its roster, its readings; nothing stays behind but the daemon's log."""
+    for _ in range(2):
+        status, out, err = spawn_run(tmp_path, roster)
+        assert status == 0, err
+        accepted = [line for line in out.splitlines() if line.startswith("Accepted")]
+        assert accepted == [f"Accepted: you have read {n} out of {n} readings" for n in (1, 2, 3)], out
+        assert out.splitlines()[-1] == "All jobs done"
+        log = re.search(r"its log: (\S+)", err)[1]
+        assert "meter dump at shutdown: 3 readings" in Path(log).read_text()
+        assert [path.name for path in (tmp_path / "tmp").iterdir()] == [os.path.basename(log)]
+        os.unlink(log)
+    assert not (tmp_path / "data").exists()  # the default ./data/lineproto.db was never touched
+
+
+def test_spawn_with_db_keeps_that_database(tmp_path, roster):
+    db = tmp_path / "meters.db"
+    status, out, err = spawn_run(tmp_path, roster, "--db", str(db), "--daemon-log", str(tmp_path / "log"))
+    assert status == 0, err
+    assert out.splitlines()[-2:] == ["Accepted: you have read 3 out of 3 readings", "All jobs done"]
+    status, out, err = spawn_run(tmp_path, roster, "--db", str(db), "--daemon-log", str(tmp_path / "log"))
+    assert status == 0, err
+    assert out.splitlines()[-1] == "All jobs done" and "Accepted" not in out  # read in the first run
+    assert db.exists() and not (tmp_path / "data").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_spawn_files_are_refused_when_a_daemon_already_answers(shared, roster):
+    status, out, err = run_piped(
+        [*CLIENT, "--port", str(shared.port), "--spawn", "--roster", str(roster)], "carol\nsecret\n"
+    )
+    assert status == 1
+    assert f"a daemon already answers on 127.0.0.1:{shared.port}" in err and "--roster" in err
+    assert "Welcome" not in out
+
+
+@pytest.mark.parametrize("option", ["--db", "--users", "--roster", "--daemon-log"])
+def test_spawn_options_without_spawn_are_a_usage_error(tmp_path, option):
+    status, _out, err = run_piped([*CLIENT, "--port", str(free_port()), option, str(tmp_path / "x")], "")
+    assert status == 2
+    assert len(err.splitlines()) == 1 and f"{option} goes with --spawn" in err
+
+
+def test_ctrl_c_stops_the_spawned_daemon(tmp_path, roster):
+    users = write_users_file(tmp_path / "users.txt")
+    term = Terminal([*CLIENT, "--port", "0", "--spawn", "--users", str(users), "--roster", str(roster)], cwd=tmp_path)
+    term.expect("Username [carol]: ")
+    port = int(re.search(r"Started a daemon on 127.0.0.1:(\d+)", term.transcript())[1])
+    term.wait_asleep()
+    os.killpg(term.process.pid, signal.SIGINT)  # what Ctrl+C on a terminal sends
+    assert term.finish() == 130
+    assert "Stopped the daemon" in term.transcript() and "Traceback" not in term.transcript()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()

@@ -56,8 +56,9 @@ def tiny_disk(tmp_path):
     """A 4 MiB tmpfs: a real full disk for SQLite to run into."""
     mount = tmp_path / "tiny"
     mount.mkdir()
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     assert result.returncode == 0, f"cannot mount a tmpfs (the suite runs as root): {result.stderr}"
     yield mount
     subprocess.run(["umount", "-l", str(mount)], check=False)

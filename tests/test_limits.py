@@ -83,6 +83,7 @@ def test_a_held_reply_reaches_a_client_that_half_closed(start_daemon):
         codes = [raw.reply().code for _ in range(8)]
         assert codes == [331, 530] * 4
         assert raw.read_all() == b""
-    status = (daemon.process.pid, open(f"/proc/{daemon.process.pid}/stat").read().split())
-    cpu_seconds = (int(status[1][13]) + int(status[1][14])) / os.sysconf("SC_CLK_TCK")
+    with open(f"/proc/{daemon.process.pid}/stat") as file:
+        fields = file.read().split()
+    cpu_seconds = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
     assert cpu_seconds < 5, f"the daemon used {cpu_seconds:.1f} s of CPU"

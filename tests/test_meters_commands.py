@@ -172,6 +172,75 @@ def test_read_forms_and_the_dump(roster_daemon, connect):
     assert stat(root)["my-readings"] == "1"
 
 
+def test_dump_lines_parse_back_to_the_reasons_given(roster_daemon, connect):
+    from lineproto.domain.meters import parse_dump_line
+
+    carol = login(connect(roster_daemon.port), "carol")
+    reasons = {"G10001": "]root", "G10002": r"a\b [c] d\] \x41 \L", "E200003": "ünïcødé ☃ 𝄞", "M-4": "[]"}
+    for meter, reason in reasons.items():
+        accepted(carol.command(f"READ {meter} - {reason}"))
+    for refused in ("dog\u2028cat", "dog\x85cat", "dog\u2029cat", "dog\x9bcat"):
+        reply = carol.command(f"READ G10001 - {refused}")
+        assert reply.code == 501 and "one line of text without control characters" in reply.lines[0], reply
+    dump = login(connect(roster_daemon.port), "root").command("DUMP")
+    assert dump.lines[1] == r"E200003=-1@" + dump.lines[1].split("@")[1]
+    assert r"[\]root]carol" in dump.lines[2] and r"[a\\b [c\] d\\\] \\x41 \\L]carol" in dump.lines[3]
+    parsed = {s.meter: (s.reading, s.reason, s.reader) for s in map(parse_dump_line, dump.lines[1:-1])}
+    assert parsed == {meter: (None, reason, "carol") for meter, reason in reasons.items()}
+
+
+def test_readings_stored_by_an_older_version_dump_as_one_line_each(start_daemon, tmp_path):
+    """Older daemons took line separators and C1 controls in reasons: DUMP and daemon.py dump escape them."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from conftest import ROOT, RawConnection
+    from lineproto.domain.meters import Submission, parse_dump_line
+    from lineproto.store import SqliteStore
+
+    db = str(tmp_path / "old.db")
+    store = SqliteStore(db)
+    store.meters.load_roster(["M1", "M2", "M3"])
+    legacy = {"M1": "a\u2028b", "M2": "x\x85y]z\\", "M3": "p\u2029\x9cq"}
+
+    def insert_as_an_older_version_did(connection):
+        for number, (meter, reason) in enumerate(legacy.items(), start=1):
+            connection.execute(
+                "INSERT INTO submissions (id, meter, reading, reason, at, reader) "
+                "VALUES (?, ?, NULL, ?, '2026-11-22T09:15:00+00:00', 'carol')",
+                (number, meter, reason),
+            )
+            connection.execute("INSERT INTO latest (meter, submission, reader) VALUES (?, ?, 'carol')", (meter, number))
+            connection.execute("UPDATE roster SET state = 2 WHERE meter = ?", (meter,))
+        connection.execute("UPDATE meta SET value = 3 WHERE key = 'readings_total'")
+        connection.execute("INSERT INTO reading_counts (reader, mine) VALUES ('carol', 3)")
+
+    store.run(insert_as_an_older_version_did)
+    store.close()
+    expected = [
+        Submission(meter, None, reason, datetime(2026, 11, 22, 9, 15, tzinfo=UTC), "carol")
+        for meter, reason in legacy.items()
+    ]
+    daemon = start_daemon("--db", db, users=True)
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        login(raw, "root")
+        raw.send(b"DUMP\r\n")
+        text = b""
+        while not text.endswith(b"250 End of dump\r\n"):
+            text += raw.sock.recv(65536)
+    lines = text.decode("utf-8").splitlines()  # what a Python client that splits lines sees
+    assert lines[0] == "250-Dump of 3 readings:" and lines[-1] == "250 End of dump" and len(lines) == 5
+    assert [parse_dump_line(line.removeprefix("250-")) for line in lines[1:-1]] == expected
+    assert daemon.stop() == 0
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "dump", "--db", db], capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode == 0, result.stderr
+    assert [parse_dump_line(line) for line in result.stdout.splitlines()] == expected
+
+
 def test_dump_with_no_readings(daemon, connect):
     root = login(connect(daemon.port), "root")
     reply = root.command("DUMP")
@@ -261,25 +330,33 @@ def test_dump_is_logged_at_shutdown(roster_daemon, connect):
     assert re.search(r"G10002=-1@\S+\[Dog in the yard\]carol", log)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("meter\nG10001\nnot valid!\n", "bad roster: "),
-    (b"G1000\xff\n", "is not UTF-8"),
-    (None, "roster file not found"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("meter\nG10001\nnot valid!\n", "bad roster: "),
+        (b"G1000\xff\n", "is not UTF-8"),
+        (None, "roster file not found"),
+    ],
+)
 def test_bad_roster_stops_the_daemon_with_one_line(tmp_path, content, message):
     import subprocess
     import sys
 
     from conftest import ROOT
+
     path = tmp_path / "roster.csv"
     if isinstance(content, str):
         path.write_text(content, encoding="utf-8")
     elif content is not None:
         path.write_bytes(content)
     users = write_users_file(tmp_path / "users.txt")
-    result = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--users", str(users),
-                             "--roster", str(path)],
-                            capture_output=True, text=True, timeout=20, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--users", str(users), "--roster", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("daemon.py: ")]
@@ -300,11 +377,18 @@ def test_client_library(roster_daemon):
         assert carol.read("G10002", reason="Dog in the yard") == (2, 2)
         assert carol.read("E200003", 7, when="2026-11-22T09:15Z") == (3, 3)
         from datetime import datetime
+
         assert carol.read("E200003", 8, when=datetime(2026, 11, 22, 9, 16, tzinfo=UTC)) == (3, 3)
         assert carol.meter_status() == (3, 3)
-        for bad in ({"reading": -1}, {"reading": True}, {}, {"reason": "  "},
-                    {"reading": 1, "reason": "x"}, {"reason": "x", "when": "2026-11-22T09:15"},
-                    {"reason": "two\r\nlines"}):
+        for bad in (
+            {"reading": -1},
+            {"reading": True},
+            {},
+            {"reason": "  "},
+            {"reading": 1, "reason": "x"},
+            {"reason": "x", "when": "2026-11-22T09:15"},
+            {"reason": "two\r\nlines"},
+        ):
             with pytest.raises(ValueError):
                 carol.read("M-4", **bad)
         with pytest.raises(ValueError):
@@ -405,8 +489,7 @@ def test_roster_of_1000_read_by_10_clients(start_daemon, tmp_path):
         root.login("root", "admin pass")
         dump = root.dump()
     assert len(dump) == 1000
-    expected = {meter: (value, f"reader{index}") for index, mine in enumerate(read_by)
-                for meter, value in mine.items()}
+    expected = {meter: (value, f"reader{index}") for index, mine in enumerate(read_by) for meter, value in mine.items()}
     assert sorted(expected) == meters
     for line in dump:
         match = re.fullmatch(r"(G[0-9]{5})=([0-9]+)@[0-9T:-]{16}\[\](reader[0-9])", line)

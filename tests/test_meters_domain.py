@@ -1,12 +1,22 @@
-"""Tests for lineproto.domain.meters: rosters, jobs, submissions, dump, threads."""
+"""Tests for lineproto.domain.meters: rosters, jobs, submissions, dump, threads.
+
+Every test of the meter rules runs against both implementations of the
+:class:`~lineproto.domain.meters.Meters` interface (the ``make`` fixture): the
+in-memory :class:`MeterManager` and the store's SQLite-backed ``meters`` on a
+fresh database file.
+"""
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import sys
+import tempfile
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,20 +24,26 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from lineproto.domain.meters import (
+    BadDumpLine,
     BadMeterId,
     BadReading,
     MeterError,
     MeterManager,
+    Meters,
+    RosterEntry,
     RosterError,
     Submission,
     UnknownMeter,
     format_dump_line,
     load_roster,
+    parse_dump_line,
     parse_roster,
     parse_when,
     validate_meter_id,
     validate_roster_id,
 )
+from lineproto.store import SqliteStore
+from lineproto.wire import ReplyParser, format_reply
 
 UTC = UTC
 T0 = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
@@ -42,8 +58,46 @@ class FixedClock:
         return self.now
 
 
-def roster_manager(ids=("G10001", "G10002", "E200003", "E20004")) -> MeterManager:
-    return MeterManager(list(ids), clock=FixedClock())
+IMPLEMENTATIONS = ("memory", "sqlite")
+
+
+class Implementations:
+    """Builds :class:`Meters` of one kind, like ``MeterManager(roster, rng, clock)``; closes what it opened."""
+
+    def __init__(self, kind: str, directory: Path) -> None:
+        self.kind = kind
+        self.directory = directory
+        self.stores: list[SqliteStore] = []
+        self.numbers = itertools.count()
+
+    def __call__(self, roster=None, rng=None, clock=None) -> Meters:
+        if self.kind == "memory":
+            return MeterManager(roster, rng=rng, clock=clock)
+        # synchronous=NORMAL: these tests are about the rules, test_store.py about durability
+        path = self.directory / f"meters-{next(self.numbers)}.db"
+        store = SqliteStore(str(path), sync="normal", rng=rng, clock=clock)
+        self.stores.append(store)
+        if roster is not None:
+            store.meters.load_roster(roster)
+        return store.meters
+
+    def close(self) -> None:
+        for store in self.stores:
+            store.close()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def make(request, tmp_path):
+    """``make(roster=None, rng=None, clock=None)``: a new :class:`Meters`, in memory or in SQLite."""
+    implementations = Implementations(request.param, tmp_path)
+    yield implementations
+    implementations.close()
+
+
+@pytest.fixture
+def roster_manager(make):
+    """``roster_manager(ids=...)``: a roster-mode :class:`Meters` on a fixed clock."""
+    return lambda ids=("G10001", "G10002", "E200003", "E20004"): make(list(ids), clock=FixedClock())
 
 
 # --------------------------------------------------------------------------- ids
@@ -51,15 +105,15 @@ def roster_manager(ids=("G10001", "G10002", "E200003", "E20004")) -> MeterManage
 
 @pytest.mark.parametrize(
     "text, expected",
-    [("G12345", "G12345"), ("g12345", "G12345"), ("E12345", "E12345"),
-     ("e123456", "E123456"), ("  G00000 ", "G00000")],
+    [("G12345", "G12345"), ("g12345", "G12345"), ("E12345", "E12345"), ("e123456", "E123456"), ("  G00000 ", "G00000")],
 )
 def test_validate_meter_id_accepts_and_canonicalises(text, expected):
     assert validate_meter_id(text) == expected
 
 
 @pytest.mark.parametrize(
-    "text", ["", "G1234", "G123456", "E1234", "E1234567", "X12345", "G12 45", "G1234a", "12345", None],
+    "text",
+    ["", "G1234", "G123456", "E1234", "E1234567", "X12345", "G12 45", "G1234a", "12345", None],
 )
 def test_validate_meter_id_rejects(text):
     with pytest.raises(BadMeterId):
@@ -151,7 +205,7 @@ def test_load_roster_file_error_names_file_and_line(tmp_path):
 # --------------------------------------------------------------------------- roster mode
 
 
-def test_roster_mode_hands_out_oldest_first_never_twice():
+def test_roster_mode_hands_out_oldest_first_never_twice(roster_manager):
     m = roster_manager()
     assert m.roster_size() == 4 and m.remaining() == 4
     got = [m.next_job(r) for r in ("ann", "bob", "cat", "dan")]
@@ -161,7 +215,7 @@ def test_roster_mode_hands_out_oldest_first_never_twice():
     assert {m.held(r) for r in ("ann", "bob", "cat", "dan")} == set(got)
 
 
-def test_held_job_returned_again_to_same_reader():
+def test_held_job_returned_again_to_same_reader(roster_manager):
     m = roster_manager()
     first = m.next_job("ann")
     assert m.next_job("ann") == first
@@ -170,7 +224,7 @@ def test_held_job_returned_again_to_same_reader():
     assert m.next_job("bob") == "G10002"
 
 
-def test_release_returns_job_to_pool_in_roster_order():
+def test_release_returns_job_to_pool_in_roster_order(roster_manager):
     m = roster_manager()
     assert m.next_job("ann") == "G10001"
     assert m.next_job("bob") == "G10002"
@@ -181,7 +235,7 @@ def test_release_returns_job_to_pool_in_roster_order():
     assert m.next_job("ann") == "E200003"
 
 
-def test_all_jobs_done_after_everything_read():
+def test_all_jobs_done_after_everything_read(roster_manager):
     m = roster_manager(["G10001", "G10002"])
     for reader in ("ann", "ann"):
         meter = m.next_job(reader)
@@ -191,15 +245,15 @@ def test_all_jobs_done_after_everything_read():
     assert m.remaining() == 0
 
 
-def test_empty_roster_is_roster_mode_with_nothing_to_do():
-    m = MeterManager([])
+def test_empty_roster_is_roster_mode_with_nothing_to_do(make):
+    m = make([])
     assert m.roster_size() == 0 and m.remaining() == 0
     assert m.next_job("ann") is None
     with pytest.raises(UnknownMeter):
         m.submit("ann", "G12345", 1)
 
 
-def test_submit_clears_hold_and_next_job_moves_on():
+def test_submit_clears_hold_and_next_job_moves_on(roster_manager):
     m = roster_manager()
     meter = m.next_job("ann")
     assert m.submit("ann", meter, 5983) == (1, 1)
@@ -208,14 +262,14 @@ def test_submit_clears_hold_and_next_job_moves_on():
     assert m.remaining() == 3
 
 
-def test_submit_for_other_meter_keeps_own_hold():
+def test_submit_for_other_meter_keeps_own_hold(roster_manager):
     m = roster_manager()
     assert m.next_job("ann") == "G10001"
     m.submit("ann", "E20004", 3)
     assert m.held("ann") == "G10001"
 
 
-def test_submit_releases_whoever_holds_the_meter():
+def test_submit_releases_whoever_holds_the_meter(roster_manager):
     m = roster_manager()
     assert m.next_job("ann") == "G10001"
     assert m.submit("bob", "G10001", 12) == (1, 1)
@@ -223,13 +277,13 @@ def test_submit_releases_whoever_holds_the_meter():
     assert m.next_job("ann") == "G10002"
 
 
-def test_read_meter_is_not_handed_out_even_if_never_held():
+def test_read_meter_is_not_handed_out_even_if_never_held(roster_manager):
     m = roster_manager()
     m.submit("bob", "G10001", 1)
     assert m.next_job("ann") == "G10002"
 
 
-def test_released_meter_that_was_read_meanwhile_is_not_handed_out_again():
+def test_released_meter_that_was_read_meanwhile_is_not_handed_out_again(roster_manager):
     m = roster_manager(["G10001", "G10002"])
     assert m.next_job("ann") == "G10001"
     m.submit("bob", "G10001", 4)  # releases ann's hold
@@ -238,9 +292,9 @@ def test_released_meter_that_was_read_meanwhile_is_not_handed_out_again():
     assert m.next_job("dan") is None
 
 
-def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both():
+def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both(make):
     clock = FixedClock()
-    m = MeterManager(["G10001", "G10002"], clock=clock)
+    m = make(["G10001", "G10002"], clock=clock)
     assert m.submit("ann", "G10001", 100) == (1, 1)
     assert m.submit("ann", "G10002", 200) == (2, 2)
     clock.now = T0 + timedelta(minutes=1)
@@ -253,7 +307,9 @@ def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both():
     ]
     history = m.history()
     assert [(s.meter, s.reading, s.reader) for s in history] == [
-        ("G10001", 100, "ann"), ("G10002", 200, "ann"), ("G10001", 101, "bob"),
+        ("G10001", 100, "ann"),
+        ("G10002", 200, "ann"),
+        ("G10001", 101, "bob"),
     ]
     history.clear()
     assert len(m.history()) == 3
@@ -262,18 +318,20 @@ def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both():
     assert m.dump()[0] == "G10001=-1@2026-11-22T09:16[meter gone]bob"
 
 
-def test_unknown_meter_in_roster_mode():
+def test_unknown_meter_in_roster_mode(roster_manager):
     m = roster_manager()
     for meter in ("G99999", "", "nope", "G10001x"):
         with pytest.raises(UnknownMeter):
             m.submit("ann", meter, 1)
     with pytest.raises(UnknownMeter):
         m.submit("ann", None, 1)
+    with pytest.raises(UnknownMeter, match=r"^meter 'g99999' is not in the roster$"):
+        m.submit("ann", " g99999 ", 1)  # named as the reader spelled it
     assert m.status("ann") == (0, 0) and m.history() == []
 
 
-def test_meter_case_is_normalised_for_strict_ids():
-    m = MeterManager(["g10001"])
+def test_meter_case_is_normalised_for_strict_ids(make):
+    m = make(["g10001"])
     assert m.next_job("ann") == "G10001"
     assert m.submit("ann", "g10001", 1) == (1, 1)
     assert m.dump() == ["G10001=1@" + m.history()[0].when.strftime("%Y-%m-%dT%H:%M") + "[]ann"]
@@ -281,10 +339,22 @@ def test_meter_case_is_normalised_for_strict_ids():
 
 @pytest.mark.parametrize(
     "reading, reason",
-    [(-1, ""), (-5, ""), (True, ""), (False, ""), (None, ""), (None, "   "), (None, "\t\n"),
-     (5, "also a reason"), (1.5, ""), ("12", ""), (None, "two\nlines"), (None, 7)],
+    [
+        (-1, ""),
+        (-5, ""),
+        (True, ""),
+        (False, ""),
+        (None, ""),
+        (None, "   "),
+        (None, "\t\n"),
+        (5, "also a reason"),
+        (1.5, ""),
+        ("12", ""),
+        (None, "two\nlines"),
+        (None, 7),
+    ],
 )
-def test_bad_readings(reading, reason):
+def test_bad_readings(reading, reason, roster_manager):
     m = roster_manager()
     m.next_job("ann")
     with pytest.raises(BadReading):
@@ -294,7 +364,7 @@ def test_bad_readings(reading, reason):
     assert m.history() == []
 
 
-def test_good_readings_and_reason_stripped():
+def test_good_readings_and_reason_stripped(roster_manager):
     m = roster_manager()
     assert m.submit("ann", "G10001", 0) == (1, 1)
     assert m.submit("ann", "G10002", 5, "  ") == (2, 2)
@@ -304,13 +374,13 @@ def test_good_readings_and_reason_stripped():
     assert subs[2] == Submission("E200003", None, "dog in garden", T0, "ann")
 
 
-def test_bad_reading_checked_even_for_unknown_meter_is_a_meter_error():
+def test_bad_reading_checked_even_for_unknown_meter_is_a_meter_error(roster_manager):
     m = roster_manager()
     with pytest.raises(MeterError):
         m.submit("ann", "nope", -1)
 
 
-def test_when_defaults_to_clock_and_is_normalised_to_utc():
+def test_when_defaults_to_clock_and_is_normalised_to_utc(roster_manager):
     m = roster_manager()
     m.submit("ann", "G10001", 1)
     m.submit("ann", "G10002", 2, when=datetime(2026, 11, 22, 10, 0))  # naive: taken as UTC
@@ -322,8 +392,8 @@ def test_when_defaults_to_clock_and_is_normalised_to_utc():
         m.submit("ann", "E20004", 4, when="2026-11-22T09:15")
 
 
-def test_default_clock_is_aware_utc_now():
-    m = MeterManager(["G10001"])
+def test_default_clock_is_aware_utc_now(make):
+    m = make(["G10001"])
     before = datetime.now(UTC)
     m.submit("ann", "G10001", 1)
     after = datetime.now(UTC)
@@ -331,7 +401,7 @@ def test_default_clock_is_aware_utc_now():
     assert when.tzinfo is not None and before <= when <= after
 
 
-def test_bad_reader_names_rejected():
+def test_bad_reader_names_rejected(roster_manager):
     m = roster_manager()
     for reader in ("", " ann", "a b", None, "ann\n"):
         with pytest.raises(ValueError):
@@ -340,7 +410,7 @@ def test_bad_reader_names_rejected():
             m.submit(reader, "G10001", 1)
 
 
-def test_runtime_load_roster_appends_and_keeps_readings():
+def test_runtime_load_roster_appends_and_keeps_readings(roster_manager):
     m = roster_manager(["G10001", "G10002"])
     m.next_job("ann")
     m.submit("bob", "G10002", 9)
@@ -357,22 +427,22 @@ def test_runtime_load_roster_appends_and_keeps_readings():
     assert m.roster_size() == 4  # nothing added on error
 
 
-def test_instances_share_no_state():
+def test_instances_share_no_state(roster_manager, make):
     a = roster_manager(["G10001"])
     b = roster_manager(["G10001"])
     assert a.next_job("ann") == "G10001"
     assert b.next_job("bob") == "G10001"
     a.submit("ann", "G10001", 1)
     assert b.status("bob") == (0, 0) and b.dump() == [] and b.history() == []
-    c = MeterManager()
+    c = make()
     assert c.roster_size() is None and c.remaining() is None and c.history() == []
 
 
 # --------------------------------------------------------------------------- demo mode
 
 
-def test_demo_ids_match_format_and_are_unique():
-    m = MeterManager(rng=random.Random(7))
+def test_demo_ids_match_format_and_are_unique(make):
+    m = make(rng=random.Random(7))
     seen = set()
     for i in range(3000):
         reader = f"r{i}"
@@ -384,8 +454,8 @@ def test_demo_ids_match_format_and_are_unique():
     assert {len(x) for x in seen if x.startswith("E")} == {6, 7}
 
 
-def test_demo_default_rng_is_secrets_and_ids_valid():
-    m = MeterManager()
+def test_demo_default_rng_is_secrets_and_ids_valid(make):
+    m = make()
     meters = {m.next_job(f"r{i}") for i in range(200)}
     assert len(meters) == 200
     assert all(validate_meter_id(x) == x for x in meters)
@@ -408,15 +478,29 @@ class ScriptedRng:
         return value
 
 
-def test_demo_never_repeats_handed_out_released_or_read_ids():
-    rng = ScriptedRng([
-        "G", 42,            # ann: G00042
-        "G", 42, "E", 5, 7,  # bob: repeat of G00042 skipped, E00007
-        "G", 42, "E", 5, 7, "E", 6, 123456,  # cat: both repeats skipped
-    ])
-    m = MeterManager(rng=rng, clock=FixedClock())
+def test_demo_never_repeats_handed_out_released_or_read_ids(make):
+    rng = ScriptedRng(
+        [
+            "G",
+            42,  # ann: G00042
+            "G",
+            42,
+            "E",
+            5,
+            7,  # bob: repeat of G00042 skipped, E00007
+            "G",
+            42,
+            "E",
+            5,
+            7,
+            "E",
+            6,
+            123456,  # cat: both repeats skipped
+        ]
+    )
+    m = make(rng=rng, clock=FixedClock())
     assert m.next_job("ann") == "G00042"
-    assert m.release("ann") == "G00042"       # forgotten as a job, but still known
+    assert m.release("ann") == "G00042"  # forgotten as a job, but still known
     assert m.next_job("bob") == "E00007"
     m.submit("bob", "E00007", 1)
     assert m.next_job("cat") == "E123456"
@@ -425,8 +509,8 @@ def test_demo_never_repeats_handed_out_released_or_read_ids():
     assert m.submit("ann", "G00042", 3) == (1, 2)
 
 
-def test_demo_held_job_repeated_and_unknown_meter():
-    m = MeterManager(rng=random.Random(1))
+def test_demo_held_job_repeated_and_unknown_meter(make):
+    m = make(rng=random.Random(1))
     meter = m.next_job("ann")
     assert m.next_job("ann") == meter
     with pytest.raises(UnknownMeter) as info:
@@ -437,7 +521,7 @@ def test_demo_held_job_repeated_and_unknown_meter():
     assert m.next_job("ann") != meter
 
 
-def test_demo_gives_up_when_id_space_exhausted():
+def test_demo_gives_up_when_id_space_exhausted(make):
     class Stuck:
         def choice(self, seq):
             return seq[0]
@@ -445,18 +529,94 @@ def test_demo_gives_up_when_id_space_exhausted():
         def randrange(self, stop):
             return 0
 
-    m = MeterManager(rng=Stuck())
+    m = make(rng=Stuck())
     assert m.next_job("ann") == "G00000"
     with pytest.raises(MeterError):
         m.next_job("bob")
     assert m.held("bob") is None
 
 
+# --------------------------------------------------------------------------- roster administration
+
+
+def test_roster_lists_every_meter_in_order_read_or_not_held_by_whom(roster_manager, make):
+    assert make().roster() is None  # demo mode has no roster
+    assert make([]).roster() == []
+    m = roster_manager()
+    assert m.next_job("ann") == "G10001"
+    m.submit("bob", "E200003", 7)
+    assert m.roster() == [
+        RosterEntry("G10001", read=False, holder="ann"),
+        RosterEntry("G10002", read=False, holder=None),
+        RosterEntry("E200003", read=True, holder=None),
+        RosterEntry("E20004", read=False, holder=None),
+    ]
+
+
+def test_clear_roster_drops_the_unread_part_and_never_a_reading(roster_manager):
+    m = roster_manager()
+    assert m.next_job("ann") == "G10001"
+    m.submit("bob", "E200003", 7)
+    m.submit("bob", "G10002", None, "dog")
+    before = (m.dump(), m.history(), m.status("bob"))
+    assert m.clear_roster() == 2  # G10001 (held) and E20004
+    assert m.roster() == [RosterEntry("G10002", True, None), RosterEntry("E200003", True, None)]
+    assert (m.roster_size(), m.remaining()) == (2, 0)
+    assert (m.dump(), m.history(), m.status("bob")) == before
+    assert m.next_job("cat") is None  # roster mode, nothing left to hand out
+    assert m.held("ann") == "G10001"  # ann is at the meter: her job stays hers ...
+    assert m.submit("ann", "G10001", 3) == (1, 3)  # ... and what she reads counts (it was handed out)
+    assert m.roster() == [RosterEntry("G10002", True, None), RosterEntry("E200003", True, None)]
+    with pytest.raises(UnknownMeter, match="not in the roster"):
+        m.submit("ann", "E20004", 1)  # cleared before anyone took it
+    assert m.submit("cat", "G10002", 8) == (1, 3)  # a read meter can still be corrected
+    assert m.clear_roster() == 0
+
+
+def test_a_cleared_job_released_is_gone_and_a_new_roster_appends(roster_manager):
+    m = roster_manager()
+    m.next_job("ann")
+    m.submit("bob", "G10002", 1)
+    m.clear_roster()
+    assert m.release("ann") == "G10001"
+    assert m.next_job("ann") is None
+    assert m.load_roster(["E300001", "G10002", "G10001"]) == 2
+    assert [(e.meter, e.read) for e in m.roster()] == [("G10002", True), ("E300001", False), ("G10001", False)]
+    assert m.next_job("ann") == "E300001"
+    assert m.next_job("bob") == "G10001"
+
+
+def test_switch_to_demo_keeps_the_readings_and_invents_jobs_again(make):
+    rng = ScriptedRng(["G", 2, "E", 5, 7])  # G00002 has a reading: demo mode must not hand it out
+    m = make(["G00001", "G00002", "G00003"], rng=rng, clock=FixedClock())
+    assert m.next_job("ann") == "G00001"
+    m.submit("bob", "G00002", 5)
+    assert m.switch_to_demo() == 2
+    assert (m.roster(), m.roster_size(), m.remaining()) == (None, None, None)
+    assert m.dump() == ["G00002=5@2026-11-22T09:15[]bob"]
+    assert m.next_job("bob") == "E00007" and rng.answers == []
+    assert m.submit("ann", "G00001", 4) == (1, 2)  # her job was handed out before the switch
+    assert m.submit("bob", "G00002", 6) == (1, 2)  # corrections of read meters still count
+    with pytest.raises(UnknownMeter, match="never handed out"):
+        m.submit("bob", "G00003", 1)
+    assert m.switch_to_demo() == 0
+    assert m.load_roster(["G00003"]) == 1 and m.next_job("cat") == "G00003"
+
+
+def test_release_all_ends_every_hold(roster_manager):
+    m = roster_manager()
+    m.next_job("ann")
+    m.next_job("bob")
+    assert m.release_all() == 2
+    assert m.held("ann") is None and m.held("bob") is None
+    assert m.next_job("cat") == "G10001"
+
+
 # --------------------------------------------------------------------------- dump
 
 
-def test_dump_format_and_sorting():
-    m = MeterManager(rng=random.Random(3))
+def test_dump_format_and_sorting(make):
+    m = make(rng=random.Random(3))
     m.load_roster(["G12345", "E445691", "E432365", "G72168"])
     m.submit("carol", "G72168", 29801, when=datetime(2026, 11, 22, 9, 20, 59, tzinfo=UTC))
     m.submit("carol", "G12345", 5983, when=datetime(2026, 11, 22, 9, 15, 30, tzinfo=UTC))
@@ -470,19 +630,24 @@ def test_dump_format_and_sorting():
     ]
 
 
-def test_dump_sorted_by_meter_id_not_by_line():
-    m = MeterManager(["E143424", "E14342", "G1", "A-2"], clock=FixedClock())
+def test_dump_sorted_by_meter_id_not_by_line(make):
+    m = make(["E143424", "E14342", "G1", "A-2"], clock=FixedClock())
     for meter in ("E143424", "E14342", "G1", "A-2"):
         m.submit("ann", meter, 1)
     assert [line.split("=")[0] for line in m.dump()] == ["A-2", "E14342", "E143424", "G1"]
 
 
-def test_dump_empty_and_format_dump_line_direct():
-    assert MeterManager([]).dump() == []
+def test_dump_empty_and_format_dump_line_direct(make):
+    assert make([]).dump() == []
     sub = Submission("G12345", 5983, "", datetime(2026, 11, 22, 9, 15), "carol")
     assert format_dump_line(sub) == "G12345=5983@2026-11-22T09:15[]carol"
-    sub = Submission("E445691", None, "Couldn't find the meter",
-                     datetime(2026, 11, 22, 4, 16, tzinfo=timezone(timedelta(hours=-5))), "carol")
+    sub = Submission(
+        "E445691",
+        None,
+        "Couldn't find the meter",
+        datetime(2026, 11, 22, 4, 16, tzinfo=timezone(timedelta(hours=-5))),
+        "carol",
+    )
     assert format_dump_line(sub) == "E445691=-1@2026-11-22T09:16[Couldn't find the meter]carol"
 
 
@@ -490,6 +655,183 @@ def test_submission_is_frozen():
     sub = Submission("G12345", 1, "", T0, "ann")
     with pytest.raises(AttributeError):
         sub.reading = 2  # type: ignore[misc]
+
+
+#: Every character str.splitlines() splits on, and the other C0/C1 controls a dump line must not carry raw.
+LINE_BREAKERS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+
+def dump_sub(reason="", reading=None, reader="bob", meter="M0002", when=T0) -> Submission:
+    return Submission(meter, reading, reason, when, reader)
+
+
+@pytest.mark.parametrize(
+    "reason, shown",
+    [
+        ("]root", r"\]root"),  # the issue's case: it used to read as reader 'root]bob'
+        ("a [b] c", r"a [b\] c"),  # '[' stands for itself, ']' is escaped
+        ("back\\slash", r"back\\slash"),
+        ("\\]", r"\\\]"),
+        ("tab\there", r"tab\x09here"),
+        ("nel\x85and\u2028ls\u2029ps", r"nel\x85and\Lls\Pps"),
+        ("del\x7f c1\x9f nul\x00", r"del\x7f c1\x9f nul\x00"),
+        ("Couldn't find the meter", "Couldn't find the meter"),  # plain text is shown as it is
+        ("ünïcødé ☃ 𝄞 \ufeff\u200b", "ünïcødé ☃ 𝄞 \ufeff\u200b"),
+    ],
+)
+def test_dump_line_escapes_what_would_be_ambiguous_or_split_the_line(reason, shown):
+    line = format_dump_line(dump_sub(reason))
+    assert line == f"M0002=-1@2026-11-22T09:15[{shown}]bob"
+    assert line.splitlines() == [line]
+    assert parse_dump_line(line) == dump_sub(reason)
+
+
+def test_dump_line_of_a_reading_and_of_odd_readers_and_years():
+    assert parse_dump_line("G12345=5983@2026-11-22T09:15[]carol") == dump_sub("", 5983, "carol", "G12345")
+    odd = dump_sub("x", None, "a]b\\c\u2028", when=datetime(999, 1, 2, 3, 4, tzinfo=UTC))
+    line = format_dump_line(odd)
+    assert line == r"M0002=-1@0999-01-02T03:04[x]a\]b\\c\L"
+    assert parse_dump_line(line) == odd
+
+
+def test_parse_dump_line_keeps_the_minute_in_utc():
+    when = datetime(2026, 11, 22, 11, 17, 59, 999, tzinfo=timezone(timedelta(hours=2)))
+    parsed = parse_dump_line(format_dump_line(dump_sub("", 7, when=when)))
+    assert parsed.when == datetime(2026, 11, 22, 9, 17, tzinfo=UTC) and parsed.when.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "",
+        "M0002",
+        "M0002=5@2026-11-22T09:15[]",
+        "M0002=5@2026-11-22T09:15]bob",
+        "M0002=-1@2026-11-22T09:15[]bob",  # no reading needs a reason
+        "M0002=5@2026-11-22T09:15[why]bob",  # a reading has none
+        "M0002=05@2026-11-22T09:15[]bob",
+        "M0002=-2@2026-11-22T09:15[x]bob",
+        "M0002=+5@2026-11-22T09:15[]bob",
+        "M0002=5@2026-11-22 09:15[]bob",
+        "M0002=5@2026-13-22T09:15[]bob",
+        "M0002=5@2026-11-22T24:00[]bob",
+        "M0002=5@2026-11-22T09:15:00[]bob",
+        "M0002=5@0000-01-01T00:00[]bob",
+        "M 2=5@2026-11-22T09:15[]bob",
+        "=5@2026-11-22T09:15[]bob",
+        "M" * 33 + "=5@2026-11-22T09:15[]bob",
+        "M0002=-1@2026-11-22T09:15[a]b]bob",  # a raw ']' in the reason
+        "M0002=-1@2026-11-22T09:15[a\\]bob",  # the escaped ']' leaves the reason unclosed
+        r"M0002=-1@2026-11-22T09:15[\q]bob",
+        r"M0002=-1@2026-11-22T09:15[\x41]bob",  # not an escape
+        r"M0002=-1@2026-11-22T09:15[\x0A]bob",
+        r"M0002=-1@2026-11-22T09:15[\x0]bob",  # lower-case, two digits
+        "M0002=-1@2026-11-22T09:15[a\tb]bob",
+        "M0002=-1@2026-11-22T09:15[a\u2028b]bob",  # raw, not escaped
+        "M0002=-1@2026-11-22T09:15[x]bo]b",
+        "M0002=-1@2026-11-22T09:15[x]bob\n",
+        None,
+        b"M0002=5@2026-11-22T09:15[]bob",
+    ],
+)
+def test_parse_dump_line_refuses_what_format_never_writes(line):
+    with pytest.raises(BadDumpLine) as info:
+        parse_dump_line(line)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, MeterError)
+
+
+meter_ids = st.from_regex(r"[A-Za-z0-9_-]{1,32}", fullmatch=True)
+#: Any text (no lone surrogates: stored text came in as UTF-8), leaning on the characters that matter.
+texts = st.text(
+    st.one_of(
+        st.sampled_from(list("[]\\=@ -" + LINE_BREAKERS + "\t\x00\x7f\x9f")), st.characters(exclude_categories=("Cs",))
+    )
+)
+times = st.datetimes(
+    min_value=datetime(1000, 1, 2),
+    max_value=datetime(9998, 12, 30),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12))]),
+)
+
+
+names = texts.filter(bool)
+
+
+@st.composite
+def submissions(draw, reasons=texts, readers=names):
+    reading = draw(st.one_of(st.none(), st.integers(0, 10**18)))
+    reason = draw(reasons.filter(bool)) if reading is None else ""
+    return Submission(draw(meter_ids), reading, reason, draw(times), draw(readers))
+
+
+def as_dumped(submission: Submission) -> Submission:
+    """What a dump line keeps of a submission: the time in UTC, to the minute."""
+    when = submission.when.astimezone(UTC).replace(second=0, microsecond=0)
+    return replace(submission, when=when)
+
+
+@given(submissions())
+def test_every_dump_line_parses_back_to_what_was_stored(submission):
+    line = format_dump_line(submission)
+    assert line.splitlines() == [line]
+    assert not re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", line)
+    assert parse_dump_line(line) == as_dumped(submission)
+    assert format_dump_line(parse_dump_line(line)) == line  # one spelling per value
+
+
+@given(
+    st.lists(
+        submissions(
+            reasons=texts.map(lambda t: t[:200]), readers=st.from_regex(r"[A-Za-z0-9._-]{1,32}", fullmatch=True)
+        ),
+        max_size=3,
+    )
+)
+def test_a_dump_reply_carries_every_line_whole(subs):
+    """Any reason of up to 200 characters (READ's limit) with a user name fits one reply line."""
+    lines = [format_dump_line(s) for s in subs]
+    reply = format_reply(250, ("Dump:", *lines, "End of dump"))
+    assert max(len(wire) for wire in reply.split(b"\r\n")) <= 1000 - 2
+    (parsed,) = ReplyParser().feed(reply)
+    assert [parse_dump_line(line) for line in parsed.lines[1:-1]] == [as_dumped(s) for s in subs]
+
+
+@pytest.fixture
+def one_of_each(tmp_path):
+    """Both implementations at once, reused across hypothesis examples (each example reads a new meter)."""
+    implementations = [Implementations(kind, tmp_path) for kind in IMPLEMENTATIONS]
+    yield [make(rng=random.Random(5)) for make in implementations]
+    for make in implementations:
+        make.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(reason=texts)
+def test_a_reason_is_refused_or_dumped_as_given(one_of_each, reason):
+    for meters in one_of_each:
+        meter = meters.next_job("ann")
+        try:
+            meters.submit("ann", meter, None, reason, when=T0)
+        except BadReading:
+            assert not reason.strip() or re.search("[\x00-\x1f\x7f-\x9f\u2028\u2029]", reason.strip())
+            meters.release("ann")
+            continue
+        (line,) = [line for line in meters.dump() if line.startswith(meter + "=")]
+        assert parse_dump_line(line) == Submission(meter, None, reason.strip(), T0, "ann")
+
+
+@pytest.mark.parametrize("reason", ["a\x85b", "a\u2028b", "a\u2029b", "a\x9fb", "a\x1cb", "a\tb"])
+def test_a_reason_with_a_control_or_line_separator_inside_is_refused(make, reason):
+    m = make(["G10001"], clock=FixedClock())
+    with pytest.raises(BadReading, match="one line of text without control characters"):
+        m.submit("ann", "G10001", None, reason)
+    assert m.submit("ann", "G10001", None, reason[0] + " " + reason[2]) == (1, 1)
+    if reason[1].isspace():  # blank ends are stripped, as spaces are
+        assert m.submit("ann", "G10001", None, reason[1] + "dog" + reason[1]) == (1, 1)
+        assert m.history()[-1].reason == "dog"
+    else:
+        with pytest.raises(BadReading):
+            m.submit("ann", "G10001", None, "dog" + reason[1])
 
 
 # --------------------------------------------------------------------------- parse_when
@@ -514,8 +856,18 @@ def test_parse_when(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["", "garbage", "2026-11-22", "2026-13-01T00:00", "2026-11-22T24:00", "2026-11-22T09:15+25:00",
-     "2026-11-22T09:15 junk", "9999-12-31T23:59-01:00", None, 20261122],
+    [
+        "",
+        "garbage",
+        "2026-11-22",
+        "2026-13-01T00:00",
+        "2026-11-22T24:00",
+        "2026-11-22T09:15+25:00",
+        "2026-11-22T09:15 junk",
+        "9999-12-31T23:59-01:00",
+        None,
+        20261122,
+    ],
 )
 def test_parse_when_rejects_garbage(text):
     with pytest.raises(BadReading) as info:
@@ -523,9 +875,13 @@ def test_parse_when_rejects_garbage(text):
     assert str(info.value)
 
 
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9000, 1, 1),
-                    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
-                                               timezone(timedelta(hours=-8))])))
+@given(
+    st.datetimes(
+        min_value=datetime(1900, 1, 1),
+        max_value=datetime(9000, 1, 1),
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
+    )
+)
 def test_parse_when_round_trips_isoformat(dt):
     assert parse_when(dt.isoformat()) == dt
 
@@ -593,9 +949,9 @@ def _check_thread_results(manager: MeterManager, taken: dict[str, list[str]]) ->
     assert len(manager.history()) == N_THREADS * JOBS_EACH
 
 
-def test_threads_roster_mode():
+def test_threads_roster_mode(make):
     roster = [f"M{i:05d}" for i in range(N_THREADS * JOBS_EACH)]
-    manager = MeterManager(roster)
+    manager = make(roster)
     taken = _run_readers(manager)
     _check_thread_results(manager, taken)
     assert set(m for ms in taken.values() for m in ms) == set(roster)
@@ -603,8 +959,8 @@ def test_threads_roster_mode():
     assert manager.next_job("late") is None
 
 
-def test_threads_demo_mode():
-    manager = MeterManager()
+def test_threads_demo_mode(make):
+    manager = make()
     taken = _run_readers(manager)
     _check_thread_results(manager, taken)
     assert all(STRICT.fullmatch(m) for ms in taken.values() for m in ms)
@@ -627,8 +983,8 @@ class CrowdedRng:
             return self._random.randrange(min(stop, 5000))
 
 
-def test_threads_demo_mode_crowded_id_space():
-    manager = MeterManager(rng=CrowdedRng(11))
+def test_threads_demo_mode_crowded_id_space(make):
+    manager = make(rng=CrowdedRng(11))
     taken = _run_readers(manager)
     _check_thread_results(manager, taken)
 
@@ -639,17 +995,31 @@ READERS = ["ann", "bob", "cat"]
 
 
 class _MeterMachine(RuleBasedStateMachine):
-    """Random interleavings of next_job/submit/release against a small model."""
+    """Random interleavings of every call against a small model, on one implementation."""
 
     roster: list[str] | None = None  # set by subclasses
+    kind = "memory"
 
     def __init__(self) -> None:
         super().__init__()
-        self.manager = MeterManager(self.roster, rng=random.Random(0), clock=FixedClock())
-        self.known: list[str] = list(self.roster or [])   # meters that exist
+        self.directory = tempfile.TemporaryDirectory()
+        self.implementations = Implementations(self.kind, Path(self.directory.name))
+        self.manager = self.implementations(self.roster, rng=random.Random(0), clock=FixedClock())
+        self.roster_mode = self.roster is not None
+        self.model_roster: list[str] = list(self.roster or [])  # in hand-out order
+        self.issued: set[str] = set()  # ever handed out
         self.model_held: dict[str, str] = {}
-        self.model_latest: dict[str, str] = {}             # meter -> reader
+        self.model_latest: dict[str, str] = {}  # meter -> reader
         self.submissions = 0
+
+    def teardown(self) -> None:
+        self.implementations.close()
+        self.directory.cleanup()
+
+    @property
+    def known(self) -> list[str]:
+        """Meters a submission may name: in the roster, or handed out once."""
+        return sorted(set(self.model_roster) | self.issued)
 
     @rule(reader=st.sampled_from(READERS))
     def next_job(self, reader):
@@ -657,24 +1027,29 @@ class _MeterMachine(RuleBasedStateMachine):
         if reader in self.model_held:
             assert meter == self.model_held[reader]
             return
-        if self.roster is not None:
+        if self.roster_mode:
             busy = set(self.model_held.values()) | set(self.model_latest)
-            free = [m for m in self.roster if m not in busy]
+            free = [m for m in self.model_roster if m not in busy]
             assert meter == (free[0] if free else None)
         else:
             assert meter is not None and STRICT.fullmatch(meter)
-            assert meter not in self.known
-            self.known.append(meter)
+            assert meter not in self.known and meter not in self.model_latest
         if meter is not None:
             self.model_held[reader] = meter
+            self.issued.add(meter)
 
-    @rule(reader=st.sampled_from(READERS), pick=st.integers(0, 20),
-          reading=st.one_of(st.none(), st.integers(-2, 10**6)), reason=st.sampled_from(["", " ", "dog"]))
+    @rule(
+        reader=st.sampled_from(READERS),
+        pick=st.integers(0, 20),
+        reading=st.one_of(st.none(), st.integers(-2, 10**6)),
+        reason=st.sampled_from(["", " ", "dog"]),
+    )
     def submit(self, reader, pick, reading, reason):
         candidates = self.known + ["NOPE", "G9999x"]
         meter = candidates[pick % len(candidates)]
         valid = (reading is None and reason.strip() != "") or (
-            reading is not None and reading >= 0 and reason.strip() == "")
+            reading is not None and reading >= 0 and reason.strip() == ""
+        )
         if not valid:
             with pytest.raises(BadReading):
                 self.manager.submit(reader, meter, reading, reason)
@@ -696,6 +1071,27 @@ class _MeterMachine(RuleBasedStateMachine):
     def release(self, reader):
         assert self.manager.release(reader) == self.model_held.pop(reader, None)
 
+    @rule()
+    def load_the_roster_again(self):
+        ids = self.roster or ["G10001", "pump-3", "E200005"]
+        new = [m for m in ids if m not in self.model_roster]
+        assert self.manager.load_roster(ids) == len(new)
+        self.model_roster += new
+        self.roster_mode = True
+
+    @rule()
+    def clear_roster(self):
+        unread = [m for m in self.model_roster if m not in self.model_latest]
+        assert self.manager.clear_roster() == len(unread)
+        self.model_roster = [m for m in self.model_roster if m in self.model_latest]
+
+    @rule()
+    def switch_to_demo(self):
+        unread = [m for m in self.model_roster if m not in self.model_latest]
+        assert self.manager.switch_to_demo() == len(unread)
+        self.model_roster = [m for m in self.model_roster if m in self.model_latest]
+        self.roster_mode = False
+
     @invariant()
     def a_meter_is_held_by_at_most_one_reader(self):
         held = [self.manager.held(r) for r in READERS]
@@ -712,22 +1108,43 @@ class _MeterMachine(RuleBasedStateMachine):
         assert sum(mine for mine, _ in statuses) == len(self.model_latest)
         dump = self.manager.dump()
         assert [line.split("=", 1)[0] for line in dump] == sorted(self.model_latest)
+        assert [parse_dump_line(line).reader for line in dump] == [
+            self.model_latest[m] for m in sorted(self.model_latest)
+        ]
         assert len(self.manager.history()) == self.submissions
-        if self.roster is not None:
-            assert self.manager.remaining() == len(self.roster) - len(self.model_latest)
+
+    @invariant()
+    def the_roster_as_listed(self):
+        if not self.roster_mode:
+            assert self.manager.roster() is None
+            assert self.manager.roster_size() is None and self.manager.remaining() is None
+            return
+        holder = {meter: reader for reader, meter in self.model_held.items()}
+        assert self.manager.roster() == [
+            RosterEntry(m, m in self.model_latest, holder.get(m)) for m in self.model_roster
+        ]
+        assert self.manager.roster_size() == len(self.model_roster)
+        assert self.manager.remaining() == sum(1 for m in self.model_roster if m not in self.model_latest)
 
 
-class RosterMachine(_MeterMachine):
-    roster = ["G10001", "E20002", "pump-3", "G10004", "E200005", "x6"]
+_machine_settings = settings(
+    max_examples=60, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
-class DemoMachine(_MeterMachine):
-    roster = None
+def _machine_test(kind: str, roster: list[str] | None):
+    machine = type(
+        f"{kind.title()}{'Roster' if roster is not None else 'Demo'}Machine",
+        (_MeterMachine,),
+        {"kind": kind, "roster": roster},
+    )
+    case = machine.TestCase
+    case.settings = _machine_settings
+    return case
 
 
-_machine_settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
-                             suppress_health_check=[HealthCheck.too_slow])
-TestRosterProperty = RosterMachine.TestCase
-TestRosterProperty.settings = _machine_settings
-TestDemoProperty = DemoMachine.TestCase
-TestDemoProperty.settings = _machine_settings
+_ROSTER = ["G10001", "E20002", "pump-3", "G10004", "E200005", "x6"]
+TestRosterPropertyMemory = _machine_test("memory", _ROSTER)
+TestDemoPropertyMemory = _machine_test("memory", None)
+TestRosterPropertySqlite = _machine_test("sqlite", _ROSTER)
+TestDemoPropertySqlite = _machine_test("sqlite", None)

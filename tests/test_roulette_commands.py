@@ -109,15 +109,30 @@ def test_client_table_status_is_typed(shared):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line, canonical, payout", [
-    ("BET 17 1", "17", 35), ("BET 0 1", "0", 35), ("BET 00 1", "00", 35),
-    ("BET split 18-17 1", "SPLIT 17-18", 17), ("BET SPLIT 00-3 1", "SPLIT 00-3", 17),
-    ("BET STREET 13 1", "STREET 13", 11), ("BET TRIO 2-00-0 1", "TRIO 0-00-2", 11),
-    ("BET CORNER 21-17-20-18 1", "CORNER 17-18-20-21", 8), ("BET BASKET 1", "BASKET", 6),
-    ("BET LINE 13 1", "LINE 13", 5), ("BET DOZEN2 1", "DOZEN2", 2), ("BET column3 1", "COLUMN3", 2),
-    ("BET RED 1", "RED", 1), ("BET black 1", "BLACK", 1), ("BET EVEN 1", "EVEN", 1), ("BET ODD 1", "ODD", 1),
-    ("BET LO 1", "LOW", 1), ("BET HI 1", "HIGH", 1), ("BET   SPLIT   0-00   0001", "SPLIT 0-00", 17),
-])
+@pytest.mark.parametrize(
+    "line, canonical, payout",
+    [
+        ("BET 17 1", "17", 35),
+        ("BET 0 1", "0", 35),
+        ("BET 00 1", "00", 35),
+        ("BET split 18-17 1", "SPLIT 17-18", 17),
+        ("BET SPLIT 00-3 1", "SPLIT 00-3", 17),
+        ("BET STREET 13 1", "STREET 13", 11),
+        ("BET TRIO 2-00-0 1", "TRIO 0-00-2", 11),
+        ("BET CORNER 21-17-20-18 1", "CORNER 17-18-20-21", 8),
+        ("BET BASKET 1", "BASKET", 6),
+        ("BET LINE 13 1", "LINE 13", 5),
+        ("BET DOZEN2 1", "DOZEN2", 2),
+        ("BET column3 1", "COLUMN3", 2),
+        ("BET RED 1", "RED", 1),
+        ("BET black 1", "BLACK", 1),
+        ("BET EVEN 1", "EVEN", 1),
+        ("BET ODD 1", "ODD", 1),
+        ("BET LO 1", "LOW", 1),
+        ("BET HI 1", "HIGH", 1),
+        ("BET   SPLIT   0-00   0001", "SPLIT 0-00", 17),
+    ],
+)
 def test_every_kind_of_bet_on_the_american_wheel(shared, connect, line, canonical, payout):
     connection = login(connect(shared.port))
     reply = connection.command(line)
@@ -127,46 +142,51 @@ def test_every_kind_of_bet_on_the_american_wheel(shared, connect, line, canonica
 def test_european_only_bets(shared, connect):
     connection = login(connect(shared.port))
     assert connection.command("TABL european").code == 200
-    for line, text in [("BET FOUR 2", "Bet FOUR for 2 (pays 8:1); bankroll 98"),
-                       ("BET TRIO 0-2-3 2", "Bet TRIO 0-2-3 for 2 (pays 11:1); bankroll 96"),
-                       ("BET SPLIT 0-3 2", "Bet SPLIT 0-3 for 2 (pays 17:1); bankroll 94")]:
+    for line, text in [
+        ("BET FOUR 2", "Bet FOUR for 2 (pays 8:1); bankroll 98"),
+        ("BET TRIO 0-2-3 2", "Bet TRIO 0-2-3 for 2 (pays 11:1); bankroll 96"),
+        ("BET SPLIT 0-3 2", "Bet SPLIT 0-3 for 2 (pays 17:1); bankroll 94"),
+    ]:
         assert connection.command(line).lines == (text,)
 
 
-@pytest.mark.parametrize("setup, line, code", [
-    ((), "BET", 501),  # no argument: dispatch's syntax reply
-    ((), "BET RED", 501),
-    ((), "BET 17", 501),
-    ((), "BET RED ten", 501),
-    ((), "BET RED 0", 501),
-    ((), "BET RED -5", 501),
-    ((), "BET RED 2.5", 501),
-    ((), "BET RED 1e3", 501),
-    ((), "BET RED ５", 501),  # a fullwidth digit is not a whole number of chips here
-    ((), "BET PURPLE 5", 501),
-    ((), "BET SPLIT 5", 501),
-    ((), "BET SPLIT 17-x 5", 501),
-    ((), "BET RED BLACK 5", 501),
-    ((), "TABL SPANISH", 501),
-    ((), "BET 17 501", 534),
-    ((), "BET RED 99999999999999999999999", 534),
-    ((), "BET RED 101", 535),
-    (("BET RED 60",), "BET BLACK 41", 535),
-    ((), "BET FOUR 5", 536),
-    ((), "BET 37 5", 536),
-    ((), "BET SPLIT 1-5 5", 536),
-    ((), "BET SPLIT 17-17 5", 536),
-    ((), "BET STREET 14 5", 536),
-    ((), "BET LINE 34 5", 536),
-    ((), "BET CORNER 0-1-2-3 5", 536),
-    ((), "BET TRIO 0-2-3 5", 536),
-    ((), "BET DOZEN4 5", 536),
-    (("TABL EUROPEAN",), "BET 00 5", 536),
-    (("TABL EUROPEAN",), "BET BASKET 5", 536),
-    (("TABL EUROPEAN",), "BET SPLIT 0-00 5", 536),
-    (("TABL EUROPEAN",), "BET TRIO 0-00-2 5", 536),
-    (("BET RED 5",), "TABL EUROPEAN", 537),
-])
+@pytest.mark.parametrize(
+    "setup, line, code",
+    [
+        ((), "BET", 501),  # no argument: dispatch's syntax reply
+        ((), "BET RED", 501),
+        ((), "BET 17", 501),
+        ((), "BET RED ten", 501),
+        ((), "BET RED 0", 501),
+        ((), "BET RED -5", 501),
+        ((), "BET RED 2.5", 501),
+        ((), "BET RED 1e3", 501),
+        ((), "BET RED ５", 501),  # a fullwidth digit is not a whole number of chips here
+        ((), "BET PURPLE 5", 501),
+        ((), "BET SPLIT 5", 501),
+        ((), "BET SPLIT 17-x 5", 501),
+        ((), "BET RED BLACK 5", 501),
+        ((), "TABL SPANISH", 501),
+        ((), "BET 17 501", 534),
+        ((), "BET RED 99999999999999999999999", 534),
+        ((), "BET RED 101", 535),
+        (("BET RED 60",), "BET BLACK 41", 535),
+        ((), "BET FOUR 5", 536),
+        ((), "BET 37 5", 536),
+        ((), "BET SPLIT 1-5 5", 536),
+        ((), "BET SPLIT 17-17 5", 536),
+        ((), "BET STREET 14 5", 536),
+        ((), "BET LINE 34 5", 536),
+        ((), "BET CORNER 0-1-2-3 5", 536),
+        ((), "BET TRIO 0-2-3 5", 536),
+        ((), "BET DOZEN4 5", 536),
+        (("TABL EUROPEAN",), "BET 00 5", 536),
+        (("TABL EUROPEAN",), "BET BASKET 5", 536),
+        (("TABL EUROPEAN",), "BET SPLIT 0-00 5", 536),
+        (("TABL EUROPEAN",), "BET TRIO 0-00-2 5", 536),
+        (("BET RED 5",), "TABL EUROPEAN", 537),
+    ],
+)
 def test_refusals_say_why_and_change_nothing(shared, connect, setup, line, code):
     connection = login(connect(shared.port))
     for before in setup:
@@ -182,7 +202,8 @@ def test_table_limits_from_options(start_daemon, connect):
     daemon = start_daemon("--table-min", "5", "--table-max", "50", users=True)
     connection = login(connect(daemon.port))
     assert connection.command("TABL").lines == (
-        "american wheel: pockets 0, 00, 1-36; bets 5-50 chips; house edge 5.26% (BASKET 7.89%)",)
+        "american wheel: pockets 0, 00, 1-36; bets 5-50 chips; house edge 5.26% (BASKET 7.89%)",
+    )
     below = connection.command("BET RED 4")
     assert (below.code, below.text) == (534, "the table minimum is 5 chips per bet")
     above = connection.command("BET RED 51")
@@ -198,8 +219,13 @@ def test_bets_lists_in_order_with_the_total_and_clr_returns_them(shared, connect
     for line in ("BET RED 10", "BET 17 5", "BET RED 3"):
         assert connection.command(line).code == 200
     listing = connection.command("BETS")
-    assert listing.lines == ("Open bets (american wheel):", "RED for 10 (pays 1:1)", "17 for 5 (pays 35:1)",
-                             "RED for 3 (pays 1:1)", "Total staked 18; bankroll 82")
+    assert listing.lines == (
+        "Open bets (american wheel):",
+        "RED for 10 (pays 1:1)",
+        "17 for 5 (pays 35:1)",
+        "RED for 3 (pays 1:1)",
+        "Total staked 18; bankroll 82",
+    )
     assert format_reply(listing.code, listing.lines).startswith(b"211-Open bets")
     cleared = connection.command("CLR")
     assert (cleared.code, cleared.lines) == (200, ("Cleared 3 bets, 18 chips back; bankroll 100",))
@@ -234,7 +260,8 @@ def test_tabl_chooses_the_wheel(shared, connect):
     connection = login(connect(shared.port))
     assert connection.command("TABL").text.startswith("american wheel: pockets 0, 00, 1-36")
     assert connection.command("TABL european").lines == (
-        "european wheel: pockets 0, 1-36; bets 1-500 chips; house edge 2.70%",)
+        "european wheel: pockets 0, 1-36; bets 1-500 chips; house edge 2.70%",
+    )
     assert connection.command("TABL").text.startswith("european wheel")
     assert stat(connection)["wheel"] == "european"
     assert connection.command("BET 0 5").code == 200
@@ -478,8 +505,13 @@ class FailingStore:
         raise self.error
 
 
-@pytest.mark.parametrize("error, code", [(StorageError("storage unavailable: readonly database"), 451),
-                                         (StorageFull("storage full: database or disk is full"), 452)])
+@pytest.mark.parametrize(
+    "error, code",
+    [
+        (StorageError("storage unavailable: readonly database"), 451),
+        (StorageFull("storage full: database or disk is full"), 452),
+    ],
+)
 def test_a_storage_failure_is_a_4yz_reply_and_guests_still_play(error, code):
     services = build_services(UserDirectory(PLAYERS), store=FailingStore(error))
     (dave,) = sessions_of(services, PLAYERS["dave"])
@@ -505,8 +537,9 @@ def test_player_tables_survive_a_daemon_restart(start_daemon, connect, tmp_path)
     second = start_daemon("--db", database, users=True)
     dave = login(connect(second.port), "dave", "hunter2")
     after = stat(dave)
-    assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")] == \
-        [before[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")]
+    assert [after[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")] == [
+        before[k] for k in ("wheel", "bankroll", "rounds", "open-bet-chips")
+    ]
     assert (after["wheel"], after["rounds"], after["open-bet-chips"]) == ("european", "1", "25")
     assert int(after["bankroll"]) == 1000 - 50 - 25 + Spin.from_reply(spin).returned
     assert dave.command("BETS").lines[1] == "0 for 25 (pays 35:1)"
@@ -554,12 +587,15 @@ def test_unseeded_wheel_gives_no_warning_and_varies(shared):
 
 
 def test_bad_table_options_stop_the_daemon_with_one_line():
-    for args, message in [(["--table-min", "10", "--table-max", "5"], "minimum (10) is above the maximum (5)"),
-                          (["--table-max", "5", "--table-min", "10"], "minimum (10) is above the maximum (5)"),
-                          (["--table-min", "0"], "must be at least 1"),
-                          (["--start-bankroll", "lots"], "not a whole number")]:
-        done = subprocess.run([sys.executable, str(ROOT / "daemon.py"), "--port", "0", *args],
-                              capture_output=True, text=True, timeout=20)
+    for args, message in [
+        (["--table-min", "10", "--table-max", "5"], "minimum (10) is above the maximum (5)"),
+        (["--table-max", "5", "--table-min", "10"], "minimum (10) is above the maximum (5)"),
+        (["--table-min", "0"], "must be at least 1"),
+        (["--start-bankroll", "lots"], "not a whole number"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "daemon.py"), "--port", "0", *args], capture_output=True, text=True, timeout=20
+        )
         assert done.returncode == 2, done
         assert message in done.stderr and "Traceback" not in done.stderr
 
@@ -572,8 +608,7 @@ def test_bad_table_options_stop_the_daemon_with_one_line():
 def test_client_library_typed_results(shared):
     with client(shared) as c:
         info = c.table()
-        assert (info.wheel, info.minimum, info.maximum, info.house_edge) == (
-            "american", 1, 500, "5.26% (BASKET 7.89%)")
+        assert (info.wheel, info.minimum, info.maximum, info.house_edge) == ("american", 1, 500, "5.26% (BASKET 7.89%)")
         placed = c.bet("split 18-17", 5)
         assert (placed.bet, placed.amount, placed.payout, placed.bankroll) == ("SPLIT 17-18", 5, 17, 95)
         c.bet("RED", 10)

@@ -1,13 +1,17 @@
 """The SQLite store: durability, atomicity, concurrency, migrations and faults."""
 
+import os
 import sqlite3
+import tempfile
 import threading
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lineproto.domain.accounts import User
-from lineproto.domain.meters import BadReading, UnknownMeter
-from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
+from lineproto.domain.meters import BadReading, RosterEntry, UnknownMeter
+from lineproto.domain.roulette import InsufficientChips, Limits, SpinResult, Table, parse_bet
 from lineproto.store import SqliteStore, StorageError, StorageFull, StoreOpenError
 from lineproto.store.schema import SCHEMA_VERSION
 
@@ -273,6 +277,7 @@ def _user(name):
 def test_a_job_runs_its_store_calls_in_the_batch_and_its_result_comes_after_commit(path):
     store = SqliteStore(path)
     try:
+
         def job():
             store.put_user(_user("ann"))  # on the writer thread: runs at once, inside the batch
             return store.get_user("ann").real_name
@@ -333,3 +338,233 @@ def test_a_domain_refusal_in_a_job_undoes_that_call_only(path):
         assert (table.bankroll, table.staked) == (50, 50)  # the first bet stands, the second never was
     finally:
         store.close()
+
+
+# -- a table change writes only what it changed
+
+
+def _changes(store) -> int:
+    """Rows inserted, updated or deleted on the writer's connection so far (SQLite's own count)."""
+    return store.run(lambda c: c.total_changes)
+
+
+def test_a_stored_bet_writes_the_new_bet_and_the_bankroll_only(path):
+    store = SqliteStore(path)
+    try:
+        for _ in range(50):
+            store.update_table("dave", 1000, LIMITS, lambda t: t.place(RED, 1))
+        before = _changes(store)
+        store.update_table("dave", 1000, LIMITS, lambda t: t.place(RED, 2))
+        assert _changes(store) - before == 2  # one open_bets row, the player's row
+        before = _changes(store)
+        store.update_table("dave", 1000, LIMITS, lambda t: t.set_wheel("american"))  # no change at all
+        assert _changes(store) == before
+        table = store.load_table("dave", LIMITS)
+        assert (table.bankroll, table.staked, len(table.bets), table.bets[-1].amount) == (948, 52, 51, 2)
+        before = _changes(store)
+        assert store.update_table("dave", 1000, LIMITS, lambda t: t.clear()) == 52
+        assert _changes(store) - before == 51 + 1  # every bet leaves, the bankroll comes back
+    finally:
+        store.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(
+                st.just("bet"), st.sampled_from(["RED", "17", "SPLIT 17-18", "0", "00", "FOUR"]), st.integers(1, 600)
+            ),
+            st.tuples(st.just("clear")),
+            st.tuples(st.just("spin"), st.sampled_from(["0", "1", "17", "00"])),
+            st.tuples(st.just("wheel"), st.sampled_from(["american", "european"])),
+        ),
+        max_size=30,
+    )
+)
+def test_table_changes_stored_as_differences_read_back_as_the_table_in_memory(steps):
+    with tempfile.TemporaryDirectory() as directory:
+        db = os.path.join(directory, "t.db")
+        store = SqliteStore(db, sync="normal")
+        model = Table(300, limits=LIMITS)
+        for step in steps:
+            change = _table_change(step)
+            try:
+                expected = change(model)
+            except Exception as exc:  # the same refusal, and nothing stored
+                with pytest.raises(type(exc)):
+                    store.update_table("dave", 300, LIMITS, change)
+            else:
+                assert _outcome(store.update_table("dave", 300, LIMITS, change)) == _outcome(expected)
+        store.close()
+        reopened = SqliteStore(db)
+        stored = reopened.load_table("dave", LIMITS)
+        if stored is not None:
+            assert stored.snapshot() == model.snapshot()
+        reopened.close()
+
+
+def _table_change(step):
+    kind = step[0]
+    if kind == "bet":
+        return lambda table: table.place(parse_bet(step[1], table.wheel_kind), step[2])
+    if kind == "clear":
+        return lambda table: table.clear()
+    if kind == "spin":
+        return lambda table: table.resolve(step[1])
+    return lambda table: table.set_wheel(step[1])
+
+
+def _outcome(result):
+    return (result.bankroll, result.rounds, result.net) if isinstance(result, SpinResult) else result
+
+
+# -- reads: a read-only connection, not the writer's queue
+
+
+def test_reads_do_not_wait_for_the_writer(path):
+    store = SqliteStore(path)
+    try:
+        store.put_user(_user("ann"))
+        store.update_table("ann", 100, LIMITS, lambda t: t.place(RED, 10))
+        store.meters.load_roster(["A", "B"])
+        store.meters.submit("ann", "A", 7)
+        entered, release = threading.Event(), threading.Event()
+
+        def blocker():
+            entered.set()
+            release.wait(30)
+
+        busy = store.submit(blocker)  # the writer is stuck in this batch until release
+        assert entered.wait(10)
+        answers, done = {}, threading.Event()
+
+        def read_everything():
+            answers["user"] = store.get_user("ann").name
+            answers["users"] = [user.name for user in store.list_users()]
+            answers["table"] = store.load_table("ann", LIMITS).staked
+            answers["audit"] = store.audit("ann")["start"]
+            meters = store.meters
+            answers["meters"] = (
+                meters.status("ann"),
+                meters.dump()[0][:4],
+                len(meters.history()),
+                meters.held("ann"),
+                meters.roster_size(),
+                meters.remaining(),
+                len(meters.roster()),
+            )
+            done.set()
+
+        threading.Thread(target=read_everything, daemon=True).start()
+        finished = done.wait(10)
+        release.set()
+        busy.result(10)
+        assert finished, "a read waited behind the writer's batch"
+        assert answers == {
+            "user": "ann",
+            "users": ["ann"],
+            "table": 10,
+            "audit": 100,
+            "meters": ((1, 1), "A=7@", 1, None, 2, 1, 2),
+        }
+    finally:
+        store.close()
+
+
+def test_a_job_that_only_reads_is_answered_before_its_batch_commits(path):
+    store = SqliteStore(path)
+    try:
+        store.put_user(_user("ann"))
+        started, go_on = threading.Event(), threading.Event()
+        last_started, last_go_on = threading.Event(), threading.Event()
+
+        def blocker():
+            started.set()
+            go_on.wait(30)
+
+        def writes():
+            store.put_user(_user("bob"))
+            return "bob saved"
+
+        def reads():
+            user = store.get_user("bob")
+            return store.get_user("ann").name, user
+
+        def last():
+            last_started.set()
+            last_go_on.wait(30)
+
+        first = store.submit(blocker)
+        assert started.wait(10)
+        batch = [store.submit(job) for job in (writes, reads, last)]  # queued together: one batch
+        go_on.set()
+        assert last_started.wait(10)  # the batch ran writes and reads, and cannot commit yet
+        try:
+            # bob's change is not acknowledged yet, so the read does not show it
+            assert batch[1].result(10) == ("ann", None)
+            assert not batch[0].done()
+        finally:
+            last_go_on.set()
+        assert batch[0].result(10) == "bob saved" and first.result(10) is None
+        assert store.get_user("bob") is not None
+    finally:
+        store.close()
+
+
+def test_a_job_reads_what_it_changed_itself(path):
+    store = SqliteStore(path)
+    try:
+
+        def job():
+            before = store.meters.roster_size()
+            store.meters.load_roster(["A"])
+            return before, store.meters.roster_size(), store.meters.next_job("ann"), store.meters.held("ann")
+
+        assert store.submit(job).result(10) == (None, 1, "A", "A")
+    finally:
+        store.close()
+
+
+def test_a_database_only_in_memory_still_reads(tmp_path):
+    store = SqliteStore(":memory:")
+    try:
+        store.put_user(_user("ann"))
+        assert store.get_user("ann").name == "ann"
+        assert store.submit(lambda: store.get_user("ann").name).result(10) == "ann"
+    finally:
+        store.close()
+
+
+# -- the roster, administered from another process while the daemon runs
+
+
+def test_roster_cleared_and_demo_mode_from_a_second_store_on_the_same_file(path):
+    daemon, admin = SqliteStore(path), None
+    try:
+        daemon.meters.load_roster(["A", "B", "C"])
+        assert daemon.meters.next_job("carol#1") == "A"
+        daemon.meters.submit("carol", "B", 5)
+        admin = SqliteStore(path)  # what daemon.py roster list|clear|demo opens
+        assert admin.meters.roster() == [
+            RosterEntry("A", False, "carol#1"),
+            RosterEntry("B", True, None),
+            RosterEntry("C", False, None),
+        ]
+        assert admin.meters.clear_roster() == 2
+        assert daemon.meters.next_job("dave#2") is None  # seen at once by the running daemon
+        assert daemon.meters.submit("carol", "A", 6) == (2, 2)  # carol was at A: it still counts
+        assert admin.meters.switch_to_demo() == 0
+        assert daemon.meters.roster() is None
+        assert daemon.meters.next_job("dave#2") not in ("A", "B", "C")
+        admin.close()
+        daemon.close()
+        admin = daemon = None
+        reopened = SqliteStore(path)
+        assert reopened.meters.roster_size() is None
+        assert [line.split("@")[0] for line in reopened.meters.dump()] == ["A=6", "B=5"]
+        reopened.close()
+    finally:
+        for store in (daemon, admin):
+            if store is not None:
+                store.close()

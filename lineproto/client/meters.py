@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from ..domain.meters import Submission, parse_dump_line
 from ..wire import ProtocolError, Reply
 from ..wire.shapes import ALL_JOBS_DONE, Accepted, Job
 from .connection import Connection
@@ -95,6 +96,10 @@ class MeterCommands(Connection):
         """Every current reading as ``meter=reading@YYYY-MM-DDTHH:MM[reason]reader`` (admin)."""
         reply: Reply = self.command("DUMP")
         return list(reply.lines[1:-1])
+
+    def readings(self) -> list[Submission]:
+        """:meth:`dump` parsed back (docs/PROTOCOL.md, DUMP): meter, reading or None, time, reason, reader."""
+        return [parse_dump_line(line) for line in self.dump()]
 
     def meter_status(self) -> tuple[int, int]:
         """``(mine, total)`` from STAT's ``my-readings`` and ``all-readings``."""

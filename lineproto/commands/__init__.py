@@ -3,7 +3,9 @@
 Every service module (``core``, ``roulette``, ``meters``) offers the same four
 things: ``COMMANDS``, ``ERROR_CODES`` (domain errors to reply codes),
 ``add_arguments(parser)`` (its daemon options) and ``install(services,
-options)``. The daemon and the server never change when a service is added.
+options)``; and, if it has any, ``add_admin_commands(add)`` (its ``daemon.py``
+subcommands, such as ``roster``). The daemon and the server never change when a
+service is added.
 """
 
 import argparse
@@ -23,6 +25,7 @@ __all__ = [
     "CommandTable",
     "Services",
     "Session",
+    "add_admin_commands",
     "add_arguments",
     "build_services",
 ]
@@ -34,6 +37,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every service's daemon options to ``parser``."""
     for module in SERVICE_MODULES:
         module.add_arguments(parser)
+
+
+def add_admin_commands(add) -> None:
+    """Every service's ``daemon.py`` subcommands.
+
+    ``add(name, help, run)`` returns the subcommand's parser (``--db`` already on it);
+    ``run(args, open_store)`` carries it out, ``open_store(create)`` opening the database
+    as a context manager (``create``: a missing database may be created), and returns the
+    exit status. A :class:`~lineproto.errors.StartError` is one line and exit 2.
+    """
+    for module in SERVICE_MODULES:
+        hook = getattr(module, "add_admin_commands", None)
+        if hook is not None:
+            hook(add)
 
 
 def default_options() -> argparse.Namespace:

@@ -26,7 +26,7 @@ from .errors import reply_for_error
 from .table import STORE_POOL, CommandTable
 
 if TYPE_CHECKING:
-    from ..domain.meters import MeterManager as Meters
+    from ..domain.meters import Meters
     from .roulette import Seat, TableRegistry
 
 log = logging.getLogger("lineproto.commands")
@@ -244,6 +244,13 @@ class Session:
         """The delay a blocking command asked for its reply (a failed login's), reset to 0."""
         delay, self.reply_delay = self.reply_delay, 0.0
         return delay
+
+    @property
+    def account(self) -> User:
+        """The logged-in user, for a handler of a command that needs a login (dispatch checked it)."""
+        if self.user is None:
+            raise RuntimeError("a command that needs a login ran without one")
+        return self.user
 
     def report_commands(self) -> None:
         """Add the commands answered since the last report to ``ServerStats``."""

@@ -17,12 +17,13 @@
 
 An empty reading asks for a reason; an empty reason (or end of input) ends the
 session, and the job in hand goes back to the pool. ``--spawn`` starts a daemon
-when none answers and stops it on exit.
+when none answers, on a temporary database unless ``--db`` names one, and stops
+it on exit.
 
-On a terminal the password is read without echo (:func:`getpass.getpass`).
-When standard input is not a terminal (a pipe, a file) every answer, the
-password included, is read from it line by line and echoed after its prompt,
-except the password, so the output reads like the terminal session.
+Answers and the password are read as every console program reads them
+(:mod:`.prompts`): on a terminal the password without echo; from a pipe or a
+file line by line, each answer echoed after its prompt (the password never), so
+the output reads like the terminal session.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ from __future__ import annotations
 import getpass
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,8 +38,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..argtypes import port_number
 from ..client import Client, ClientError, PermanentError, ReplyError
 from ..wire import ProtocolError
+from .connect import Unreachable, add_address, connect, where
+from .errors import OK, ConsoleError, UsageError, reason
+from .prompts import ask, ask_password
 
 #: daemon.py of this checkout, which --spawn runs.
 DAEMON_SCRIPT = Path(__file__).resolve().parents[2] / "daemon.py"
@@ -47,81 +51,43 @@ DAEMON_SCRIPT = Path(__file__).resolve().parents[2] / "daemon.py"
 SPAWN_TIMEOUT = 20.0
 #: Seconds a spawned daemon gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT = 10.0
+#: Options that only mean something for a daemon started by --spawn.
+SPAWN_OPTIONS = ("db", "users", "roster", "daemon_log")
 
 _DIGITS = re.compile(r"[0-9]+")
 _WELCOME = re.compile(r"Welcome, (.*): logged in as ")
 
 
-class MeterConsoleError(Exception):
-    """Ends the program with this one-line message and exit status 1."""
-
-
-def add_parsers(programs, add_address) -> None:
+def add_parsers(programs) -> None:
     """Add the ``meter`` subcommand."""
     meter = programs.add_parser(
-        "meter", help="the console meter reader: take jobs, enter readings",
+        "meter",
+        help="the console meter reader: take jobs, enter readings",
         description="Log in, then read meters one job at a time. An empty reading asks for the "
-                    "reason; an empty reason ends the session.")
-    add_address(meter)
+        "reason; an empty reason ends the session. --spawn starts a daemon of its own when "
+        "none answers, on a throw-away database unless --db says otherwise.",
+    )
+    add_address(meter, port_type=port_number, port_range="1-65535, or 0 with --spawn")
     meter.add_argument("--user", metavar="NAME", help="log in as NAME (default: ask)")
-    meter.add_argument("--spawn", action="store_true",
-                       help="if no daemon answers, start daemon.py on --host/--port (0: any free "
-                            "port) and stop it on exit")
+    meter.add_argument(
+        "--spawn",
+        action="store_true",
+        help="if no daemon answers, start daemon.py on --host/--port (0: any free port) and stop it on exit",
+    )
+    meter.add_argument(
+        "--db",
+        metavar="PATH",
+        help="with --spawn: the daemon's database (default: a temporary one, deleted on "
+        "exit, so nothing of this run stays behind)",
+    )
     meter.add_argument("--users", metavar="FILE", help="with --spawn: the daemon's users file")
     meter.add_argument("--roster", metavar="FILE", help="with --spawn: the daemon's roster file")
-    meter.add_argument("--daemon-log", metavar="FILE",
-                       help="with --spawn: where the daemon logs (default: a temporary file, "
-                            "named on exit)")
+    meter.add_argument(
+        "--daemon-log",
+        metavar="FILE",
+        help="with --spawn: where the daemon logs (default: a temporary file, named on exit)",
+    )
     meter.set_defaults(run=run_meter)
-
-
-# --------------------------------------------------------------------------- prompts
-
-
-def _interactive() -> bool:
-    try:
-        return sys.stdin.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def ask(prompt: str) -> str | None:
-    """One answer (without its line ending), or None at end of input.
-
-    Off a terminal the answer is echoed after the prompt, as a terminal would.
-    """
-    if _interactive():
-        try:
-            return input(prompt)
-        except EOFError:
-            print(flush=True)
-            return None
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
-    line = sys.stdin.readline()
-    if not line:
-        sys.stdout.write("\n")
-        sys.stdout.flush()
-        return None
-    answer = line.rstrip("\r\n")
-    sys.stdout.write(answer + "\n")
-    sys.stdout.flush()
-    return answer
-
-
-def ask_password(prompt: str = "Password: ") -> str | None:
-    """A password: hidden on a terminal, else the next line of input (never echoed)."""
-    if _interactive():
-        try:
-            return getpass.getpass(prompt)
-        except EOFError:
-            return None
-    sys.stdout.write(prompt)
-    sys.stdout.flush()
-    line = sys.stdin.readline()
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    return line.rstrip("\r\n") if line else None
 
 
 def _login_name() -> str:
@@ -135,23 +101,47 @@ def _login_name() -> str:
 
 
 class SpawnedDaemon:
-    """A daemon.py child started by ``--spawn``; :meth:`stop` ends it."""
+    """A daemon.py child started by ``--spawn``; :meth:`stop` ends it.
 
-    def __init__(self, host: str, port: int, extra_args: list[str], log_path: str | None):
-        self._tmpdir = tempfile.mkdtemp(prefix="lineproto-meter-")
-        notify = os.path.join(self._tmpdir, "notify")
-        self.log_path = log_path or os.path.join(self._tmpdir, "daemon.log")
-        self._keep_tmpdir = log_path is None  # the log is in it: keep it for the user
-        command = [sys.executable, str(DAEMON_SCRIPT), "--host", host, "--port", str(port),
-                   "--notify", notify, *extra_args]
-        self._log = open(self.log_path, "ab")
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=self._log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+    Its notify file, and its database unless ``db`` names one, live in a temporary
+    directory that :meth:`stop` deletes: a spawned daemon never touches the default
+    ``./data/lineproto.db`` of a daemon run by hand, and what one run imports
+    (``--users``, ``--roster``) and reads is gone after it. Its log is kept.
+    """
+
+    def __init__(self, host: str, port: int, extra_args: list[str], db: str | None, log_path: str | None):
+        self._workdir = tempfile.TemporaryDirectory(prefix="lineproto-meter-")
+        notify = os.path.join(self._workdir.name, "notify")
+        self._log_is_temporary = log_path is None
+        if log_path is None:
+            descriptor, log_path = tempfile.mkstemp(prefix="lineproto-meter-", suffix=".log")
+            os.close(descriptor)
+        self.log_path = log_path
+        command = [
+            sys.executable,
+            str(DAEMON_SCRIPT),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--notify",
+            notify,
+            "--db",
+            db or os.path.join(self._workdir.name, "lineproto.db"),
+            *extra_args,
+        ]
+        try:
+            self._log = open(self.log_path, "ab")  # noqa: SIM115 (open while the daemon runs; stop() closes it)
+        except OSError as exc:
+            self._workdir.cleanup()
+            raise ConsoleError(f"cannot write the daemon log {self.log_path}: {exc.strerror or exc}") from None
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         try:
             self.host, self.port = self._wait_for(notify)
         except BaseException:
-            self._keep_tmpdir = False  # the error names the log's last line; nothing to keep
-            self.stop()
+            self.stop(keep_log=False)  # the error names the log's last line
             raise
 
     def _wait_for(self, notify: str) -> tuple[str, int]:
@@ -159,10 +149,9 @@ class SpawnedDaemon:
         deadline = time.monotonic() + SPAWN_TIMEOUT
         while not os.path.exists(notify):
             if self.process.poll() is not None:
-                raise MeterConsoleError(
-                    f"the daemon exited with status {self.process.returncode}: {self._last_log_line()}")
+                raise ConsoleError(f"the daemon exited with status {self.process.returncode}: {self._last_log_line()}")
             if time.monotonic() > deadline:
-                raise MeterConsoleError(f"the daemon did not start within {SPAWN_TIMEOUT:.0f} s")
+                raise ConsoleError(f"the daemon did not start within {SPAWN_TIMEOUT:.0f} s")
             time.sleep(0.02)
         with open(notify, encoding="utf-8") as file:
             host, _, port = file.read().strip().rpartition(":")
@@ -177,7 +166,7 @@ class SpawnedDaemon:
             return "(no log)"
         return lines[-1] if lines else "(no output)"
 
-    def stop(self) -> int | None:
+    def stop(self, keep_log: bool = True) -> int | None:
         """SIGTERM, wait (kill after STOP_TIMEOUT); the daemon logs its dump on the way out."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -187,30 +176,55 @@ class SpawnedDaemon:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
-        if not self._keep_tmpdir:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        self._workdir.cleanup()
+        if self._log_is_temporary and not keep_log:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
         return self.process.returncode
+
+
+def _check_options(args) -> None:
+    """Options that only mean something with --spawn are a usage error without it."""
+    if args.port == 0 and not args.spawn:
+        raise UsageError("--port 0 (any free port) is for the daemon --spawn starts")
+    for name in SPAWN_OPTIONS:
+        if getattr(args, name) is not None and not args.spawn:
+            raise UsageError(f"--{name.replace('_', '-')} goes with --spawn (the daemon it starts)")
+
+
+def _spawn_files(args) -> list[str]:
+    """The options given for a daemon of our own, as they were typed."""
+    return [f"--{name}" for name in ("db", "users", "roster") if getattr(args, name) is not None]
 
 
 def _connect(args) -> tuple[Client, SpawnedDaemon | None]:
     """A connection to the daemon; with --spawn, to one started here if none answers."""
-    if not (args.spawn and args.port == 0):
+    if not args.spawn:
+        return connect(args.host, args.port, args.timeout, hint=" (is the daemon running? --spawn starts one)"), None
+    if args.port != 0:
         try:
-            return Client(args.host, args.port), None
-        except OSError as exc:
-            if not args.spawn:
-                raise MeterConsoleError(
-                    f"cannot connect to {args.host}:{args.port}: {exc.strerror or exc} "
-                    "(is the daemon running? --spawn starts one)") from None
+            client = connect(args.host, args.port, args.timeout)
+        except Unreachable:
+            pass
+        else:
+            if _spawn_files(args):
+                client.close()
+                raise ConsoleError(
+                    f"a daemon already answers on {where(args.host, args.port)}, so none was started for "
+                    f"{' '.join(_spawn_files(args))}: stop it, or choose another --port (0: any free port)"
+                )
+            return client, None
     extra = []
     if args.users:
         extra += ["--users", args.users]
     if args.roster:
         extra += ["--roster", args.roster]
-    daemon = SpawnedDaemon(args.host, args.port, extra, args.daemon_log)
-    print(f"Started a daemon on {daemon.host}:{daemon.port}", file=sys.stderr, flush=True)
+    daemon = SpawnedDaemon(args.host, args.port, extra, args.db, args.daemon_log)
+    print(f"Started a daemon on {where(daemon.host, daemon.port)}", file=sys.stderr, flush=True)
     try:
-        return Client(daemon.host, daemon.port), daemon
+        return connect(daemon.host, daemon.port, args.timeout), daemon
     except BaseException:
         daemon.stop()
         raise
@@ -228,20 +242,19 @@ def login(client: Client, user: str | None) -> bool:
             return False
         user = answer.strip() or default
     if not user:
-        raise MeterConsoleError("no user name given")
+        raise ConsoleError("no user name given")
     password = ask_password()
     if password is None:
         return False
     try:
         reply = client.login(user, password)
     except ReplyError as exc:
-        raise MeterConsoleError(f"Login failed: {exc.reply.lines[0]}") from None
-    except ValueError as exc:  # a CR/LF/NUL in what was typed
-        raise MeterConsoleError(f"Login failed: {exc}") from None
+        raise ConsoleError(f"Login failed: {exc.reply.lines[0]}") from None
+    except ValueError as exc:  # a CR/LF/NUL, or bytes that are not UTF-8, in what was typed
+        raise ConsoleError(f"Login failed: {reason(exc)}") from None
     match = _WELCOME.match(reply.lines[0])
     real_name = match.group(1) if match else user
-    print(f"Welcome, {real_name}, to the {client.greeting.lines[0].split()[0]} meter service",
-          flush=True)
+    print(f"Welcome, {real_name}, to the {client.greeting.lines[0].split()[0]} meter service", flush=True)
     return True
 
 
@@ -265,52 +278,36 @@ def read_meters(client: Client) -> None:
                     continue
                 mine, total = client.read(meter, int(answer))
             else:
-                reason = ask(f"Reason for meter {meter}: ")
-                if reason is None or not reason.strip():
+                why = ask(f"Reason for meter {meter}: ")
+                if why is None or not why.strip():
                     return
-                mine, total = client.read(meter, reason=reason)
+                mine, total = client.read(meter, reason=why)
         except PermanentError as exc:  # 501 too many digits, a control character, ...
             if exc.code in (530, 532):
                 raise
             print(exc.reply.lines[0], flush=True)
             continue
         except ValueError as exc:  # not sendable as typed
-            print(f"Not sent: {exc}", flush=True)
+            print(f"Not sent: {reason(exc)}", flush=True)
             continue
         print(f"Accepted: you have read {mine} out of {total} readings", flush=True)
         meter = None
 
 
 def run_meter(args) -> int:
-    """``client.py meter``: 0 when the session ends normally, 1 on any failure."""
-    daemon: SpawnedDaemon | None = None
-    client: Client | None = None
-    status = 0
+    """``client.py meter``: 0 when the session ends normally; failures end in main (1, or 130 for Ctrl+C)."""
+    _check_options(args)
+    client, daemon = _connect(args)
     try:
-        client, daemon = _connect(args)
         if login(client, args.user):
             read_meters(client)
         try:
             client.quit()
         except (ClientError, ProtocolError, OSError):
             pass
-    except MeterConsoleError as exc:
-        print(exc, file=sys.stderr, flush=True)
-        status = 1
-    except ReplyError as exc:
-        print(f"Refused: {exc.reply.lines[0]}", file=sys.stderr, flush=True)
-        status = 1
-    except (ClientError, ProtocolError, OSError) as exc:
-        print(f"Connection lost: {exc}", file=sys.stderr, flush=True)
-        status = 1
-    except KeyboardInterrupt:
-        print(file=sys.stderr, flush=True)
-        status = 130
     finally:
-        if client is not None:
-            client.close()
+        client.close()
         if daemon is not None:
             code = daemon.stop()
-            where = f"; its log: {daemon.log_path}" if daemon.log_path else ""
-            print(f"Stopped the daemon (status {code}){where}", file=sys.stderr, flush=True)
-    return status
+            print(f"Stopped the daemon (status {code}); its log: {daemon.log_path}", file=sys.stderr, flush=True)
+    return OK

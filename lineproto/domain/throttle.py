@@ -52,7 +52,7 @@ class ThrottlePolicy:
         """Seconds the reply to failure number ``failures`` (1-based) is held back."""
         if failures <= self.free:
             return 0.0
-        return min(self.first_delay * 2 ** (failures - self.free - 1), self.max_delay)
+        return float(min(self.first_delay * 2 ** (failures - self.free - 1), self.max_delay))
 
 
 #: Defaults per key kind: an address may fail more often than an account (several people share

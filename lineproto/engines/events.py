@@ -159,7 +159,7 @@ class EventServer:
         listener = await loop.create_server(lambda: _LineProtocol(self), sock=self._socket, backlog=LISTEN_BACKLOG)
         log.info("%s listening on %s:%d", self.description, *self.address)
         listeners = [listener]
-        if self._tls_socket is not None:
+        if self._tls_socket is not None and self.tls_address is not None:
             listeners.append(
                 await loop.create_server(
                     lambda: _LineProtocol(self, implicit_tls=True), sock=self._tls_socket, backlog=LISTEN_BACKLOG
@@ -368,7 +368,7 @@ class _LineProtocol(asyncio.Protocol):
         if transport is None:  # the peer went away during the handshake
             self.connection_lost(None)
             return
-        self.transport = transport  # type: ignore[assignment]  # an SSL transport, same interface
+        self.transport = transport  # an SSL transport: the same interface
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         self._emit(self.connection.tls_established(self.loop.time()))
 

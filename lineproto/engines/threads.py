@@ -184,6 +184,9 @@ class ThreadedServer:
 class _Handler(socketserver.BaseRequestHandler):
     """One connection's thread: read, feed the connection, send what it answers."""
 
+    #: The receive timeout set on the socket now (set_timeout is only called when it must change).
+    recv_timeout: float | None
+
     def handle(self) -> None:
         engine: ThreadedServer = self.server.engine  # type: ignore[attr-defined]  # set by _TCPServer
         implicit_tls: bool = self.server.implicit_tls  # type: ignore[attr-defined]
@@ -222,12 +225,12 @@ class _Handler(socketserver.BaseRequestHandler):
             self.tls_error = str(exc) or type(exc).__name__
             return False
         self.sock = tls_sock
-        self.timeout = None  # the new socket has none of the old one's timeouts
+        self.recv_timeout = None  # the new socket has none of the old one's timeouts
         return True
 
     def _serve(self, engine: ThreadedServer, connection: Connection, on_tls: bool) -> None:
         clock = time.monotonic
-        self.timeout: float | None = None
+        self.recv_timeout = None
         # A peer that reads nothing for a whole idle timeout while a reply waits is gone.
         set_timeout(self.sock, connection.server.limits.idle_timeout, socket.SO_SNDTIMEO)
         first = connection.tls_established(clock()) if on_tls else connection.start(clock())
@@ -235,20 +238,18 @@ class _Handler(socketserver.BaseRequestHandler):
             return
         while not connection.closed:
             sock = self.sock
-            timeout = self.timeout
+            timeout = self.recv_timeout
             deadline = connection.deadline
             if deadline is not None:
                 remaining = max(deadline - clock(), 0.001)
                 # Only a shorter timeout matters (one that fires early just loops): fewer system calls.
                 if timeout is None or remaining < timeout or remaining > timeout + 1.0:
-                    self.timeout = remaining
+                    self.recv_timeout = remaining
                     set_timeout(sock, remaining)
             if self.peer_eof:  # nothing more to read: only the clock can move the connection on
                 self.woken.wait(max(deadline - clock(), 0) if deadline is not None else None)
-                if engine.state.stopping.is_set():
-                    output = connection.shutdown(clock())
-                else:
-                    output = connection.tick(clock())
+                stopping = engine.state.stopping.is_set()
+                output = connection.shutdown(clock()) if stopping else connection.tick(clock())
                 if not self._send(engine, connection, output):
                     return
                 continue

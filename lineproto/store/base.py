@@ -2,16 +2,19 @@
 
 A store keeps users, players' tables (bankroll, open bets, rounds), the spin
 audit trail, the meter roster, held jobs and every reading submission. Every
-state-changing call returns only after its transaction is durable. SQLite
+state-changing call returns only after its transaction is durable; a call that
+only reads sees every change acknowledged before it started. SQLite
 implements it today (``sqlite.py``); a PostgreSQL store would implement the same
 methods with its own transactions, without touching commands or domain code.
 """
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from ..domain.accounts import User
+from ..domain.meters import Meters
 from ..domain.roulette import Limits, Table
 
 T = TypeVar("T")
@@ -48,8 +51,7 @@ class Store(ABC):
 
     # -- players
     @abstractmethod
-    def update_table(self, player: str, start_bankroll: int, limits: Limits,
-                     change: Callable[[Table], T]) -> T:
+    def update_table(self, player: str, start_bankroll: int, limits: Limits, change: Callable[[Table], T]) -> T:
         """Run ``change`` on the player's table in one transaction and return its result.
 
         The table is created with ``start_bankroll`` on first use. If ``change``
@@ -67,11 +69,11 @@ class Store(ABC):
         """``start``, ``spins``, ``staked``, ``returned``: chips are conserved when
         bankroll + open bets == start + returned - staked."""
 
-    # -- meters: the same methods as domain.meters.MeterManager
+    # -- meters
     @property
     @abstractmethod
-    def meters(self):
-        """An object with MeterManager's interface, backed by this store."""
+    def meters(self) -> Meters:
+        """The meters service's state in this store: the domain's rules (``MeterRules``) over its tables."""
 
     # -- running the commands that use the store
     @abstractmethod

@@ -90,8 +90,7 @@ assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 def schema_version(connection: sqlite3.Connection) -> int:
-    exists = connection.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    exists = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
     if not exists:
         return 0
     row = connection.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -104,14 +103,16 @@ def migrate(connection: sqlite3.Connection, path: str) -> int:
     if found > SCHEMA_VERSION:
         raise StoreOpenError(
             f"database {path} has schema version {found}, newer than this daemon's {SCHEMA_VERSION}: "
-            "run a newer lineproto")
+            "run a newer lineproto"
+        )
     for version in range(found, SCHEMA_VERSION):
         connection.execute("BEGIN IMMEDIATE")
         try:
             for statement in _statements(MIGRATIONS[version]):
                 connection.execute(statement)
-            connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                               (str(version + 1),))
+            connection.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)", (str(version + 1),)
+            )
             connection.execute("COMMIT")
         except BaseException:
             connection.execute("ROLLBACK")

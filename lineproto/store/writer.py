@@ -17,6 +17,14 @@ result is handed out only after COMMIT. An event loop hands store-bound
 commands over this way: no thread is parked per waiting session, and each
 command costs two thread hand-offs (loop to writer, writer to loop) instead of
 four through a separate pool.
+
+Reads (:meth:`Writer.read`) do not queue: given a :class:`~.readers.ReadPool`,
+they run at once on a read-only connection and see the last committed state.
+Inside a job they do so until the job's first change (the writer thread keeps
+a read connection of its own); after it, on the writer's connection, so a job
+sees its own changes. A job that changed nothing has its result handed out
+as soon as it returns, without waiting for the batch's COMMIT: it saw only
+committed state, and nothing of it needs to become durable.
 """
 
 import logging
@@ -33,6 +41,9 @@ log = logging.getLogger("lineproto.store")
 MAX_BATCH = 512
 
 _STOP = object()
+
+#: What a batch hands out after COMMIT: (future, result, exception).
+_Outcome = tuple[Future, object, "Exception | None"]
 
 
 class _Job:
@@ -55,12 +66,16 @@ def storage_error(exc: sqlite3.Error) -> StorageError:
 class Writer:
     """Owns one sqlite3 connection; ``run(operation)`` blocks until committed."""
 
-    def __init__(self, connection: sqlite3.Connection, name: str = "store-writer"):
+    def __init__(self, connection: sqlite3.Connection, name: str = "store-writer", readers=None):
+        """``readers``: a :class:`~.readers.ReadPool` for :meth:`read`; without one reads queue as changes."""
         self._connection = connection
+        self._readers = readers
+        self._own_reader: sqlite3.Connection | None = None  # the writer thread's, opened on first use
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._closed = False
         self._broken: sqlite3.Error | None = None  # set when a job's store call failed the batch
+        self._job_changed = False  # the running job has changed something: its result waits for COMMIT
         self._thread.start()
 
     def run(self, operation):
@@ -77,14 +92,37 @@ class Writer:
         self._queue.put((operation, future))
         return future.result()
 
+    def read(self, query):
+        """Run ``query(connection)``, which only reads, on committed state, and return its result.
+
+        It does not wait for the writer (see the module docstring); without a
+        read pool (an in-memory database) it runs as :meth:`run` does.
+        """
+        if self._readers is None:
+            return self.run(query)
+        if threading.get_ident() != self._thread.ident:
+            return self._readers.run(query)
+        if self._job_changed:
+            return self._run_in_job(query)  # the job must see what it changed
+        if self._own_reader is None:
+            self._own_reader = self._readers.open()
+        try:
+            return self._readers.run_on(self._own_reader, query)
+        except StorageError:
+            self._own_reader.close()
+            self._own_reader = None
+            raise
+
     def submit(self, job) -> Future:
         """Run ``job()`` on the writer thread in the next batch; a Future of its result, set after COMMIT.
 
         If the batch fails to commit, the future holds the StorageError
         instead, whatever the job returned: nothing it changed in the store is kept.
         If the job raises, its store calls that completed before are kept (as for a
-        command that fails after a store call). Cancelling the future before the
-        writer reaches the job skips it; once running, it runs to the end.
+        command that fails after a store call). A job that only read (no
+        :meth:`run`) gets its outcome as soon as it returns. Cancelling the
+        future before the writer reaches the job skips it; once running, it runs
+        to the end.
         """
         if self._closed:
             raise StorageError("storage closed: the daemon is stopping")
@@ -93,6 +131,7 @@ class Writer:
         return future
 
     def _run_in_job(self, operation):
+        self._job_changed = True
         connection = self._connection
         try:
             connection.execute("SAVEPOINT job_operation")
@@ -117,6 +156,8 @@ class Writer:
             self._queue.put(_STOP)
             self._thread.join()
             self._connection.close()
+            if self._own_reader is not None:
+                self._own_reader.close()
 
     def _loop(self) -> None:
         while True:
@@ -135,7 +176,7 @@ class Writer:
         if not batch:
             return
         connection = self._connection
-        outcomes = []  # (future, result, exception)
+        outcomes: list[_Outcome] = []
         self._broken = None
         try:
             connection.execute("BEGIN IMMEDIATE")
@@ -143,12 +184,18 @@ class Writer:
                 if operation.__class__ is _Job:
                     if not future.set_running_or_notify_cancel():
                         continue  # cancelled while queued (its client left): nothing to run
+                    self._job_changed = False
+                    outcome: _Outcome
                     try:
-                        outcomes.append((future, operation.run(), None))
+                        outcome = (future, operation.run(), None)
                     except Exception as exc:
-                        outcomes.append((future, None, exc))
+                        outcome = (future, None, exc)
                     if self._broken is not None:
                         raise self._broken
+                    if self._job_changed:
+                        outcomes.append(outcome)
+                    else:
+                        _settle(*outcome)  # it only read committed state: nothing to wait for
                     continue
                 connection.execute("SAVEPOINT operation")
                 try:
@@ -181,8 +228,8 @@ class Writer:
             for _, future in batch:
                 _settle(future, None, StorageError(f"storage error: {exc!r}"))
             return
-        for future, result, exc in outcomes:
-            _settle(future, result, exc)
+        for future, result, refusal in outcomes:
+            _settle(future, result, refusal)
 
 
 def _settle(future: Future, result, exc: BaseException | None) -> None:

@@ -1,0 +1,78 @@
+"""Where the programs connect (``--host``, ``--port``, ``--timeout``) and the one way they connect.
+
+:func:`connect` turns every way a connection can fail before its greeting into one
+:class:`~.errors.ConsoleError` line: nothing listening, a port that accepts but never
+greets, a daemon that is full (421), something that is not a lineproto daemon.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from .. import DEFAULT_HOST, DEFAULT_PORT
+from ..argtypes import connect_port, positive_seconds
+from ..client import Client, ConnectionClosed, ConnectionTimeout, ReplyError
+from ..wire import ProtocolError
+from .errors import ConsoleError, reason
+
+#: Seconds for the connection and its greeting, then for each reply (``--timeout``).
+DEFAULT_TIMEOUT = 10.0
+
+
+class Unreachable(ConsoleError):
+    """Nothing answers at the address: refused, no route, unknown host."""
+
+
+def add_address(
+    parser: argparse.ArgumentParser, port_type: Callable[[str], int] = connect_port, port_range: str = "1-65535"
+) -> None:
+    """``--host``, ``-p/--port`` and ``--timeout`` for a program that talks to a daemon."""
+    parser.add_argument("--host", default=DEFAULT_HOST, help="daemon address (default %(default)s)")
+    parser.add_argument(
+        "-p", "--port", type=port_type, default=DEFAULT_PORT, help=f"daemon port, {port_range} (default %(default)s)"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="how long to wait for the connection and the daemon's greeting, then for "
+        "each reply; exit 1 when it runs out (default %(default)g)",
+    )
+
+
+def where(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+#: ``connect(reply_timeout=...)`` default: each reply gets as long as the connection did.
+SAME_AS_CONNECT = -1.0
+
+
+def connect(
+    host: str, port: int, timeout: float | None, hint: str = "", reply_timeout: float | None = SAME_AS_CONNECT
+) -> Client:
+    """A client with the daemon's greeting read, or a ConsoleError saying in one line why not.
+
+    ``timeout`` bounds the connection and the greeting; ``reply_timeout`` each reply
+    after that (by default the same; None: no bound, for a program whose reader waits
+    as long as the daemon takes). ``hint`` follows the message when nothing answers
+    (:class:`Unreachable`).
+    """
+    address = where(host, port)
+    if reply_timeout == SAME_AS_CONNECT:
+        reply_timeout = timeout
+    try:
+        return Client(host, port, timeout=reply_timeout, connect_timeout=timeout)
+    except ConnectionTimeout as exc:
+        raise ConsoleError(f"{exc} (is a lineproto daemon listening there?)") from None
+    except ConnectionClosed:
+        raise ConsoleError(f"{address} closed the connection without a greeting") from None
+    except OSError as exc:
+        raise Unreachable(f"cannot connect to {address}: {exc.strerror or exc}{hint}") from None
+    except ReplyError as exc:
+        raise ConsoleError(f"{address} turned the connection away: {reason(exc)}") from None
+    except ProtocolError as exc:
+        raise ConsoleError(f"{address} does not greet like a lineproto daemon: {exc}") from None

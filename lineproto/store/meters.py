@@ -1,0 +1,169 @@
+"""The meters of a store: :class:`~lineproto.domain.meters.MeterRules` over the database.
+
+The rules are the domain's; this module only keeps their facts in tables
+(``schema.py``). Roster mode is on while ``meta`` holds ``roster_mode``. Each
+roster row carries a state (free, held, read) so the next free meter is one
+indexed query; ``reading_counts`` and ``meta.readings_total`` keep the counts,
+so a READ's reply needs no count over all readings.
+"""
+
+from datetime import datetime
+
+from ..domain.meters import MeterRules, RosterEntry, Submission, utc_now
+
+_FREE, _HELD, _READ = 0, 1, 2
+
+
+class StoredMeters(MeterRules):
+    """:class:`~lineproto.domain.meters.Meters` in the database: a change is one writer
+    transaction, durable when it returns; a read runs on a read connection (``Writer.read``)."""
+
+    def __init__(self, writer, rng=None, clock=None):
+        super().__init__(rng, clock)
+        self._writer = writer
+
+    def _change(self, unit):
+        return self._writer.run(lambda connection: unit(_SqlState(connection)))
+
+    def _read(self, unit):
+        return self._writer.read(lambda connection: unit(_SqlState(connection)))
+
+
+class _SqlState:
+    """A :class:`~lineproto.domain.meters.MeterState` on one connection, inside one transaction."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, connection):
+        self._db = connection
+
+    def _one(self, sql: str, *args):
+        return self._db.execute(sql, args).fetchone()
+
+    def roster_mode(self) -> bool:
+        return self._one("SELECT 1 FROM meta WHERE key = 'roster_mode'") is not None
+
+    def set_roster_mode(self, on: bool) -> None:
+        if on:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('roster_mode', '1')")
+        else:
+            self._db.execute("DELETE FROM meta WHERE key = 'roster_mode'")
+
+    def add_to_roster(self, meter: str) -> bool:
+        if self._one("SELECT 1 FROM latest WHERE meter = ?", meter):
+            state = _READ
+        elif self._one("SELECT 1 FROM jobs WHERE meter = ?", meter):
+            state = _HELD
+        else:
+            state = _FREE
+        return (
+            self._db.execute("INSERT OR IGNORE INTO roster (meter, state) VALUES (?, ?)", (meter, state)).rowcount > 0
+        )
+
+    def roster_counts(self) -> tuple[int, int]:
+        size, unread = self._one(f"SELECT count(*), coalesce(sum(state != {_READ}), 0) FROM roster")
+        return size, unread
+
+    def roster_entries(self) -> list[RosterEntry]:
+        rows = self._db.execute(
+            f"SELECT r.meter, r.state = {_READ}, j.reader FROM roster r LEFT JOIN jobs j ON j.meter = r.meter "
+            "ORDER BY r.position"
+        ).fetchall()
+        return [RosterEntry(meter, bool(read), holder) for meter, read, holder in rows]
+
+    def drop_unread_from_roster(self) -> int:
+        return self._db.execute(f"DELETE FROM roster WHERE state != {_READ}").rowcount
+
+    def first_free(self) -> str | None:
+        row = self._one(f"SELECT meter FROM roster WHERE state = {_FREE} ORDER BY position LIMIT 1")
+        return row[0] if row else None
+
+    def is_known(self, meter: str) -> bool:
+        return (
+            self._one(
+                "SELECT 1 FROM roster WHERE meter = ? UNION ALL SELECT 1 FROM issued WHERE meter = ?", meter, meter
+            )
+            is not None
+        )
+
+    def is_taken(self, meter: str) -> bool:
+        return (
+            self._one(
+                "SELECT 1 FROM issued WHERE meter = ? UNION ALL SELECT 1 FROM latest WHERE meter = ?", meter, meter
+            )
+            is not None
+        )
+
+    def job_of(self, reader: str) -> str | None:
+        row = self._one("SELECT meter FROM jobs WHERE reader = ?", reader)
+        return row[0] if row else None
+
+    def hold(self, reader: str, meter: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO issued (meter) VALUES (?)", (meter,))
+        self._db.execute(
+            "INSERT INTO jobs (reader, meter, since) VALUES (?, ?, ?)",
+            (reader, meter, utc_now().isoformat(timespec="seconds")),
+        )
+        self._db.execute(f"UPDATE roster SET state = {_HELD} WHERE meter = ? AND state = {_FREE}", (meter,))
+
+    def drop_job(self, reader: str) -> str | None:
+        meter = self.job_of(reader)
+        if meter is not None:
+            self._db.execute("DELETE FROM jobs WHERE reader = ?", (reader,))
+            self._free(meter)
+        return meter
+
+    def drop_holder(self, meter: str) -> None:
+        if self._db.execute("DELETE FROM jobs WHERE meter = ?", (meter,)).rowcount:
+            self._free(meter)
+
+    def drop_all_jobs(self) -> int:
+        self._db.execute(f"UPDATE roster SET state = {_FREE} WHERE state = {_HELD}")
+        return self._db.execute("DELETE FROM jobs").rowcount
+
+    def record(self, submission: Submission) -> None:
+        meter, reader = submission.meter, submission.reader
+        previous = self._one("SELECT reader FROM latest WHERE meter = ?", meter)
+        if previous is None:
+            self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'readings_total'")
+        else:
+            self._db.execute("UPDATE reading_counts SET mine = mine - 1 WHERE reader = ?", previous)
+        self._db.execute(
+            "INSERT INTO reading_counts (reader, mine) VALUES (?, 1) "
+            "ON CONFLICT (reader) DO UPDATE SET mine = mine + 1",
+            (reader,),
+        )
+        cursor = self._db.execute(
+            "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?)",
+            (meter, submission.reading, submission.reason, submission.when.isoformat(), reader),
+        )
+        self._db.execute(
+            "INSERT OR REPLACE INTO latest (meter, submission, reader) VALUES (?, ?, ?)",
+            (meter, cursor.lastrowid, reader),
+        )
+        self._db.execute(f"UPDATE roster SET state = {_READ} WHERE meter = ?", (meter,))
+
+    def counts(self, reader: str) -> tuple[int, int]:
+        mine = self._one("SELECT mine FROM reading_counts WHERE reader = ?", reader)
+        total = self._one("SELECT value FROM meta WHERE key = 'readings_total'")
+        return (mine[0] if mine else 0), int(total[0])
+
+    def history(self) -> list[Submission]:
+        rows = self._db.execute("SELECT meter, reading, reason, at, reader FROM submissions ORDER BY id")
+        return [_submission(row) for row in rows]
+
+    def latest(self) -> list[Submission]:
+        rows = self._db.execute(
+            "SELECT s.meter, s.reading, s.reason, s.at, s.reader FROM latest l "
+            "JOIN submissions s ON s.id = l.submission ORDER BY l.meter"
+        )
+        return [_submission(row) for row in rows]
+
+    def _free(self, meter: str) -> None:
+        """A held roster meter nobody holds now is free again (a read one stays read)."""
+        self._db.execute(f"UPDATE roster SET state = {_FREE} WHERE meter = ? AND state = {_HELD}", (meter,))
+
+
+def _submission(row) -> Submission:
+    meter, reading, reason, at, reader = row
+    return Submission(meter, reading, reason, datetime.fromisoformat(at), reader)
