@@ -238,7 +238,7 @@ class _Handler(socketserver.BaseRequestHandler):
             return
         while not connection.closed:
             sock = self.sock
-            timeout = self.recv_timeout
+            timeout: float | None = self.recv_timeout
             deadline = connection.deadline
             if deadline is not None:
                 remaining = max(deadline - clock(), 0.001)
