@@ -7,6 +7,7 @@ daemon runs (SQLite allows other connections; ``backup`` is consistent online).
 import argparse
 import gc
 import getpass
+import ipaddress
 import logging
 import os
 import signal
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     passwd.add_argument("name")
     passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     admin("users", "list the users")
+    unlock = admin("unlock", "end the failed-login lock of an account or an address (docs/PROTOCOL.md, section 5)")
+    unlock.add_argument("key", metavar="NAME|ADDRESS")
 
     def add_service_command(name, help_text, run):
         sub = admin(name, help_text)
@@ -449,6 +452,7 @@ def _serve(args, store: SqliteStore) -> int:
     services.throttle = LoginThrottle(
         ThrottlePolicy.with_budget(args.address_lock_after, args.lock_window),
         ThrottlePolicy.with_budget(args.account_lock_after, args.lock_window),
+        unlock_requested=store.take_unlock_request,  # daemon.py unlock, from another process
     )
     settings = ServerSettings(
         host=args.host,
@@ -583,6 +587,18 @@ def passwd(args) -> int:
     return 0
 
 
+def unlock(args) -> int:
+    """Ask the running daemon to end a lock: it reads the request at the next attempt on that key."""
+    try:
+        key = str(ipaddress.ip_address(args.key))  # an address, as the daemon counts it
+    except ValueError:
+        key = check_username(args.key)  # an account, in its canonical form
+    with _store(args, create=False) as store:
+        store.request_unlock(key)
+    print(f"{key}: unlocked at its next login attempt (if it is locked)")
+    return 0
+
+
 def users(args) -> int:
     with _store(args, create=False) as store:
         for user in store.list_users():
@@ -640,6 +656,7 @@ COMMANDS = {
     "userdel": userdel,
     "passwd": passwd,
     "users": users,
+    "unlock": unlock,
     "dump": dump,
     "backup": backup,
 }

@@ -87,3 +87,30 @@ def test_a_held_reply_reaches_a_client_that_half_closed(start_daemon):
         fields = file.read().split()
     cpu_seconds = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
     assert cpu_seconds < 5, f"the daemon used {cpu_seconds:.1f} s of CPU"
+
+
+def test_an_admin_ends_a_lock_from_another_process(tmp_path, start_daemon):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    db = tmp_path / "locks.db"
+    daemon = start_daemon("--db", str(db), "--account-lock-after", "2", users=True)
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        for password in ("wrong", "wrong again", "secret"):
+            raw.command("USER carol")
+            last = raw.command(f"PASS {password}")
+        assert last.code == 430  # locked: even the right password is refused, without a check
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "unlock", "Carol", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout.startswith("carol:"), result.stderr
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        raw.command("USER carol")
+        assert raw.command("PASS secret").code == 230

@@ -103,6 +103,10 @@ class FailureWindow:
         times.append(now)
         return len(times)
 
+    def oldest(self, key: str) -> float:
+        """When the oldest failure still counted for ``key`` happened (this window's clock)."""
+        return self._failures[key][0]
+
     def clear(self, key: str) -> bool:
         return self._failures.pop(key, None) is not None
 
@@ -143,17 +147,33 @@ class LoginThrottle:
         address_policy: ThrottlePolicy = ADDRESS_POLICY,
         account_policy: ThrottlePolicy = ACCOUNT_POLICY,
         clock: Callable[[], float] | None = None,
+        unlock_requested: Callable[[str, float], bool] | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ):
+        """``unlock_requested(key, since)``: True (once) if an admin asked to end the lock of
+        ``key`` at or after ``since`` (Unix time, ``wall_clock``'s); asked only of locked keys."""
         import time
 
         self.addresses = FailureWindow(address_policy)
         self.accounts = FailureWindow(account_policy)
         self.clock = clock if clock is not None else time.monotonic
+        self.wall_clock = wall_clock if wall_clock is not None else time.time
+        self.unlock_requested = unlock_requested
         self._lock = threading.Lock()
         self._announced: set[tuple[str, str]] = set()  # (kind, key) locked, first refusal reported
 
     def check(self, address: str, account: str) -> Verdict:
         """Before hashing a password: may this address try this account now?"""
+        verdict, key, since = self._verdict(address, account)
+        if verdict.allowed or self.unlock_requested is None:
+            return verdict
+        if self.unlock_requested(key, since):  # outside the lock: it asks the store
+            self.unlock(key)
+            return self._verdict(address, account)[0]
+        return verdict
+
+    def _verdict(self, address: str, account: str) -> tuple[Verdict, str, float]:
+        """The verdict, and for a lock its key and when (wall clock) its oldest counted failure was."""
         now = self.clock()
         with self._lock:
             for kind, window, key in (("address", self.addresses, address), ("account", self.accounts, account)):
@@ -161,9 +181,10 @@ class LoginThrottle:
                 if wait > 0:
                     first = (kind, key) not in self._announced
                     self._announced.add((kind, key))
-                    return Verdict(wait, kind, first)
+                    since = self.wall_clock() - (now - window.oldest(key))
+                    return Verdict(wait, kind, first), key, since
                 self._announced.discard((kind, key))
-        return ALLOWED
+        return ALLOWED, "", 0.0
 
     def failed(self, address: str, account: str) -> float:
         """Record a failed login; the seconds its reply is to be held back."""

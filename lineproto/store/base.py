@@ -44,6 +44,14 @@ class Store(ABC):
         """Add or replace a user."""
 
     @abstractmethod
+    def request_unlock(self, key: str) -> None:
+        """Ask the daemon to end the failed-login lock of ``key`` (an account or an address)."""
+
+    @abstractmethod
+    def take_unlock_request(self, key: str, since: float) -> bool:
+        """True, once, if an unlock of ``key`` was asked for at or after ``since`` (Unix time)."""
+
+    @abstractmethod
     def delete_user(self, name: str) -> bool: ...
 
     @abstractmethod

@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -84,6 +84,10 @@ MIGRATIONS = (
     CREATE TABLE reading_counts (reader TEXT PRIMARY KEY, mine INTEGER NOT NULL);
     INSERT INTO reading_counts (reader, mine) SELECT reader, count(*) FROM latest GROUP BY reader;
     INSERT OR REPLACE INTO meta (key, value) SELECT 'readings_total', count(*) FROM latest;
+    """,
+    # 3: an admin's request to end a failed-login lock (daemon.py unlock), read by the running daemon.
+    """
+    CREATE TABLE unlock_requests (key TEXT PRIMARY KEY, at REAL NOT NULL);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -16,6 +16,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import time
 
 from ..domain.accounts import User
 from ..domain.meters import utc_now
@@ -90,6 +91,18 @@ class SqliteStore(Store):
 
     def delete_user(self, name: str) -> bool:
         return self._writer.run(lambda c: c.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0)
+
+    def request_unlock(self, key: str) -> None:
+        self._writer.run(
+            lambda c: c.execute("INSERT OR REPLACE INTO unlock_requests (key, at) VALUES (?, ?)", (key, time.time()))
+        )
+
+    def take_unlock_request(self, key: str, since: float) -> bool:
+        at = self._writer.read(lambda c: c.execute("SELECT at FROM unlock_requests WHERE key = ?", (key,)).fetchone())
+        if at is None:
+            return False
+        self._writer.run(lambda c: c.execute("DELETE FROM unlock_requests WHERE key = ?", (key,)))
+        return bool(at[0] >= since)
 
     def list_users(self) -> list[User]:
         rows = self._writer.read(
