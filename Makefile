@@ -31,10 +31,7 @@ test: $(VENV)/.installed
 	rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
 	$(VPY) -m coverage run -m pytest
 	$(VPY) -m coverage combine -q
-	@echo "branch coverage of wire/, domain/, commands/ (the rule layers):"
-	@$(VPY) -m coverage report --include='$(RULE_LAYERS)' | tail -1
-	@echo "branch coverage of the whole package:"
-	@$(VPY) -m coverage report | tail -1
+	@echo "branch coverage: rule layers (wire/, domain/, commands/) $$($(VPY) -m coverage report --format=total --include='$(RULE_LAYERS)')%, whole package $$($(VPY) -m coverage report --format=total)%"
 
 # make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py (S1-S9; our daemon as lineproto,
 # lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md
