@@ -114,3 +114,22 @@ def test_an_admin_ends_a_lock_from_another_process(tmp_path, start_daemon):
         raw.reply()
         raw.command("USER carol")
         assert raw.command("PASS secret").code == 230
+
+
+def test_a_megabyte_of_junk_costs_the_log_a_few_escaped_lines(start_daemon):
+    daemon = start_daemon()
+    before = len(daemon.log())
+    with RawConnection(daemon.port) as raw:
+        raw.reply()
+        try:
+            raw.send(b"\x1b[2J\rEVIL\n" * 3 + b"X\n" * (1 << 19))
+        except OSError:
+            pass  # closed by the bad-command budget while we were still sending
+        try:
+            raw.read_all()
+        except ConnectionResetError:
+            pass
+    log = daemon.wait_log("refused lines")[before:]
+    assert len(log.splitlines()) < 20, log
+    assert "\x1b" not in log and "\r" not in log  # no raw control character reaches the operator
+    assert "\\x1b[2J" in log  # but the refused line is there, escaped
