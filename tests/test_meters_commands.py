@@ -9,7 +9,7 @@ from datetime import UTC
 import pytest
 
 from conftest import TEST_USERS, stat, write_users_file
-from lineproto.client import Client, PermanentError
+from lineproto.client import Client, PermanentError, TransientError
 from lineproto.wire.shapes import Accepted
 
 STRICT_ID = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
@@ -435,7 +435,7 @@ def _run_threads(count, target):
 def test_50_connections_take_100_jobs_each(start_daemon, tmp_path):
     readers = {f"reader{i}": (f"Reader {i}", "reader", f"pw{i}") for i in range(5)}
     users = write_users_file(tmp_path / "readers.txt", {**readers, "root": TEST_USERS["root"]})
-    daemon = start_daemon("--users", str(users))
+    daemon = start_daemon("--users", str(users), "--max-jobs-per-reader", "10")  # 10 connections per reader
     jobs = [[] for _ in range(50)]
 
     def work(index):
@@ -465,6 +465,16 @@ def test_50_connections_take_100_jobs_each(start_daemon, tmp_path):
             assert client.meter_status() == (1000, 5000)
 
 
+def job_or_wait(client):
+    """JOB; while the last unread meters are held by the others (450), ask again: None means all done."""
+    while True:
+        try:
+            return client.job()
+        except TransientError as exc:
+            assert exc.code == 450 and "held by other readers" in exc.reply.lines[0], exc
+            time.sleep(0.01)  # the holders are reading them: poll
+
+
 def test_roster_of_1000_read_by_10_clients(start_daemon, tmp_path):
     roster = tmp_path / "roster.csv"
     meters = [f"G{n:05d}" for n in range(10000, 11000)]
@@ -478,7 +488,7 @@ def test_roster_of_1000_read_by_10_clients(start_daemon, tmp_path):
         name = f"reader{index}"
         with Client("127.0.0.1", daemon.port) as client:
             client.login(name, readers[name][2])
-            while (meter := client.job()) is not None:
+            while (meter := job_or_wait(client)) is not None:
                 value = int(meter[1:]) * 10 + index
                 mine, _ = client.read(meter, value)
                 read_by[index][meter] = value
@@ -495,3 +505,42 @@ def test_roster_of_1000_read_by_10_clients(start_daemon, tmp_path):
         match = re.fullmatch(r"(G[0-9]{5})=([0-9]+)@[0-9T:-]{16}\[\](reader[0-9])", line)
         assert match, line
         assert expected[match.group(1)] == (int(match.group(2)), match.group(3))
+
+
+def test_jobs_are_bounded_per_reader_and_held_ones_are_not_all_done(tmp_path, engine):
+    """One reader on many connections cannot hoard the roster; while others hold the rest, JOB says so."""
+    from conftest import Daemon, RawConnection
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("meter\nG10001\nG10002\nG10003\n")
+    daemon = Daemon(
+        tmp_path,
+        "--users",
+        str(write_users_file(tmp_path / "u.txt")),
+        "--roster",
+        str(roster),
+        "--max-jobs-per-reader",
+        "2",
+        engine=engine,
+    )
+    connections = [RawConnection(daemon.port) for _ in range(5)]
+    try:
+        for raw, (name, password) in zip(
+            connections, [("carol", "secret")] * 3 + [("root", "admin pass")] * 2, strict=True
+        ):
+            raw.reply()
+            raw.command(f"USER {name}")
+            assert raw.command(f"PASS {password}").code == 230
+        assert connections[0].command("JOB").code == 250
+        assert connections[1].command("JOB").code == 250
+        refused = connections[2].command("JOB")  # carol's third connection: two jobs are her most
+        assert refused.code == 450 and "you hold 2 jobs" in refused.lines[0]
+        assert connections[3].command("JOB").lines[0].startswith("G10003")
+        held = connections[4].command("JOB")  # every unread meter is held by someone: not 251
+        assert held.code == 450 and held.lines[0].startswith("3 unread meters are held by other readers")
+        for raw in connections[:4]:
+            raw.close()
+    finally:
+        for raw in connections:
+            raw.close()
+        daemon.stop()

@@ -27,6 +27,7 @@ from lineproto.domain.meters import (
     BadDumpLine,
     BadMeterId,
     BadReading,
+    JobsHeld,
     MeterError,
     MeterManager,
     Meters,
@@ -210,7 +211,9 @@ def test_roster_mode_hands_out_oldest_first_never_twice(roster_manager):
     assert m.roster_size() == 4 and m.remaining() == 4
     got = [m.next_job(r) for r in ("ann", "bob", "cat", "dan")]
     assert got == ["G10001", "G10002", "E200003", "E20004"]
-    assert m.next_job("eve") is None
+    with pytest.raises(JobsHeld) as held:  # not "all jobs done": four unread meters are held
+        m.next_job("eve")
+    assert held.value.count == 4
     assert m.held("eve") is None
     assert {m.held(r) for r in ("ann", "bob", "cat", "dan")} == set(got)
 
@@ -289,7 +292,10 @@ def test_released_meter_that_was_read_meanwhile_is_not_handed_out_again(roster_m
     m.submit("bob", "G10001", 4)  # releases ann's hold
     assert m.release("ann") is None
     assert m.next_job("cat") == "G10002"
-    assert m.next_job("dan") is None
+    with pytest.raises(JobsHeld):  # cat holds the last unread one
+        m.next_job("dan")
+    m.submit("cat", "G10002", 1)
+    assert m.next_job("dan") is None  # now every meter has a reading
 
 
 def test_resubmission_supersedes_in_counts_and_dump_history_keeps_both(make):
@@ -1023,6 +1029,14 @@ class _MeterMachine(RuleBasedStateMachine):
 
     @rule(reader=st.sampled_from(READERS))
     def next_job(self, reader):
+        if reader not in self.model_held and self.roster_mode:
+            busy = set(self.model_held.values()) | set(self.model_latest)
+            held = [m for m in self.model_roster if m in self.model_held.values() and m not in self.model_latest]
+            if not [m for m in self.model_roster if m not in busy] and held:
+                with pytest.raises(JobsHeld) as refused:  # unread meters left, all held: not "all done"
+                    self.manager.next_job(reader)
+                assert refused.value.count == len(held)
+                return
         meter = self.manager.next_job(reader)
         if reader in self.model_held:
             assert meter == self.model_held[reader]

@@ -18,13 +18,16 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from ..argtypes import positive_int
 from ..domain.meters import (
     BadMeterId,
     BadReading,
+    JobsHeld,
     MeterError,
     MeterManager,
     Meters,
     RosterError,
+    TooManyJobs,
     UnknownMeter,
     load_roster,
     parse_when,
@@ -49,6 +52,10 @@ MAX_REASON_CHARS = 200
 NO_READING = "-"
 
 _DIGITS = re.compile(r"[0-9]+")
+
+
+#: Jobs one reader's account may hold at once, over all its connections (``--max-jobs-per-reader``).
+DEFAULT_MAX_JOBS_PER_READER = 3
 
 
 # --------------------------------------------------------------------------- helpers
@@ -156,6 +163,8 @@ COMMANDS = (
 
 #: Domain errors to reply codes, most specific first.
 ERROR_CODES = (
+    (JobsHeld, 450),  # not 251: unread meters are left, held by others' sessions
+    (TooManyJobs, 450),
     (UnknownMeter, 550),
     (BadMeterId, 501),
     (BadReading, 501),
@@ -197,6 +206,13 @@ def _log_dump(manager: Meters) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Daemon options of this service."""
     parser.add_argument(
+        "--max-jobs-per-reader",
+        type=positive_int,
+        default=DEFAULT_MAX_JOBS_PER_READER,
+        metavar="N",
+        help="jobs one reader may hold at once over all their connections (default %(default)s)",
+    )
+    parser.add_argument(
         "--roster",
         metavar="FILE",
         help="CSV file of meter ids to hand out (first column; a 'meter' header "
@@ -222,6 +238,7 @@ def install(services: Services, options: argparse.Namespace) -> None:
     """Register this service's commands, errors, hooks and domain objects on ``services``."""
     store = getattr(services, "store", None)
     manager: Meters = store.meters if store is not None else MeterManager()
+    manager.max_jobs_per_account = getattr(options, "max_jobs_per_reader", DEFAULT_MAX_JOBS_PER_READER)
     manager.release_all()  # jobs held by sessions of an earlier run: no such session is left
     roster_path = getattr(options, "roster", None)
     if roster_path:

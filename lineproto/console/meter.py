@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from ..argtypes import port_number
-from ..client import Client, ClientError, PermanentError, ReplyError
+from ..client import Client, ClientError, PermanentError, ReplyError, TransientError
 from ..wire import ProtocolError
 from .connect import Unreachable, add_address, connect, where
 from .errors import OK, ConsoleError, UsageError, reason
@@ -263,7 +263,11 @@ def read_meters(client: Client) -> None:
     meter: str | None = None
     while True:
         if meter is None:
-            meter = client.job()
+            try:
+                meter = client.job()
+            except TransientError as exc:  # 450: the unread meters left are held by other readers
+                print(exc.reply.lines[0], flush=True)
+                return
             if meter is None:
                 print("All jobs done", flush=True)
                 return

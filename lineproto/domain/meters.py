@@ -106,6 +106,24 @@ class BadReading(MeterError):
     """The reading, the reason or the time of a submission is not acceptable."""
 
 
+class JobsHeld(MeterError):
+    """No meter is free, but ``count`` unread ones are held by other readers' sessions (not all done)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"{count} unread meter{'s are' if count != 1 else ' is'} held by other readers; try again later"
+        )
+        self.count = count
+
+
+class TooManyJobs(MeterError):
+    """The reader's account already holds its most jobs, on other connections."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"you hold {count} jobs on other connections, the most one reader may; read one first")
+        self.count = count
+
+
 class BadDumpLine(MeterError, ValueError):
     """Text that :func:`format_dump_line` never writes."""
 
@@ -421,6 +439,9 @@ class Meters(Protocol):
     one per session for jobs and the user name for readings).
     """
 
+    #: Jobs one account may hold at once over all its sessions (hold keys ``account#token``); None: no bound.
+    max_jobs_per_account: int | None
+
     def next_job(self, reader: str) -> str | None:
         """Give ``reader`` a meter to read, or ``None`` when all roster jobs are done.
 
@@ -534,6 +555,12 @@ class MeterState(Protocol):
 
     def job_of(self, reader: str) -> str | None: ...
 
+    def jobs_held(self, prefix: str) -> int:
+        """How many jobs are held by readers whose hold key starts with ``prefix``."""
+
+    def held_roster_meters(self) -> int:
+        """How many roster meters without a submission someone holds."""
+
     def hold(self, reader: str, meter: str) -> None:
         """Record ``reader``'s job ``meter`` (neither holds nor is held now); it counts as handed out."""
 
@@ -566,6 +593,10 @@ class MeterRules:
     a unit that may change it, :meth:`_read` for one that only reads.
     """
 
+    #: Jobs one account may hold at once over all its sessions (``--max-jobs-per-reader``); the
+    #: commands make hold keys ``account#token``, one per session. None: no bound.
+    max_jobs_per_account: int | None = None
+
     def __init__(self, rng: Rng | None = None, clock: Callable[[], datetime] | None = None) -> None:
         self._rng: Rng = rng if rng is not None else secrets.SystemRandom()
         self._clock = clock if clock is not None else utc_now
@@ -583,13 +614,23 @@ class MeterRules:
     def next_job(self, reader: str) -> str | None:
         check_reader(reader)
 
+        account, keyed, _ = reader.partition("#")
+        limit = self.max_jobs_per_account
+
         def unit(state: MeterState) -> str | None:
             current = state.job_of(reader)
             if current is not None:
                 return current
+            if keyed and limit is not None:
+                held = state.jobs_held(account + "#")
+                if held >= limit:
+                    raise TooManyJobs(held)
             if state.roster_mode():
                 meter = state.first_free()
                 if meter is None:
+                    held_elsewhere = state.held_roster_meters()
+                    if held_elsewhere:
+                        raise JobsHeld(held_elsewhere)
                     return None
             else:
                 meter = invent_meter_id(self._rng, state.is_taken)
@@ -731,6 +772,12 @@ class _MemoryState:
 
     def job_of(self, reader: str) -> str | None:
         return self.jobs.get(reader)
+
+    def jobs_held(self, prefix: str) -> int:
+        return sum(1 for reader in self.jobs if reader.startswith(prefix))
+
+    def held_roster_meters(self) -> int:
+        return sum(1 for meter in self.roster if meter in self.holder and meter not in self.latest_of)
 
     def hold(self, reader: str, meter: str) -> None:
         self.issued.add(meter)

@@ -98,6 +98,12 @@ class _SqlState:
         row = self._one("SELECT meter FROM jobs WHERE reader = ?", reader)
         return row[0] if row else None
 
+    def held_roster_meters(self) -> int:
+        return int(self._one(f"SELECT count(*) FROM roster WHERE state = {_HELD}")[0])
+
+    def jobs_held(self, prefix: str) -> int:
+        return int(self._one("SELECT count(*) FROM jobs WHERE substr(reader, 1, ?) = ?", len(prefix), prefix)[0])
+
     def hold(self, reader: str, meter: str) -> None:
         self._db.execute("INSERT OR IGNORE INTO issued (meter) VALUES (?)", (meter,))
         self._db.execute(
