@@ -202,7 +202,7 @@ def test_piped_session(start_daemon, roster):
 def test_end_of_input_ends_the_session(shared):
     status, out, err = run_piped([*CLIENT, "--port", str(shared.port), "--user", "carol"], "secret\n")
     assert status == 0, err
-    assert WELCOME in out and re.search(r"Reading for meter (G[0-9]{5}|E[0-9]{5,6}): \n$", out)
+    assert WELCOME in out and re.search(r"Reading for meter (G[0-9]{5}|E[0-9]{5,6}|E[0-9]{9}): \n$", out)
 
 
 def test_server_side_refusal_is_shown_and_asked_again(daemon):

@@ -12,7 +12,7 @@ from conftest import TEST_USERS, stat, write_users_file
 from lineproto.client import Client, PermanentError, TransientError
 from lineproto.wire.shapes import Accepted
 
-STRICT_ID = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
+STRICT_ID = re.compile(r"G[0-9]{5}|E[0-9]{5,6}|E[0-9]{9}")
 
 
 def login(connection, name):

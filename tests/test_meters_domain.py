@@ -48,7 +48,7 @@ from lineproto.wire import ReplyParser, format_reply
 
 UTC = UTC
 T0 = datetime(2026, 11, 22, 9, 15, tzinfo=UTC)
-STRICT = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
+STRICT = re.compile(r"G[0-9]{5}|E[0-9]{5,6}|E[0-9]{9}")
 
 
 class FixedClock:
@@ -1162,3 +1162,14 @@ TestRosterPropertyMemory = _machine_test("memory", _ROSTER)
 TestDemoPropertyMemory = _machine_test("memory", None)
 TestRosterPropertySqlite = _machine_test("sqlite", _ROSTER)
 TestDemoPropertySqlite = _machine_test("sqlite", None)
+
+
+def test_demo_ids_do_not_run_out_when_the_short_ones_are_taken():
+    import random
+
+    from lineproto.domain.meters import invent_meter_id
+
+    rng = random.Random(5)
+    short = re.compile(r"G[0-9]{5}|E[0-9]{5,6}")
+    meter = invent_meter_id(rng, taken=lambda m: bool(short.fullmatch(m)))  # every short id taken
+    assert re.fullmatch(r"E[0-9]{9}", meter) and STRICT.fullmatch(meter)

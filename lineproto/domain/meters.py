@@ -66,8 +66,8 @@ __all__ = [
 
 MAX_ROSTER_ID_LENGTH = 32
 
-# Strict meter-id format (what demo mode invents): G + 5 digits, or E + 5-6 digits.
-_STRICT_ID = re.compile(r"(?:[Gg][0-9]{5}|[Ee][0-9]{5,6})")
+# Strict meter-id format (what demo mode invents): G + 5 digits, or E + 5, 6 or 9 digits.
+_STRICT_ID = re.compile(r"(?:[Gg][0-9]{5}|[Ee][0-9]{5,6}|[Ee][0-9]{9})")
 # Loose roster-id format: any token of 1-32 characters from [A-Za-z0-9_-].
 _ROSTER_ID_TEXT = rf"[A-Za-z0-9_-]{{1,{MAX_ROSTER_ID_LENGTH}}}"
 _ROSTER_ID = re.compile(_ROSTER_ID_TEXT)
@@ -180,7 +180,7 @@ def validate_meter_id(text: str) -> str:
         raise BadMeterId(f"a meter id must be text, not {type(text).__name__}")
     stripped = text.strip()
     if not _STRICT_ID.fullmatch(stripped):
-        raise BadMeterId(f"bad meter id {text!r}: expected G and 5 digits, or E and 5 or 6 digits")
+        raise BadMeterId(f"bad meter id {text!r}: expected G and 5 digits, or E and 5, 6 or 9 digits")
     return canonical_meter_id(stripped)
 
 
@@ -416,9 +416,17 @@ class Rng(Protocol):
 
 
 def invent_meter_id(rng: Rng, taken: Callable[[str], bool]) -> str:
-    """A new demo meter id (``G`` + 5 digits or ``E`` + 5-6 digits) for which ``taken`` is false."""
-    for _ in range(_GIVE_UP_AFTER):
-        if rng.choice("GE") == "G":
+    """A new demo meter id for which ``taken`` is false.
+
+    The first tries are the short forms (``G`` + 5 digits, ``E`` + 5-6 digits, about 1.2
+    million ids); once a try hits a taken one, ``E`` + 9 digits (a billion more), so demo mode
+    does not run out: at 2,400 new jobs a second the long ids last about five days, and a JOB
+    never spends long looking for a free id.
+    """
+    for attempt in range(_GIVE_UP_AFTER):
+        if attempt:
+            meter = f"E{rng.randrange(10**9):09d}"
+        elif rng.choice("GE") == "G":
             meter = f"G{rng.randrange(10**5):05d}"
         else:
             digits = rng.choice((5, 6))
