@@ -52,6 +52,11 @@ class Daemon:
             args = ("--engine", engine, *args)
         if "--password-cost" not in args:  # the test users' cheap hashes (TEST_HASH_COST) are the daemon's cost
             args = ("--password-cost", str(TEST_HASH_COST["n"]), *args)
+        # Every test connects from 127.0.0.1 and many try wrong passwords on purpose: their daemons do
+        # not throttle logins unless the test sets the budgets itself (tests/test_limits.py does).
+        for option in ("--address-lock-after", "--account-lock-after"):
+            if option not in args:
+                args = (option, "1000000", *args)
         command = [sys.executable, str(ROOT / "daemon.py"), "--port", "0", "--notify", str(self.notify), *args]
         self.process = subprocess.Popen(
             command, cwd=cwd or tmp_path, stdout=subprocess.PIPE, stderr=self._stderr, stdin=subprocess.DEVNULL
