@@ -457,7 +457,8 @@ def test_demo_ids_match_format_and_are_unique(make):
         assert meter not in seen
         seen.add(meter)
     assert any(x.startswith("G") for x in seen) and any(x.startswith("E") for x in seen)
-    assert {len(x) for x in seen if x.startswith("E")} == {6, 7}
+    lengths = {len(x) for x in seen if x.startswith("E")}
+    assert {6, 7} <= lengths <= {6, 7, 10}  # 10: E and 9 digits, after a short one was taken
 
 
 def test_demo_default_rng_is_secrets_and_ids_valid(make):
@@ -491,25 +492,19 @@ def test_demo_never_repeats_handed_out_released_or_read_ids(make):
             42,  # ann: G00042
             "G",
             42,
-            "E",
-            5,
-            7,  # bob: repeat of G00042 skipped, E00007
+            7,  # bob: repeat of G00042 skipped, then the long form E000000007
             "G",
             42,
-            "E",
-            5,
             7,
-            "E",
-            6,
             123456,  # cat: both repeats skipped
         ]
     )
     m = make(rng=rng, clock=FixedClock())
     assert m.next_job("ann") == "G00042"
     assert m.release("ann") == "G00042"  # forgotten as a job, but still known
-    assert m.next_job("bob") == "E00007"
-    m.submit("bob", "E00007", 1)
-    assert m.next_job("cat") == "E123456"
+    assert m.next_job("bob") == "E000000007"
+    m.submit("bob", "E000000007", 1)
+    assert m.next_job("cat") == "E000123456"
     assert rng.answers == []
     # a released (never read) demo meter can still be submitted: it was handed out
     assert m.submit("ann", "G00042", 3) == (1, 2)
@@ -537,9 +532,10 @@ def test_demo_gives_up_when_id_space_exhausted(make):
 
     m = make(rng=Stuck())
     assert m.next_job("ann") == "G00000"
+    assert m.next_job("bob") == "E000000000"  # a short id taken: the long form
     with pytest.raises(MeterError):
-        m.next_job("bob")
-    assert m.held("bob") is None
+        m.next_job("cat")
+    assert m.held("cat") is None
 
 
 # --------------------------------------------------------------------------- roster administration
@@ -593,14 +589,14 @@ def test_a_cleared_job_released_is_gone_and_a_new_roster_appends(roster_manager)
 
 
 def test_switch_to_demo_keeps_the_readings_and_invents_jobs_again(make):
-    rng = ScriptedRng(["G", 2, "E", 5, 7])  # G00002 has a reading: demo mode must not hand it out
+    rng = ScriptedRng(["G", 2, 7])  # G00002 has a reading: demo mode must not hand it out (E + 9 digits next)
     m = make(["G00001", "G00002", "G00003"], rng=rng, clock=FixedClock())
     assert m.next_job("ann") == "G00001"
     m.submit("bob", "G00002", 5)
     assert m.switch_to_demo() == 2
     assert (m.roster(), m.roster_size(), m.remaining()) == (None, None, None)
     assert m.dump() == ["G00002=5@2026-11-22T09:15[]bob"]
-    assert m.next_job("bob") == "E00007" and rng.answers == []
+    assert m.next_job("bob") == "E000000007" and rng.answers == []
     assert m.submit("ann", "G00001", 4) == (1, 2)  # her job was handed out before the switch
     assert m.submit("bob", "G00002", 6) == (1, 2)  # corrections of read meters still count
     with pytest.raises(UnknownMeter, match="never handed out"):
