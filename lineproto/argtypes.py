@@ -28,6 +28,22 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def password_cost(text: str) -> int:
+    """scrypt's N: a power of two, at least 1024."""
+    value = positive_int(text)
+    if value < 1024 or value & (value - 1):
+        raise argparse.ArgumentTypeError(f"must be a power of two of 1024 or more: {text!r}")
+    return value
+
+
+def lock_budget(text: str) -> int:
+    """A lock threshold: at least 2 (the first failure is never a lock)."""
+    value = positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be 2 or more: {text!r}")
+    return value
+
+
 def port_number(text: str) -> int:
     """A TCP port, 0-65535 (0: any free port, for a server)."""
     try:

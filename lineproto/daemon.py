@@ -14,7 +14,7 @@ import signal
 import sys
 
 from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
-from .argtypes import ArgumentParser, port_number, positive_int, positive_seconds
+from .argtypes import ArgumentParser, lock_budget, password_cost, port_number, positive_int, positive_seconds
 from .commands import add_admin_commands as add_service_admin_commands
 from .commands import add_arguments as add_service_arguments
 from .commands import build_services
@@ -281,22 +281,6 @@ def main(argv=None) -> int:
 
 #: Mode of a database directory the daemon creates: only its owner may enter it.
 DB_DIRECTORY_MODE = 0o700
-
-
-def password_cost(text: str) -> int:
-    """scrypt's N: a power of two, at least 1024."""
-    value = positive_int(text)
-    if value < 1024 or value & (value - 1):
-        raise argparse.ArgumentTypeError(f"must be a power of two of 1024 or more: {text!r}")
-    return value
-
-
-def lock_budget(text: str) -> int:
-    """A lock threshold: at least 2 (the first failure is never a lock)."""
-    value = positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be 2 or more: {text!r}")
-    return value
 
 
 def open_store(args, create: bool = True) -> SqliteStore:

@@ -157,6 +157,13 @@ class RawConnection:
         self.parser = ReplyParser()
         self.ready: list[Reply] = []
 
+    @classmethod
+    def over(cls, sock: socket.socket) -> "RawConnection":
+        """The same line connection over a socket already connected (a TLS one, say)."""
+        connection = cls.__new__(cls)
+        connection.sock, connection.parser, connection.ready = sock, ReplyParser(), []
+        return connection
+
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 

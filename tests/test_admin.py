@@ -263,6 +263,8 @@ def test_a_missing_database_directory_is_created_private(tmp_path, start_daemon)
         (["--idle-timeout", "nan"], "must be more than 0 seconds"),
         (["--idle-timeout", "inf"], "must be a finite number of seconds"),
         (["--auth-workers", "0"], "must be 1 or more"),
+        (["--password-cost", "1000"], "argument --password-cost: must be a power of two of 1024 or more"),
+        (["--account-lock-after", "1"], "argument --account-lock-after: must be 2 or more"),
         (["--table-min", "0"], "--table-min"),
         (["--start-bankroll", "-5"], "--start-bankroll"),
         (["--cpu", "9999"], "--cpu 9999: this process may run on CPUs"),

@@ -12,34 +12,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from conftest import Daemon, write_users_file
-from lineproto.wire import ReplyParser
+from conftest import Daemon, RawConnection, stat, write_users_file
 
 GARBAGE = st.binary(max_size=300).map(lambda data: bytes(b for b in data if not chr(b).isalpha()))
-
-
-class Line:
-    """A line connection over a plain or a TLS socket."""
-
-    def __init__(self, sock):
-        self.sock, self.parser, self.ready = sock, ReplyParser(), []
-
-    def reply(self):
-        while not self.ready:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed by the server")
-            self.ready.extend(self.parser.feed(data))
-        return self.ready.pop(0)
-
-    def command(self, line: str):
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
-
-    def stat(self) -> dict:
-        reply = self.command("STAT")
-        assert reply.code == 211, reply
-        return dict(line.split(": ", 1) for line in reply.lines if ": " in line)
 
 
 @pytest.fixture(scope="module")
@@ -76,25 +51,25 @@ def test_fuzzing_over_the_socket_keeps_sessions_and_state(fuzz_daemon):
         @initialize()
         def connect(self):
             self.line = self._login(tls=False)
-            state = self.line.stat()
+            state = stat(self.line)
             self.total = int(state["bankroll"]) + int(state["open-bets"])
-            self.readings = int(self._carol().stat()["my-readings"])
+            self.readings = int(stat(self._carol())["my-readings"])
 
-        def _open(self, tls: bool) -> Line:
-            line = Line(socket.create_connection(("127.0.0.1", daemon.port), timeout=30))
+        def _open(self, tls: bool) -> RawConnection:
+            line = RawConnection.over(socket.create_connection(("127.0.0.1", daemon.port), timeout=30))
             assert line.reply().code == 220
             if tls:
                 assert line.command("AUTH TLS").code == 234
-                line = Line(context.wrap_socket(line.sock, server_hostname="127.0.0.1"))
+                line = RawConnection.over(context.wrap_socket(line.sock, server_hostname="127.0.0.1"))
             return line
 
-        def _login(self, tls: bool, name="dave", password="hunter2") -> Line:
+        def _login(self, tls: bool, name="dave", password="hunter2") -> RawConnection:
             line = self._open(tls)
             line.command(f"USER {name}")
             assert line.command(f"PASS {password}").code == 230
             return line
 
-        def _carol(self) -> Line:
+        def _carol(self) -> RawConnection:
             if not hasattr(self, "carol"):
                 self.carol = self._login(False, "carol", "secret")
             return self.carol
@@ -137,10 +112,10 @@ def test_fuzzing_over_the_socket_keeps_sessions_and_state(fuzz_daemon):
         def chips_and_readings_are_conserved(self):
             if not hasattr(self, "line"):
                 return
-            state = self.line.stat()
+            state = stat(self.line)
             assert int(state["bankroll"]) + int(state["open-bets"]) == self.total
             if hasattr(self, "carol"):
-                assert int(self.carol.stat()["my-readings"]) == self.readings
+                assert int(stat(self.carol)["my-readings"]) == self.readings
 
         def teardown(self):
             for line in (getattr(self, "line", None), getattr(self, "carol", None)):

@@ -12,7 +12,6 @@ import pytest
 import trustme
 
 from conftest import RawConnection, stat
-from lineproto.wire import ReplyParser
 
 
 @pytest.fixture
@@ -30,25 +29,6 @@ def client_context(ca) -> ssl.SSLContext:
     context = ssl.create_default_context()
     ca.configure_trust(context)
     return context
-
-
-class TlsLine:
-    """A raw line connection over TLS (after AUTH TLS, or on the TLS port)."""
-
-    def __init__(self, sock: ssl.SSLSocket):
-        self.sock, self.parser, self.ready = sock, ReplyParser(), []
-
-    def reply(self):
-        while not self.ready:
-            data = self.sock.recv(65536)
-            if not data:
-                raise ConnectionError("closed")
-            self.ready.extend(self.parser.feed(data))
-        return self.ready.pop(0)
-
-    def command(self, line: str):
-        self.sock.sendall(line.encode() + b"\r\n")
-        return self.reply()
 
 
 def test_ftplib_logs_in_over_auth_tls_and_plays_a_round(start_daemon, certificate):
@@ -69,7 +49,7 @@ def test_the_tls_port_starts_with_the_handshake(start_daemon, certificate):
     daemon = start_daemon("--cert", cert, "--key", key, "--tls-port", "0", users=True)
     raw = socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=30)
     with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-        line = TlsLine(sock)
+        line = RawConnection.over(sock)
         assert line.reply().code == 220
         line.command("USER dave")
         assert line.command("PASS hunter2").code == 230
@@ -82,13 +62,13 @@ def test_lines_pipelined_after_auth_tls_are_never_run(start_daemon, certificate)
     ca, cert, key = certificate
     daemon = start_daemon("--cert", cert, "--key", key, users=True)
     raw = socket.create_connection(("127.0.0.1", daemon.port), timeout=30)
-    plain = TlsLine(raw)  # a line reader over the plain socket until the upgrade
+    plain = RawConnection.over(raw)  # a line reader over the plain socket until the upgrade
     assert plain.reply().code == 220
     raw.sendall(b"AUTH TLS\r\nUSER dave\r\nPASS hunter2\r\nBET RED 10\r\n")
     assert plain.reply().code == 234
     assert plain.ready == []  # nothing answered after the 234
     with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-        line = TlsLine(sock)
+        line = RawConnection.over(sock)
         assert stat(line)["user"] == "-"  # the injected login did not happen
         line.command("USER dave")
         assert line.command("PASS hunter2").code == 230
@@ -156,7 +136,7 @@ def test_require_tls_refuses_plaintext_logins_from_other_machines(start_daemon, 
         context = client_context(ca)
         context.check_hostname = False  # the certificate names 127.0.0.1, we came by another address
         with context.wrap_socket(raw.sock, server_hostname=address) as sock:
-            line = TlsLine(sock)
+            line = RawConnection.over(sock)
             line.command("USER dave")
             assert line.command("PASS hunter2").code == 230
     with RawConnection(daemon.port) as loopback:  # on loopback, nothing leaves the machine
@@ -170,7 +150,7 @@ def test_sighup_reloads_the_certificate_and_keeps_sessions(start_daemon, certifi
     daemon = start_daemon("--cert", cert, "--key", key, "--tls-port", "0")
     raw = socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=30)
     with client_context(ca).wrap_socket(raw, server_hostname="127.0.0.1") as old_session:
-        old = TlsLine(old_session)
+        old = RawConnection.over(old_session)
         assert old.reply().code == 220
         new_ca = trustme.CA()
         issued = new_ca.issue_cert("127.0.0.1")
@@ -182,7 +162,7 @@ def test_sighup_reloads_the_certificate_and_keeps_sessions(start_daemon, certifi
         assert "reloaded" in daemon.log()
         fresh = socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=30)
         with client_context(new_ca).wrap_socket(fresh, server_hostname="127.0.0.1") as sock:
-            assert TlsLine(sock).reply().code == 220
+            assert RawConnection.over(sock).reply().code == 220
         assert old.command("NOOP").code == 200  # the session from before the reload goes on
 
 
