@@ -21,17 +21,7 @@ def admin(tmp_path, *args, stdin=""):
 
 
 def test_user_administration(tmp_path):
-    result = admin(
-        tmp_path,
-        "useradd",
-        "erin",
-        "--name",
-        "Erin Reader",
-        "--role",
-        "reader",
-        "--password-stdin",
-        stdin="first pass\n",
-    )
+    result = add_user(tmp_path, "erin", "reader", real_name="Erin Reader", password="first pass")
     assert result.returncode == 0, result.stderr
     assert (
         admin(
@@ -59,17 +49,7 @@ def test_user_administration(tmp_path):
 
 
 def test_daemon_uses_database_users(tmp_path, start_daemon):
-    admin(
-        tmp_path,
-        "useradd",
-        "erin",
-        "--name",
-        "Erin Reader",
-        "--role",
-        "reader",
-        "--password-stdin",
-        stdin="first pass\n",
-    )
+    add_user(tmp_path, "erin", "reader", real_name="Erin Reader", password="first pass")
     daemon = start_daemon("--db", str(tmp_path / "db.sqlite"))
     with RawConnection(daemon.port) as raw:
         raw.reply()
