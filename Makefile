@@ -49,12 +49,13 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BENCH_VENV)
 	-$(BENCH_PY) -m pip install --quiet --upgrade pip
 	$(BENCH_PY) -m pip install --quiet -e '.[bench]' || { \
-	  echo "make bench: could not install the bench extras (pyftpdlib, twisted, uvloop): those servers (and lineproto-uvloop) are skipped (rm -r $(BENCH_VENV) to retry)"; \
+	  echo "make bench: could not install the bench extras (pyftpdlib, twisted, uvloop, scipy): those servers (and lineproto-uvloop) are skipped (rm -r $(BENCH_VENV) to retry)"; \
 	  $(BENCH_PY) -m pip install --quiet -e . || true; }
 	touch $@
 
 bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
 	$(BENCH_PY) bench/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
+	$(BENCH_PY) scripts/rng_check.py --spins $(if $(BENCH_QUICK),100000,1000000)
 
 .PHONY: bench-profile
 bench-profile: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
