@@ -189,6 +189,78 @@ def test_the_tls_port_behind_haproxy_gets_the_header_before_the_handshake(start_
 # ---------------------------------------------------------------- the same daemon, reached without the proxy
 
 
+class MemoryTls:
+    """A TLS client driven through memory BIOs, so the test decides what goes in which send."""
+
+    def __init__(self, sock: socket.socket, context: ssl.SSLContext):
+        self.sock = sock
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+
+    def client_hello(self) -> bytes:
+        with pytest.raises(ssl.SSLWantReadError):
+            self.tls.do_handshake()
+        return self.outgoing.read()
+
+    def finish_handshake(self) -> None:
+        while True:
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+                continue
+            self._flush()
+            return
+
+    def read_until(self, end: bytes) -> bytes:
+        data = b""
+        while end not in data:
+            try:
+                data += self.tls.read()
+            except ssl.SSLWantReadError:
+                self._fill()
+        return data
+
+    def send(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def _flush(self) -> None:
+        pending = self.outgoing.read()
+        if pending:
+            self.sock.sendall(pending)
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed by the daemon")
+        self.incoming.write(data)
+
+
+@pytest.mark.parametrize("loop", ["auto", "asyncio"])
+def test_a_header_and_the_client_hello_in_one_segment_both_reach_their_layer(start_daemon, tmp_path, engine, loop):
+    if engine == "threads" and loop != "auto":
+        pytest.skip("the event loop is the events engine's")
+    ca = trustme.CA()
+    issued = ca.issue_cert("localhost")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    issued.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    daemon = start_daemon(
+        "--cert", str(cert), "--key", str(key), "--tls-port", "0", "--tls-proxy-protocol", "any", "--loop", loop
+    )
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=30) as sock:
+        client = MemoryTls(sock, context)
+        sock.sendall(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 36000\r\n" + client.client_hello())  # one send
+        client.finish_handshake()
+        assert client.read_until(b"\r\n").startswith(b"220 ")
+        client.send(b"STAT\r\n")
+        assert b"211-peer: 192.0.2.7:4242\r\n" in client.read_until(b"211 End of status\r\n")
+
+
 def test_without_a_header_or_from_an_untrusted_address_the_daemon_says_nothing_and_closes(start_daemon):
     daemon = start_daemon("--proxy-protocol", "any", "--proxy-from", "127.0.0.1/32,::1")
     headless = RawConnection(daemon.port)  # trusted, but talks before sending a header
