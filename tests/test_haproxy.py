@@ -12,13 +12,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 import trustme
 
-from conftest import RawConnection, stat
+from conftest import ROOT, RawConnection, stat
 
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
 #: Seconds HAProxy gets to start serving.
@@ -275,3 +276,32 @@ def test_without_a_header_or_from_an_untrusted_address_the_daemon_says_nothing_a
     trusted.send(b"PROXY TCP4 192.0.2.7 127.0.0.1 4242 36000\r\nSTAT\r\n")
     assert trusted.reply().code == 220
     assert "peer: 192.0.2.7:4242" in trusted.reply().lines
+
+
+# ---------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--proxy-from", "10.0.0.0/33"], "--proxy-from: not an address or CIDR network: '10.0.0.0/33'"),
+        (["--proxy-from", "127.0.0.1,"], "--proxy-from: not an address or CIDR network: ''"),
+        (["--proxy-protocol", "v3"], "--proxy-protocol: invalid choice: 'v3'"),
+        (["--tls-proxy-protocol", "v2"], "--tls-proxy-protocol needs a TLS port (--tls-port)"),
+    ],
+)
+def test_proxy_option_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--db", str(tmp_path / "db"), "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    if args[0] == "--tls-proxy-protocol":
+        # Checked with the other listener settings once the database is open, after its log
+        # lines (as --tls-port without --cert is): the mistake is the last line.
+        lines = lines[-1:]
+    [line] = lines
+    assert message in line
