@@ -109,6 +109,8 @@ MAX_OUTPUT_PER_STEP = 64 * 1024
 
 NEW, READY, BUSY, HELD, UPGRADING, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "UPGRADING", "CLOSING", "CLOSED"
 PROXY = "PROXY"
+#: The peer an engine gives a connection whose address it cannot learn (the socket is gone already).
+UNKNOWN_PEER = "-"
 
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
 BAD_COMMANDS_REPLY = format_reply(421, "Too many bad commands in a row; closing connection")
@@ -534,7 +536,10 @@ class Connection:
     def _await_proxy(self, now: float) -> tuple[bytes, tuple]:
         """Enter the PROXY stage, or close a peer whose header would not be believed."""
         if not is_trusted(self.session.address, self.server.limits.proxy_from):
-            log.warning("refused %s: a PROXY header is expected, and this address is not in --proxy-from", self.peer)
+            if self.peer == UNKNOWN_PEER:  # gone before the engine could ask (a proxy's quick health check)
+                log.info("refused a connection of unknown address: a PROXY header is expected")
+            else:
+                log.warning("refused %s: a PROXY header is expected, and the address is not in --proxy-from", self.peer)
             return b"", self._close_unheard()
         self.state = PROXY
         self.deadline = now + self.server.limits.proxy_timeout

@@ -38,18 +38,19 @@ def free_port(host: str) -> int:
 class HAProxy:
     """``haproxy -db`` with one TCP frontend per backend server line; :attr:`ports` in the same order."""
 
-    def __init__(self, tmp_path: Path, servers: list[str]):
+    def __init__(self, tmp_path: Path, servers: list[str], backend_lines: tuple[str, ...] = ()):
         assert HAPROXY is not None, "no haproxy: apt-get install haproxy (scripts/test-packages.sh does)"
         self.stats = tmp_path / "haproxy.sock"
         self.ports = [free_port(FRONTEND_HOST) for _ in servers]
         sections = []
+        backend = "".join(f"    {line}\n" for line in backend_lines)
         for index, (port, server) in enumerate(zip(self.ports, servers, strict=True)):
             sections.append(
                 f"frontend front{index}\n"
                 f"    bind {FRONTEND_HOST}:{port}\n"
                 f"    unique-id-format %ci:%cp\n"
                 f"    default_backend back{index}\n"
-                f"backend back{index}\n"
+                f"backend back{index}\n{backend}"
                 f"    server daemon {server}\n"
             )
         config = tmp_path / "haproxy.cfg"
@@ -76,17 +77,34 @@ class HAProxy:
             if self.process.poll() is not None:
                 raise RuntimeError(f"haproxy exited {self.process.returncode}: {self.log_path.read_text()}")
             try:
-                with socket.socket(socket.AF_UNIX) as control:
-                    control.settimeout(2)
-                    control.connect(str(self.stats))
-                    control.sendall(b"show info\n")
-                    if b"Pid:" in control.recv(65536):
-                        return
+                if "Pid:" in self.ask("show info"):
+                    return
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError(f"haproxy not ready in {HAPROXY_READY_TIMEOUT} s: {self.log_path.read_text()}")
             time.sleep(0.05)
+
+    def ask(self, command: str) -> str:
+        """One command on HAProxy's stats socket, and its whole answer."""
+        with socket.socket(socket.AF_UNIX) as control:
+            control.settimeout(5)
+            control.connect(str(self.stats))
+            control.sendall(command.encode() + b"\n")
+            answer = b""
+            while chunk := control.recv(65536):
+                answer += chunk
+        return answer.decode()
+
+    def server_status(self) -> str:
+        """The status (UP, DOWN, ...) HAProxy's health checks give the daemon, from ``show stat``."""
+        header, *rows = self.ask("show stat").strip().splitlines()
+        columns = header.lstrip("# ").split(",")
+        for row in rows:
+            values = dict(zip(columns, row.split(","), strict=False))
+            if values["svname"] == "daemon":
+                return values["status"]
+        raise AssertionError("no daemon server in show stat")
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -104,8 +122,8 @@ def haproxy(tmp_path):
     """``haproxy(server_line, ...)`` -> a running :class:`HAProxy`; always stopped after the test."""
     started = []
 
-    def start(*servers: str) -> HAProxy:
-        proxy = HAProxy(tmp_path, list(servers))
+    def start(*servers: str, backend_lines: tuple[str, ...] = ()) -> HAProxy:
+        proxy = HAProxy(tmp_path, list(servers), backend_lines)
         started.append(proxy)
         return proxy
 
@@ -138,6 +156,7 @@ def test_behind_haproxy_the_daemon_sees_the_clients_address(start_daemon, haprox
     assert client.command("PASS hunter2").code == 230
     assert client.command("BET RED 10").code == 200
     assert client.command("QUIT").code == 221
+    client.sock.close()  # HAProxy then closes its side to the daemon, which logs the close
     log = daemon.wait_log(f"close {peer}")
     assert f"open {peer} via 127.0.0.1:" in log and f"(PROXY {mode} PROXY)" in log
     assert f"login dave from {peer}" in log
@@ -156,9 +175,16 @@ def test_per_address_limits_count_the_client_behind_haproxy(start_daemon, haprox
     daemon.wait_log(f"refused {CLIENT}:{local_port(second)}: too many connections from your address")
 
 
-def test_haproxys_v2_health_checks_are_local_and_keep_the_real_peer(start_daemon, haproxy):
+def test_haproxys_v2_health_checks_are_local_read_the_greeting_and_keep_the_real_peer(start_daemon, haproxy):
     daemon = start_daemon("--proxy-protocol", "v2")
-    haproxy(f"127.0.0.1:{daemon.port} send-proxy-v2 check check-send-proxy inter 100ms")
+    proxy = haproxy(
+        f"127.0.0.1:{daemon.port} send-proxy-v2 check check-send-proxy inter 100ms rise 1",
+        backend_lines=("option tcp-check", "tcp-check expect string 220"),  # up once it reads the greeting
+    )
+    deadline = time.monotonic() + HAPROXY_READY_TIMEOUT
+    while (status := proxy.server_status()) != "UP":
+        assert time.monotonic() < deadline, f"the daemon is {status} to HAProxy's checks:\n{daemon.log()}"
+        time.sleep(0.05)
     log = daemon.wait_log("(PROXY v2 LOCAL)")
     line = next(line for line in log.splitlines() if "(PROXY v2 LOCAL)" in line)
     assert " open 127.0.0.1:" in line and " via 127.0.0.1:" in line

@@ -166,6 +166,13 @@ def test_an_untrusted_peer_is_closed_at_once(caplog) -> None:
     assert server.state.open_connections == 0
 
 
+def test_a_peer_of_unknown_address_is_closed_and_logged_as_such(caplog) -> None:
+    caplog.set_level(logging.INFO, "lineproto")
+    client = ProxiedServer().connect("-")  # the events engine's peer when the socket is gone at once
+    assert client.start() == [] and client.closed
+    assert "refused a connection of unknown address" in caplog.text and "--proxy-from" not in caplog.text
+
+
 def test_proxy_from_names_the_trusted_proxies() -> None:
     server = ProxiedServer(proxy_from=(ipaddress.ip_network("192.0.2.0/28"),))
     trusted = server.connect("192.0.2.5:4000")

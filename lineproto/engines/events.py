@@ -35,7 +35,7 @@ import threading
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
-from ..connection import CLOSE, CLOSED, START_TLS, Connection, ServerState
+from ..connection import CLOSE, CLOSED, START_TLS, UNKNOWN_PEER, Connection, ServerState
 from ..errors import StartError
 from .tls import HANDSHAKE_TIMEOUT
 
@@ -250,7 +250,7 @@ class _LineProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         proxy = self.server.settings.proxy_for(self.implicit_tls)
         self.connection = self.server.state.connection(
-            f"{peer[0]}:{peer[1]}" if peer else "-", self.implicit_tls, proxy
+            f"{peer[0]}:{peer[1]}" if peer else UNKNOWN_PEER, self.implicit_tls, proxy
         )
         self.server._added(self)
         if self.implicit_tls and not self.connection.expects_proxy_header:
