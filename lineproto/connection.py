@@ -12,7 +12,10 @@ States
 =========  =================================================================  ================
 state      meaning                                                            next
 =========  =================================================================  ================
-NEW        created; :meth:`Connection.start` sends the greeting or a 421      READY, CLOSING
+NEW        created; :meth:`Connection.start` sends the greeting or a 421      READY, PROXY,
+                                                                              CLOSING
+PROXY      waiting for the PROXY header (below); nothing is sent             READY, NEW (TLS),
+                                                                              CLOSING
 READY      complete lines are answered, in order, as they arrive              BUSY, CLOSING
 BUSY       a command runs in a worker (:class:`RunBlocking`); later input     READY, HELD,
            is kept unanswered until its reply is out, so replies stay in      CLOSING
@@ -29,9 +32,19 @@ CLOSING    the last reply is out and :data:`CLOSE` was asked for; input is    CL
 CLOSED     the transport is gone and the session is released                 (end)
 =========  =================================================================  ================
 
-A PROXY-protocol stage (a header before the greeting's first line) will sit
-between NEW and READY when a listener is configured for it; nothing enters it
-yet.
+PROXY (between NEW and READY) is entered only on a listener configured for
+the PROXY protocol (``--proxy-protocol``): :meth:`Connection.start` closes a
+peer outside ``--proxy-from`` at once, else waits, without a greeting, for the
+whole header (:mod:`lineproto.wire.proxy`), at most
+:attr:`ConnectionLimits.proxy_timeout` seconds. A bad header, a timeout or an
+end of input closes, logged and unanswered. With a header the connection takes
+the client's address it carries as its peer (logs, per-address admission,
+login throttling, STAT's ``peer``; v2 LOCAL and v1 UNKNOWN keep the real
+peer), is admitted under it and greets; the bytes after the header go on to
+telnet filtering and framing. On the TLS port the header comes before the
+handshake: the connection goes back to NEW and asks for :data:`START_TLS`
+(an engine there reads no more than :attr:`Connection.proxy_wanted` bytes at a
+time, so the bytes after the header stay for TLS).
 
 How an engine drives a connection
 =================================
@@ -66,9 +79,11 @@ from dataclasses import dataclass
 from .commands import Blocking, Services, Session
 from .commands.session import NO_TLS, TlsPolicy
 from .commands.table import when_stored_user
+from .proxying import DEFAULT_PROXY_FROM, PROXY_HEADER_TIMEOUT, Network, is_trusted
 from .wire import LineReader, Reply, format_reply
 from .wire.lines import LineEvent
 from .wire.logtext import for_log
+from .wire.proxy import ProxyError, ProxyHeader, ProxyParser
 from .wire.telnet import Answer
 
 log = logging.getLogger("lineproto.connection")
@@ -93,6 +108,9 @@ MAX_LINES_PER_STEP = 64
 MAX_OUTPUT_PER_STEP = 64 * 1024
 
 NEW, READY, BUSY, HELD, UPGRADING, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "UPGRADING", "CLOSING", "CLOSED"
+PROXY = "PROXY"
+#: The peer an engine gives a connection whose address it cannot learn (the socket is gone already).
+UNKNOWN_PEER = "-"
 
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
 BAD_COMMANDS_REPLY = format_reply(421, "Too many bad commands in a row; closing connection")
@@ -157,6 +175,10 @@ class ConnectionLimits:
     max_per_address: int = DEFAULT_MAX_PER_ADDRESS
     login_timeout: float = DEFAULT_LOGIN_TIMEOUT
     max_bad_commands: int = DEFAULT_MAX_BAD_COMMANDS
+    #: Whose PROXY headers are believed (``--proxy-from``), on a listener that expects them.
+    proxy_from: tuple[Network, ...] = DEFAULT_PROXY_FROM
+    #: Seconds a PROXY header may take to arrive whole.
+    proxy_timeout: float = PROXY_HEADER_TIMEOUT
 
 
 class ServerState:
@@ -177,9 +199,10 @@ class ServerState:
         self._per_address: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def connection(self, peer: str, secure: bool = False) -> Connection:
-        """A new :class:`Connection` for a client at ``peer`` (``host:port``); ``secure``: on TLS already."""
-        return Connection(self, peer, secure)
+    def connection(self, peer: str, secure: bool = False, proxy: str = "off") -> Connection:
+        """A new :class:`Connection` for a client at ``peer`` (``host:port``); ``secure``: on TLS already
+        (the TLS port); ``proxy``: the listener's PROXY protocol mode (``off``, ``v1``, ``v2``, ``any``)."""
+        return Connection(self, peer, secure, proxy)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -240,9 +263,11 @@ class Connection:
         "_idle_deadline",
         "_bad_commands",
         "_refusals",
+        "_proxy",
+        "_via",
     )
 
-    def __init__(self, server: ServerState, peer: str, secure: bool = False):
+    def __init__(self, server: ServerState, peer: str, secure: bool = False, proxy: str = "off"):
         self.server = server
         self.peer = peer
         self.session = Session(server.services, peer, server.tls, secure)
@@ -264,18 +289,25 @@ class Connection:
         self._idle_deadline = 0.0  # 421 at this time unless a complete line comes
         self._bad_commands = 0  # bad command lines in a row
         self._refusals = 0  # 4yz/5yz replies so far (the first LOGGED_REFUSALS are logged)
+        self._proxy = ProxyParser(proxy) if proxy != "off" else None  # until the PROXY header is in
+        self._via = ""  # for the log: how the peer's address came (the proxy's own address)
 
     # ------------------------------------------------------------------ inputs
 
     def start(self, now: float) -> tuple[bytes, tuple]:
-        """The connection is open: the greeting, or a 421 when the server is full or stopping."""
+        """The connection is open: the greeting, or a 421 when the server is full or stopping.
+
+        On a PROXY listener: nothing yet (the PROXY stage), or a close for an untrusted peer.
+        """
+        if self._proxy is not None:
+            return self._await_proxy(now)
         why = self.server._admit(self.session.address)
         if why is not None:
             log.warning("refused %s: %s", self.peer, why)
             self.state = CLOSING
             return format_reply(421, f"Service not available: {why}; try again later"), (CLOSE,)
         self._admitted = True
-        log.info("open %s", self.peer)
+        log.info("open %s%s", self.peer, self._via)
         self.state = READY
         self._login_deadline = now + self.server.limits.login_timeout
         self.deadline = self._next_deadline(now)
@@ -285,6 +317,8 @@ class Connection:
         """Bytes from the peer: the replies to the lines they complete."""
         if self.state is CLOSING or self.state is CLOSED or self.state is UPGRADING:
             return NOTHING  # UPGRADING: plaintext after AUTH TLS is never run
+        if self.state is PROXY:
+            return self._receive_proxy(data, now)
         events = self._reader.feed(data)
         if events:
             self._queue(events, now)
@@ -296,6 +330,9 @@ class Connection:
         """The peer will send nothing more: answer its last (even unterminated) line, then close."""
         if self.state is CLOSING or self.state is CLOSED:
             return NOTHING
+        if self.state is PROXY:
+            log.info("%s: closed before its PROXY header was whole", self.peer)
+            return b"", self._close_unheard()
         self._eof = True
         events = self._reader.finish()
         if events:
@@ -385,6 +422,9 @@ class Connection:
     def tick(self, now: float) -> tuple[bytes, tuple]:
         """The clock reached :attr:`deadline` (or passed it): 421 if no complete line came in time."""
         deadline = self.deadline
+        if self.state is PROXY and deadline is not None and now >= deadline:
+            log.warning("%s: no whole PROXY header within %g s: closing", self.peer, self.server.limits.proxy_timeout)
+            return b"", self._close_unheard()
         if self.state is HELD and deadline is not None and now >= deadline:
             reply, self._held = self._held, b""
             self.state = READY
@@ -429,6 +469,8 @@ class Connection:
 
         Lines not answered yet are not answered. Call it after ``ServerState.stop()``.
         """
+        if self.state is PROXY:  # nothing was said yet, and on the TLS port nothing can be in plaintext
+            return b"", self._close_unheard()
         if self.state is READY or self.state is NEW:
             return SHUTDOWN_REPLY, self._close()
         if self.state is HELD:  # no reason to hold a reply back any longer
@@ -478,6 +520,61 @@ class Connection:
     @property
     def closed(self) -> bool:
         return self.state is CLOSING or self.state is CLOSED
+
+    @property
+    def expects_proxy_header(self) -> bool:
+        """The PROXY header has still to come: on the TLS port, call :meth:`start` (not the handshake)."""
+        return self._proxy is not None
+
+    @property
+    def proxy_wanted(self) -> int:
+        """In the PROXY stage: most bytes to read next so that none of them is from after the header."""
+        return self._proxy.wanted if self._proxy is not None else 0
+
+    # ------------------------------------------------------------------ the PROXY stage
+
+    def _await_proxy(self, now: float) -> tuple[bytes, tuple]:
+        """Enter the PROXY stage, or close a peer whose header would not be believed."""
+        if not is_trusted(self.session.address, self.server.limits.proxy_from):
+            if self.peer == UNKNOWN_PEER:  # gone before the engine could ask (a proxy's quick health check)
+                log.info("refused a connection of unknown address: a PROXY header is expected")
+            else:
+                log.warning("refused %s: a PROXY header is expected, and the address is not in --proxy-from", self.peer)
+            return b"", self._close_unheard()
+        self.state = PROXY
+        self.deadline = now + self.server.limits.proxy_timeout
+        return NOTHING
+
+    def _receive_proxy(self, data: bytes, now: float) -> tuple[bytes, tuple]:
+        """Bytes of the PROXY stage: once the header is whole, the client's address, then on as usual."""
+        parser = self._proxy
+        assert parser is not None  # PROXY state only with a parser
+        try:
+            header = parser.feed(data)
+        except ProxyError as exc:
+            log.warning("%s: closed: %s", self.peer, exc)
+            return b"", self._close_unheard()
+        if not isinstance(header, ProxyHeader):  # NEED_MORE
+            return NOTHING
+        self._proxy = None
+        self._via = f" via {self.peer} (PROXY v{header.version} {header.command})"
+        client = header.client
+        if client is not None:
+            session = self.session
+            self.peer = f"{client[0]}:{client[1]}"
+            self.session = Session(session.services, self.peer, session.tls, session.secure)
+        self.state = NEW
+        self.deadline = None
+        if self.session.secure:  # the TLS port: the handshake comes next, then the greeting
+            if parser.rest:
+                log.warning("%s: closed: bytes after the PROXY header were taken from TLS", self.peer)
+                return b"", self._close()
+            return b"", (START_TLS,)
+        greeting, actions = self.start(now)
+        if actions or not parser.rest:
+            return greeting, actions
+        data, actions = self.receive_data(parser.rest, now)
+        return greeting + data, actions
 
     # ------------------------------------------------------------------ inside
 
@@ -561,6 +658,11 @@ class Connection:
         self._events, self._next, self.pending = NO_EVENTS, 0, False
         self._reader = LineReader()  # a partial line after AUTH TLS goes too
         return (START_TLS,)
+
+    def _close_unheard(self) -> tuple:
+        """Close before any greeting (PROXY stage): the header will never be read, nothing is said."""
+        self._proxy = None
+        return self._close()
 
     def _close(self) -> tuple:
         self.state = CLOSING

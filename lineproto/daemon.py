@@ -52,6 +52,7 @@ from .engines import (
 )
 from .engines.tls import TlsConfig
 from .errors import StartError
+from .proxying import add_arguments as add_proxy_arguments
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
 log = logging.getLogger("lineproto.daemon")
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="plaintext connections from other machines must AUTH TLS before logging in",
     )
+    add_proxy_arguments(parser)
     add_service_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -447,12 +449,15 @@ def _serve(args, store: SqliteStore) -> int:
             max_per_address=args.max_per_address,
             login_timeout=args.login_timeout,
             max_bad_commands=args.max_bad_commands,
+            proxy_from=args.proxy_from,
         ),
         auth_workers=args.auth_workers,
         loop=args.loop,
         tls=load_tls(args),
         tls_port=args.tls_port,
         require_tls=args.require_tls,
+        proxy_protocol=args.proxy_protocol,
+        tls_proxy_protocol=args.tls_proxy_protocol,
     )
     try:
         server = make_server(services, settings, args.engine)

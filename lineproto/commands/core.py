@@ -57,6 +57,7 @@ def stat(session: Session) -> Reply:
         ("connections", stats.connections),
         ("commands-served", stats.commands),
         *stats.counters.items(),
+        ("peer", session.peer),  # the client's address as the daemon sees it (behind a proxy: the header's)
         ("user", session.user.name if session.user else "-"),
     ]
     for provider in services.stat_providers:

@@ -28,6 +28,7 @@ from ..commands import Services
 from ..commands.session import TlsPolicy
 from ..connection import ConnectionLimits, ServerState
 from ..errors import StartError
+from ..proxying import MODES as PROXY_MODES
 from .tls import TlsConfig
 
 #: Engine names, the default first.
@@ -57,10 +58,21 @@ class ServerSettings:
     tls: TlsConfig | None = None  # a certificate: AUTH TLS is offered (and the TLS port may listen)
     tls_port: int | None = None  # a second listener whose connections start with the TLS handshake
     require_tls: bool = False  # plaintext connections from other machines must AUTH TLS before logging in
+    proxy_protocol: str = "off"  # the plain port's PROXY header: off, v1, v2, any (lineproto.proxying)
+    tls_proxy_protocol: str = "off"  # the same for the TLS port (the header comes before the handshake)
 
     def __post_init__(self) -> None:
         if self.tls is None and (self.tls_port is not None or self.require_tls):
             raise StartError("a TLS port and --require-tls need a certificate (--cert, --key)")
+        for mode in (self.proxy_protocol, self.tls_proxy_protocol):
+            if mode not in PROXY_MODES:
+                raise StartError(f"unknown PROXY protocol mode {mode!r}: one of {', '.join(PROXY_MODES)}")
+        if self.tls_port is None and self.tls_proxy_protocol != "off":
+            raise StartError("--tls-proxy-protocol needs a TLS port (--tls-port)")
+
+    def proxy_for(self, tls_port: bool) -> str:
+        """The PROXY protocol mode of the plain listener, or of the TLS port's."""
+        return self.tls_proxy_protocol if tls_port else self.proxy_protocol
 
     @property
     def tls_policy(self) -> TlsPolicy:

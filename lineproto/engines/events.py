@@ -35,7 +35,7 @@ import threading
 
 from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
-from ..connection import CLOSE, CLOSED, START_TLS, Connection, ServerState
+from ..connection import CLOSE, CLOSED, START_TLS, UNKNOWN_PEER, Connection, ServerState
 from ..errors import StartError
 from .tls import HANDSHAKE_TIMEOUT
 
@@ -51,6 +51,9 @@ CLOSE_LINGER = 5.0
 SHUTDOWN_POLL = 0.01
 #: Pending connections the kernel queues before accept.
 LISTEN_BACKLOG = 1024
+#: Most bytes of a PROXY header read at once on the TLS port (a v2 header's fixed part and
+#: addresses fit; its TLVs take a few reads more).
+MAX_PROXY_READ = 256
 
 
 def new_event_loop(name: str) -> tuple[asyncio.AbstractEventLoop, str]:
@@ -161,9 +164,7 @@ class EventServer:
         listeners = [listener]
         if self._tls_socket is not None and self.tls_address is not None:
             listeners.append(
-                await loop.create_server(
-                    lambda: _LineProtocol(self, implicit_tls=True), sock=self._tls_socket, backlog=LISTEN_BACKLOG
-                )
+                await loop.create_server(self._tls_protocol, sock=self._tls_socket, backlog=LISTEN_BACKLOG)
             )
             log.info("TLS listening on %s:%d", *self.tls_address)
         self.ready.set()
@@ -189,6 +190,11 @@ class EventServer:
             protocol.abort()
         for _ in range(3):  # let connection_lost run for the aborted transports (session releases)
             await asyncio.sleep(0)
+
+    def _tls_protocol(self) -> asyncio.BaseProtocol:
+        """A TLS port connection's protocol: with PROXY headers there, one that reads the header first."""
+        line = _LineProtocol(self, implicit_tls=True)
+        return _ProxyHeaderReader(line) if self.settings.tls_proxy_protocol != "off" else line
 
     # ---------------------------------------------------------------- bookkeeping for the protocols
 
@@ -242,9 +248,12 @@ class _LineProtocol(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
-        self.connection = self.server.state.connection(f"{peer[0]}:{peer[1]}" if peer else "-", self.implicit_tls)
+        proxy = self.server.settings.proxy_for(self.implicit_tls)
+        self.connection = self.server.state.connection(
+            f"{peer[0]}:{peer[1]}" if peer else UNKNOWN_PEER, self.implicit_tls, proxy
+        )
         self.server._added(self)
-        if self.implicit_tls:
+        if self.implicit_tls and not self.connection.expects_proxy_header:
             self._start_tls()
         else:
             self._emit(self.connection.start(self.loop.time()))
@@ -419,3 +428,46 @@ class _LineProtocol(asyncio.Protocol):
             self.linger = self.loop.call_later(CLOSE_LINGER, transport.abort)
         else:
             transport.close()
+
+
+class _ProxyHeaderReader(asyncio.BufferedProtocol):
+    """The TLS port's protocol until its PROXY header is in: reads it to its last byte, no further.
+
+    A plain protocol would take whatever the kernel holds, the start of the TLS handshake
+    included, and TLS must get those bytes from the socket (an event loop's ``start_tls``
+    cannot be handed bytes already read). So this reads at most
+    :attr:`~lineproto.connection.Connection.proxy_wanted` bytes at a time into its own
+    buffer, hands them to the line protocol, and once the header is done gives the
+    transport back to it (which then starts the handshake).
+    """
+
+    def __init__(self, line: _LineProtocol):
+        self.line = line
+        self.buffer = bytearray(MAX_PROXY_READ)
+
+    def connection_made(self, transport) -> None:
+        self.line.connection_made(transport)
+        self._hand_back_when_done()
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buffer)[: max(self.line.connection.proxy_wanted, 1)]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.line.data_received(bytes(self.buffer[:nbytes]))
+        self._hand_back_when_done()
+
+    def _hand_back_when_done(self) -> None:
+        if not self.line.connection.expects_proxy_header and self.line.transport.get_protocol() is self:
+            self.line.transport.set_protocol(self.line)
+
+    def eof_received(self) -> bool:
+        return self.line.eof_received()
+
+    def connection_lost(self, exc) -> None:
+        self.line.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self.line.pause_writing()
+
+    def resume_writing(self) -> None:
+        self.line.resume_writing()

@@ -193,17 +193,18 @@ class _Handler(socketserver.BaseRequestHandler):
         #: The connection's socket: an ``ssl.SSLSocket`` once TLS is up (AUTH TLS, the TLS port).
         self.sock: socket.socket = self.request
         host, port = self.client_address[:2]
-        connection = engine.state.connection(f"{host}:{port}", implicit_tls)
+        connection = engine.state.connection(f"{host}:{port}", implicit_tls, engine.settings.proxy_for(implicit_tls))
         self.connection = connection
         self.job_dropped = False
         self.peer_eof = False
         self.woken = threading.Event()  # set by wake(): the server stops
         engine._added(self)
         try:
-            if implicit_tls and not self._handshake(engine):
+            handshake_first = implicit_tls and not connection.expects_proxy_header  # else the header comes first
+            if handshake_first and not self._handshake(engine):
                 connection.tls_failed(self.tls_error)
                 return
-            self._serve(engine, connection, implicit_tls)
+            self._serve(engine, connection, handshake_first)
         finally:
             try:
                 actions = connection.connection_lost()
@@ -231,6 +232,7 @@ class _Handler(socketserver.BaseRequestHandler):
     def _serve(self, engine: ThreadedServer, connection: Connection, on_tls: bool) -> None:
         clock = time.monotonic
         self.recv_timeout = None
+        tls_proxy = self.server.implicit_tls and connection.expects_proxy_header  # type: ignore[attr-defined]
         # A peer that reads nothing for a whole idle timeout while a reply waits is gone.
         set_timeout(self.sock, connection.server.limits.idle_timeout, socket.SO_SNDTIMEO)
         first = connection.tls_established(clock()) if on_tls else connection.start(clock())
@@ -254,7 +256,10 @@ class _Handler(socketserver.BaseRequestHandler):
                     return
                 continue
             try:
-                data = sock.recv(_RECV_BYTES)
+                # On the TLS port the PROXY header is read to its last byte and no further: the
+                # bytes after it are the handshake's.
+                exact = tls_proxy and connection.expects_proxy_header
+                data = sock.recv(connection.proxy_wanted if exact else _RECV_BYTES)
             except (TimeoutError, BlockingIOError):  # the timeout ran out (settimeout, SO_RCVTIMEO)
                 output = connection.tick(clock())
             except OSError:
