@@ -491,6 +491,22 @@ def test_guest_tables_belong_to_the_login():
     assert (casino.view(first).bankroll, casino.view(first).staked) == (100, 0)
 
 
+def test_receipts_history_and_the_cashier_without_a_store():
+    root = User("root", "Ada Admin", frozenset({"admin"}), "scrypt$unused")
+    services = build_services(UserDirectory({**PLAYERS, "root": root}))  # no store: in memory
+    dave, admin = sessions_of(services, PLAYERS["dave"], root)
+    assert PlacedBet.from_reply(dave.handle("BET RED 10")).slip == 1
+    dave.handle("SPIN")
+    assert dave.handle("SLIP 1").lines[0].startswith("Slip 1: RED for 10 at private round 1: ")
+    assert admin.handle("CRED dave -2000 too much").code == 535
+    credited = admin.handle("CRED dave +7 memory")
+    assert credited.code == 200 and credited.lines[0].startswith("Credit 1 to dave: +7 chips; ")
+    history = dave.handle("HIST").lines
+    assert history[1].startswith("Credit 1 by root, ") and history[1].endswith("; memory")
+    assert history[2].startswith("Round 1 at private, ") and history[3].startswith("Slip 1: RED for 10: ")
+    assert admin.handle("CRED erin 1 welcome").lines[0] == "Credit 2 to erin: +1 chips; bankroll 1000 -> 1001"
+
+
 class FailingStore:
     """A store whose every transaction fails, as with a read-only or full database."""
 

@@ -959,9 +959,11 @@ def cleared_slips(before: Iterable[OpenBet], table: Table, result: object) -> li
     A spin's bets are settled, not cleared (:meth:`RoundRecord.slips`): for a
     :class:`SpinResult` this is empty.
     """
-    if isinstance(result, SpinResult):
+    before = list(before)
+    now = table.bets
+    if isinstance(result, SpinResult) or len(now) >= len(before):  # bets only ever leave together: none left
         return []
-    still = {id(open_bet) for open_bet in table.bets}
+    still = {id(open_bet) for open_bet in now}
     return [
         Slip(b.slip, PRIVATE_TABLE, table.rounds + 1, b.bet.name, b.amount, CLEARED, b.amount)
         for b in before
