@@ -187,6 +187,7 @@ def test_the_ledger_shows_in_hist_and_in_daemon_py_ledger(start_daemon, tmp_path
         "table fee",
     )
     assert (older.amount, older.reason, round_.round) == (50, "welcome bonus", 1)
+    daemon.wait_log(f"root credited -20 chips to dave (ledger {taken.number})")
     daemon.stop()
     listed = daemon_py("ledger", "DAVE", "--db", db)
     assert (listed.returncode, listed.stderr) == (0, "")

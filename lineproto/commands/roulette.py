@@ -467,6 +467,9 @@ def cred(session, name: str, amount: str, reason: str) -> Reply:
     if user is None or not user.has_role(*PLAYER_ROLES):
         raise CommandError(550, f"No registered player named {_shown_name(name)}")
     entry = _registry(session).credit(session.user.name, user.name, int(amount), reason)
+    log.info(
+        "%s: %s credited %+d chips to %s (ledger %d)", session.peer, entry.by, entry.amount, entry.player, entry.number
+    )
     return shapes.Credited(
         entry.number, entry.player, entry.amount, entry.bankroll_before, entry.bankroll_after
     ).reply()
