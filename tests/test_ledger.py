@@ -18,6 +18,7 @@ from conftest import ROOT
 from lineproto.client import Client, PermanentError
 from lineproto.domain.roulette import BadCredit, BetError, Limits, TableError, parse_bet
 from lineproto.store import SqliteStore
+from lineproto.wire import ProtocolError, Reply
 from lineproto.wire.shapes import Credited, History, HistoryBet, HistoryCredit, HistoryRound, PlacedBet, Receipt, Spin
 
 
@@ -339,3 +340,25 @@ LEDGER_SHAPES = st.one_of(
 @given(LEDGER_SHAPES)
 def test_the_new_shapes_parse_back_to_what_was_formatted(shape):
     assert type(shape).from_reply(shape.reply()) == shape
+
+
+END = "End of history"
+
+
+@pytest.mark.parametrize(
+    "shape, reply",
+    [
+        (
+            History,
+            Reply(211, ("History of dave, newest first:", "Slip 1: RED for 10: win, 20 returned", "End of history")),
+        ),
+        (History, Reply(211, ("History of dave, newest first:", "Status:"))),  # no end line
+        (History, Reply(211, ("Status:", "End of status"))),
+        (Receipt, Reply(200, ("Slip 1: RED for 10 at private round 1: refunded, 10 returned",))),
+        (Credited, Reply(200, ("Credit 1 to dave: 50 chips; bankroll 0 -> 50",))),  # the sign is always written
+        (PlacedBet, Reply(200, ("Bet RED for 10 (pays 1:1); bankroll 90",))),  # no slip
+    ],
+)
+def test_a_reply_of_another_shape_is_a_protocol_error(shape, reply):
+    with pytest.raises(ProtocolError):
+        shape.from_reply(reply)
