@@ -233,7 +233,7 @@ def test_daemon_py_check_proves_a_played_database_and_catches_a_hand_edited_bank
     assert bad.returncode == 1, bad
     first, summary = bad.stdout.splitlines()
     assert first.startswith("dave: holds ") and first.endswith(": +100")
-    assert summary.startswith("1 of 2 players differ: ")
+    assert summary.startswith("1 of 2 players differs: ")
     missing = daemon_py("check", "--db", str(tmp_path / "typo.db"))
     assert missing.returncode == 2 and len(missing.stderr.splitlines()) == 1
 

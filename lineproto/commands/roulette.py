@@ -745,7 +745,8 @@ def run_check(args: argparse.Namespace, open_store: Callable[[bool], Any]) -> in
     held = sum(audit.held for audit in audits)
     start, credits, net = (sum(getattr(a, key) for a in audits) for key in ("start", "credits", "net"))
     players = f"{len(audits)} player{'' if len(audits) == 1 else 's'}"
-    verdict = f"{len(wrong)} of {players} differ" if wrong else f"chips conserved for {players}"
+    differ = "differs" if len(wrong) == 1 else "differ"
+    verdict = f"{len(wrong)} of {players} {differ}" if wrong else f"chips conserved for {players}"
     print(
         f"{verdict}: held {held} chips, start {start} + credits {credits:+d} + net {net:+d} = {start + credits + net}"
     )
