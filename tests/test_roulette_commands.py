@@ -45,8 +45,8 @@ def test_readme_example_in_one_write(shared, connect):
     connection.send(b"USER guest\r\nBET RED 10\r\nBET 17 5\r\nSPIN\r\nSTAT\r\nQUIT\r\n")
     replies = connection.replies(6)
     assert [r.code for r in replies] == [230, 200, 200, 250, 211, 221]
-    assert replies[1].lines == ("Bet RED for 10 (pays 1:1); bankroll 90",)
-    assert replies[2].lines == ("Bet 17 for 5 (pays 35:1); bankroll 85",)
+    assert replies[1].lines == ("Bet RED for 10 (pays 1:1); bankroll 90; slip 1",)
+    assert replies[2].lines == ("Bet 17 for 5 (pays 35:1); bankroll 85; slip 2",)
     spin = replies[3].lines
     info = pocket_properties(Spin.from_reply(replies[3]).pocket)
     assert spin[0] == info.describe()
@@ -136,16 +136,16 @@ def test_client_table_status_is_typed(shared):
 def test_every_kind_of_bet_on_the_american_wheel(shared, connect, line, canonical, payout):
     connection = login(connect(shared.port))
     reply = connection.command(line)
-    assert (reply.code, reply.lines) == (200, (f"Bet {canonical} for 1 (pays {payout}:1); bankroll 99",))
+    assert (reply.code, reply.lines) == (200, (f"Bet {canonical} for 1 (pays {payout}:1); bankroll 99; slip 1",))
 
 
 def test_european_only_bets(shared, connect):
     connection = login(connect(shared.port))
     assert connection.command("TABL european").code == 200
     for line, text in [
-        ("BET FOUR 2", "Bet FOUR for 2 (pays 8:1); bankroll 98"),
-        ("BET TRIO 0-2-3 2", "Bet TRIO 0-2-3 for 2 (pays 11:1); bankroll 96"),
-        ("BET SPLIT 0-3 2", "Bet SPLIT 0-3 for 2 (pays 17:1); bankroll 94"),
+        ("BET FOUR 2", "Bet FOUR for 2 (pays 8:1); bankroll 98; slip 1"),
+        ("BET TRIO 0-2-3 2", "Bet TRIO 0-2-3 for 2 (pays 11:1); bankroll 96; slip 2"),
+        ("BET SPLIT 0-3 2", "Bet SPLIT 0-3 for 2 (pays 17:1); bankroll 94; slip 3"),
     ]:
         assert connection.command(line).lines == (text,)
 
@@ -329,7 +329,7 @@ def test_player_bankroll_shared_by_connections_and_kept_across_reconnects(start_
     a = login(connect(daemon.port), "dave", "hunter2")
     b = login(connect(daemon.port), "dave", "hunter2")
     assert stat(a)["bankroll"] == "700"
-    assert a.command("BET RED 100").lines == ("Bet RED for 100 (pays 1:1); bankroll 600",)
+    assert a.command("BET RED 100").lines == ("Bet RED for 100 (pays 1:1); bankroll 600; slip 1",)
     keys = stat(b)
     assert (keys["bankroll"], keys["open-bet-chips"]) == ("600", "100")
     assert b.command("BETS").lines[1] == "RED for 100 (pays 1:1)"
@@ -489,6 +489,22 @@ def test_guest_tables_belong_to_the_login():
     assert first.guest_seat is None
     first.login(GUEST_USER)
     assert (casino.view(first).bankroll, casino.view(first).staked) == (100, 0)
+
+
+def test_receipts_history_and_the_cashier_without_a_store():
+    root = User("root", "Ada Admin", frozenset({"admin"}), "scrypt$unused")
+    services = build_services(UserDirectory({**PLAYERS, "root": root}))  # no store: in memory
+    dave, admin = sessions_of(services, PLAYERS["dave"], root)
+    assert PlacedBet.from_reply(dave.handle("BET RED 10")).slip == 1
+    dave.handle("SPIN")
+    assert dave.handle("SLIP 1").lines[0].startswith("Slip 1: RED for 10 at private round 1: ")
+    assert admin.handle("CRED dave -2000 too much").code == 535
+    credited = admin.handle("CRED dave +7 memory")
+    assert credited.code == 200 and credited.lines[0].startswith("Credit 1 to dave: +7 chips; ")
+    history = dave.handle("HIST").lines
+    assert history[1].startswith("Credit 1 by root, ") and history[1].endswith("; memory")
+    assert history[2].startswith("Round 1 at private, ") and history[3].startswith("Slip 1: RED for 10: ")
+    assert admin.handle("CRED erin 1 welcome").lines[0] == "Credit 2 to erin: +1 chips; bankroll 1000 -> 1001"
 
 
 class FailingStore:

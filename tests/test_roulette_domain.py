@@ -19,18 +19,30 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from lineproto.domain.roulette import (
+    CLEARED,
+    LOST,
+    MAX_CREDIT,
+    OPEN,
+    PRIVATE_TABLE,
+    WON,
     AboveMaximum,
     BadAmount,
+    BadCredit,
     BelowMinimum,
+    BelowZero,
     Bet,
     BetError,
     BetNotOnLayout,
     BetsOpen,
     BetSyntaxError,
+    ChipAudit,
+    CreditRecord,
     InsufficientChips,
     Limits,
     OpenBet,
+    PlayRecord,
     PocketInfo,
+    Slip,
     Table,
     TableError,
     UnknownPocket,
@@ -535,13 +547,14 @@ def test_seeded_wheel_is_uniform(kind, seed):
 def test_place_takes_chips_and_clear_returns_them():
     table = Table(100)
     red = parse_bet("RED", "american")
-    assert table.place(red, 10) == OpenBet(red, 10)
-    table.place(parse_bet("17", "american"), 5)
+    assert table.place(red, 10) == OpenBet(red, 10, slip=1)
+    assert table.place(parse_bet("17", "american"), 5).slip == 2
     assert (table.bankroll, table.staked) == (85, 15)
     assert [b.bet.name for b in table.bets] == ["RED", "17"]
     assert table.clear() == 15
     assert (table.bankroll, table.staked, table.bets, table.rounds) == (100, 0, [], 0)
     assert table.clear() == 0
+    assert (table.place(red, 1).slip, table.slips) == (3, 3)  # slips go on counting after a clear
 
 
 def test_resolve_several_bets_at_once():
@@ -647,7 +660,8 @@ def test_snapshot_round_trip():
         "wheel_kind": "european",
         "bankroll": 464,
         "rounds": 12,
-        "bets": [["SPLIT 0-2", 5], ["FOUR", 10], ["RED", 20], ["CORNER 17-18-20-21", 1]],
+        "bets": [["SPLIT 0-2", 5, 1], ["FOUR", 10, 2], ["RED", 20, 3], ["CORNER 17-18-20-21", 1, 4]],
+        "slips": 4,
     }
     copy = Table.from_snapshot(json.loads(json.dumps(snap)))
     assert copy.snapshot() == snap
@@ -668,12 +682,18 @@ def test_snapshot_round_trip():
         {"bets": [["00", 5]]},
         {"bets": "RED"},
         {"bets": [["RED"]]},
-        {"bets": [["RED", True]]},
+        {"bets": [["RED", True, 1]]},
+        {"bets": [["RED", 5]]},
+        {"bets": [["RED", 5, -1]]},
+        {"bets": [["RED", 5, 2]]},  # a slip above the table's count
+        {"bets": [["RED", 5, 1], ["BLACK", 5, 1]]},  # two bets, one slip
+        {"slips": -1},
         {"extra": 1},
     ],
 )
 def test_from_snapshot_refuses_bad_data(change):
-    snap = {"wheel_kind": "european", "bankroll": 10, "rounds": 0, "bets": [["RED", 5]]}
+    snap = {"wheel_kind": "european", "bankroll": 10, "rounds": 0, "bets": [["RED", 5, 1]], "slips": 1}
+    Table.from_snapshot(snap)  # the unchanged snapshot is good
     snap.update(change)
     with pytest.raises(ValueError):
         Table.from_snapshot(snap)
@@ -692,13 +712,16 @@ BOTH_WHEELS_BETS = sorted({b for w in KINDS for b in all_bets(w)}, key=lambda b:
 
 
 class ChipConservation(RuleBasedStateMachine):
-    """No sequence of place/clear/resolve/set_wheel creates or loses a chip."""
+    """No sequence of place/clear/resolve/set_wheel/credit creates or loses a chip: the audit balances."""
 
     @initialize(start=st.integers(0, 2000), kind=st.sampled_from(KINDS))
     def start(self, start, kind):
         self.start = start
         self.table = Table(start, wheel_kind=kind, limits=Limits(2, 300))
         self.house_net = 0
+        self.credits = 0
+        self.record = PlayRecord()
+        self.placed = 0
 
     @rule(bet=st.sampled_from(BOTH_WHEELS_BETS), amount=st.integers(-3, 400) | st.just(True))
     def place(self, bet, amount):
@@ -709,11 +732,27 @@ class ChipConservation(RuleBasedStateMachine):
             assert self.table.snapshot() == before
         else:
             assert self.table.bankroll == before["bankroll"] - amount
+            self.placed += 1
+            assert self.table.bets[-1].slip == self.table.slips == self.placed
+
+    @rule(amount=st.integers(-3000, 3000))
+    def credit(self, amount):
+        before = self.table.snapshot()
+        try:
+            self.table.credit(amount)
+        except (BadCredit, BelowZero):
+            assert amount == 0 or before["bankroll"] + amount < 0
+            assert self.table.snapshot() == before
+        else:
+            self.credits += amount
 
     @rule()
     def clear(self):
         before = self.table.bankroll
+        bets = self.table.bets
         returned = self.table.clear()
+        self.record.note(bets, self.table, returned, "t")
+        assert [self.record.slip(b.slip, self.table).state for b in bets] == [CLEARED] * len(bets)
         assert self.table.bankroll == before + returned
         assert self.table.staked == 0
 
@@ -728,6 +767,8 @@ class ChipConservation(RuleBasedStateMachine):
         assert result.net == sum(o.returned for o in result.outcomes) - sum(o.amount for o in result.outcomes)
         assert result.rounds == before["rounds"] + 1 and self.table.staked == 0
         self.house_net -= result.net
+        self.record.note([], self.table, result, "t")
+        assert self.record.history(1)[0].net == result.net
 
     @rule(kind=st.sampled_from(KINDS))
     def set_wheel(self, kind):
@@ -740,7 +781,11 @@ class ChipConservation(RuleBasedStateMachine):
     @invariant()
     def chips_are_conserved(self):
         assert self.table.bankroll >= 0
-        assert self.table.bankroll + self.table.staked + self.house_net == self.start
+        assert self.table.bankroll + self.table.staked + self.house_net == self.start + self.credits
+        audit = ChipAudit("p", self.start, self.credits, -self.house_net, self.table.bankroll, self.table.staked)
+        assert audit.difference == 0
+        for open_bet in self.table.bets:
+            assert self.record.slip(open_bet.slip, self.table).state == OPEN
         snap = self.table.snapshot()
         assert Table.from_snapshot(json.loads(json.dumps(snap))).snapshot() == snap
 
@@ -762,3 +807,71 @@ def test_open_bets_are_capped_and_a_refusal_changes_nothing():
     assert table.snapshot() == before
     table.resolve("0")
     table.place(red, 1)  # a spin clears the felt
+
+
+# ---------------------------------------------------------------------------
+# Receipts, history and the cashier
+# ---------------------------------------------------------------------------
+
+
+def test_the_cashier_adds_and_takes_chips_in_hand_never_below_zero():
+    table = Table(100)
+    table.place(parse_bet("RED", "american"), 60)
+    assert table.credit(+50) == 90
+    assert table.credit(-90) == 0
+    before = table.snapshot()
+    with pytest.raises(BelowZero, match="holds 0 chips: taking 1 would leave it below zero"):
+        table.credit(-1)  # the 60 on the open bet are not the cashier's
+    for bad in (0, True, 2.5, "5", MAX_CREDIT + 1, -MAX_CREDIT - 1):
+        with pytest.raises(BadCredit):
+            table.credit(bad)
+    assert table.snapshot() == before
+
+
+def test_a_play_record_keeps_every_bets_receipt_and_the_rounds_newest_first():
+    table, record = Table(100), PlayRecord()
+    red, seventeen = parse_bet("RED", "american"), parse_bet("17", "american")
+
+    def change(act):
+        bets = table.bets
+        record.note(bets, table, act(), "2026-12-02T01:00:00+00:00")
+
+    change(lambda: table.place(red, 10))
+    change(lambda: table.place(seventeen, 5))
+    assert record.slip(2, table) == Slip(2, PRIVATE_TABLE, 1, "17", 5, OPEN)
+    change(lambda: table.resolve("17"))
+    change(lambda: table.place(red, 3))
+    change(lambda: table.clear())
+    assert [record.slip(n, table) for n in (1, 2, 3, 4)] == [
+        Slip(1, PRIVATE_TABLE, 1, "RED", 10, LOST, 0),
+        Slip(2, PRIVATE_TABLE, 1, "17", 5, WON, 180),
+        Slip(3, PRIVATE_TABLE, 2, "RED", 3, CLEARED, 3),
+        None,
+    ]
+    record.note_credit(CreditRecord(1, "guest", "t", "root", 20, "bonus", table.bankroll + 20))
+    newest, oldest = record.history(10)
+    assert (newest.amount, newest.bankroll_before) == (20, 265)
+    assert (oldest.round, oldest.pocket, oldest.bankroll_before, oldest.bankroll_after, oldest.net) == (
+        1,
+        "17",
+        100,
+        265,
+        165,
+    )
+    assert record.history(1) == [newest]
+
+
+def test_a_play_record_is_bounded():
+    table, record = Table(10_000), PlayRecord(max_entries=3, max_slips=4)
+    red = parse_bet("RED", "american")
+    for _ in range(5):
+        table.place(red, 1)
+        table.place(red, 1)
+        record.note([], table, table.resolve("1"), "t")
+    assert [entry.round for entry in record.history(100)] == [5, 4, 3]
+    assert [n for n in range(1, 11) if record.slip(n, table)] == [7, 8, 9, 10]
+
+
+def test_a_chip_audit_says_how_many_chips_the_ledger_does_not_explain():
+    audit = ChipAudit("dave", start=1000, credits=50, net=-30, bankroll=990, open_bets=40)
+    assert (audit.held, audit.expected, audit.difference) == (1030, 1020, 10)

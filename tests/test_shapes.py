@@ -32,7 +32,7 @@ DOCUMENTED = [
         TableInfo("american", "0, 00, 1-36", 1, 500, "5.26% (BASKET 7.89%)"),
         "200 american wheel: pockets 0, 00, 1-36; bets 1-500 chips; house edge 5.26% (BASKET 7.89%)",
     ),
-    (PlacedBet("SPLIT 17-18", 5, 17, 83), "200 Bet SPLIT 17-18 for 5 (pays 17:1); bankroll 83"),
+    (PlacedBet("SPLIT 17-18", 5, 17, 83, 7), "200 Bet SPLIT 17-18 for 5 (pays 17:1); bankroll 83; slip 7"),
     (
         OpenBets("american", (OpenBet("19", 2, 35), OpenBet("RED", 10, 1)), 12, 88),
         "211-Open bets (american wheel):\n211-19 for 2 (pays 35:1)\n211-RED for 10 (pays 1:1)\n"
@@ -99,7 +99,7 @@ status_value = st.text(_CHAR, max_size=30)
 
 SHAPES = st.one_of(
     st.builds(TableInfo, word, phrase, count, count, text),
-    st.builds(PlacedBet, text, count, count, count),
+    st.builds(PlacedBet, text, count, count, count, count),
     st.builds(OpenBets, word, st.lists(open_bet, max_size=5).map(tuple), count, count),
     st.builds(Cleared, count, count, count),
     st.builds(Spin, word, words, st.lists(outcome, max_size=5).map(tuple), count, count, net),

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lineproto.domain.accounts import User
 from lineproto.domain.meters import BadReading, RosterEntry, UnknownMeter
-from lineproto.domain.roulette import InsufficientChips, Limits, SpinResult, Table, parse_bet
+from lineproto.domain.roulette import BelowZero, InsufficientChips, Limits, SpinResult, Table, parse_bet
 from lineproto.store import SqliteStore, StorageError, StorageFull, StoreOpenError
 from lineproto.store.schema import SCHEMA_VERSION
 
@@ -267,6 +267,77 @@ def test_version_1_database_is_migrated_with_its_readings(path):
     reopened.close()
 
 
+def test_bets_open_before_receipts_existed_get_slips_in_the_order_placed(path):
+    from lineproto.store import schema
+
+    receipts = next(i for i, step in enumerate(schema.MIGRATIONS) if "cleared_bets" in step)
+    connection = sqlite3.connect(path, isolation_level=None)
+    for step in schema.MIGRATIONS[:receipts]:
+        for statement in schema._statements(step):
+            connection.execute(statement)
+    connection.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(receipts),))
+    connection.execute("INSERT INTO players VALUES ('dave', 'american', 85, 1, 100)")
+    connection.execute("INSERT INTO open_bets VALUES ('dave', 0, 'RED', 10), ('dave', 1, '17', 5)")
+    connection.execute(
+        "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round) "
+        "VALUES ('dave', 'american', '0', '2026-12-01T10:00:00+00:00', 0, 0, 100, 1)"
+    )
+    connection.close()
+    store = SqliteStore(path)
+    try:
+        table = store.load_table("dave", LIMITS)
+        assert [(b.bet.name, b.slip) for b in table.bets] == [("RED", 1), ("17", 2)]
+        assert store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 1)).slip == 3
+        assert store.slip("dave", 2).state == "open"
+        (old_round,) = store.history("dave", 10)
+        assert (old_round.table, old_round.round, old_round.outcomes) == ("private", 1, ())
+        assert [audit.difference for audit in store.chip_audits()] == [0]
+    finally:
+        store.close()
+
+
+def test_receipts_history_and_ledger_survive_a_reopen_in_their_exact_order(path):
+    store = SqliteStore(path)
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 10))
+    store.update_table("dave", 100, LIMITS, lambda t: t.resolve("1"))  # red: +10
+    store.credit("dave", "root", 50, "bonus", 100, LIMITS)  # the same second as the spins, most likely
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 5))
+    store.update_table("dave", 100, LIMITS, lambda t: t.clear())
+    store.update_table("dave", 100, LIMITS, lambda t: t.place(RED, 7))
+    store.update_table("dave", 100, LIMITS, lambda t: t.resolve("2"))  # black: -7
+    store.credit("dave", "root", -3, "fee", 100, LIMITS)
+    with pytest.raises(BelowZero):
+        store.credit("dave", "root", -1000, "too much", 100, LIMITS)
+    store.close()
+    store = SqliteStore(path)
+    try:
+        slips = [store.slip("dave", n) for n in (1, 2, 3)]
+        assert [(s.number, s.round, s.state, s.returned) for s in slips] == [
+            (1, 1, "win", 20),
+            (2, 2, "cleared", 5),
+            (3, 2, "lose", 0),
+        ]
+        assert store.slip("dave", 4) is None and store.slip("carol", 1) is None
+        kinds = [(type(e).__name__, getattr(e, "round", None) or e.amount) for e in store.history("dave", 10)]
+        assert kinds == [("CreditRecord", -3), ("RoundRecord", 2), ("CreditRecord", 50), ("RoundRecord", 1)]
+        assert [type(e).__name__ for e in store.history("dave", 2)] == ["CreditRecord", "RoundRecord"]
+        assert [(e.amount, e.bankroll_after, e.reason) for e in store.ledger("dave")] == [
+            (50, 160, "bonus"),
+            (-3, 150, "fee"),
+        ]
+        (audit,) = store.chip_audits()
+        assert (audit.player, audit.start, audit.credits, audit.net, audit.bankroll, audit.difference) == (
+            "dave",
+            100,
+            47,
+            3,
+            150,
+            0,
+        )
+    finally:
+        store.close()
+
+
 # -- jobs: whole commands run on the writer thread (Store.submit)
 
 
@@ -363,7 +434,8 @@ def test_a_stored_bet_writes_the_new_bet_and_the_bankroll_only(path):
         assert (table.bankroll, table.staked, len(table.bets), table.bets[-1].amount) == (948, 52, 51, 2)
         before = _changes(store)
         assert store.update_table("dave", 1000, LIMITS, lambda t: t.clear()) == 52
-        assert _changes(store) - before == 51 + 1  # every bet leaves, the bankroll comes back
+        # every bet leaves, the bankroll comes back, each bet's receipt says cleared
+        assert _changes(store) - before == 51 + 1 + 51
     finally:
         store.close()
 

@@ -2,11 +2,14 @@
 
     with Client("127.0.0.1", 36000) as client:
         client.login("guest")
-        client.bet("RED", 10)             # -> PlacedBet(bet='RED', amount=10, payout=1, bankroll=90)
+        client.bet("RED", 10)             # -> PlacedBet(bet='RED', amount=10, payout=1, bankroll=90, slip=1)
         result = client.spin()            # -> Spin(pocket='17', properties=('black', ...), ...)
+        client.slip(1)                    # -> Receipt(slip=1, bet='RED', ..., state='lose', returned=0)
+        client.history(5)                 # -> History(player='guest', entries=(HistoryRound(...), ...))
 
 Refusals raise :class:`PermanentError` as for every command (``.code`` 501,
-534, 535, 536, 537, 538, 530, 532); a reply of an unexpected shape raises
+534, 535, 536, 537, 538, 530, 532; 550 for a slip you do not have or a CRED to
+no registered player); a reply of an unexpected shape raises
 :class:`ProtocolError`. The results are the reply shapes of
 :mod:`lineproto.wire.shapes`, the same definitions the server formats its
 replies with; ``Shape.from_reply(reply)`` (or the ``parse_*`` names below)
@@ -18,15 +21,36 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..wire import ProtocolError
-from ..wire.shapes import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, Spin, Status, TableInfo
+from ..wire.shapes import (
+    BetOutcome,
+    Cleared,
+    Credited,
+    History,
+    HistoryBet,
+    HistoryCredit,
+    HistoryRound,
+    OpenBet,
+    OpenBets,
+    PlacedBet,
+    Receipt,
+    Spin,
+    Status,
+    TableInfo,
+)
 from .connection import Connection
 
 __all__ = [
     "BetOutcome",
     "Cleared",
+    "Credited",
+    "History",
+    "HistoryBet",
+    "HistoryCredit",
+    "HistoryRound",
     "OpenBet",
     "OpenBets",
     "PlacedBet",
+    "Receipt",
     "RouletteCommands",
     "Spin",
     "TableInfo",
@@ -34,6 +58,9 @@ __all__ = [
     "parse_bet",
     "parse_bets",
     "parse_clear",
+    "parse_credit",
+    "parse_history",
+    "parse_slip",
     "parse_spin",
     "parse_table",
 ]
@@ -43,6 +70,9 @@ parse_bet = PlacedBet.from_reply
 parse_bets = OpenBets.from_reply
 parse_clear = Cleared.from_reply
 parse_spin = Spin.from_reply
+parse_slip = Receipt.from_reply
+parse_history = History.from_reply
+parse_credit = Credited.from_reply
 
 
 class TableStatus(NamedTuple):
@@ -98,6 +128,26 @@ class RouletteCommands(Connection):
         """SPIN: spin the wheel and settle every open bet."""
         return Spin.from_reply(self.command("SPIN"))
 
+    def slip(self, number: int) -> Receipt:
+        """SLIP: what became of your bet ``number`` (the ``slip`` of its :class:`PlacedBet`)."""
+        return Receipt.from_reply(self.command(f"SLIP {_whole(number)}"))
+
+    def history(self, count: int | None = None) -> History:
+        """HIST: your newest ``count`` rounds and cashier's entries (the daemon's default: 10), newest first."""
+        return History.from_reply(self.command("HIST" if count is None else f"HIST {_whole(count)}"))
+
+    def credit(self, user: str, amount: int, reason: str) -> Credited:
+        """CRED (admin): add ``amount`` chips to ``user``'s bankroll, or take them when negative."""
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise TypeError("the amount must be a whole number of chips (int)")
+        return Credited.from_reply(self.command(f"CRED {user} {amount:+d} {reason}"))
+
     def table_status(self) -> TableStatus:
         """STAT's roulette keys, typed (a user with the player role)."""
         return TableStatus.from_status(self.status())
+
+
+def _whole(number: int) -> int:
+    if isinstance(number, bool) or not isinstance(number, int):
+        raise TypeError("expected a whole number (int)")
+    return number

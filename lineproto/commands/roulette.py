@@ -1,4 +1,5 @@
-"""The roulette service: TABL, BET, BETS, CLR and SPIN, its daemon options and STAT keys.
+"""The roulette service: TABL, BET, BETS, CLR, SPIN, SLIP, HIST and CRED, its daemon options,
+STAT keys and ``daemon.py ledger`` and ``check``.
 
 Who plays: a user with the ``player`` role. ``USER guest`` gets a play-money
 table of :data:`GUEST_BANKROLL` chips, in memory, that lives as long as the
@@ -12,21 +13,30 @@ runs as one unit of work (``update``), under the player's lock in memory
 which also records each spin in the store's audit trail); reads take a
 consistent copy (``view``).
 
+Every bet placed gets a slip, the player's own receipt number (``Table.slips``):
+``SLIP`` reads one back, ``HIST`` the newest rounds and cashier's entries, from
+the store for a registered player and from the seat's ``PlayRecord`` (bounded,
+for the login) for a guest. ``CRED`` (admin) is the cashier: one transaction
+on the player's bankroll and the ledger.
+
 Reply codes of this service (``ERROR_CODES`` maps the domain's exceptions):
 
 ====  ===========================================================================
-200   TABL, BET, CLR done
-211   BETS: the open bets and the total staked (multi-line status, like STAT)
+200   TABL, BET, CLR done; SLIP's receipt; CRED's ledger entry
+211   BETS: the open bets and the total staked (multi-line status, like STAT); HIST
 250   SPIN: the pocket, one line per bet, the bankroll (multi-line)
 501   cannot be parsed: unknown bet, amount not a whole number > 0, missing
-      amount, unknown wheel
+      amount, unknown wheel; a slip or HIST count that is not a whole number (or
+      not 1-100); a CRED amount that is not a signed whole number, 0 or too large,
+      or no reason
 530   not logged in (dispatch); 532 logged in without the player role (dispatch)
 534   the amount is below the table minimum or above the table maximum
-535   not enough chips in the bankroll
+535   not enough chips in the bankroll (BET); CRED would leave it below zero
 536   the bet parses but does not exist on this wheel's layout (00 or BASKET on a
       European wheel, FOUR on an American one, 1-5 as a split, ...)
 537   TABL cannot change the wheel while bets are open
 538   too many open bets on the table (SPIN or CLR first)
+550   SLIP: you have no bet of that number; CRED: no registered player of that name
 451   the store failed (452: it is full); nothing changed, trying later may work
 ====  ===========================================================================
 """
@@ -39,22 +49,31 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from ..domain.accounts import GUEST, canonical_username
+from ..domain.meters import utc_now
 from ..domain.roulette import (
     AMERICAN,
+    MAX_HISTORY,
     PAYOUTS,
     POCKETS,
     WHEEL_KINDS,
     AboveMaximum,
     BadAmount,
+    BadCredit,
     BelowMinimum,
+    BelowZero,
     BetNotOnLayout,
     BetsOpen,
     BetSyntaxError,
+    CreditRecord,
+    HistoryEntry,
     InsufficientChips,
     Limits,
     OpenBet,
+    PlayRecord,
+    Slip,
     SpinResult,
     Table,
     TooManyBets,
@@ -81,8 +100,15 @@ DEFAULT_START_BANKROLL = 1000
 DEFAULT_LIMITS = Limits()
 #: Roles allowed to play.
 PLAYER_ROLES = frozenset({"player"})
+#: Roles allowed to give and take chips (CRED).
+CASHIER_ROLES = frozenset({"admin"})
+#: HIST's count when none is given.
+DEFAULT_HISTORY = 10
+#: Longest reason of a cashier's entry, in characters.
+MAX_REASON_CHARS = 200
 
 _AMOUNT = re.compile(r"[0-9]+")
+_SIGNED = re.compile(r"[+-]?[0-9]+")
 T = TypeVar("T")
 
 
@@ -110,12 +136,14 @@ class WheelHouse:
 
 
 class Seat:
-    """One player's table and the lock that serialises work on it (a guest's is ``Session.guest_seat``)."""
+    """One player's table, its receipts and history in memory, and the lock that serialises work on
+    them (a guest's is ``Session.guest_seat``)."""
 
-    __slots__ = ("table", "lock")
+    __slots__ = ("table", "record", "lock")
 
     def __init__(self, table: Table):
         self.table = table
+        self.record = PlayRecord()
         self.lock = threading.Lock()
 
 
@@ -133,6 +161,20 @@ class TableRegistry(Protocol):
 
     def release(self, session) -> None:
         """Logout hook: let go of what the session holds."""
+
+    def slip(self, session, number: int) -> Slip | None:
+        """The player's bet receipt ``number``, or None if they have none of that number."""
+
+    def history(self, session, count: int) -> list[HistoryEntry]:
+        """The player's newest ``count`` rounds and cashier's entries, newest first."""
+
+    def credit(self, by: str, player: str, amount: int, reason: str) -> CreditRecord:
+        """The cashier: add ``amount`` chips (negative: remove) to registered ``player``'s bankroll."""
+
+
+def _moment() -> str:
+    """When a round or a cashier's entry happened, as the store writes it (UTC, to the second)."""
+    return utc_now().isoformat(timespec="seconds")
 
 
 def spin_change(wheels: WheelHouse) -> Callable[[Table], SpinResult]:
@@ -166,7 +208,8 @@ class Casino:
         self.start_bankroll = start_bankroll
         self.guest_bankroll = guest_bankroll
         self._players: dict[str, Seat] = {}
-        self._lock = threading.Lock()  # guards _players only
+        self._credits = 0  # cashier's entries numbered so far (registered players in memory)
+        self._lock = threading.Lock()  # guards _players and _credits only
 
     def _seat(self, session) -> Seat:
         user = _player(session)
@@ -175,21 +218,27 @@ class Casino:
             if seat is None:
                 seat = session.guest_seat = Seat(Table(self.guest_bankroll, limits=self.limits))
             return seat
+        return self._registered_seat(user.name)
+
+    def _registered_seat(self, name: str) -> Seat:
         with self._lock:
-            seat = self._players.get(user.name)
+            seat = self._players.get(name)
             if seat is None:
-                seat = self._players[user.name] = Seat(Table(self.start_bankroll, limits=self.limits))
+                seat = self._players[name] = Seat(Table(self.start_bankroll, limits=self.limits))
             return seat
 
     def update(self, session, change: Callable[[Table], T]) -> T:
         seat = self._seat(session)
         with seat.lock:
             before = seat.table.snapshot()
+            bets = seat.table.bets
             try:
-                return change(seat.table)
+                result = change(seat.table)
             except BaseException:
                 seat.table = Table.from_snapshot(before, self.limits)
                 raise
+            seat.record.note(bets, seat.table, result, _moment())
+            return result
 
     def view(self, session) -> Table:
         seat = self._seat(session)
@@ -198,6 +247,27 @@ class Casino:
 
     def release(self, session) -> None:
         session.guest_seat = None
+
+    def slip(self, session, number: int) -> Slip | None:
+        seat = self._seat(session)
+        with seat.lock:
+            return seat.record.slip(number, seat.table)
+
+    def history(self, session, count: int) -> list[HistoryEntry]:
+        seat = self._seat(session)
+        with seat.lock:
+            return seat.record.history(count)
+
+    def credit(self, by: str, player: str, amount: int, reason: str) -> CreditRecord:
+        seat = self._registered_seat(player)
+        with seat.lock:
+            bankroll = seat.table.credit(amount)
+            with self._lock:
+                self._credits += 1
+                number = self._credits
+            entry = CreditRecord(number, player, _moment(), by, amount, reason, bankroll)
+            seat.record.note_credit(entry)
+            return entry
 
 
 class StoredCasino(Casino):
@@ -231,6 +301,17 @@ class StoredCasino(Casino):
             return super().view(session)
         table = self.store.load_table(user.name, self.limits)
         return table if table is not None else Table(self.start_bankroll, limits=self.limits)
+
+    def slip(self, session, number: int) -> Slip | None:
+        user = _player(session)
+        return super().slip(session, number) if user.is_guest else self.store.slip(user.name, number)
+
+    def history(self, session, count: int) -> list[HistoryEntry]:
+        user = _player(session)
+        return super().history(session, count) if user.is_guest else self.store.history(user.name, count)
+
+    def credit(self, by: str, player: str, amount: int, reason: str) -> CreditRecord:
+        return self.store.credit(player, by, amount, reason, self.start_bankroll, self.limits)
 
 
 def _player(session):
@@ -308,7 +389,7 @@ def bet(session, words: str) -> Reply:
         return table.place(parse_bet(" ".join(bet_words), table.wheel_kind), amount), table.bankroll
 
     open_bet, bankroll = _registry(session).update(session, place)
-    return shapes.PlacedBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll).reply()
+    return shapes.PlacedBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll, open_bet.slip).reply()
 
 
 def bets(session) -> Reply:
@@ -331,6 +412,71 @@ def spin(session) -> Reply:
     outcomes = tuple(shapes.BetOutcome(o.bet.name, o.amount, o.won, o.returned) for o in result.outcomes)
     pocket = result.info.pocket
     return shapes.Spin(pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net).reply()
+
+
+def _whole_number(text: str, what: str, syntax: str) -> int:
+    """A count typed by a player: 1-18 digits (so it fits the store's integers), else 501."""
+    if not _AMOUNT.fullmatch(text) or len(text) > 18:
+        raise CommandError(501, f"{what} must be a whole number: {syntax}")
+    return int(text)
+
+
+def slip(session, number: str) -> Reply:
+    found = _registry(session).slip(session, _whole_number(number, "The slip", "SLIP <number>, e.g. SLIP 7"))
+    if found is None:  # the same reply whether nobody or somebody else has that number: nothing to probe
+        raise CommandError(550, f"You have no bet with slip {int(number)}")
+    return shapes.Receipt(
+        found.number, found.bet, found.amount, found.table, found.round, found.state, found.returned
+    ).reply()
+
+
+def _history_entry(entry: HistoryEntry) -> shapes.HistoryRound | shapes.HistoryCredit:
+    if isinstance(entry, CreditRecord):
+        return shapes.HistoryCredit(
+            entry.number, entry.by, entry.at, entry.amount, entry.bankroll_before, entry.bankroll_after, entry.reason
+        )
+    bets = tuple(shapes.HistoryBet(o.slip, o.bet.name, o.amount, o.won, o.returned) for o in entry.outcomes)
+    return shapes.HistoryRound(
+        entry.round,
+        entry.table,
+        entry.at,
+        entry.pocket,
+        _PROPERTIES[entry.pocket],
+        entry.bankroll_before,
+        entry.bankroll_after,
+        entry.net,
+        bets,
+    )
+
+
+def hist(session, count: str | None = None) -> Reply:
+    wanted = DEFAULT_HISTORY if count is None else _whole_number(count, "The count", f"HIST [1-{MAX_HISTORY}]")
+    if not 1 <= wanted <= MAX_HISTORY:
+        raise CommandError(501, f"HIST shows 1 to {MAX_HISTORY} entries, not {wanted}")
+    entries = _registry(session).history(session, wanted)
+    return shapes.History(session.user.name, tuple(_history_entry(entry) for entry in entries)).reply()
+
+
+def cred(session, name: str, amount: str, reason: str) -> Reply:
+    if not _SIGNED.fullmatch(amount) or len(amount.lstrip("+-")) > 18:
+        raise CommandError(501, "The amount must be a whole number of chips, signed to take: CRED <user> -20 <reason>")
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REASON_CHARS or not reason.isprintable():
+        raise CommandError(501, f"A reason is required: 1-{MAX_REASON_CHARS} printable characters")
+    user = session.services.users.get(name) if name.lower() != GUEST else None
+    if user is None or not user.has_role(*PLAYER_ROLES):
+        raise CommandError(550, f"No registered player named {_shown_name(name)}")
+    entry = _registry(session).credit(session.user.name, user.name, int(amount), reason)
+    log.info(
+        "%s: %s credited %+d chips to %s (ledger %d)", session.peer, entry.by, entry.amount, entry.player, entry.number
+    )
+    return shapes.Credited(
+        entry.number, entry.player, entry.amount, entry.bankroll_before, entry.bankroll_after
+    ).reply()
+
+
+def _shown_name(name: str) -> str:
+    return name if len(name) <= 32 else name[:29] + "..."
 
 
 def stat_items(session) -> list[tuple[str, object]]:
@@ -422,6 +568,37 @@ COMMANDS = (
         detail="First line: the pocket and its properties; then one line per bet\n"
         "(win or lose, chips returned); last line: bankroll, rounds and net.",
     ),
+    Command(
+        "SLIP",
+        "<number>",
+        "Say what became of one of your bets, by the slip number BET gave it",
+        slip,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        detail="The table and round of the bet, the bet and amount, and its state: open,\n"
+        "cleared, win or lose, with the chips returned. 550 if you have no bet of that number.",
+    ),
+    Command(
+        "HIST",
+        "[<count>]",
+        f"Your last rounds and cashier's entries, newest first ({DEFAULT_HISTORY}; at most {MAX_HISTORY})",
+        hist,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        detail="A Round line per round (round, table, time, pocket, bankroll before and after, net)\n"
+        "followed by a Slip line per bet with its outcome; a Credit line per cashier's entry.",
+    ),
+    Command(
+        "CRED",
+        "<user> <amount> <reason...>",
+        "Cashier: add chips to a registered player's bankroll (-N takes them), with a reason",
+        cred,
+        roles=CASHIER_ROLES,
+        blocks=when_stored_user,
+        detail="The amount is a whole number of chips, not 0 (+50, 50, -20), at most 1000000000;\n"
+        "the bankroll in hand never goes below zero (535). Each entry is kept in the ledger:\n"
+        "the player's HIST shows it, and daemon.py ledger NAME lists them.",
+    ),
 )
 
 #: Domain errors to reply codes, most specific first (BetNotOnLayout is a BetError too).
@@ -435,6 +612,8 @@ ERROR_CODES = (
     (InsufficientChips, 535),
     (BetsOpen, 537),
     (TooManyBets, 538),
+    (BelowZero, 535),
+    (BadCredit, 501),
 )
 
 
@@ -515,3 +694,60 @@ def install(services, options) -> None:
     services.error_codes.extend(ERROR_CODES)
     services.stat_providers.append(stat_items)
     services.logout_hooks.append(casino.release)
+
+
+# --------------------------------------------------------------------------
+# daemon.py ledger and check
+# --------------------------------------------------------------------------
+
+
+def add_admin_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """This service's ``daemon.py`` subcommands (see :func:`lineproto.commands.add_admin_commands`)."""
+    ledger = add("ledger", "list a player's cashier's entries (CRED), oldest first", run_ledger)
+    ledger.add_argument("name", help="the player")
+    add(
+        "check",
+        "check that chips are conserved: bankrolls + open bets == start bankrolls + credits + net results",
+        run_check,
+    )
+
+
+def _credit_line(entry: CreditRecord) -> str:
+    return (
+        f"{entry.number}\t{entry.at}\t{entry.by}\t{entry.amount:+d}\t"
+        f"bankroll {entry.bankroll_before} -> {entry.bankroll_after}\t{entry.reason}"
+    )
+
+
+def run_ledger(args: argparse.Namespace, open_store: Callable[[bool], Any]) -> int:
+    """``daemon.py ledger NAME``: one tab-separated line per entry: number, time, by, amount, bankroll, reason."""
+    name = canonical_username(args.name)
+    with open_store(False) as store:
+        entries = store.ledger(name)
+    if not entries:
+        print(f"no cashier's entries for {name}")
+    for entry in entries:
+        print(_credit_line(entry))
+    return 0
+
+
+def run_check(args: argparse.Namespace, open_store: Callable[[bool], Any]) -> int:
+    """``daemon.py check``: each player's chips against the ledger; exit 1 naming every player that differs."""
+    with open_store(False) as store:
+        audits = store.chip_audits()
+    wrong = [audit for audit in audits if audit.difference]
+    for audit in wrong:
+        print(
+            f"{audit.player}: holds {audit.held} chips (bankroll {audit.bankroll} + open bets {audit.open_bets}), "
+            f"expected {audit.expected} (start {audit.start} + credits {audit.credits:+d} + net {audit.net:+d}): "
+            f"{audit.difference:+d}"
+        )
+    held = sum(audit.held for audit in audits)
+    start, credits, net = (sum(getattr(a, key) for a in audits) for key in ("start", "credits", "net"))
+    players = f"{len(audits)} player{'' if len(audits) == 1 else 's'}"
+    differ = "differs" if len(wrong) == 1 else "differ"
+    verdict = f"{len(wrong)} of {players} {differ}" if wrong else f"chips conserved for {players}"
+    print(
+        f"{verdict}: held {held} chips, start {start} + credits {credits:+d} + net {net:+d} = {start + credits + net}"
+    )
+    return 1 if wrong else 0

@@ -19,33 +19,51 @@ import functools
 import random
 import re
 import secrets
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from types import MappingProxyType
 from typing import Any
 
 __all__ = [
     "AMERICAN",
+    "CLEARED",
     "EUROPEAN",
+    "LOST",
+    "MAX_CREDIT",
+    "MAX_GUEST_SLIPS",
+    "MAX_HISTORY",
     "MAX_OPEN_BETS",
+    "OPEN",
     "PAYOUTS",
     "POCKETS",
+    "PRIVATE_TABLE",
     "RED_NUMBERS",
     "WHEEL_KINDS",
+    "WON",
     "AboveMaximum",
     "BadAmount",
+    "BadCredit",
     "BelowMinimum",
+    "BelowZero",
     "Bet",
     "BetError",
     "BetNotOnLayout",
     "BetOutcome",
     "BetSyntaxError",
     "BetsOpen",
+    "ChipAudit",
+    "CreditRecord",
+    "HistoryEntry",
     "InsufficientChips",
     "Limits",
     "OpenBet",
+    "PlayRecord",
     "PocketInfo",
+    "RoundRecord",
+    "Slip",
     "SpinResult",
     "Table",
     "TableError",
@@ -54,9 +72,12 @@ __all__ = [
     "UnknownWheel",
     "Wheel",
     "all_bets",
+    "cleared_slips",
     "house_edge",
+    "open_slip",
     "parse_bet",
     "pocket_properties",
+    "round_record",
 ]
 
 # --------------------------------------------------------------------------
@@ -110,6 +131,18 @@ class BetsOpen(TableError):
 
 class TooManyBets(TableError):
     """The table already holds the most open bets allowed (keeps BETS and SPIN replies bounded)."""
+
+
+class BelowZero(TableError):
+    """The cashier would leave the bankroll below zero chips."""
+
+
+class BadCredit(ValueError):
+    """A cashier's amount that is not a whole number of chips, is 0, or is too large."""
+
+
+#: The most chips one cashier entry may add or remove.
+MAX_CREDIT = 10**9
 
 
 #: Open bets one table may hold; every bet on the layout fits with room to spare.
@@ -579,10 +612,15 @@ class Limits:
 
 @dataclass(frozen=True)
 class OpenBet:
-    """A bet on the table and the chips staked on it."""
+    """A bet on the table, the chips staked on it and its slip: the player's receipt number for it.
+
+    Slips count 1, 2, 3, ... per player over every bet they ever placed (:attr:`Table.slips`),
+    so a number names one of the player's own bets and tells nothing about anybody else's.
+    """
 
     bet: Bet
     amount: int
+    slip: int = 0
 
 
 @dataclass(frozen=True)
@@ -593,6 +631,7 @@ class BetOutcome:
     amount: int
     won: bool
     returned: int
+    slip: int = 0
 
 
 @dataclass(frozen=True)
@@ -617,7 +656,7 @@ class SpinResult:
         return sum(o.returned for o in self.outcomes)
 
 
-_SNAPSHOT_KEYS = frozenset({"wheel_kind", "bankroll", "rounds", "bets"})
+_SNAPSHOT_KEYS = frozenset({"wheel_kind", "bankroll", "rounds", "bets", "slips"})
 
 
 class Table:
@@ -635,7 +674,9 @@ class Table:
         limits: Limits = Limits(),
         rounds: int = 0,
         bets: Iterable[OpenBet] = (),
+        slips: int | None = None,
     ) -> None:
+        """``slips``: bets ever placed here (the last slip number given); default the highest open one."""
         kind = _wheel_kind(wheel_kind)
         if not isinstance(limits, Limits):
             raise TypeError("limits must be a Limits")
@@ -645,6 +686,11 @@ class Table:
                 raise TypeError("bets must be OpenBet values")
             _require_on_layout(open_bet.bet, kind)
             _check_amount(open_bet.amount)
+        numbers = [open_bet.slip for open_bet in open_bets if open_bet.slip]  # 0: placed before slips existed
+        last = max(numbers, default=0)
+        self._slips = last if slips is None else _check_count(slips, "the number of slips")
+        if last > self._slips or len(set(numbers)) != len(numbers):
+            raise ValueError("open bets need distinct slips, none above the table's slip count")
         self._bankroll = _check_count(bankroll, "the bankroll")
         self._rounds = _check_count(rounds, "the number of rounds")
         self._wheel_kind = kind
@@ -667,6 +713,11 @@ class Table:
     def rounds(self) -> int:
         """Spins resolved at this table."""
         return self._rounds
+
+    @property
+    def slips(self) -> int:
+        """Bets ever placed at this table: the number of the last slip given (0 before the first)."""
+        return self._slips
 
     @property
     def wheel_kind(self) -> str:
@@ -698,10 +749,29 @@ class Table:
             raise InsufficientChips(f"you have {self._bankroll} chips, not enough for a bet of {amount}")
         if len(self._bets) >= MAX_OPEN_BETS:
             raise TooManyBets(f"at most {MAX_OPEN_BETS} open bets: SPIN or CLR first")
-        open_bet = OpenBet(bet, amount)
+        open_bet = OpenBet(bet, amount, self.take_slip())
         self._bets.append(open_bet)
         self._bankroll -= amount
         return open_bet
+
+    def take_slip(self) -> int:
+        """The next slip number, counted as given (a bet placed elsewhere for this player takes one too)."""
+        self._slips += 1
+        return self._slips
+
+    def credit(self, amount: int) -> int:
+        """Add (or, negative, remove) ``amount`` chips in hand: the cashier. Returns the new bankroll.
+
+        Refused with :class:`BelowZero` if it would leave fewer than 0 chips in hand (the chips on
+        open bets are not the cashier's to take), with :class:`BadCredit` for 0 or beyond
+        :data:`MAX_CREDIT`.
+        """
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0 or abs(amount) > MAX_CREDIT:
+            raise BadCredit(f"the amount must be a whole number of chips, not 0, at most {MAX_CREDIT} either way")
+        if self._bankroll + amount < 0:
+            raise BelowZero(f"the bankroll holds {self._bankroll} chips: taking {-amount} would leave it below zero")
+        self._bankroll += amount
+        return self._bankroll
 
     def clear(self) -> int:
         """Take every open bet back into the bankroll; return the chips returned."""
@@ -750,7 +820,8 @@ class Table:
             "wheel_kind": self._wheel_kind,
             "bankroll": self._bankroll,
             "rounds": self._rounds,
-            "bets": [[b.bet.name, b.amount] for b in self._bets],
+            "bets": [[b.bet.name, b.amount, b.slip] for b in self._bets],
+            "slips": self._slips,
         }
 
     @classmethod
@@ -761,25 +832,26 @@ class Table:
         kind = _wheel_kind(data["wheel_kind"])
         raw_bets = data["bets"]
         if not isinstance(raw_bets, (list, tuple)):
-            raise ValueError("snapshot bets must be a list of [name, amount]")
+            raise ValueError("snapshot bets must be a list of [name, amount, slip]")
         bets = []
         for item in raw_bets:
-            if not isinstance(item, (list, tuple)) or len(item) != 2:
-                raise ValueError("snapshot bets must be a list of [name, amount]")
-            name, amount = item
-            bets.append(OpenBet(parse_bet(name, kind), _check_amount(amount)))
+            if not isinstance(item, (list, tuple)) or len(item) != 3:
+                raise ValueError("snapshot bets must be a list of [name, amount, slip]")
+            name, amount, slip = item
+            bets.append(OpenBet(parse_bet(name, kind), _check_amount(amount), _check_count(slip, "a slip")))
         return cls(
             bankroll=data["bankroll"],
             wheel_kind=kind,
             limits=Limits() if limits is None else limits,
             rounds=data["rounds"],
             bets=bets,
+            slips=data["slips"],
         )
 
     def __repr__(self) -> str:
         return (
             f"Table(bankroll={self._bankroll}, wheel_kind={self._wheel_kind!r}, "
-            f"rounds={self._rounds}, bets={len(self._bets)})"
+            f"rounds={self._rounds}, bets={len(self._bets)}, slips={self._slips})"
         )
 
 
@@ -787,4 +859,187 @@ def _settle(open_bet: OpenBet, pocket: str) -> BetOutcome:
     """Settle one bet: a win returns the stake plus stake * payout, a loss nothing."""
     won = pocket in open_bet.bet.pockets
     returned = open_bet.amount * (open_bet.bet.payout + 1) if won else 0
-    return BetOutcome(open_bet.bet, open_bet.amount, won, returned)
+    return BetOutcome(open_bet.bet, open_bet.amount, won, returned, open_bet.slip)
+
+
+# --------------------------------------------------------------------------
+# Receipts, history and the cashier's ledger
+# --------------------------------------------------------------------------
+
+#: The table name of a player's own table in receipts and history (shared tables have their names).
+PRIVATE_TABLE = "private"
+
+#: What became of a bet, as a receipt says it.
+OPEN, CLEARED, WON, LOST = "open", "cleared", "win", "lose"
+
+#: Rounds and credits a player's history shows at most (HIST's largest n) and keeps for a guest.
+MAX_HISTORY = 100
+#: Closed receipts (cleared or settled) kept in memory for a guest: the newest ones.
+MAX_GUEST_SLIPS = 5 * MAX_OPEN_BETS
+
+
+@dataclass(frozen=True)
+class Slip:
+    """One bet's receipt: where and in which round it was (or is) in play, and what became of it.
+
+    ``state`` is :data:`OPEN` (still on the table, ``round`` is the round it will be settled
+    in), :data:`CLEARED` (taken back, ``returned`` is the stake), :data:`WON` or :data:`LOST`
+    (``returned`` is stake plus winnings, or 0).
+    """
+
+    number: int
+    table: str
+    round: int
+    bet: str
+    amount: int
+    state: str
+    returned: int = 0
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One settled round in a player's history: the pocket, each bet's outcome and the bankroll."""
+
+    table: str
+    round: int
+    at: str
+    pocket: str
+    outcomes: tuple[BetOutcome, ...]
+    bankroll_after: int
+
+    @property
+    def net(self) -> int:
+        """Chips returned minus chips staked in this round."""
+        return sum(o.returned - o.amount for o in self.outcomes)
+
+    @property
+    def bankroll_before(self) -> int:
+        """The bankroll before the round's bets were staked: after, less the round's net."""
+        return self.bankroll_after - self.net
+
+    def slips(self) -> list[Slip]:
+        """The receipts of the bets this round settled."""
+        return [
+            Slip(o.slip, self.table, self.round, o.bet.name, o.amount, WON if o.won else LOST, o.returned)
+            for o in self.outcomes
+        ]
+
+
+@dataclass(frozen=True)
+class CreditRecord:
+    """One cashier's entry in the ledger: who gave or took how many chips, why, and the bankroll after."""
+
+    number: int
+    player: str
+    at: str
+    by: str
+    amount: int
+    reason: str
+    bankroll_after: int
+
+    @property
+    def bankroll_before(self) -> int:
+        return self.bankroll_after - self.amount
+
+
+HistoryEntry = RoundRecord | CreditRecord
+
+
+def open_slip(table: Table, number: int, table_name: str = PRIVATE_TABLE) -> Slip | None:
+    """The receipt of bet ``number`` if it is still on ``table`` (settled in the table's next round), else None."""
+    for open_bet in table.bets:
+        if open_bet.slip == number:
+            return Slip(number, table_name, table.rounds + 1, open_bet.bet.name, open_bet.amount, OPEN)
+    return None
+
+
+def cleared_slips(before: Iterable[OpenBet], table: Table, result: object) -> list[Slip]:
+    """The receipts of the bets a change took back: on the table ``before``, gone after, no spin.
+
+    A spin's bets are settled, not cleared (:meth:`RoundRecord.slips`): for a
+    :class:`SpinResult` this is empty.
+    """
+    before = list(before)
+    now = table.bets
+    if isinstance(result, SpinResult) or len(now) >= len(before):  # bets only ever leave together: none left
+        return []
+    still = {id(open_bet) for open_bet in now}
+    return [
+        Slip(b.slip, PRIVATE_TABLE, table.rounds + 1, b.bet.name, b.amount, CLEARED, b.amount)
+        for b in before
+        if id(b) not in still
+    ]
+
+
+def round_record(result: SpinResult, at: str, table_name: str = PRIVATE_TABLE) -> RoundRecord:
+    """A spin's result as its entry in the player's history."""
+    return RoundRecord(table_name, result.rounds, at, result.pocket, result.outcomes, result.bankroll)
+
+
+class PlayRecord:
+    """One player's receipts and history in memory, bounded: a guest's (for one login).
+
+    Open bets' receipts come from the table itself; this keeps the closed ones
+    (the newest :data:`MAX_GUEST_SLIPS`), the rounds and the credits (the newest
+    :data:`MAX_HISTORY` entries), so a guest who plays for hours holds bounded memory.
+    """
+
+    def __init__(self, max_entries: int = MAX_HISTORY, max_slips: int = MAX_GUEST_SLIPS) -> None:
+        self._entries: deque[HistoryEntry] = deque(maxlen=max_entries)
+        self._slips: OrderedDict[int, Slip] = OrderedDict()
+        self._max_slips = max_slips
+
+    def note(self, before: Iterable[OpenBet], table: Table, result: object, at: str) -> None:
+        """Record what a change did: a spin's round and its receipts, or the bets it took back."""
+        if isinstance(result, SpinResult):
+            entry = round_record(result, at)
+            self._entries.append(entry)
+            closed = entry.slips()
+        else:
+            closed = cleared_slips(before, table, result)
+        for slip in closed:
+            self._slips[slip.number] = slip
+        while len(self._slips) > self._max_slips:
+            self._slips.popitem(last=False)
+
+    def note_credit(self, entry: CreditRecord) -> None:
+        self._entries.append(entry)
+
+    def slip(self, number: int, table: Table) -> Slip | None:
+        """Receipt ``number``: open on ``table``, or closed and still kept; None if neither."""
+        slip = open_slip(table, number)
+        return slip if slip is not None else self._slips.get(number)
+
+    def history(self, count: int) -> list[HistoryEntry]:
+        """The newest ``count`` entries, newest first."""
+        return list(islice(reversed(self._entries), count))
+
+
+@dataclass(frozen=True)
+class ChipAudit:
+    """One player's chips, checked: what they hold against what they were given and won.
+
+    Chips are conserved when ``bankroll + open_bets == start + credits + net``:
+    the start bankroll, plus the cashier's credits, plus every settled round's
+    returns minus its stakes, is exactly what is in hand and on open bets.
+    """
+
+    player: str
+    start: int
+    credits: int
+    net: int
+    bankroll: int
+    open_bets: int
+
+    @property
+    def held(self) -> int:
+        return self.bankroll + self.open_bets
+
+    @property
+    def expected(self) -> int:
+        return self.start + self.credits + self.net
+
+    @property
+    def difference(self) -> int:
+        """Chips held beyond what the ledger explains (negative: missing)."""
+        return self.held - self.expected

@@ -1,7 +1,7 @@
 """The storage interface the commands use, and its errors.
 
 A store keeps users, players' tables (bankroll, open bets, rounds), the spin
-audit trail, the meter roster, held jobs and every reading submission. Every
+audit trail, bet receipts (slips), the cashier's ledger, the meter roster, held jobs and every reading submission. Every
 state-changing call returns only after its transaction is durable; a call that
 only reads sees every change acknowledged before it started. SQLite
 implements it today (``sqlite.py``); a PostgreSQL store would implement the same
@@ -15,7 +15,7 @@ from typing import TypeVar
 
 from ..domain.accounts import User
 from ..domain.meters import Meters
-from ..domain.roulette import Limits, Table
+from ..domain.roulette import ChipAudit, CreditRecord, HistoryEntry, Limits, Slip, Table
 
 T = TypeVar("T")
 
@@ -76,6 +76,33 @@ class Store(ABC):
     def audit(self, player: str) -> dict:
         """``start``, ``spins``, ``staked``, ``returned``: chips are conserved when
         bankroll + open bets == start + returned - staked."""
+
+    @abstractmethod
+    def chip_audits(self) -> list[ChipAudit]:
+        """Every player's chips against their start, credits and net results (``daemon.py check``)."""
+
+    # -- receipts, history and the cashier
+    @abstractmethod
+    def slip(self, player: str, number: int) -> Slip | None:
+        """The player's bet receipt ``number`` (open, cleared or settled), or None."""
+
+    @abstractmethod
+    def history(self, player: str, count: int) -> list[HistoryEntry]:
+        """The player's newest ``count`` settled rounds and cashier's entries, newest first."""
+
+    @abstractmethod
+    def ledger(self, player: str) -> list[CreditRecord]:
+        """Every cashier's entry of the player, oldest first."""
+
+    @abstractmethod
+    def credit(
+        self, player: str, by: str, amount: int, reason: str, start_bankroll: int, limits: Limits
+    ) -> CreditRecord:
+        """Add ``amount`` chips (negative: remove) to the player's bankroll and its ledger, in one transaction.
+
+        The table is created with ``start_bankroll`` on first use. The domain's
+        refusals (``BelowZero``, ``BadCredit``) store nothing.
+        """
 
     # -- meters
     @property

@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -88,6 +88,42 @@ MIGRATIONS = (
     # 3: an admin's request to end a failed-login lock (daemon.py unlock), read by the running daemon.
     """
     CREATE TABLE unlock_requests (key TEXT PRIMARY KEY, at REAL NOT NULL);
+    """,
+    # 4: bet receipts (slips: numbered per player), the table of each spin, and the cashier's ledger.
+    # Bets open before this get slips 1, 2, ... in the order placed.
+    """
+    ALTER TABLE players ADD COLUMN slips INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE open_bets ADD COLUMN slip INTEGER NOT NULL DEFAULT 0;
+    UPDATE open_bets SET slip = 1 + (
+        SELECT count(*) FROM open_bets AS earlier
+        WHERE earlier.player = open_bets.player AND earlier.position < open_bets.position
+    );
+    UPDATE players SET slips = (SELECT count(*) FROM open_bets WHERE open_bets.player = players.name);
+    ALTER TABLE spins ADD COLUMN tbl TEXT NOT NULL DEFAULT 'private';
+    ALTER TABLE spin_bets ADD COLUMN player TEXT;
+    ALTER TABLE spin_bets ADD COLUMN slip INTEGER;
+    CREATE INDEX spin_bets_slip ON spin_bets (player, slip);
+    CREATE TABLE cleared_bets (
+        player TEXT NOT NULL,
+        slip INTEGER NOT NULL,
+        tbl TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        bet TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        PRIMARY KEY (player, slip)
+    );
+    CREATE TABLE ledger (
+        id INTEGER PRIMARY KEY,
+        player TEXT NOT NULL,
+        at TEXT NOT NULL,
+        admin TEXT NOT NULL,
+        amount INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        bankroll_after INTEGER NOT NULL,
+        after_spin INTEGER NOT NULL  -- the player's last spins.id when entered: orders HIST exactly
+    );
+    CREATE INDEX ledger_player ON ledger (player, id);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -20,7 +20,25 @@ import time
 
 from ..domain.accounts import User
 from ..domain.meters import utc_now
-from ..domain.roulette import Limits, OpenBet, SpinResult, Table, parse_bet
+from ..domain.roulette import (
+    CLEARED,
+    LOST,
+    PRIVATE_TABLE,
+    WON,
+    BetOutcome,
+    ChipAudit,
+    CreditRecord,
+    HistoryEntry,
+    Limits,
+    OpenBet,
+    RoundRecord,
+    Slip,
+    SpinResult,
+    Table,
+    cleared_slips,
+    open_slip,
+    parse_bet,
+)
 from .base import StorageError, Store, StoreOpenError
 from .meters import StoredMeters
 from .readers import ReadPool
@@ -114,18 +132,14 @@ class SqliteStore(Store):
 
     def update_table(self, player, start_bankroll, limits, change):
         def operation(connection):
-            table = _load_table(connection, player, limits)
-            if table is None:
-                table = Table(start_bankroll, limits=limits)
-                connection.execute(
-                    "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
-                    (player, table.wheel_kind, start_bankroll, start_bankroll),
-                )
+            table = _table_in_play(connection, player, start_bankroll, limits)
             before = _TableRow(table)
             result = change(table)
             before.save_changes(connection, player, table)
             if isinstance(result, SpinResult):
                 _record_spin(connection, player, table.wheel_kind, result)
+            else:
+                _record_cleared(connection, player, cleared_slips(before.bets, table, result))
             return result
 
         return self._writer.run(operation)
@@ -146,6 +160,47 @@ class SqliteStore(Store):
             return {"start": start[0] if start else None, "spins": spins[0], "staked": spins[1], "returned": spins[2]}
 
         return self._writer.read(operation)
+
+    def chip_audits(self) -> list[ChipAudit]:
+        """Every player's :class:`ChipAudit`, by name, read in one consistent snapshot."""
+
+        def operation(connection):
+            rows = connection.execute(_AUDIT_QUERY).fetchall()
+            return [ChipAudit(*row) for row in rows]
+
+        return self._writer.read(operation)
+
+    def slip(self, player: str, number: int) -> Slip | None:
+        """The player's receipt ``number``: open, cleared or settled; None if they have none of that number."""
+        return self._writer.read(lambda c: _find_slip(c, player, number))
+
+    def history(self, player: str, count: int) -> list[HistoryEntry]:
+        """The player's newest ``count`` rounds and credits, newest first."""
+        return self._writer.read(lambda c: _history(c, player, count))
+
+    def ledger(self, player: str) -> list[CreditRecord]:
+        """Every cashier's entry of the player, oldest first."""
+        return self._writer.read(
+            lambda c: [_credit(row) for row in c.execute(f"{_LEDGER_SELECT} WHERE player = ? ORDER BY id", (player,))]
+        )
+
+    def credit(self, player, by, amount, reason, start_bankroll, limits):
+        def operation(connection):
+            table = _table_in_play(connection, player, start_bankroll, limits)
+            bankroll = table.credit(amount)
+            connection.execute("UPDATE players SET bankroll = ? WHERE name = ?", (bankroll, player))
+            last_spin = connection.execute(
+                "SELECT coalesce(max(id), 0) FROM spins WHERE player = ?", (player,)
+            ).fetchone()[0]
+            at = utc_now().isoformat(timespec="seconds")
+            cursor = connection.execute(
+                "INSERT INTO ledger (player, at, admin, amount, reason, bankroll_after, after_spin) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (player, at, by, amount, reason, bankroll, last_spin),
+            )
+            return CreditRecord(cursor.lastrowid, player, at, by, amount, reason, bankroll)
+
+        return self._writer.run(operation)
 
     # -- meters
 
@@ -193,14 +248,27 @@ def _user(row) -> User:
 
 
 def _load_table(connection, player: str, limits: Limits) -> Table | None:
-    row = connection.execute("SELECT wheel, bankroll, rounds FROM players WHERE name = ?", (player,)).fetchone()
+    row = connection.execute("SELECT wheel, bankroll, rounds, slips FROM players WHERE name = ?", (player,)).fetchone()
     if row is None:
         return None
-    wheel, bankroll, rounds = row
+    wheel, bankroll, rounds, slips = row
     bets = connection.execute(
-        "SELECT bet, amount FROM open_bets WHERE player = ? ORDER BY position", (player,)
+        "SELECT bet, amount, slip FROM open_bets WHERE player = ? ORDER BY position", (player,)
     ).fetchall()
-    return Table(bankroll, wheel, limits, rounds, [OpenBet(parse_bet(name, wheel), amount) for name, amount in bets])
+    open_bets = [OpenBet(parse_bet(name, wheel), amount, slip) for name, amount, slip in bets]
+    return Table(bankroll, wheel, limits, rounds, open_bets, slips)
+
+
+def _table_in_play(connection, player: str, start_bankroll: int, limits: Limits) -> Table:
+    """The player's table in this transaction, created with ``start_bankroll`` on first use."""
+    table = _load_table(connection, player, limits)
+    if table is None:
+        table = Table(start_bankroll, limits=limits)
+        connection.execute(
+            "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
+            (player, table.wheel_kind, start_bankroll, start_bankroll),
+        )
+    return table
 
 
 class _TableRow:
@@ -216,13 +284,15 @@ class _TableRow:
     __slots__ = ("row", "bets")
 
     def __init__(self, table: Table):
-        self.row = (table.wheel_kind, table.bankroll, table.rounds)
+        self.row = (table.wheel_kind, table.bankroll, table.rounds, table.slips)
         self.bets = table.bets
 
     def save_changes(self, connection, player: str, table: Table) -> None:
-        row = (table.wheel_kind, table.bankroll, table.rounds)
+        row = (table.wheel_kind, table.bankroll, table.rounds, table.slips)
         if row != self.row:
-            connection.execute("UPDATE players SET wheel = ?, bankroll = ?, rounds = ? WHERE name = ?", (*row, player))
+            connection.execute(
+                "UPDATE players SET wheel = ?, bankroll = ?, rounds = ?, slips = ? WHERE name = ?", (*row, player)
+            )
         bets, kept = table.bets, len(self.bets)
         if len(bets) >= kept and all(now is was for now, was in zip(bets[:kept], self.bets, strict=True)):
             new = enumerate(bets[kept:], start=kept)
@@ -230,15 +300,15 @@ class _TableRow:
             connection.execute("DELETE FROM open_bets WHERE player = ?", (player,))
             new = enumerate(bets)
         connection.executemany(
-            "INSERT INTO open_bets (player, position, bet, amount) VALUES (?, ?, ?, ?)",
-            [(player, position, bet.bet.name, bet.amount) for position, bet in new],
+            "INSERT INTO open_bets (player, position, bet, amount, slip) VALUES (?, ?, ?, ?, ?)",
+            [(player, position, bet.bet.name, bet.amount, bet.slip) for position, bet in new],
         )
 
 
 def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> None:
     cursor = connection.execute(
-        "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round, tbl) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             player,
             wheel,
@@ -248,12 +318,92 @@ def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> Non
             result.returned,
             result.bankroll,
             result.rounds,
+            PRIVATE_TABLE,
         ),
     )
     connection.executemany(
-        "INSERT INTO spin_bets (spin, bet, amount, won, returned) VALUES (?, ?, ?, ?, ?)",
-        [
-            (cursor.lastrowid, outcome.bet.name, outcome.amount, int(outcome.won), outcome.returned)
-            for outcome in result.outcomes
-        ],
+        "INSERT INTO spin_bets (spin, bet, amount, won, returned, player, slip) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(cursor.lastrowid, o.bet.name, o.amount, int(o.won), o.returned, player, o.slip) for o in result.outcomes],
     )
+
+
+def _record_cleared(connection, player: str, slips: list[Slip]) -> None:
+    """The receipts of bets taken back (CLR): cleared, the stake returned."""
+    at = utc_now().isoformat(timespec="seconds")
+    connection.executemany(
+        "INSERT INTO cleared_bets (player, slip, tbl, round, bet, amount, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(player, s.number, s.table, s.round, s.bet, s.amount, at) for s in slips],
+    )
+
+
+def _find_slip(connection, player: str, number: int) -> Slip | None:
+    """A receipt where the bet is now: on the table, settled in a spin, or taken back."""
+    table = _load_table(connection, player, Limits())
+    if table is None:
+        return None
+    slip = open_slip(table, number)
+    if slip is not None:
+        return slip
+    row = connection.execute(
+        "SELECT spins.tbl, spins.round, spin_bets.bet, spin_bets.amount, spin_bets.won, spin_bets.returned "
+        "FROM spin_bets JOIN spins ON spins.id = spin_bets.spin WHERE spin_bets.player = ? AND spin_bets.slip = ?",
+        (player, number),
+    ).fetchone()
+    if row is not None:
+        table_name, round_id, bet, amount, won, returned = row
+        return Slip(number, table_name, round_id, bet, amount, WON if won else LOST, returned)
+    row = connection.execute(
+        "SELECT tbl, round, bet, amount FROM cleared_bets WHERE player = ? AND slip = ?", (player, number)
+    ).fetchone()
+    if row is not None:
+        return Slip(number, row[0], row[1], row[2], row[3], CLEARED, row[3])
+    return None
+
+
+_LEDGER_SELECT = "SELECT id, player, at, admin, amount, reason, bankroll_after, after_spin FROM ledger"
+
+
+def _credit(row) -> CreditRecord:
+    return CreditRecord(*row[:7])
+
+
+def _history(connection, player: str, count: int) -> list[HistoryEntry]:
+    """The newest ``count`` spins and ledger entries, merged newest first.
+
+    A ledger entry follows the spin it was entered after (``after_spin``), so
+    the order is exact whatever the clock did.
+    """
+    spins = connection.execute(
+        "SELECT id, tbl, round, at, pocket, wheel, bankroll_after FROM spins WHERE player = ? ORDER BY id DESC LIMIT ?",
+        (player, count),
+    ).fetchall()
+    credits = connection.execute(
+        f"{_LEDGER_SELECT} WHERE player = ? ORDER BY id DESC LIMIT ?", (player, count)
+    ).fetchall()
+    outcomes: dict[int, list[BetOutcome]] = {row[0]: [] for row in spins}
+    if spins:
+        marks = ",".join("?" * len(spins))
+        for spin, bet, amount, won, returned, slip, wheel in connection.execute(
+            "SELECT spin_bets.spin, spin_bets.bet, spin_bets.amount, spin_bets.won, spin_bets.returned, "
+            f"coalesce(spin_bets.slip, 0), spins.wheel FROM spin_bets JOIN spins ON spins.id = spin_bets.spin "
+            f"WHERE spin_bets.spin IN ({marks}) ORDER BY spin_bets.rowid",
+            list(outcomes),
+        ):
+            outcomes[spin].append(BetOutcome(parse_bet(bet, wheel), amount, bool(won), returned, slip))
+    keyed: list[tuple[tuple[int, int, int], HistoryEntry]] = [
+        ((row[0], 0, 0), RoundRecord(row[1], row[2], row[3], row[4], tuple(outcomes[row[0]]), row[6])) for row in spins
+    ]
+    keyed += [((row[7], 1, row[0]), _credit(row)) for row in credits]
+    keyed.sort(key=lambda item: item[0], reverse=True)
+    return [entry for _, entry in keyed[:count]]
+
+
+#: Each player's ChipAudit: start, credits, the spins' net, bankroll, chips on open bets.
+_AUDIT_QUERY = """
+SELECT players.name, players.start_bankroll,
+    (SELECT coalesce(sum(amount), 0) FROM ledger WHERE ledger.player = players.name),
+    (SELECT coalesce(sum(returned - staked), 0) FROM spins WHERE spins.player = players.name),
+    players.bankroll,
+    (SELECT coalesce(sum(amount), 0) FROM open_bets WHERE open_bets.player = players.name)
+FROM players ORDER BY players.name
+"""

@@ -38,7 +38,12 @@ __all__ = [
     "BetOutcome",
     "Block",
     "Cleared",
+    "Credited",
     "Field",
+    "History",
+    "HistoryBet",
+    "HistoryCredit",
+    "HistoryRound",
     "ItemLine",
     "Job",
     "LineShape",
@@ -47,6 +52,7 @@ __all__ = [
     "OpenBet",
     "OpenBets",
     "PlacedBet",
+    "Receipt",
     "Spin",
     "Status",
     "TableInfo",
@@ -278,14 +284,22 @@ class _PlacedBet(NamedTuple):
     amount: int
     payout: int
     bankroll: int
+    slip: int
 
 
 class PlacedBet(_PlacedBet, OneLine):
-    """BET: ``Bet RED for 10 (pays 1:1); bankroll 90``: the bet's canonical name and the bankroll left."""
+    """BET: ``Bet RED for 10 (pays 1:1); bankroll 90; slip 7``: the bet's canonical name, the bankroll
+    left and the bet's receipt number (``SLIP 7``), last so that readers of the older text still match."""
 
     __slots__ = ()
     CODE = 200
-    LINE = LineShape(f"Bet {_OPEN_BET}; bankroll {{bankroll}}", _PlacedBet._fields, **_OPEN_BET_KINDS, bankroll=COUNT)
+    LINE = LineShape(
+        f"Bet {_OPEN_BET}; bankroll {{bankroll}}; slip {{slip}}",
+        _PlacedBet._fields,
+        **_OPEN_BET_KINDS,
+        bankroll=COUNT,
+        slip=COUNT,
+    )
 
 
 class _OpenBet(NamedTuple):
@@ -398,6 +412,194 @@ class Spin(_Spin, Block):
     @property
     def returned(self) -> int:
         return sum(o.returned for o in self.outcomes)
+
+
+# --------------------------------------------------------------------------
+# Receipts, history and the cashier
+# --------------------------------------------------------------------------
+
+#: What became of a bet: still ``open``, ``cleared`` (taken back), ``win`` or ``lose``.
+SLIP_STATE = Field(r"open|cleared|win|lose", str, str)
+#: A moment as the store writes it: ``2026-12-02T01:52:03+00:00``.
+MOMENT = WORD
+
+
+class _Receipt(NamedTuple):
+    slip: int
+    bet: str
+    amount: int
+    table: str
+    round: int
+    state: str
+    returned: int
+
+
+class Receipt(_Receipt, OneLine):
+    """SLIP: ``Slip 7: RED for 10 at private round 3: win, 20 returned``.
+
+    ``returned`` is what came back: stake plus winnings (``win``), 0 (``lose``, and
+    ``open`` while the bet waits for its round), the stake (``cleared``).
+    """
+
+    __slots__ = ()
+    CODE = 200
+    LINE = LineShape(
+        "Slip {slip}: {bet} for {amount} at {table} round {round}: {state}, {returned} returned",
+        _Receipt._fields,
+        slip=COUNT,
+        bet=TEXT,
+        amount=COUNT,
+        table=WORD,
+        round=COUNT,
+        state=SLIP_STATE,
+        returned=COUNT,
+    )
+
+
+class _HistoryBet(NamedTuple):
+    slip: int
+    bet: str
+    amount: int
+    won: bool
+    returned: int
+
+
+class HistoryBet(_HistoryBet, ItemLine):
+    """A bet of a round in HIST: ``Slip 7: RED for 10: win, 20 returned``."""
+
+    __slots__ = ()
+    LINE = LineShape(
+        "Slip {slip}: {bet} for {amount}: {won}, {returned} returned",
+        _HistoryBet._fields,
+        slip=COUNT,
+        bet=TEXT,
+        amount=COUNT,
+        won=OUTCOME,
+        returned=COUNT,
+    )
+
+
+class _HistoryRound(NamedTuple):
+    round: int
+    table: str
+    at: str
+    pocket: str
+    properties: tuple[str, ...]
+    before: int
+    after: int
+    net: int
+    bets: tuple[HistoryBet, ...] = ()
+
+
+class HistoryRound(_HistoryRound, ItemLine):
+    """A round in HIST, ``Round 3 at private, 2026-12-02T01:52:03+00:00: 19 red odd high dozen2 column1;
+    bankroll 100 -> 110; net +10``, followed by one :class:`HistoryBet` line per bet (``bets``)."""
+
+    __slots__ = ()
+    LINE = LineShape(
+        "Round {round} at {table}, {at}: {pocket} {properties}; bankroll {before} -> {after}; net {net}",
+        _HistoryRound._fields,
+        round=COUNT,
+        table=WORD,
+        at=MOMENT,
+        pocket=WORD,
+        properties=WORDS,
+        before=COUNT,
+        after=COUNT,
+        net=NET,
+    )
+
+
+class _HistoryCredit(NamedTuple):
+    number: int
+    by: str
+    at: str
+    amount: int
+    before: int
+    after: int
+    reason: str
+
+
+class HistoryCredit(_HistoryCredit, ItemLine):
+    """A cashier's entry in HIST: ``Credit 4 by root, 2026-12-02T01:52:03+00:00: +50 chips; bankroll
+    100 -> 150; welcome bonus`` (the reason last: any text)."""
+
+    __slots__ = ()
+    LINE = LineShape(
+        "Credit {number} by {by}, {at}: {amount} chips; bankroll {before} -> {after}; {reason}",
+        _HistoryCredit._fields,
+        number=COUNT,
+        by=WORD,
+        at=MOMENT,
+        amount=NET,
+        before=COUNT,
+        after=COUNT,
+        reason=TEXT,
+    )
+
+
+class _History(NamedTuple):
+    player: str
+    entries: tuple[HistoryRound | HistoryCredit, ...]
+
+
+class History(_History, MultiLine):
+    """HIST's 211 reply: ``History of dave, newest first:``, each entry (a :class:`HistoryRound` line
+    and its :class:`HistoryBet` lines, or a :class:`HistoryCredit` line), ``End of history``."""
+
+    __slots__ = ()
+    CODE = 211
+    HEAD = LineShape("History of {player}, newest first:", _History._fields, player=WORD)
+    TAIL = "End of history"
+
+    def lines(self) -> tuple[str, ...]:
+        lines = [self.HEAD.format(self)]
+        for entry in self.entries:
+            lines.append(entry.line())
+            if isinstance(entry, HistoryRound):
+                lines.extend(bet.line() for bet in entry.bets)
+        return (*lines, self.TAIL)
+
+    @classmethod
+    def from_lines(cls, lines: tuple[str, ...]) -> Self:
+        if len(lines) < 2 or lines[-1] != cls.TAIL:
+            raise ProtocolError(f"a history ends with {cls.TAIL!r}: {lines[-1:]!r}")
+        entries: list[HistoryRound | HistoryCredit] = []
+        for line in lines[1:-1]:
+            if line.startswith("Slip "):
+                if not entries or not isinstance(entries[-1], HistoryRound):
+                    raise ProtocolError(f"a bet line outside a round: {line[:80]!r}")
+                last = entries[-1]
+                entries[-1] = last._replace(bets=(*last.bets, HistoryBet.from_line(line)))
+            elif line.startswith("Credit "):
+                entries.append(HistoryCredit.from_line(line))
+            else:
+                entries.append(HistoryRound.from_line(line))
+        return cls(**cls.HEAD.parse(lines[0]), entries=tuple(entries))
+
+
+class _Credited(NamedTuple):
+    number: int
+    player: str
+    amount: int
+    before: int
+    after: int
+
+
+class Credited(_Credited, OneLine):
+    """CRED: ``Credit 4 to dave: +50 chips; bankroll 100 -> 150``: the ledger entry's number."""
+
+    __slots__ = ()
+    CODE = 200
+    LINE = LineShape(
+        "Credit {number} to {player}: {amount} chips; bankroll {before} -> {after}",
+        _Credited._fields,
+        number=COUNT,
+        player=WORD,
+        amount=NET,
+        before=COUNT,
+        after=COUNT,
+    )
 
 
 # --------------------------------------------------------------------------
