@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = parse_arguments(parser, argv)
-        logsetup.configure(args)
+        logsetup.configure(args, serving=args.command is None)
         if hasattr(args, "service_run"):  # a service's own subcommand (commands.add_admin_commands)
             return args.service_run(args, lambda create: _store(args, create))
         return COMMANDS[args.command or "serve"](args)

@@ -78,13 +78,17 @@ class ReopenedFileHandler(logging.FileHandler):
             self.stream = self._open()
 
 
-def configure(args: argparse.Namespace) -> None:
-    """Send the log where ``args`` say, in their format; replaces any handlers set before."""
-    json_lines = args.log_format == "json"
+def configure(args: argparse.Namespace, serving: bool = True) -> None:
+    """Send the log where ``args`` say, in their format; replaces any handlers set before.
+
+    Not ``serving`` (an administration subcommand, run by hand): its few lines go to standard
+    error, for the person who ran it, never into the daemon's log file or syslog.
+    """
+    json_lines = serving and args.log_format == "json"
     handlers: list[logging.Handler] = []
-    if args.log_file:
+    if serving and args.log_file:
         handlers.append(_file_handler(args.log_file))
-    if args.syslog:
+    if serving and args.syslog:
         handlers.append(_syslog_handler(args.syslog_address))
     if not handlers:
         handlers.append(logging.StreamHandler(sys.stderr))
