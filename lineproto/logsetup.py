@@ -124,6 +124,8 @@ def _file_handler(path: str) -> ReopenedFileHandler:
 
 
 def _syslog_handler(address: str) -> logging.handlers.SysLogHandler:
+    if address.startswith("/") and not os.path.exists(address):  # SysLogHandler itself would drop every line
+        raise StartError(f"--syslog: no syslog socket at {address}")
     host, colon, port = address.rpartition(":")
     target: str | tuple[str, int] = address
     if colon and not address.startswith("/"):
