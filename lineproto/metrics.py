@@ -64,13 +64,14 @@ class MetricsServer:
 
     def __init__(self, host: str, port: int):
         self.client = require("prometheus_client", "metrics", "--metrics-port")
+        self.families = require("prometheus_client.core", "metrics", "--metrics-port")  # the *MetricFamily classes
         self.host, self.port = host, port
         self.address: tuple[str, int] = (host, port)
 
     def start(self, stats) -> "MetricsServer":
         """Serve ``stats`` (the daemon's :class:`ServerStats`) from now on."""
         registry = self.client.CollectorRegistry(auto_describe=True)
-        registry.register(StatsCollector(stats, self.client.core))
+        registry.register(StatsCollector(stats, self.families))
         try:
             self._server, self._thread = self.client.start_http_server(self.port, self.host, registry)
         except OSError as exc:
