@@ -71,33 +71,38 @@ def test_the_commands_name_themselves_in_their_mistakes(installed):
         assert line.startswith(f"{name}: error: "), line
 
 
-def start_installed_daemon(installed: Path, tmp_path: Path, *args: str) -> tuple[subprocess.Popen, int]:
+def test_the_installed_daemon_serves_from_a_config_file_and_the_installed_client_talks(installed, tmp_path, engine):
+    """The issue's "done when": lineproto-daemon --config FILE serves; lineproto batch and raw talk to it."""
     notify = tmp_path / "ready"
+    settings = tmp_path / "example.toml"
+    settings.write_text(f'port = 0\nnotify = "{notify}"\ndb = ":memory:"\nengine = "{engine}"\n')
     daemon = subprocess.Popen(
-        [installed / "lineproto-daemon", "--port", "0", "--notify", str(notify), "--db", ":memory:", *args],
+        [installed / "lineproto-daemon", "--config", str(settings)],
         cwd=tmp_path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        text=True,
     )
-    deadline = time.monotonic() + 20
-    while not notify.exists():
-        assert daemon.poll() is None, daemon.stderr.read() if daemon.stderr else ""
-        assert time.monotonic() < deadline, "the installed daemon did not get ready"
-        time.sleep(0.01)
-    return daemon, int(notify.read_text().splitlines()[0].rsplit(":", 1)[1])
-
-
-def test_the_installed_daemon_serves_and_the_installed_client_talks_to_it(installed, tmp_path, engine):
-    daemon, port = start_installed_daemon(installed, tmp_path, "--engine", engine)
     try:
+        deadline = time.monotonic() + 20
+        while not notify.exists():
+            assert daemon.poll() is None, daemon.communicate()[1]
+            assert time.monotonic() < deadline, "the installed daemon did not get ready"
+            time.sleep(0.01)
+        port = notify.read_text().splitlines()[0].rsplit(":", 1)[1]
         script = tmp_path / "session.txt"
         script.write_text("USER guest\nNOOP\nQUIT\n")
-        result = run(installed / "lineproto", "batch", str(script), "--port", str(port))
-        assert result.returncode == 0, result.stderr
-        assert "230 " in result.stdout and "200 " in result.stdout and "221 " in result.stdout
+        batch = run(installed / "lineproto", "batch", str(script), "--port", port)
+        assert batch.returncode == 0, batch.stderr
+        assert "230 " in batch.stdout and "200 " in batch.stdout and "221 " in batch.stdout
+        raw = run(installed / "lineproto", "raw", "--port", port, input="NOOP\nQUIT\n")
+        assert raw.returncode == 0, raw.stderr
+        assert "200 " in raw.stdout and "221 " in raw.stdout
     finally:
         daemon.terminate()
         assert daemon.wait(10) == 0
+        assert f"{engine} engine" in daemon.communicate()[1]  # the file's engine
+        daemon.stderr.close()
 
 
 def test_a_feature_without_its_extra_is_one_line_naming_the_extra(installed, tmp_path):
