@@ -78,6 +78,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
 
     Each feature module adds its own through one ``add_arguments(parser)`` call here.
     """
+    config.add_arguments(parser)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
     parser.add_argument(
         "-p",
@@ -206,7 +207,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         help="plaintext connections from other machines must AUTH TLS before logging in",
     )
     add_service_arguments(parser)
-    config.add_arguments(parser)
+    # the deployment features: one add_arguments(parser) each
     logsetup.add_arguments(parser)
     metrics.add_arguments(parser)
 
@@ -218,7 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     what that command line would run with.
     """
     prog = program_name("lineproto-daemon")
-    parser = ArgumentParser(prog=prog, description=f"{PRODUCT} {__version__} daemon")
+    parser = ArgumentParser(
+        prog=prog,
+        description=f"{PRODUCT} {__version__} daemon",
+        epilog="Every option may be given in a --config file instead; docs/DEPLOYING.md.",
+    )
     parser.add_argument("--version", action="version", version=f"{PRODUCT} {__version__}")
     add_serving_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

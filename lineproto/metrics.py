@@ -31,7 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve the STAT counters for Prometheus on this port (0: any free port)",
     )
     group.add_argument(
-        "--metrics-host", default=DEFAULT_HOST, help="address of the metrics listener (default %(default)s)"
+        "--metrics-host",
+        default=DEFAULT_HOST,
+        metavar="ADDRESS",
+        help="address of the metrics listener (default %(default)s)",
     )
 
 
