@@ -11,7 +11,6 @@ key's line is looked up in the text), raised as :class:`ConfigError` (exit 2).
 """
 
 import argparse
-import json
 import re
 import tomllib
 
@@ -55,9 +54,15 @@ def file_arguments(parser: argparse.ArgumentParser, path: str) -> list[str]:
         raise ConfigError(f"--config {path}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8")
-        values = tomllib.loads(text)
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
+    return file_arguments_from_text(parser, text, path)
+
+
+def file_arguments_from_text(parser: argparse.ArgumentParser, text: str, path: str) -> list[str]:
+    """:func:`file_arguments` of a file's ``text``; ``path`` names it in messages."""
+    try:
+        values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     keys = settings(parser)
@@ -131,7 +136,21 @@ def _toml(value: object) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml(item) for item in value) + "]"
-    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string: the same escapes
+    return _toml_string(str(value))
+
+
+#: What a TOML basic string cannot hold as it is: the quote, the backslash, and the control characters.
+_ESCAPED = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string (``"..."``): quote, backslash and control characters escaped."""
+    return '"' + _ESCAPED.sub(_escape, text) + '"'
+
+
+def _escape(match: re.Match) -> str:
+    character = match.group()
+    return "\\" + character if character in '"\\' else f"\\u{ord(character):04x}"
 
 
 def effective(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:

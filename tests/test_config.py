@@ -7,8 +7,11 @@ checked against the parser itself, and against the example file in contrib/.
 import re
 import subprocess
 import sys
+import tomllib
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import ROOT, RawConnection, stat
 from lineproto import config
@@ -140,3 +143,24 @@ def test_the_example_file_has_every_key_and_reads_as_a_config(tmp_path):
     uncommented = "".join(f"{key} = {value.split('  #')[0]}\n" for key, value in commented.items())
     every_key = daemon_py("--config", str(write(tmp_path / "all.toml", uncommented)), "config", cwd=tmp_path)
     assert every_key.returncode == 0, every_key.stderr  # every example value is one the option takes
+
+
+scalar = st.one_of(
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),  # TOML's integers are 64-bit
+    st.floats(allow_nan=False),
+    st.text(st.characters(exclude_categories=("Cs",))),  # any text but lone surrogates, which no file holds
+)
+
+
+@given(st.one_of(scalar, st.lists(scalar, max_size=4)))
+def test_what_config_prints_is_toml_that_reads_back_to_the_same_value(value):
+    """A path with quotes, backslashes, control characters, a number, a list: the file says exactly it."""
+    assert tomllib.loads(f"key = {config._toml(value)}\n")["key"] == value
+
+
+@given(st.integers(min_value=1, max_value=10**6), st.sampled_from(["max-connections", "auth-workers"]))
+def test_a_number_in_the_file_is_the_number_on_the_command_line(number, key):
+    parser = build_parser()
+    from_file = parser.parse_args(config.file_arguments_from_text(parser, f"{key} = {number}\n", "f.toml"))
+    assert from_file == parser.parse_args([f"--{key}", str(number)])
