@@ -74,7 +74,8 @@ class ReopenedFileHandler(logging.FileHandler):
 
     def reopen(self) -> None:
         with self.lock:  # type: ignore[union-attr]  # created by Handler.__init__
-            self.close()
+            if self.stream is not None:
+                self.stream.close()  # the stream only: close() would also forget the handler at exit
             self.stream = self._open()
 
 
