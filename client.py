@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Console clients for the lineproto daemon (README, "Talk to it"; each program's --help).
 
+Installed as ``lineproto``; ``python -m lineproto`` runs it too.
+
 python3 client.py raw   [--host H] [--port P]       interactive line shell (prompt and history on a terminal)
 python3 client.py batch FILE [--host H] [--port P]  send FILE's lines, exit 0 if the last reply is 2yz
 python3 client.py play [--user NAME]                a roulette table for people (guest by default)

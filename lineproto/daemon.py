@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 
-from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__
+from . import DEFAULT_HOST, DEFAULT_PORT, PRODUCT, __version__, config, logsetup, metrics
 from .argtypes import ArgumentParser, lock_budget, password_cost, port_number, positive_int, positive_seconds
 from .commands import add_admin_commands as add_service_admin_commands
 from .commands import add_arguments as add_service_arguments
@@ -52,6 +52,7 @@ from .engines import (
 )
 from .engines.tls import TlsConfig
 from .errors import StartError
+from .extras import program_name
 from .proxying import add_arguments as add_proxy_arguments
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 
@@ -73,9 +74,12 @@ def add_db_argument(parser, default=DEFAULT_DB) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="daemon.py", description=f"{PRODUCT} {__version__} daemon")
-    parser.add_argument("--version", action="version", version=f"{PRODUCT} {__version__}")
+def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every option of the running daemon (and so every key of its config file, lineproto.config).
+
+    Each feature module adds its own through one ``add_arguments(parser)`` call here.
+    """
+    config.add_arguments(parser)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default %(default)s)")
     parser.add_argument(
         "-p",
@@ -85,9 +89,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="port to listen on, 0 for any free port (default %(default)s)",
     )
     parser.add_argument("--notify", metavar="FILE", help="write HOST:PORT to FILE once the socket listens")
-    parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"], help="default %(default)s"
-    )
     parser.add_argument(
         "--max-connections",
         type=positive_int,
@@ -208,6 +209,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_proxy_arguments(parser)
     add_service_arguments(parser)
+    # the deployment features: one add_arguments(parser) each
+    logsetup.add_arguments(parser)
+    metrics.add_arguments(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The daemon's command line: the serving options, then the subcommands (each with --db).
+
+    ``config`` takes the serving options too, so ``lineproto-daemon config --port 4000`` shows
+    what that command line would run with.
+    """
+    prog = program_name("lineproto-daemon")
+    parser = ArgumentParser(
+        prog=prog,
+        description=f"{PRODUCT} {__version__} daemon",
+        epilog="Every option may be given in a --config file instead; docs/DEPLOYING.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PRODUCT} {__version__}")
+    add_serving_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def admin(name, help_text):
@@ -251,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_service_admin_commands(add_service_command)
     admin("dump", "print the readings dump")
+    shown = commands.add_parser(
+        "config", help="print the effective configuration as TOML (what --config reads; takes the serving options)"
+    )
+    add_serving_arguments(shown)
+    for action in shown._actions:  # only what is given after 'config' overrides the options before it
+        action.default = argparse.SUPPRESS
     backup = admin("backup", "write a consistent copy of the database, also while the daemon runs")
     backup.add_argument("file")
     return parser
@@ -262,23 +288,37 @@ def build_parser() -> argparse.ArgumentParser:
 PRIVATE_UMASK = 0o077
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     os.umask(PRIVATE_UMASK)
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    command = args.command or "serve"
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        args = parse_arguments(parser, argv)
+        logsetup.configure(args, serving=args.command is None)
         if hasattr(args, "service_run"):  # a service's own subcommand (commands.add_admin_commands)
             return args.service_run(args, lambda create: _store(args, create))
-        return COMMANDS[command](args)
+        return COMMANDS[args.command or "serve"](args)
     except (StartError, StoreOpenError, AccountError, RosterError) as exc:
-        print(f"daemon.py: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 2
     except StorageError as exc:
-        print(f"daemon.py: {exc}", file=sys.stderr)
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
         return 1
+
+
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The command line, with ``--config FILE``'s settings in front of it (so the command line wins)."""
+    args = parser.parse_args(argv)
+    if args.config is None:
+        return args
+    return parser.parse_args(config.file_arguments(parser, args.config) + argv)
+
+
+def show_config(args) -> int:
+    """``config``: the effective settings, as a file that ``--config`` reads back."""
+    print(f"# {PRODUCT} {__version__}: the effective configuration (lineproto-daemon --config FILE reads it)")
+    print(config.effective(build_parser(), args), end="")
+    return 0
 
 
 #: Mode of a database directory the daemon creates: only its owner may enter it.
@@ -360,7 +400,7 @@ def pin_to_cpu(cpu: int) -> None:
 
 #: The signals that stop the daemon gracefully.
 STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
-#: What the main thread waits for: the stop signals, and SIGHUP (reload the TLS certificate).
+#: What the main thread waits for: the stop signals, and SIGHUP (reopen the log file, reload the TLS certificate).
 WAITED_SIGNALS = STOP_SIGNALS | {signal.SIGHUP}
 
 
@@ -395,14 +435,15 @@ def serve(args) -> int:
         pin_to_cpu(args.cpu)
     if args.notify:
         check_file_target("--notify", args.notify)
+    exporter = metrics.from_arguments(args)
     store = open_store(args)
     try:
-        return _serve(args, store)
+        return _serve(args, store, exporter)
     finally:
         store.close()
 
 
-def _serve(args, store: SqliteStore) -> int:
+def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> int:
     if args.users:
         log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
     if not store.list_users():
@@ -466,6 +507,13 @@ def _serve(args, store: SqliteStore) -> int:
     # What start-up built lives as long as the daemon: keep it out of the collector's full passes.
     gc.freeze()
     running = RunningServer(server).start(timeout=60)
+    try:
+        if exporter is not None:
+            exporter.start(services.stats)
+    except StartError:
+        server.stop()
+        running.wait()
+        raise
     host, port = server.address
     log.info("running the %s", server.description)
     print(f"{PRODUCT} {__version__} listening on {host}:{port}", flush=True)
@@ -475,6 +523,10 @@ def _serve(args, store: SqliteStore) -> int:
             f"{PRODUCT} {__version__} listening for TLS on {server.tls_address[0]}:{server.tls_address[1]}", flush=True
         )
         ready += f"tls {server.tls_address[0]}:{server.tls_address[1]}\n"
+    if exporter is not None:
+        metrics_host, metrics_port = exporter.address
+        print(f"{PRODUCT} {__version__} metrics on http://{metrics_host}:{metrics_port}/metrics", flush=True)
+        ready += f"metrics {metrics_host}:{metrics_port}\n"
     if args.notify:
         write_atomically(args.notify, ready)
     while running.alive:
@@ -482,12 +534,16 @@ def _serve(args, store: SqliteStore) -> int:
         if caught is None:
             continue
         if caught.si_signo == signal.SIGHUP:
+            if logsetup.reopen_files():
+                log.info("SIGHUP: log file reopened")
             reload_tls(settings.tls)
             continue
         log.info("%s: stopping", signal.Signals(caught.si_signo).name)
         server.stop()
         break
     running.wait()
+    if exporter is not None:
+        exporter.stop()
     log.info("shutting down")
     services.close()
     log.info("stopped")
@@ -648,4 +704,9 @@ COMMANDS = {
     "unlock": unlock,
     "dump": dump,
     "backup": backup,
+    "config": show_config,
 }
+
+
+if __name__ == "__main__":  # python -m lineproto.daemon
+    sys.exit(main())

@@ -69,6 +69,7 @@ def user(session: Session, name: str) -> Reply:
     session.logout()
     name = canonical_username(name)  # names are case-insensitive: USER Ada is ada, USER GUEST is guest
     if name == GUEST and session.services.users.allow_guest:  # never a registered name (check_username)
+        log.info("login %s from %s", GUEST, session.peer, extra=_fields(session, GUEST))
         session.login(GUEST_USER)
         return Reply(230, ("Welcome, Guest: logged in as guest with play money",))
     session.pending_name = name
@@ -93,6 +94,7 @@ def pass_(session: Session, password: str) -> Reply:
                 for_log(name),
                 session.peer,
                 verdict.retry_seconds,
+                extra=_fields(session, name),
             )
         session.login_failures += 1  # and refusals count for the connection's budget of failures
         if session.login_failures >= MAX_LOGIN_FAILURES:
@@ -107,15 +109,20 @@ def pass_(session: Session, password: str) -> Reply:
         services.stats.count("login-failures")
         session.reply_delay = services.throttle.failed(session.address, name)
         # One line per failure, account and peer in fixed places, so fail2ban and the like can match it.
-        log.warning("login failed for %s from %s", for_log(name), session.peer)
+        log.warning("login failed for %s from %s", for_log(name), session.peer, extra=_fields(session, name))
         if session.login_failures >= MAX_LOGIN_FAILURES:
             session.closing = True
             return Reply(421, ("Too many failed logins; closing connection",))
         raise CommandError(530, "Login incorrect")
     services.throttle.succeeded(session.address, name)
-    log.info("login %s from %s", user.name, session.peer)
+    log.info("login %s from %s", user.name, session.peer, extra=_fields(session, user.name))
     session.login(user)
     return Reply(230, (f"Welcome, {user.real_name}: logged in as {user.name}",))
+
+
+def _fields(session: Session, account: str) -> dict[str, str]:
+    """A login line's structured fields (``--log-format json``): the account (escaped) and the peer."""
+    return {"account": for_log(account), "peer": session.peer}
 
 
 #: Names RFC 4217 and its clients use for TLS in ``AUTH``.

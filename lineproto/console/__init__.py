@@ -18,6 +18,7 @@ import sys
 from .. import PRODUCT, __version__
 from ..argtypes import ArgumentParser
 from ..client import ClientError, ReplyError
+from ..extras import program_name
 from ..wire import ProtocolError
 from . import meter, play, raw, simulate
 from .errors import BROKEN_PIPE, FAILED, INTERRUPTED, ConsoleError, UsageError, reason
@@ -29,7 +30,7 @@ CLOSING = 421
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
-        prog="client.py",
+        prog=program_name("lineproto"),
         description=f"{PRODUCT} {__version__} console clients",
         epilog="Exit status: 0 done, 1 the daemon could not be reached, refused or went away, "
         "2 a mistake on the command line, 130 Ctrl+C, 141 the reader of the output went away.",
