@@ -134,9 +134,9 @@ def _toml(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
-    if isinstance(value, list | tuple):
+    if isinstance(value, list):  # an option given several times (action="append")
         return "[" + ", ".join(_toml(item) for item in value) + "]"
-    return _toml_string(str(value))
+    return _toml_string(str(value))  # an option's value prints back as the text it was given
 
 
 #: What a TOML basic string cannot hold as it is: the quote, the backslash, and the control characters.

@@ -19,16 +19,22 @@ Network: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 #: ``--proxy-protocol`` values: ``off``, or which header versions the listener accepts.
 MODES: Final = ("off", *VERSIONS)
+
+
+class Networks(tuple[Network, ...]):
+    """The value of ``--proxy-from``: networks that print back as the option's text (``config`` shows it)."""
+
+    def __str__(self) -> str:
+        return ",".join(str(network) for network in self)
+
+
 #: Whose PROXY headers are believed when ``--proxy-from`` is not given: this machine only.
-DEFAULT_PROXY_FROM: Final[tuple[Network, ...]] = (
-    ipaddress.ip_network("127.0.0.0/8"),
-    ipaddress.ip_network("::1/128"),
-)
+DEFAULT_PROXY_FROM: Final = Networks((ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")))
 #: Seconds a connection may take to send its whole PROXY header before it is closed.
 PROXY_HEADER_TIMEOUT: Final = 5.0
 
 
-def proxy_networks(text: str) -> tuple[Network, ...]:
+def proxy_networks(text: str) -> Networks:
     """``--proxy-from``: comma-separated addresses or CIDR networks (``10.0.0.0/8,::1``)."""
     networks = []
     for part in text.split(","):
@@ -37,7 +43,7 @@ def proxy_networks(text: str) -> tuple[Network, ...]:
             networks.append(ipaddress.ip_network(part))
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an address or CIDR network: {part!r}") from None
-    return tuple(networks)
+    return Networks(networks)
 
 
 def is_trusted(address: str, networks: tuple[Network, ...]) -> bool:

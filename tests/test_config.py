@@ -122,13 +122,13 @@ def test_a_missing_file_is_one_line(tmp_path):
 def test_an_option_added_later_is_a_key_without_touching_the_config_code(tmp_path):
     """What another feature does: one add_argument on the daemon's parser, and the file takes it."""
     parser = build_parser()
-    parser.add_argument("--round-seconds", type=positive_int, default=30)
-    parser.add_argument("--proxy-from", action="append", default=[])
-    path = write(tmp_path / "later.toml", 'round-seconds = 5\nproxy-from = ["10.0.0.0/8", "127.0.0.1/32"]\n')
+    parser.add_argument("--example-seconds", type=positive_int, default=30)
+    parser.add_argument("--allow-from", action="append", default=[])
+    path = write(tmp_path / "later.toml", 'example-seconds = 5\nallow-from = ["10.0.0.0/8", "127.0.0.1/32"]\n')
     args = parser.parse_args(config.file_arguments(parser, str(path)))
-    assert args.round_seconds == 5
-    assert args.proxy_from == ["10.0.0.0/8", "127.0.0.1/32"]
-    assert "round-seconds = 5" in config.effective(parser, args).splitlines()
+    assert args.example_seconds == 5
+    assert args.allow_from == ["10.0.0.0/8", "127.0.0.1/32"]
+    assert "example-seconds = 5" in config.effective(parser, args).splitlines()
 
 
 def test_the_example_file_has_every_key_and_reads_as_a_config(tmp_path):

@@ -119,7 +119,13 @@ def test_the_extras_are_named_for_what_they_bring_and_test_takes_them_all():
     import tomllib
 
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
-    brought = {"fast": "uvloop", "tls-test": "trustme", "metrics": "prometheus-client", "discovery": "zeroconf"}
+    brought = {
+        "fast": "uvloop",
+        "tls-test": "trustme",
+        "metrics": "prometheus-client",
+        "discovery": "zeroconf",
+        "stats": "scipy",
+    }
     for extra, package in brought.items():
         assert any(requirement.startswith(package) for requirement in extras[extra]), extra
     assert f"lineproto[{','.join(brought)}]" in extras["test"]
