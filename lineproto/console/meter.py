@@ -36,7 +36,7 @@ from ..argtypes import port_number
 from ..client import Client, ClientError, PermanentError, ReplyError, TransientError
 from ..wire import ProtocolError, Reply
 from .connect import add_address
-from .errors import OK, ConsoleError, reason
+from .errors import OK, USAGE, ConsoleError, reason
 from .prompts import ask, ask_password
 from .spawn import check_options, connect_or_spawn
 
@@ -52,10 +52,17 @@ def add_parsers(programs) -> None:
         help="the console meter reader: take jobs, enter readings",
         description="Log in, then read meters one job at a time. An empty reading asks for the "
         "reason; an empty reason ends the session. --spawn starts a daemon of its own when "
-        "none answers, on a throw-away database unless --db says otherwise.",
+        "none answers, on a throw-away database unless --db says otherwise. --gui opens a window "
+        "instead of reading the console, and starts a daemon the same way.",
     )
-    add_address(meter, port_type=port_number, port_range="1-65535, or 0 with --spawn")
+    add_address(meter, port_type=port_number, port_range="1-65535, or 0 with --spawn or --gui")
     meter.add_argument("--user", metavar="NAME", help="log in as NAME (default: ask)")
+    meter.add_argument(
+        "--gui",
+        action="store_true",
+        help="the meter reader's window (Tk) instead of the console; starts a daemon when none "
+        "answers, as --spawn does, and --user fills the login dialog's name",
+    )
     meter.add_argument(
         "--spawn",
         action="store_true",
@@ -160,6 +167,14 @@ def read_meters(client: Client) -> None:
 
 def run_meter(args) -> int:
     """``client.py meter``: 0 when the session ends normally; failures end in main (1, or 130 for Ctrl+C)."""
+    if args.gui:
+        try:
+            from .gui import run_gui  # tkinter is loaded only for the window
+        except ImportError as exc:
+            raise ConsoleError(
+                f"--gui needs tkinter, which this Python lacks ({exc}; Debian: apt-get install python3-tk)", USAGE
+            ) from None
+        return run_gui(args)
     check_options(args)
     client, daemon = connect_or_spawn(args, progress=_say)
     try:
