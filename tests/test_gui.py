@@ -248,6 +248,25 @@ def test_a_round_to_all_jobs_done(app, start_daemon, roster):
     assert any(line.startswith("G10002=") and line.endswith("[Dog in the yard]carol") for line in lines), lines
 
 
+def test_no_job_now_says_why(app, start_daemon, tmp_path):
+    """The only meter is held by another reader: 450, shown as the console shows it, and nothing to enter."""
+    one = tmp_path / "one.csv"
+    one.write_text("G10001\n", encoding="utf-8")
+    daemon = start_daemon("--roster", str(one), users=True)
+    with RawConnection(daemon.port) as other:
+        other.reply()
+        other.command("USER root")
+        other.command("PASS admin pass")
+        assert other.command("JOB").lines[0].startswith("G10001")
+        window = app("--port", str(daemon.port), "--user", "carol")
+        window.log_in()
+        window.pump(lambda: window.session.finished)
+    main = window.window
+    assert main.meter.cget("text") == "No job now"
+    assert window.status() == f"{WELCOME}. 1 unread meter is held by other readers; try again later"
+    assert not enabled(main.reading_entry) and not enabled(main.submit_button)
+
+
 class SilentServer:
     """A port that greets like a lineproto daemon, then never answers: a daemon hung mid-session."""
 

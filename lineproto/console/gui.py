@@ -44,6 +44,8 @@ SLOW_AFTER = 1.0
 #: Refusals that end the reader's session: logged out (530), not a reader (532).
 SESSION_REFUSED = (530, 532)
 TITLE = "lineproto meter"
+#: What the meter label and the status bar say once every roster meter has a reading (251).
+ALL_DONE = "All jobs done"
 
 
 class Outcome:
@@ -146,6 +148,7 @@ class MeterSession:
         self.counts: tuple[int, int] | None = None
         self.status = ""
         self.finished = False  # every job done (or held by others): nothing more to read
+        self.note = ""  # why there is no meter: ALL_DONE, or the 450 line
         self.lost = False  # the connection is gone: Reconnect
         self.refusals = 0  # logins refused so far (the dialog clears the password after each)
         self.waiting: str | None = None  # what the call in progress waits for
@@ -183,10 +186,18 @@ class MeterSession:
         """The window title: the meter and the counts, so a task bar (and a test) can follow along."""
         parts = [TITLE]
         if self.logged_in:
-            parts.append(self.meter or ("all jobs done" if self.finished else "no meter"))
+            parts.append(self.meter or self.meter_text().lower())
             if self.counts:
                 parts.append("Read {}/{}".format(*self.counts))
         return " - ".join(parts)
+
+    def meter_text(self) -> str:
+        """What the meter label shows: the meter, or why there is none."""
+        if self.meter:
+            return self.meter
+        if self.finished:
+            return ALL_DONE if self.note == ALL_DONE else "No job now"
+        return "-"
 
     # ----------------------------------------------------------------- actions
 
@@ -315,7 +326,7 @@ class MeterSession:
             if exc.code == 421:
                 raise
             return None, exc.reply.lines[0]
-        return meter, "" if meter else "All jobs done"
+        return meter, "" if meter else ALL_DONE
 
     def _read(self, meter: str, value: int | None, why: str | None) -> tuple[int, int, str | None, str]:
         assert self.client is not None
@@ -382,7 +393,7 @@ class MeterSession:
         self._next(meter, note, f"Accepted: you have read {mine} out of {total} readings")
 
     def _next(self, meter: str | None, note: str, status: str) -> None:
-        self.meter, self.finished = meter, meter is None
+        self.meter, self.finished, self.note = meter, meter is None, note
         self.status = f"{status}. {note}" if note else status
 
     def _lose(self, line: str) -> None:
@@ -567,7 +578,7 @@ class MeterWindow:
             self.reason.set("")
             if session.meter is not None:
                 self.reading_entry.focus_set()
-        self.meter.configure(text=session.meter or ("All jobs done" if session.finished else "-"))
+        self.meter.configure(text=session.meter_text())
         self.counts.configure(text="Read {}/{}".format(*session.counts) if session.counts else "")
         open_ = session.can_submit
         self.reading_entry.configure(state="normal" if open_ else "disabled")
