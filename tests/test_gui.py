@@ -367,6 +367,16 @@ def test_quit_stops_the_daemon_it_started(app, tmp_path, roster):
     assert result.stdout.startswith("G10001=5@"), result
 
 
+def test_a_daemon_that_cannot_start_is_shown(app, tmp_path):
+    bad = tmp_path / "roster.csv"
+    bad.write_text("G10001\nno good\n", encoding="utf-8")
+    window = app("--port", "0", "--roster", str(bad), "--user", "carol")
+    window.pump(lambda: window.session.can_log_in and not window.session.busy and window.dialog.message.cget("text"))
+    message = window.dialog.message.cget("text")
+    assert message.startswith("the daemon exited with status 2: ") and "bad roster" in message, message
+    assert window.session.daemon is None
+
+
 def test_the_program_end_to_end_with_xdotool(display, tmp_path, roster):
     """``client.py meter --gui --spawn`` as a person runs it: keys only, then the daemon is gone."""
     xdotool = need("xdotool", "xdotool")
