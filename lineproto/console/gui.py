@@ -32,6 +32,7 @@ from typing import Any
 
 from ..client import Client, ClientError, PermanentError, ReplyError, TransientError
 from ..wire import ProtocolError
+from . import CLOSING
 from .connect import connect, where
 from .errors import OK, USAGE, ConsoleError, reason
 from .meter import READING, login_name, welcome
@@ -128,7 +129,7 @@ class MeterSession:
     The attributes are read by the window and changed only on the Tk thread (by an
     action, or by a call's outcome the worker delivers); ``changed()`` tells the
     window to draw them again. The connection itself (``client``, ``daemon``) is
-    used only by calls on the worker.
+    used only by calls on the worker, and by :meth:`close` once the window is gone.
     """
 
     def __init__(self, args, worker: Worker, changed: Callable[[], None]):
@@ -263,7 +264,9 @@ class MeterSession:
     # ----------------------------------------------------------------- plumbing (Tk thread)
 
     def _request(self, what: str, call: Callable[[], Any], done: Callable[[Outcome], None]) -> None:
-        self.worker.submit(call, lambda: self._started(what), lambda outcome: self._done(done, outcome))
+        self.worker.submit(
+            lambda: self._guarded(call), lambda: self._started(what), lambda outcome: self._done(done, outcome)
+        )
         self._changed()
 
     def _started(self, what: str, limit: float | None = None) -> None:
@@ -292,6 +295,23 @@ class MeterSession:
         self.worker.post(lambda: self._started(line, limit))
 
     # ----------------------------------------------------------------- calls (worker thread)
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        """``call()``; when the connection fails, it is closed here, on the worker, so the next call connects again."""
+        try:
+            return call()
+        except ReplyError as exc:
+            if exc.code == CLOSING:
+                self._forget_client()
+            raise
+        except (ClientError, ProtocolError, OSError):
+            self._forget_client()
+            raise
+
+    def _forget_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
     def _open(self) -> str:
         """Connect, or start a daemon and connect to it; the first time only."""
@@ -323,7 +343,7 @@ class MeterSession:
         try:
             meter = self.client.job()
         except TransientError as exc:
-            if exc.code == 421:
+            if exc.code == CLOSING:
                 raise
             return None, exc.reply.lines[0]
         return meter, "" if meter else ALL_DONE
@@ -342,7 +362,6 @@ class MeterSession:
         try:
             address = outcome.get()
         except (ConsoleError, ClientError, ProtocolError, OSError) as exc:
-            self._drop()
             if not self._logging_in:
                 self.login_message = reason(exc)
             return
@@ -359,12 +378,9 @@ class MeterSession:
             self._show(str(exc))
             return
         except ReplyError as exc:
-            if exc.code == 421:  # the daemon closed the connection
-                self._drop()
             self._show(f"Refused: {reason(exc)}")
             return
         except (ConsoleError, ClientError, ProtocolError, OSError) as exc:
-            self._drop()
             self._show(f"Connection lost: {reason(exc)}" if self.logged_in else reason(exc))
             return
         self.logged_in, self.lost = True, False
@@ -383,8 +399,11 @@ class MeterSession:
         except ValueError as exc:  # not sendable as typed
             self._show(f"Not sent: {reason(exc)}")
             return
-        except ReplyError as exc:  # 421 closing, 451 storage unavailable
-            self._lose(f"The daemon closed the connection: {reason(exc)}")
+        except ReplyError as exc:
+            if exc.code == CLOSING:
+                self._lose(f"The daemon closed the connection: {reason(exc)}")
+            else:  # 451 storage unavailable, 452 full: nothing changed, the same meter again
+                self._show(exc.reply.lines[0])
             return
         except (ClientError, ProtocolError, OSError) as exc:
             self._lose(f"Connection lost: {reason(exc)}")
@@ -397,14 +416,8 @@ class MeterSession:
         self.status = f"{status}. {note}" if note else status
 
     def _lose(self, line: str) -> None:
-        self._drop()
         self.lost = True
         self.status = f"{line}. Reconnect to go on"
-
-    def _drop(self) -> None:
-        if self.client is not None:
-            self.client.close()
-            self.client = None
 
 
 class LoginRefused(Exception):
