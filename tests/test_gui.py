@@ -377,6 +377,16 @@ def test_a_daemon_that_cannot_start_is_shown(app, tmp_path):
     assert window.session.daemon is None
 
 
+def test_options_for_a_daemon_of_its_own_are_refused_when_one_answers(app, daemon, tmp_path):
+    window = app("--port", str(daemon.port), "--db", str(tmp_path / "other.db"), "--user", "carol")
+    window.pump(lambda: not window.session.busy)
+    assert window.dialog.message.cget("text") == (
+        f"a daemon already answers on 127.0.0.1:{daemon.port}, so none was started for --db: "
+        "stop it, or choose another --port (0: any free port)"
+    )
+    assert window.session.daemon is None and not (tmp_path / "other.db").exists()
+
+
 def test_the_program_end_to_end_with_xdotool(display, tmp_path, roster):
     """``client.py meter --gui --spawn`` as a person runs it: keys only, then the daemon is gone."""
     xdotool = need("xdotool", "xdotool")
