@@ -531,7 +531,9 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         write_atomically(args.notify, ready)
     while running.alive:
         caught = signal.sigtimedwait(WAITED_SIGNALS, 0.5)
-        if caught is None:
+        # After SIGSTOP and a SIGCONT past the timeout, sigtimedwait returns a siginfo naming no
+        # signal we wait for (seen here: si_signo -1094853856); such a wake-up is not a signal.
+        if caught is None or caught.si_signo not in WAITED_SIGNALS:
             continue
         if caught.si_signo == signal.SIGHUP:
             if logsetup.reopen_files():
