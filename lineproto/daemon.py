@@ -53,6 +53,8 @@ from .engines import (
 from .engines.tls import TlsConfig
 from .errors import StartError
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
+from .systemd import Deployment
+from .systemd import add_arguments as add_deployment_arguments
 
 log = logging.getLogger("lineproto.daemon")
 
@@ -206,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="plaintext connections from other machines must AUTH TLS before logging in",
     )
     add_service_arguments(parser)
+    add_deployment_arguments(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def admin(name, help_text):
@@ -438,7 +441,9 @@ def _serve(args, store: SqliteStore) -> int:
         ThrottlePolicy.with_budget(args.account_lock_after, args.lock_window),
         unlock_requested=store.take_unlock_request,  # daemon.py unlock, from another process
     )
+    deployment = Deployment(args)  # systemd's sockets and notify, inetd's connection, mDNS
     settings = ServerSettings(
+        **deployment.listeners(),
         host=args.host,
         port=args.port,
         limits=ConnectionLimits(
@@ -472,6 +477,7 @@ def _serve(args, store: SqliteStore) -> int:
         ready += f"tls {server.tls_address[0]}:{server.tls_address[1]}\n"
     if args.notify:
         write_atomically(args.notify, ready)
+    deployment.started(server, running)
     while running.alive:
         caught = signal.sigtimedwait(WAITED_SIGNALS, 0.5)
         if caught is None:
@@ -482,6 +488,7 @@ def _serve(args, store: SqliteStore) -> int:
         log.info("%s: stopping", signal.Signals(caught.si_signo).name)
         server.stop()
         break
+    deployment.stopping()
     running.wait()
     log.info("shutting down")
     services.close()

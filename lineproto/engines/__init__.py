@@ -11,7 +11,10 @@ hands blocking work to worker threads:
   for programs built on socketserver (:mod:`lineproto.engines.threads`).
 
 Both have the same interface (:class:`Server`): construct one (it binds the
-socket at once, so ``address`` is known and a busy port fails early), call
+socket at once, so ``address`` is known and a busy port fails early; or it
+takes listening sockets bound by someone else, ``ServerSettings(sockets=...)``
+as systemd passes them, or serves the one connected socket inetd passes,
+``ServerSettings(inetd=...)``, and stops when its session ends), call
 ``serve_forever()`` in the thread that should run it, and ``stop()`` from any
 thread or a signal handler. :func:`start_server` runs one in a background
 thread as a context manager: see docs/EMBEDDING.md.
@@ -19,6 +22,7 @@ thread as a context manager: see docs/EMBEDDING.md.
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,14 +61,43 @@ class ServerSettings:
     tls: TlsConfig | None = None  # a certificate: AUTH TLS is offered (and the TLS port may listen)
     tls_port: int | None = None  # a second listener whose connections start with the TLS handshake
     require_tls: bool = False  # plaintext connections from other machines must AUTH TLS before logging in
+    # Listening sockets bound by someone else (systemd's socket activation): when given, the server
+    # binds nothing itself (host, port and tls_port are not used) and serves on these.
+    sockets: tuple[socket.socket, ...] = ()
+    tls_sockets: tuple[socket.socket, ...] = ()  # the same for implicit-TLS listeners
+    inetd: socket.socket | None = None  # one connected socket (inetd): serve its session, then stop; no listener
 
     def __post_init__(self) -> None:
         if self.tls is None and (self.tls_port is not None or self.require_tls):
             raise StartError("a TLS port and --require-tls need a certificate (--cert, --key)")
+        if self.tls is None and self.tls_sockets:
+            raise StartError("a TLS listener (lineproto-tls from systemd) needs a certificate (--cert, --key)")
+        if self.tls_sockets and not self.sockets:
+            raise StartError("pre-bound TLS sockets need a plain one beside them")
+
+    @property
+    def prebound(self) -> bool:
+        """True when the server takes its sockets from :attr:`sockets` or :attr:`inetd` and binds none."""
+        return bool(self.sockets) or self.inetd is not None
 
     @property
     def tls_policy(self) -> TlsPolicy:
         return TlsPolicy(available=self.tls is not None, required=self.require_tls)
+
+
+def local_address(sock: socket.socket) -> tuple[str, int]:
+    """``(host, port)`` of a socket's own end; ``("-", 0)`` for one that is not TCP (an inetd socketpair)."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
+    return ("-", 0)
+
+
+def peer_text(address) -> str:
+    """``host:port`` of a peer address as accept() returns it; ``-`` for one that has none (AF_UNIX)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "-"
 
 
 class Server(Protocol):
