@@ -2,12 +2,15 @@
 # Install the Debian packages the test suite drives for real, when they are missing:
 #   inetutils-telnet  tests/test_telnet.py runs a real telnet client through a pty
 #   chromium          tests/test_cross_protocol.py loads a hostile page in headless Chromium
+#   systemd           tests/test_systemd.py and test_inetd.py run systemd-socket-activate in front of the
+#                     daemon and systemd-analyze verify on contrib/systemd (a container may lack them)
 # As root (CI) it installs them with apt-get; otherwise it says what to install and the tests that
 # need them fail with the same advice.
 set -euo pipefail
 missing=()
 command -v telnet >/dev/null || missing+=(inetutils-telnet)
 command -v chromium >/dev/null || command -v chromium-browser >/dev/null || missing+=(chromium)
+command -v systemd-socket-activate >/dev/null && command -v systemd-analyze >/dev/null || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
     echo "test-packages: installing ${missing[*]}"

@@ -162,12 +162,12 @@ class Activated:
     The tool's stderr (and then the daemon's, which inherits it) is read by a thread into ``lines``.
     """
 
-    def __init__(self, names: list[str], env: dict[str, str], daemon_args: list[str]):
+    def __init__(self, names: list[str], env: dict[str, str], daemon_args: list[str], tool_args: tuple[str, ...] = ()):
         for _ in range(20):  # a port taken between free_port() and the tool's bind: choose again
             self.ports = [free_port() for _ in names]
             listen = [f"--listen=127.0.0.1:{port}" for port in self.ports]
             setenv = [f"--setenv={key}={value}" for key, value in env.items()]
-            command = [ACTIVATE, *listen, f"--fdname={':'.join(names)}", *setenv, sys.executable]
+            command = [ACTIVATE, *tool_args, *listen, f"--fdname={':'.join(names)}", *setenv, sys.executable]
             command += [str(ROOT / "daemon.py"), *daemon_args]
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -229,8 +229,8 @@ class Activated:
 def activate():
     started = []
 
-    def start(names, env, *daemon_args):
-        activated = Activated(names, env, list(daemon_args))
+    def start(names, env, *daemon_args, tool_args=()):
+        activated = Activated(names, env, list(daemon_args), tool_args)
         started.append(activated)
         return activated
 
@@ -320,3 +320,26 @@ def test_listen_variables_of_another_process_are_ignored_and_the_port_is_bound(s
     with RawConnection(daemon.port) as line:
         assert line.reply().code == 220
     assert "socket activation" not in daemon.log()
+
+
+ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze missing: apt-get install systemd")
+def test_the_shipped_unit_files_pass_systemd_analyze_verify(tmp_path):
+    # The service names the installed command; here any executable stands in for it.
+    for unit in (ROOT / "contrib" / "systemd").iterdir():
+        text = unit.read_text().replace("/usr/local/bin/lineproto-daemon", sys.executable)
+        (tmp_path / unit.name).write_text(text)
+    units = sorted(str(path) for path in tmp_path.iterdir())
+    result = subprocess.run([ANALYZE, "verify", *units], capture_output=True, text=True, timeout=120)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    service = (tmp_path / "lineproto.service").read_text()
+    for setting in (
+        "Type=notify",
+        "DynamicUser=yes",
+        "StateDirectory=lineproto",
+        "WatchdogSec=",
+        "ProtectSystem=strict",
+    ):
+        assert setting in service
