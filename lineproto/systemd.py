@@ -44,6 +44,8 @@ TLS_NAME = "lineproto-tls"
 LISTEN_VARIABLES = ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 #: Seconds between STATUS= updates when no watchdog sets a shorter beat.
 STATUS_INTERVAL = 10.0
+#: Seconds the server has to show it still serves (``Server.responsive``) before a watchdog ping.
+HEALTH_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -275,7 +277,7 @@ class Deployment:
             self.watchdog = Watchdog(
                 self.notifier,
                 self.watchdog_interval,
-                healthy=lambda: running.alive and not server.state.stopping.is_set(),
+                healthy=lambda: running.alive and server.responsive(HEALTH_TIMEOUT),
                 status=lambda: server_status(server),
             )
             self.watchdog.start()

@@ -23,6 +23,8 @@ from hypothesis import strategies as st
 from test_tls import client_context
 
 from conftest import ROOT, RawConnection, write_users_file
+from lineproto.commands import Command, build_services
+from lineproto.engines import ServerSettings, start_server
 from lineproto.errors import StartError
 from lineproto.systemd import (
     TLS_NAME,
@@ -34,6 +36,7 @@ from lineproto.systemd import (
     take_listen_sockets,
     watchdog_interval,
 )
+from lineproto.wire import Reply
 
 tls_certificate = test_tls.certificate  # the fixture, under a name of its own here
 
@@ -343,3 +346,30 @@ def test_the_shipped_unit_files_pass_systemd_analyze_verify(tmp_path):
         "ProtectSystem=strict",
     ):
         assert setting in service
+
+
+def test_the_watchdog_health_check_fails_while_the_event_loop_is_stuck(engine):
+    # A handler without blocks= runs on the events engine's loop: while it hangs, nothing else is served,
+    # and the watchdog must stop pinging; on the threads engine it holds only its own connection's thread.
+    started, release = threading.Event(), threading.Event()
+
+    def hang(session):
+        started.set()
+        release.wait(30)
+        return Reply(200, ("released",))
+
+    services = build_services()
+    services.table.add(Command("HANG", "", "hold the caller", hang))
+    with start_server(services, ServerSettings(port=0), engine=engine) as running:
+        server = running.server
+        assert server.responsive(5)
+        with RawConnection(running.address[1]) as line:
+            assert line.reply().code == 220
+            line.send(b"HANG\r\n")
+            assert started.wait(20)
+            assert server.responsive(0.2) is (engine == "threads")
+            release.set()
+            assert line.reply().code == 200
+        assert server.responsive(5)
+        running.stop()
+        assert not server.responsive(5)

@@ -115,6 +115,9 @@ class Server(Protocol):
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to stop; safe from any thread and from a signal handler."""
 
+    def responsive(self, timeout: float) -> bool:
+        """True while serving and able to take connections, checked within ``timeout`` (the systemd watchdog)."""
+
 
 def make_server(services: Services, settings: ServerSettings = ServerSettings(), engine: str = "events") -> Server:
     """A server of the named engine, its socket bound (OSError if the address is taken)."""

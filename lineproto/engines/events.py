@@ -162,6 +162,18 @@ class EventServer:
             except RuntimeError:  # the loop closed meanwhile
                 pass
 
+    def responsive(self, timeout: float) -> bool:
+        """True if the loop runs a callback within ``timeout``: a loop stuck in a callback gets no watchdog ping."""
+        loop = self._loop
+        if loop is None or self.state.stopping.is_set() or not self.ready.is_set():
+            return False
+        ran = threading.Event()
+        try:
+            loop.call_soon_threadsafe(ran.set)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        return ran.wait(timeout)
+
     def _request_stop(self) -> None:
         if self._stop_requested is not None:
             self._stop_requested.set()

@@ -110,6 +110,7 @@ class ThreadedServer:
         self.state = ServerState(services, settings.limits, settings.tls_policy)
         self._inetd = settings.inetd
         self._tcp, self._tls_tcp = self._listeners(settings)
+        self._serving: list[threading.Thread] = []  # the accept threads (or the inetd session's)
         first = self._tcp[0].socket if self._tcp else settings.inetd
         assert first is not None  # a listener, or the inetd connection
         self.address: tuple[str, int] = local_address(first)
@@ -140,15 +141,25 @@ class ThreadedServer:
     def _start_accepting(self) -> None:
         """A thread per listener (or one handler thread for the inetd connection)."""
         if self._inetd is not None:
-            threading.Thread(target=self._serve_inetd, args=(self._inetd,), name="inetd", daemon=True).start()
+            self._serving.append(threading.Thread(target=self._serve_inetd, args=(self._inetd,), name="inetd"))
             log.info("%s serving one inetd connection", self.description)
-            return
         for tcp in self._tcp:
-            threading.Thread(target=tcp.serve_forever, args=(0.5,), name="accept", daemon=True).start()
+            self._serving.append(threading.Thread(target=tcp.serve_forever, args=(0.5,), name="accept"))
             log.info("%s listening on %s:%d", self.description, *local_address(tcp.socket))
         for tcp in self._tls_tcp:
-            threading.Thread(target=tcp.serve_forever, args=(0.5,), name="accept-tls", daemon=True).start()
+            self._serving.append(threading.Thread(target=tcp.serve_forever, args=(0.5,), name="accept-tls"))
             log.info("TLS listening on %s:%d", *local_address(tcp.socket))
+        for thread in self._serving:
+            thread.daemon = True
+            thread.start()
+
+    def responsive(self, timeout: float) -> bool:
+        """True while every accept thread runs (a connection's trouble stays in its own thread)."""
+        return (
+            self.ready.is_set()
+            and not self.state.stopping.is_set()
+            and all(thread.is_alive() for thread in self._serving)
+        )
 
     def _serve_inetd(self, sock: socket.socket) -> None:
         try:
