@@ -252,6 +252,8 @@ class Deployment:
 
         environ = os.environ if environ is None else environ
         self.args = args
+        if getattr(args, "inetd", False) and getattr(args, "advertise", None):
+            raise StartError("--advertise does not go with --inetd: inetd owns the port, and may advertise it")
         self.inetd_socket = inetd.take_socket() if getattr(args, "inetd", False) else None
         self.activated = take_listen_sockets(environ) if self.inetd_socket is None else None
         self.watchdog_interval = watchdog_interval(environ, os.getpid())

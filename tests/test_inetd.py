@@ -5,10 +5,12 @@ socketpair as stdin and stdout and talks on the other end; Debian's
 ``systemd-socket-activate --accept --inetd`` does the same for real TCP connections.
 """
 
+import signal
 import socket
 import subprocess
 import sys
 
+import pytest
 import test_systemd
 from test_systemd import needs_activate
 
@@ -23,53 +25,97 @@ def inetd_args(tmp_path, engine):
     return ["--inetd", "--engine", engine, "--db", str(db), "--users", str(users), "--password-cost", "1024"]
 
 
-def test_one_session_on_stdin_then_exit_0_and_the_log_on_stderr_only(tmp_path, engine):
-    ours, theirs = socket.socketpair()
-    log = tmp_path / "daemon.log"
-    with open(log, "wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "daemon.py"), *inetd_args(tmp_path, engine)],
-            stdin=theirs,
-            stdout=theirs,
-            stderr=stderr,
-        )
-    theirs.close()
-    try:
-        ours.settimeout(20)
-        line = RawConnection.over(ours)
-        assert line.reply().code == 220
-        line.command("USER dave")
-        assert line.command("PASS hunter2").code == 230
-        assert line.command("BET RED 10").code == 200
-        assert line.command("SPIN").code == 250
-        assert line.command("QUIT").code == 221
-        rest = line.read_all()  # the daemon closes its end after the goodbye: nothing else came on stdout
-        assert rest == b"" and not line.ready
-        assert process.wait(20) == 0
-    finally:
-        ours.close()
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    text = log.read_text()
+def test_one_session_on_stdin_then_exit_0_and_the_log_on_stderr_only(inetd_daemon):
+    daemon = inetd_daemon()
+    line = daemon.line
+    assert line.reply().code == 220
+    line.command("USER dave")
+    assert line.command("PASS hunter2").code == 230
+    assert line.command("BET RED 10").code == 200
+    assert line.command("SPIN").code == 250
+    assert line.command("QUIT").code == 221
+    # The daemon closes its end after the goodbye: nothing else came on its stdout.
+    assert line.read_all() == b"" and not line.ready
+    assert daemon.process.wait(20) == 0
+    text = daemon.log_path.read_text()
     assert "serving one inetd connection" in text
     assert "open -" in text and "close -" in text
     assert "Traceback" not in text
 
 
-def test_stdin_that_is_not_a_socket_is_one_line_and_status_2(tmp_path, engine):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "daemon.py"), *inetd_args(tmp_path, engine)],
-        stdin=subprocess.DEVNULL,
+class InetdDaemon:
+    """``daemon.py --inetd`` with one end of a socketpair as stdin and stdout; ``line`` talks on the other end."""
+
+    def __init__(self, tmp_path, engine, *more):
+        ours, theirs = socket.socketpair()
+        self.log_path = tmp_path / "daemon.log"
+        with open(self.log_path, "wb") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, str(ROOT / "daemon.py"), *inetd_args(tmp_path, engine), *more],
+                stdin=theirs,
+                stdout=theirs,
+                stderr=stderr,
+            )
+        theirs.close()  # the daemon holds the only other end: it closes, we read the end
+        ours.settimeout(20)
+        self.line = RawConnection.over(ours)
+
+    def close(self) -> None:
+        self.line.close()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def inetd_daemon(tmp_path, engine):
+    started = []
+
+    def start(*more):
+        daemon = InetdDaemon(tmp_path, engine, *more)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.close()
+
+
+def test_sigterm_ends_the_session_with_421_and_exit_0(inetd_daemon):
+    daemon = inetd_daemon()
+    assert daemon.line.reply().code == 220
+    assert daemon.line.command("USER guest").code == 230
+    daemon.process.send_signal(signal.SIGTERM)
+    assert daemon.line.reply().code == 421
+    assert daemon.line.read_all() == b""
+    assert daemon.process.wait(20) == 0
+
+
+def run_inetd(tmp_path, engine, *more, stdin=subprocess.DEVNULL):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *inetd_args(tmp_path, engine), *more],
+        stdin=stdin,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_stdin_that_is_not_a_socket_is_one_line_and_status_2(tmp_path, engine):
+    result = run_inetd(tmp_path, engine)
     assert result.returncode == 2
     assert result.stderr.splitlines()[-1:] == [
         "daemon.py: --inetd: standard input is not a socket (inetd passes the connection there)"
     ]
     assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_advertise_with_inetd_is_one_line_and_status_2(tmp_path, engine):
+    result = run_inetd(tmp_path, engine, "--advertise", "x")
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1:] == [
+        "daemon.py: --advertise does not go with --inetd: inetd owns the port, and may advertise it"
+    ]
 
 
 @needs_activate
