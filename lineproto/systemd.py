@@ -186,9 +186,15 @@ class Watchdog:
     """A thread that pings ``WATCHDOG=1`` while the server is healthy and keeps ``STATUS=`` current."""
 
     def __init__(
-        self, notifier: Notifier, interval: float | None, healthy: Callable[[], bool], status: Callable[[], str]
+        self,
+        notifier: Notifier,
+        interval: float | None,
+        healthy: Callable[[], bool],
+        status: Callable[[], str],
+        shown: str = "",
     ):
         self.notifier = notifier
+        self.shown = shown  # the STATUS= systemd has now (READY=1 carried one)
         self.interval = interval
         self.healthy = healthy
         self.status = status
@@ -200,7 +206,7 @@ class Watchdog:
 
     def _run(self) -> None:
         beat = min(self.interval, STATUS_INTERVAL) if self.interval is not None else STATUS_INTERVAL
-        shown = self.status()  # READY=1 carried it
+        shown = self.shown
         while not self._stop.wait(beat):
             if not self.healthy():
                 continue  # no ping: systemd's WatchdogSec= restarts a server that stays unhealthy
@@ -281,6 +287,7 @@ class Deployment:
                 self.watchdog_interval,
                 healthy=lambda: running.alive and server.responsive(HEALTH_TIMEOUT),
                 status=lambda: server_status(server),
+                shown=status,
             )
             self.watchdog.start()
         if self.advertiser is not None:
