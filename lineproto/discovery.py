@@ -44,12 +44,16 @@ class MissingExtra(StartError, DiscoveryError):
     """zeroconf is not installed: the one line names the extra that brings it."""
 
 
-def require_zeroconf() -> ModuleType:
-    """The zeroconf module, or MissingExtra naming the extra to install."""
+def require_zeroconf(feature: str) -> ModuleType:
+    """The zeroconf module, or MissingExtra naming the extra to install.
+
+    The same line as ``lineproto.extras.require`` gives for every extra (this module keeps its own
+    copy until that helper is merged: it raises MissingExtra, which the client tells apart).
+    """
     try:
         import zeroconf
     except ImportError:
-        raise MissingExtra(f"discovery needs zeroconf: pip install 'lineproto[{EXTRA}]'") from None
+        raise MissingExtra(f"{feature} needs the {EXTRA} extra: pip install 'lineproto[{EXTRA}]'") from None
     return zeroconf
 
 
@@ -111,12 +115,15 @@ def _zeroconf_instance(zeroconf: ModuleType, interfaces: list[str] | None):
     return zeroconf.Zeroconf(interfaces=choice, ip_version=zeroconf.IPVersion.V4Only)
 
 
-def find(name: str, timeout: float = DEFAULT_FIND_TIMEOUT, interfaces: list[str] | None = None) -> Service:
+def find(
+    name: str, timeout: float = DEFAULT_FIND_TIMEOUT, interfaces: list[str] | None = None, feature: str = "find"
+) -> Service:
     """Where the daemon advertised as ``name`` listens; DiscoveryError if none answers within ``timeout``.
 
-    ``interfaces``: the addresses of the interfaces to ask on (default every one, loopback included).
+    ``interfaces``: the addresses of the interfaces to ask on (default every one, loopback included);
+    ``feature``: what asked, for the line that names the missing extra.
     """
-    zeroconf = require_zeroconf()
+    zeroconf = require_zeroconf(feature)
     instance = _zeroconf_instance(zeroconf, interfaces)
     try:
         info = instance.get_service_info(SERVICE_TYPE, service_name(name), timeout=int(timeout * 1000))
@@ -144,7 +151,7 @@ class Advertiser:
 
     def __init__(self, name: str):
         self.name = name
-        self.zeroconf = require_zeroconf()  # at start-up, before serving: a missing extra stops the daemon
+        self.zeroconf = require_zeroconf("--advertise")  # at start-up, before serving: a missing extra stops the daemon
         self._instance: Any = None  # a zeroconf.Zeroconf while advertising
         self._info: Any = None
 

@@ -149,8 +149,24 @@ def test_advertise_without_zeroconf_names_the_extra(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2
-    assert result.stderr.splitlines()[-1] == "daemon.py: discovery needs zeroconf: pip install 'lineproto[discovery]'"
+    expected = "daemon.py: --advertise needs the discovery extra: pip install 'lineproto[discovery]'"
+    assert result.stderr.splitlines()[-1] == expected
     assert "Traceback" not in result.stderr
+
+
+def test_service_without_zeroconf_names_the_extra():
+    hide = "import runpy, sys; sys.modules['zeroconf'] = None; sys.argv[0] = 'client.py'; "
+    hide += f"runpy.run_path({str(ROOT / 'client.py')!r}, run_name='__main__')"
+    result = subprocess.run(
+        [sys.executable, "-c", hide, "batch", "--service", "x", "-"],
+        input="NOOP\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    expected = "client.py batch: --service needs the discovery extra: pip install 'lineproto[discovery]'"
+    assert result.stderr.splitlines() == [expected]
 
 
 def test_mdns_runs_on_the_interface_of_the_listening_address():

@@ -64,7 +64,7 @@ class ServiceName(str):
 def look_up(name: str, timeout: float | None) -> tuple[str, int]:
     """The host and port the daemon advertised as ``name`` gave, or a ConsoleError line."""
     try:
-        service = find(name, timeout if timeout is not None else DEFAULT_TIMEOUT)
+        service = find(name, timeout if timeout is not None else DEFAULT_TIMEOUT, feature="--service")
     except MissingExtra as exc:
         raise ConsoleError(str(exc), USAGE) from None
     except DiscoveryError as exc:
