@@ -174,3 +174,20 @@ def test_mdns_runs_on_the_interface_of_the_listening_address():
     assert interfaces_for("0.0.0.0") is None  # every interface
     assert interfaces_for("localhost") is None
     assert txt_records(True, 36001) == {"version": __version__, "tls": "yes", "tls-port": "36001"}
+
+
+def test_a_name_already_advertised_stops_the_second_daemon_in_one_line(start_daemon, tmp_path):
+    name = unique_name()
+    start_daemon("--advertise", name)
+    find(name, timeout=20, interfaces=["127.0.0.1"])  # the first one holds the name now
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--db", str(tmp_path / "second.db"), "--port", "0"]
+        + ["--advertise", name],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert (
+        result.stderr.splitlines()[-1] == f"daemon.py: --advertise {name}: another daemon on the network has that name"
+    )

@@ -315,6 +315,16 @@ def test_a_tls_socket_without_a_certificate_is_one_line_and_status_2(activate, t
     assert lines == [f"daemon.py: a TLS listener ({TLS_NAME} from systemd) needs a certificate (--cert, --key)"]
 
 
+@needs_activate
+def test_a_passed_socket_that_is_not_a_tcp_listener_is_one_line_and_status_2(activate, tmp_path, engine):
+    activated = activate(["lineproto"], {}, *daemon_args(tmp_path, engine), tool_args=("--datagram",))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"x", ("127.0.0.1", activated.ports[0]))  # the datagram that starts the daemon
+    assert activated.exit_status() == 2
+    lines = [line for line in activated.text().splitlines() if line.startswith("daemon.py:")]
+    assert lines == ["daemon.py: systemd passed descriptor 3, which is not a listening TCP socket (ListenStream=)"]
+
+
 def test_listen_variables_of_another_process_are_ignored_and_the_port_is_bound(start_daemon, monkeypatch):
     # As a child of a socket-activated process would see them: LISTEN_PID names its parent.
     monkeypatch.setenv("LISTEN_PID", "1")
