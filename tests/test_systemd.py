@@ -383,3 +383,27 @@ def test_the_watchdog_health_check_fails_while_the_event_loop_is_stuck(engine):
         assert server.responsive(5)
         running.stop()
         assert not server.responsive(5)
+
+
+def test_an_embedder_serves_on_sockets_it_bound_itself(engine):
+    # What socket activation does, from Python: the server binds nothing of its own.
+    plain = socket.create_server(("127.0.0.1", 0))
+    services = build_services()
+    with start_server(services, ServerSettings(port=1, sockets=(plain,)), engine=engine) as running:
+        assert running.address == plain.getsockname()
+        with RawConnection(running.address[1]) as line:
+            assert line.reply().code == 220
+            assert line.command("NOOP").code == 200
+
+
+def test_an_embedder_serves_one_connected_socket_and_the_server_stops_when_it_ends(engine):
+    ours, theirs = socket.socketpair()
+    running = start_server(build_services(), ServerSettings(inetd=theirs), engine=engine)
+    with RawConnection.over(ours) as line:
+        ours.settimeout(20)
+        assert line.reply().code == 220
+        assert line.command("QUIT").code == 221
+        assert line.read_all() == b""
+    assert running.server.state.stopping.wait(20)  # the session was the server's only one: it stops itself
+    running.wait()
+    assert not running.alive

@@ -206,8 +206,6 @@ class EventServer:
         for _ in range(3):  # let connection_lost run for the aborted transports (session releases)
             await asyncio.sleep(0)
 
-    # ---------------------------------------------------------------- bookkeeping for the protocols
-
     async def _listen(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Server]:
         """Serve on every listening socket (or the one inetd connection); the listeners, to close at shutdown."""
         if self._inetd is not None:
@@ -226,6 +224,8 @@ class EventServer:
             )
             log.info("TLS listening on %s:%d", *local_address(sock))
         return listeners
+
+    # ---------------------------------------------------------------- bookkeeping for the protocols
 
     def _added(self, protocol: _LineProtocol) -> None:
         self._protocols.add(protocol)
