@@ -55,6 +55,8 @@ from .errors import StartError
 from .extras import program_name
 from .proxying import add_arguments as add_proxy_arguments
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
+from .systemd import Deployment
+from .systemd import add_arguments as add_deployment_arguments
 
 log = logging.getLogger("lineproto.daemon")
 
@@ -210,6 +212,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     add_proxy_arguments(parser)
     add_service_arguments(parser)
     # the deployment features: one add_arguments(parser) each
+    add_deployment_arguments(parser)
     logsetup.add_arguments(parser)
     metrics.add_arguments(parser)
 
@@ -481,7 +484,9 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         ThrottlePolicy.with_budget(args.account_lock_after, args.lock_window),
         unlock_requested=store.take_unlock_request,  # daemon.py unlock, from another process
     )
+    deployment = Deployment(args)  # systemd's sockets and notify, inetd's connection, mDNS
     settings = ServerSettings(
+        **deployment.listeners(),
         host=args.host,
         port=args.port,
         limits=ConnectionLimits(
@@ -529,6 +534,7 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         ready += f"metrics {metrics_host}:{metrics_port}\n"
     if args.notify:
         write_atomically(args.notify, ready)
+    deployment.started(server, running)
     while running.alive:
         caught = signal.sigtimedwait(WAITED_SIGNALS, 0.5)
         # After SIGSTOP and a SIGCONT past the timeout, sigtimedwait returns a siginfo naming no
@@ -543,6 +549,7 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         log.info("%s: stopping", signal.Signals(caught.si_signo).name)
         server.stop()
         break
+    deployment.stopping()
     running.wait()
     if exporter is not None:
         exporter.stop()
