@@ -25,6 +25,7 @@ from typing import Any
 
 from . import __version__
 from .errors import StartError
+from .extras import require
 
 log = logging.getLogger("lineproto.discovery")
 
@@ -45,16 +46,11 @@ class MissingExtra(StartError, DiscoveryError):
 
 
 def require_zeroconf(feature: str) -> ModuleType:
-    """The zeroconf module, or MissingExtra naming the extra to install.
-
-    The same line as ``lineproto.extras.require`` gives for every extra (this module keeps its own
-    copy until that helper is merged: it raises MissingExtra, which the client tells apart).
-    """
+    """The zeroconf module, or MissingExtra (``lineproto.extras.require``'s line) naming the extra to install."""
     try:
-        import zeroconf
-    except ImportError:
-        raise MissingExtra(f"{feature} needs the {EXTRA} extra: pip install 'lineproto[{EXTRA}]'") from None
-    return zeroconf
+        return require("zeroconf", EXTRA, feature)
+    except StartError as exc:
+        raise MissingExtra(str(exc)) from None
 
 
 def check_name(name: str) -> str:
