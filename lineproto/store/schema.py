@@ -147,6 +147,9 @@ def migrate(connection: sqlite3.Connection, path: str) -> int:
         )
     for version in range(found, SCHEMA_VERSION):
         connection.execute("BEGIN IMMEDIATE")
+        if schema_version(connection) > version:  # another process migrated while we waited for the lock
+            connection.execute("COMMIT")
+            continue
         try:
             for statement in _statements(MIGRATIONS[version]):
                 connection.execute(statement)
