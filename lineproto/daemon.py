@@ -439,14 +439,42 @@ def serve(args) -> int:
     if args.notify:
         check_file_target("--notify", args.notify)
     exporter = metrics.from_arguments(args)
+    deployment = Deployment(args)  # systemd's sockets and notify, inetd's connection, mDNS
+    settings = server_settings(args, deployment)  # option mistakes before the database is created
     store = open_store(args)
     try:
-        return _serve(args, store, exporter)
+        return _serve(args, store, exporter, deployment, settings)
     finally:
         store.close()
 
 
-def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> int:
+def server_settings(args, deployment: Deployment) -> ServerSettings:
+    """Where and how to serve, from the options: checked before the database is opened."""
+    return ServerSettings(
+        **deployment.listeners(),
+        host=args.host,
+        port=args.port,
+        limits=ConnectionLimits(
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            max_per_address=args.max_per_address,
+            login_timeout=args.login_timeout,
+            max_bad_commands=args.max_bad_commands,
+            proxy_from=args.proxy_from,
+        ),
+        auth_workers=args.auth_workers,
+        loop=args.loop,
+        tls=load_tls(args),
+        tls_port=args.tls_port,
+        require_tls=args.require_tls,
+        proxy_protocol=args.proxy_protocol,
+        tls_proxy_protocol=args.tls_proxy_protocol,
+    )
+
+
+def _serve(
+    args, store: SqliteStore, exporter: metrics.MetricsServer | None, deployment: Deployment, settings: ServerSettings
+) -> int:
     if args.users:
         log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
     if not store.list_users():
@@ -483,27 +511,6 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         ThrottlePolicy.with_budget(args.address_lock_after, args.lock_window),
         ThrottlePolicy.with_budget(args.account_lock_after, args.lock_window),
         unlock_requested=store.take_unlock_request,  # daemon.py unlock, from another process
-    )
-    deployment = Deployment(args)  # systemd's sockets and notify, inetd's connection, mDNS
-    settings = ServerSettings(
-        **deployment.listeners(),
-        host=args.host,
-        port=args.port,
-        limits=ConnectionLimits(
-            max_connections=args.max_connections,
-            idle_timeout=args.idle_timeout,
-            max_per_address=args.max_per_address,
-            login_timeout=args.login_timeout,
-            max_bad_commands=args.max_bad_commands,
-            proxy_from=args.proxy_from,
-        ),
-        auth_workers=args.auth_workers,
-        loop=args.loop,
-        tls=load_tls(args),
-        tls_port=args.tls_port,
-        require_tls=args.require_tls,
-        proxy_protocol=args.proxy_protocol,
-        tls_proxy_protocol=args.tls_proxy_protocol,
     )
     try:
         server = make_server(services, settings, args.engine)
