@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..client import Client
-from .connect import Unreachable, connect, where
+from .connect import ServiceName, Unreachable, connect, where
 from .errors import ConsoleError, UsageError
 
 #: daemon.py of this checkout, which --spawn runs.
@@ -126,6 +126,8 @@ def check_options(args) -> None:
     """Options that only mean something with --spawn are a usage error without it."""
     if args.port == 0 and not args.spawn:
         raise UsageError("--port 0 (any free port) is for the daemon --spawn starts")
+    if args.spawn and isinstance(args.host, ServiceName):
+        raise UsageError("--spawn starts a daemon on this machine: it goes with --host, not --service")
     for name in SPAWN_OPTIONS:
         if getattr(args, name) is not None and not args.spawn:
             raise UsageError(f"--{name.replace('_', '-')} goes with --spawn (the daemon it starts)")
