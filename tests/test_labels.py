@@ -252,3 +252,45 @@ def test_random_drops_and_retries_equal_each_command_applied_once(plan):
         finally:
             flaky_store.close()
             once_store.close()
+
+
+# -- expiry and the per-user bound, with the clock given
+
+
+def _labels_database(path):
+    from lineproto.store.schema import migrate
+
+    connection = sqlite3.connect(path, isolation_level=None)
+    migrate(connection, str(path))
+    return connection
+
+
+def test_records_expire_after_the_ttl_and_the_oldest_go_beyond_the_bound(tmp_path):
+    from lineproto.store.labels import LabelBook, LabelPolicy, LabelRecord, find_label, record_label
+
+    policy = LabelPolicy(ttl=100.0, per_user=3)
+    record = LabelRecord("NOOP", 200, ("OK",))
+    connection = _labels_database(tmp_path / "expiry.db")
+    book = LabelBook(policy)
+    for at, label in enumerate(["a", "b", "c", "d"]):
+        record_label(connection, "dave", label, record, 1000.0 + at, policy)
+        book.record(label, record, 1000.0 + at)
+    record_label(connection, "carol", "a", record, 1000.0, policy)  # another user's records are their own
+    assert [find_label(connection, "dave", label, 1004.0, policy.ttl) for label in "abcd"] == [None, *[record] * 3]
+    assert [book.find(label, 1004.0) for label in "abcd"] == [None, *[record] * 3]
+    assert find_label(connection, "carol", "a", 1004.0, policy.ttl) == record
+    assert find_label(connection, "dave", "b", 1101.0, policy.ttl) is None and book.find("b", 1101.0) is None
+    assert find_label(connection, "dave", "d", 1101.0, policy.ttl) == record == book.find("d", 1101.0)
+    connection.close()
+
+
+def test_a_label_ttl_that_is_not_positive_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "--label-ttl", "0"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "--label-ttl" in done.stderr

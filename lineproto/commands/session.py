@@ -58,6 +58,7 @@ LIMIT_COUNTERS = (
     "tls-handshake-failures",
     "lines-too-long",
     "invalid-utf8",
+    "label-replays",  # a labelled change answered from its record, not run again (docs/PROTOCOL.md 9a)
 )
 
 
@@ -71,16 +72,11 @@ class ServerStats:
         self.connections = 0
         self.commands = 0
         self.counters = dict.fromkeys(LIMIT_COUNTERS, 0)
-        self.label_replays = 0  # labelled changes answered from their record (docs/PROTOCOL.md 9a)
 
     def count(self, counter: str) -> None:
         """One more of ``counter`` (a name in :data:`LIMIT_COUNTERS`)."""
         with self._lock:
             self.counters[counter] += 1
-
-    def label_replayed(self) -> None:
-        with self._lock:
-            self.label_replays += 1
 
     def connection_opened(self) -> None:
         with self._lock:
@@ -124,7 +120,7 @@ class Services:
         self.product = PRODUCT
         self.version = __version__
         self.error_codes: list[tuple[type[BaseException], int]] = []
-        self.stat_providers: list[Callable[[Session], list[tuple[str, object]]]] = [_label_stats]
+        self.stat_providers: list[Callable[[Session], list[tuple[str, object]]]] = []
         self.label_policy = LabelPolicy()  # how long label records last, how many per user (--label-ttl)
         self.logout_hooks: list[Callable[[Session], None]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
@@ -312,7 +308,7 @@ class Session:
         if replayed and record.line != text:
             return label_reply(Reply(554, (f"Label @{label} was used for another command: {record.line}",)), label)
         if replayed:
-            self.services.stats.label_replayed()
+            self.services.stats.count("label-replays")
         return label_reply(Reply(record.code, record.lines), label)
 
     @property
@@ -464,8 +460,3 @@ def _echo(result: Reply | Blocking | None, label: str) -> Reply | Blocking | Non
 
 def _record(text: str, reply: Reply) -> LabelRecord:
     return LabelRecord(text, reply.code, reply.lines)
-
-
-def _label_stats(session: Session) -> list[tuple[str, object]]:
-    """STAT's ``label-replays``: labelled changes answered from their record instead of run again."""
-    return [("label-replays", session.services.stats.label_replays)]
