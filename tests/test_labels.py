@@ -294,3 +294,58 @@ def test_a_label_ttl_that_is_not_positive_is_one_line_and_exit_2(tmp_path):
         [sys.executable, str(ROOT / "daemon.py"), "--label-ttl", "0"], capture_output=True, text=True, cwd=tmp_path
     )
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1 and "--label-ttl" in done.stderr
+
+
+# -- SIGKILL after the commit, before the reply: the fault injected in the store's writer
+
+_KILL_AFTER_COMMIT = """
+import os, signal, sys
+import lineproto.store.writer as writer
+
+settle = writer._settle
+
+def settle_or_die(future, result, exc):
+    if "RED for 13" in repr(result):  # the outcome of the doomed BET, committed, not yet handed out
+        os.kill(os.getpid(), signal.SIGKILL)
+    settle(future, result, exc)
+
+writer._settle = settle_or_die
+from lineproto.daemon import main
+sys.argv[0] = "daemon.py"
+sys.exit(main())
+"""
+
+
+def test_a_bet_committed_when_the_daemon_is_killed_before_its_reply_is_replayed(tmp_path, engine, database):
+    import subprocess
+    import sys
+    import time
+
+    users = write_users_file(tmp_path / "users.txt")
+    notify = tmp_path / "killed.notify"
+    args = ["--db", str(database), "--users", str(users), "--engine", engine, "--port", "0", "--notify", str(notify)]
+    doomed = subprocess.Popen([sys.executable, "-c", _KILL_AFTER_COMMIT, *args], stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not notify.exists():  # the daemon's readiness signal
+            assert doomed.poll() is None and time.monotonic() < deadline, "the daemon did not start"
+            time.sleep(0.01)
+        port = int(notify.read_text().splitlines()[0].rsplit(":", 1)[1])
+        with login(port, "dave") as raw:
+            raw.send(b"@k-1 BET RED 13\r\n")
+            assert raw.read_all() == b"", "a reply came from a daemon that was killed before it"
+        assert doomed.wait(10) == -9
+    finally:
+        if doomed.poll() is None:
+            doomed.kill()
+            doomed.wait()
+    assert _bankroll(database, "dave") == 987  # committed before the kill
+    restarted = Daemon(tmp_path, "--db", str(database), engine=engine)
+    try:
+        with login(restarted.port, "dave") as raw:
+            replayed = raw.command("@k-1 BET RED 13")
+            assert replayed.code == 200 and replayed.lines[0].startswith("@k-1 Bet RED for 13 (pays 1:1); bankroll 987")
+            assert stat(raw)["label-replays"] == "1"
+    finally:
+        restarted.stop()
+    assert _bankroll(database, "dave") == 987

@@ -41,7 +41,7 @@ from pathlib import Path
 from ..argtypes import port_number
 from ..client import Client, ClientError, PermanentError, ReplyError, TransientError
 from ..wire import ProtocolError
-from .connect import Unreachable, add_address, connect, where
+from .connect import CONSOLE_RETRY, Unreachable, add_address, connect, where
 from .errors import OK, ConsoleError, UsageError, reason
 from .prompts import ask, ask_password
 
@@ -202,10 +202,11 @@ def _spawn_files(args) -> list[str]:
 def _connect(args) -> tuple[Client, SpawnedDaemon | None]:
     """A connection to the daemon; with --spawn, to one started here if none answers."""
     if not args.spawn:
-        return connect(args.host, args.port, args.timeout, hint=" (is the daemon running? --spawn starts one)"), None
+        hint = " (is the daemon running? --spawn starts one)"
+        return connect(args.host, args.port, args.timeout, hint=hint, retry=CONSOLE_RETRY), None
     if args.port != 0:
         try:
-            client = connect(args.host, args.port, args.timeout)
+            client = connect(args.host, args.port, args.timeout, retry=CONSOLE_RETRY)
         except Unreachable:
             pass
         else:
@@ -224,7 +225,7 @@ def _connect(args) -> tuple[Client, SpawnedDaemon | None]:
     daemon = SpawnedDaemon(args.host, args.port, extra, args.db, args.daemon_log)
     print(f"Started a daemon on {where(daemon.host, daemon.port)}", file=sys.stderr, flush=True)
     try:
-        return connect(daemon.host, daemon.port, args.timeout), daemon
+        return connect(daemon.host, daemon.port, args.timeout, retry=CONSOLE_RETRY), daemon
     except BaseException:
         daemon.stop()
         raise
