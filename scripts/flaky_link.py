@@ -107,8 +107,7 @@ class Player(threading.Thread):
 
     def run(self) -> None:
         try:
-            client = Client("127.0.0.1", self.port, timeout=REPLY_TIMEOUT, retry=RETRY)
-            client.login(self.name, self.password)
+            client = self.connect()
             while time.monotonic() < self.until:
                 self.bankroll = client.bet(self.random.choice(["RED", "BLACK", "EVEN", "ODD"]), 1).bankroll
                 self._count(client)
@@ -117,6 +116,19 @@ class Player(threading.Thread):
             client.close()
         except (ClientError, OSError) as exc:
             self.error = f"{self.name}: {exc!r}"
+
+    def connect(self) -> Client:
+        """A logged-in client; the first login is tried again too (the retry covers what follows)."""
+        for attempt in range(1, RETRY.attempts + 1):
+            try:
+                client = Client("127.0.0.1", self.port, timeout=REPLY_TIMEOUT, retry=RETRY)
+                client.login(self.name, self.password)
+                return client
+            except (ClientError, OSError):
+                if attempt == RETRY.attempts:
+                    raise
+                time.sleep(RETRY.delay(attempt))
+        raise AssertionError("unreachable")
 
     def _count(self, client: Client) -> None:
         self.commands += 1
@@ -132,8 +144,7 @@ class Reader(Player):
 
     def run(self) -> None:
         try:
-            client = Client("127.0.0.1", self.port, timeout=REPLY_TIMEOUT, retry=RETRY)
-            client.login(self.name, self.password)
+            client = self.connect()
             while time.monotonic() < self.until:
                 meter = client.job()
                 self._count(client)
@@ -192,7 +203,7 @@ def main(argv=None) -> int:
     parser.add_argument("--clients", type=positive_int, default=20)
     parser.add_argument("--seconds", type=positive_seconds, default=60.0)
     parser.add_argument("--lose", type=share, default=0.05, help="share of replies swallowed (default 0.05)")
-    parser.add_argument("--reset", type=share, default=0.01, help="share of the proxy's reads that reset the connection (default 0.01)")
+    parser.add_argument("--reset", type=share, default=0.01, help="share of reads that reset (default 0.01)")
     parser.add_argument("--engine", choices=("events", "threads"), default="events")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

@@ -184,3 +184,19 @@ def test_a_retry_waits_longer_each_time_up_to_its_bound():
     for wrong in ({"attempts": 0}, {"backoff": -1}, {"backoff": 2.0, "max_backoff": 1.0}):
         with pytest.raises(ValueError, match="a retry needs"):
             Retry(**wrong)
+
+
+def test_flaky_link_loses_and_duplicates_nothing_in_a_short_run(engine):
+    """scripts/flaky_link.py for 3 s (its default losses): it compares the database with what each client believes.
+
+    A client gives up only after 10 sends fail in a row (about 1 in 10^9 per command at these rates).
+    """
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "flaky_link.py"), "--clients", "4", "--seconds", "3"]
+        + ["--engine", engine],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 differences (lost or duplicated)" in done.stdout and " resent;" in done.stdout

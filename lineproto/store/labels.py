@@ -74,18 +74,15 @@ def find_label(connection: sqlite3.Connection, user: str, label: str, now: float
 def record_label(
     connection: sqlite3.Connection, user: str, label: str, record: LabelRecord, now: float, policy: LabelPolicy
 ) -> None:
-    """Record ``(user, label)``; drop the user's expired records and any beyond ``policy.per_user``."""
+    """Record ``(user, label)``; drop the user's expired records and any beyond ``policy.per_user``.
+
+    Records are numbered per user (``seq``), so the bound drops a range of the oldest numbers
+    and each step is an index lookup, however many records the user keeps.
+    """
+    seq = connection.execute("SELECT coalesce(max(seq), 0) + 1 FROM labels WHERE user = ?", (user,)).fetchone()[0]
     connection.execute(
-        "INSERT OR REPLACE INTO labels (user, label, line, code, reply, at) VALUES (?, ?, ?, ?, ?, ?)",
-        (user, label, record.line, record.code, "\n".join(record.lines), now),
+        "INSERT OR REPLACE INTO labels (user, label, seq, line, code, reply, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (user, label, seq, record.line, record.code, "\n".join(record.lines), now),
     )
     connection.execute("DELETE FROM labels WHERE user = ? AND at <= ?", (user, now - policy.ttl))
-    oldest_kept = connection.execute(
-        "SELECT at, rowid FROM labels WHERE user = ? ORDER BY at DESC, rowid DESC LIMIT 1 OFFSET ?",
-        (user, policy.per_user - 1),
-    ).fetchone()
-    if oldest_kept is not None:
-        connection.execute(
-            "DELETE FROM labels WHERE user = ? AND (at < ? OR (at = ? AND rowid < ?))",
-            (user, oldest_kept[0], oldest_kept[0], oldest_kept[1]),
-        )
+    connection.execute("DELETE FROM labels WHERE user = ? AND seq <= ?", (user, seq - policy.per_user))

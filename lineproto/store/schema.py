@@ -131,12 +131,14 @@ MIGRATIONS = (
     CREATE TABLE labels (
         user TEXT NOT NULL,
         label TEXT NOT NULL,
+        seq INTEGER NOT NULL,  -- numbered per user, oldest first: the per-user bound drops the lowest
         line TEXT NOT NULL,
         code INTEGER NOT NULL,
         reply TEXT NOT NULL,  -- the reply's text lines, joined by LF
-        at REAL NOT NULL,  -- Unix time recorded: expiry (--label-ttl) and the per-user bound drop the oldest
+        at REAL NOT NULL,  -- Unix time recorded: expired after --label-ttl
         PRIMARY KEY (user, label)
     );
+    CREATE INDEX labels_seq ON labels (user, seq);
     CREATE INDEX labels_age ON labels (user, at);
     """,
 )
