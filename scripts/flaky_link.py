@@ -88,10 +88,17 @@ class FlakyProxy:
         except OSError:
             pass
         for sock in (source, target):
-            try:
-                sock.close()
-            except OSError:
-                pass
+            hang_up(sock)
+
+
+def hang_up(sock: socket.socket) -> None:
+    """Shut down, then close: the shutdown wakes the other pump, blocked in recv on the same socket
+    (a close alone would leave it there, and the connection open)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 class Player(threading.Thread):

@@ -65,16 +65,23 @@ class LosingProxy:
         except OSError:
             pass
         for sock in (source, target):
-            try:
-                sock.close()
-            except OSError:
-                pass
+            hang_up(sock)
 
     def close(self) -> None:
         self._listener.close()
         with self._lock:
             for sock in self._sockets:
                 sock.close()
+
+
+def hang_up(sock: socket.socket) -> None:
+    """Shut down, then close: the shutdown wakes the other pump, blocked in recv on the same socket
+    (a close alone would leave it there, and the connection open)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
 
 
 @pytest.fixture
