@@ -349,3 +349,20 @@ def test_a_bet_committed_when_the_daemon_is_killed_before_its_reply_is_replayed(
     finally:
         restarted.stop()
     assert _bankroll(database, "dave") == 987
+
+
+def test_a_change_that_could_not_commit_gets_a_labelled_451_and_its_label_stays_free(start_daemon, database):
+    """The store held past the daemon's 5 s busy timeout: 451, nothing recorded; the same label then runs."""
+    daemon = start_daemon("--db", str(database), users=True)
+    with login(daemon.port, "dave") as raw:
+        blocker = sqlite3.connect(database, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            failed = raw.command("@f-1 BET RED 10")  # waits out the busy timeout
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
+        assert failed.code == 451 and failed.lines[0].startswith("@f-1 "), failed
+        placed = raw.command("@f-1 BET RED 10")
+        assert placed.code == 200 and placed.lines[0].startswith("@f-1 Bet RED for 10 (pays 1:1); bankroll 990")
+        assert stat(raw)["label-replays"] == "0"
