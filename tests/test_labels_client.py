@@ -207,3 +207,34 @@ def test_flaky_link_loses_and_duplicates_nothing_in_a_short_run(engine):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 differences (lost or duplicated)" in done.stdout and " resent;" in done.stdout
+
+
+def _client_py(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "client.py"), *args], input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_play_places_a_bet_once_when_its_reply_is_lost(daemon, proxy_to):
+    proxy = proxy_to(daemon, 1, b"Bet RED")
+    done = _client_py("play", "--port", str(proxy.port), "--user", "dave", stdin="hunter2\nred 10\nquit\n")
+    assert done.returncode == 0, done.stderr
+    assert proxy.lost == 1 and "You leave with 990 chips" in done.stdout, done.stdout
+    with Client("127.0.0.1", daemon.port) as direct:
+        direct.login("dave", "hunter2")
+        assert [(bet.bet, bet.amount) for bet in direct.bets().bets] == [("RED", 10)]
+
+
+def test_simulate_as_a_registered_player_keeps_its_books_through_lost_replies(daemon, proxy_to):
+    """Lost SPIN replies: each spin settles once, so what the players kept is what dave has."""
+    proxy = proxy_to(daemon, 3, b"Bankroll")
+    done = _client_py(
+        "simulate", "--port", str(proxy.port), "--user", "dave", "--password", "hunter2", "--players", "1",
+        "--rounds", "10", "--strategy", "flat", "--base", "1",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert proxy.lost == 3
+    with Client("127.0.0.1", daemon.port) as direct:
+        direct.login("dave", "hunter2")
+        table = direct.table_status()
+        assert table.rounds == 10 and table.open_bet_count == 0, table
