@@ -366,3 +366,26 @@ def test_a_change_that_could_not_commit_gets_a_labelled_451_and_its_label_stays_
         placed = raw.command("@f-1 BET RED 10")
         assert placed.code == 200 and placed.lines[0].startswith("@f-1 Bet RED for 10 (pays 1:1); bankroll 990")
         assert stat(raw)["label-replays"] == "0"
+
+
+def test_a_label_that_arrives_while_its_first_use_waits_for_the_store_gets_that_reply(tmp_path):
+    """Two sessions of dave, one label: the second is queued while the first waits for a held store
+    (a BEGIN IMMEDIATE from outside); the first runs, the second gets its reply without running."""
+    services, store = _services(tmp_path / "queued.db")
+    first, second = _new_session(services), _new_session(services)
+    blocker = sqlite3.connect(tmp_path / "queued.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        running = store.submit(first.handle("@w-1 BET RED 10").run)  # the writer waits for the lock
+        waiting = store.submit(second.handle("@w-1 BET RED 10").run)
+        assert not running.done() and not waiting.done()
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    try:
+        assert running.result(10) == waiting.result(10)
+        assert running.result().lines[0].startswith("@w-1 Bet RED for 10 (pays 1:1); bankroll 990")
+        assert services.stats.counters["label-replays"] == 1
+        assert _answer(first, "BETS").lines[1:-1] == ("RED for 10 (pays 1:1)",)
+    finally:
+        store.close()
