@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from .. import DEFAULT_HOST, DEFAULT_PORT
 from ..argtypes import connect_port, positive_seconds
-from ..client import Client, ConnectionClosed, ConnectionTimeout, ReplyError
+from ..client import Client, ConnectionClosed, ConnectionTimeout, ReplyError, Retry
 from ..discovery import DiscoveryError, MissingExtra, check_name, find
 from ..wire import ProtocolError
 from .errors import USAGE, ConsoleError, reason
@@ -77,12 +77,21 @@ def where(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+#: How ``meter``, ``play`` and ``simulate`` resend a change whose reply a dropped link lost:
+#: 5 sends, 0.2 s before the first resend, doubling up to 5 s (about 3 s in all).
+CONSOLE_RETRY = Retry(attempts=5, backoff=0.2, max_backoff=5.0)
+
 #: ``connect(reply_timeout=...)`` default: each reply gets as long as the connection did.
 SAME_AS_CONNECT = -1.0
 
 
 def connect(
-    host: str, port: int, timeout: float | None, hint: str = "", reply_timeout: float | None = SAME_AS_CONNECT
+    host: str,
+    port: int,
+    timeout: float | None,
+    hint: str = "",
+    reply_timeout: float | None = SAME_AS_CONNECT,
+    retry: Retry | None = None,
 ) -> Client:
     """A client with the daemon's greeting read, or a ConsoleError saying in one line why not.
 
@@ -90,6 +99,8 @@ def connect(
     after that (by default the same; None: no bound, for a program whose reader waits
     as long as the daemon takes). ``hint`` follows the message when nothing answers
     (:class:`Unreachable`). A :class:`ServiceName` host is looked up first, within ``timeout``.
+    ``retry``: resend a command whose reply a dropped connection
+    lost, under the same label (the programs that change state: ``meter``, ``play``, ``simulate``).
     """
     if isinstance(host, ServiceName):
         host, port = look_up(host, timeout)
@@ -97,7 +108,7 @@ def connect(
     if reply_timeout == SAME_AS_CONNECT:
         reply_timeout = timeout
     try:
-        return Client(host, port, timeout=reply_timeout, connect_timeout=timeout)
+        return Client(host, port, timeout=reply_timeout, connect_timeout=timeout, retry=retry)
     except ConnectionTimeout as exc:
         raise ConsoleError(f"{exc} (is a lineproto daemon listening there?)") from None
     except ConnectionClosed:

@@ -35,7 +35,7 @@ import sys
 from ..argtypes import port_number
 from ..client import Client, ClientError, PermanentError, ReplyError, TransientError
 from ..wire import ProtocolError, Reply
-from .connect import add_address
+from .connect import CONSOLE_RETRY, add_address
 from .errors import OK, USAGE, ConsoleError, reason
 from .prompts import ask, ask_password
 from .spawn import check_options, connect_or_spawn
@@ -176,7 +176,7 @@ def run_meter(args) -> int:
             ) from None
         return run_gui(args)
     check_options(args)
-    client, daemon = connect_or_spawn(args, progress=_say)
+    client, daemon = connect_or_spawn(args, progress=_say, retry=CONSOLE_RETRY)
     try:
         if login(client, args.user):
             read_meters(client)

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..client import Client
+from ..client import Client, Retry
 from .connect import ServiceName, Unreachable, connect, where
 from .errors import ConsoleError, UsageError
 
@@ -142,18 +142,22 @@ def _ignore(_message: str) -> None:
     """The default progress report: nothing."""
 
 
-def connect_or_spawn(args, progress: Callable[[str], None] = _ignore) -> tuple[Client, SpawnedDaemon | None]:
+def connect_or_spawn(
+    args, progress: Callable[[str], None] = _ignore, retry: Retry | None = None
+) -> tuple[Client, SpawnedDaemon | None]:
     """A connection to the daemon; with ``args.spawn``, to one started here if none answers.
 
     ``progress(line)`` hears "Starting a daemon on ..." before the wait for its notify
     file and "Started a daemon on ..." once it listens (the console prints them on
-    stderr, the window shows them).
+    stderr, the window shows them). ``retry``: the client's :class:`~lineproto.client.Retry`
+    (the console resends a reading whose reply was lost; the window offers Reconnect instead).
     """
     if not args.spawn:
-        return connect(args.host, args.port, args.timeout, hint=" (is the daemon running? --spawn starts one)"), None
+        hint = " (is the daemon running? --spawn starts one)"
+        return connect(args.host, args.port, args.timeout, hint=hint, retry=retry), None
     if args.port != 0:
         try:
-            client = connect(args.host, args.port, args.timeout)
+            client = connect(args.host, args.port, args.timeout, retry=retry)
         except Unreachable:
             pass
         else:
@@ -174,7 +178,7 @@ def connect_or_spawn(args, progress: Callable[[str], None] = _ignore) -> tuple[C
     daemon = SpawnedDaemon(args.host, args.port, extra, args.db, args.daemon_log)
     progress(f"Started a daemon on {where(daemon.host, daemon.port)}")
     try:
-        return connect(daemon.host, daemon.port, args.timeout), daemon
+        return connect(daemon.host, daemon.port, args.timeout, retry=retry), daemon
     except BaseException:
         daemon.stop()
         raise

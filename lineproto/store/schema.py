@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -124,6 +124,22 @@ MIGRATIONS = (
         after_spin INTEGER NOT NULL  -- the player's last spins.id when entered: orders HIST exactly
     );
     CREATE INDEX ledger_player ON ledger (player, id);
+    """,
+    # 5: request labels (docs/PROTOCOL.md 9a): what each user's labelled change ran and replied, so
+    # the same label again, on any connection or daemon, gets that reply instead of a second run.
+    """
+    CREATE TABLE labels (
+        user TEXT NOT NULL,
+        label TEXT NOT NULL,
+        seq INTEGER NOT NULL,  -- numbered per user, oldest first: the per-user bound drops the lowest
+        line TEXT NOT NULL,
+        code INTEGER NOT NULL,
+        reply TEXT NOT NULL,  -- the reply's text lines, joined by LF
+        at REAL NOT NULL,  -- Unix time recorded: expired after --label-ttl
+        PRIMARY KEY (user, label)
+    );
+    CREATE INDEX labels_seq ON labels (user, seq);
+    CREATE INDEX labels_age ON labels (user, at);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

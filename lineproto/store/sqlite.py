@@ -40,6 +40,7 @@ from ..domain.roulette import (
     parse_bet,
 )
 from .base import StorageError, Store, StoreOpenError
+from .labels import find_label, record_label
 from .meters import StoredMeters
 from .readers import ReadPool
 from .schema import migrate
@@ -207,6 +208,22 @@ class SqliteStore(Store):
     @property
     def meters(self) -> "StoredMeters":
         return self._meters
+
+    # -- request labels
+
+    def once(self, user, label, run, policy):
+        writer = self._writer
+
+        def job():
+            now = time.time()
+            found = writer.run(lambda c: find_label(c, user, label, now, policy.ttl))  # run: waits for COMMIT
+            if found is not None:
+                return found, True
+            record = run()
+            writer.run(lambda c: record_label(c, user, label, record, now, policy))
+            return record, False
+
+        return job() if writer.in_job() else writer.submit(job).result()
 
     # -- life cycle
 
