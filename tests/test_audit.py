@@ -122,10 +122,11 @@ def test_the_daemon_records_every_settled_spin_credit_reading_and_user(tmp_path,
     assert result.stdout.startswith(f"audit log of {db} intact: {len(kinds)} entries, last {len(kinds)} sha256 ")
 
 
-def test_user_changes_are_recorded_with_a_password_fingerprint_not_the_hash(tmp_path):
+def test_user_changes_are_recorded_once_with_a_password_fingerprint_not_the_hash(tmp_path):
     store = SqliteStore(str(tmp_path / "u.db"))
     store.put_user(User("erin", "Erin", frozenset({"reader"}), "scrypt$first"))
     store.put_user(User("erin", "Erin", frozenset({"reader", "player"}), "scrypt$second"))
+    store.put_user(User("erin", "Erin", frozenset({"player", "reader"}), "scrypt$second"))  # unchanged: no entry
     assert store.delete_user("erin") and not store.delete_user("erin")
     store.close()
     recorded = [(kind, json.loads(content)) for _, kind, content in entries(tmp_path / "u.db")][1:]

@@ -116,10 +116,13 @@ class SqliteStore(Store):
         return _user(row) if row else None
 
     def put_user(self, user: User) -> None:
+        row = (user.name, user.real_name, ",".join(sorted(user.roles)), user.password_hash)
+
         def operation(connection):
+            if connection.execute(f"{_USER_SELECT} WHERE name = ?", (user.name,)).fetchone() == row:
+                return  # unchanged (a users file imported again at start): nothing to write or log
             connection.execute(
-                "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)",
-                (user.name, user.real_name, ",".join(sorted(user.roles)), user.password_hash),
+                "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)", row
             )
             self._audit.user(connection, user)
 
@@ -393,6 +396,7 @@ def _find_slip(connection, player: str, number: int) -> Slip | None:
 
 
 _LEDGER_SELECT = CREDIT_SELECT
+_USER_SELECT = "SELECT name, real_name, roles, password_hash FROM users"
 
 
 def _credit(row) -> CreditRecord:
