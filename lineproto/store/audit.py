@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import json
 import os
+import pathlib
 import secrets
 import shutil
 import sqlite3
@@ -456,7 +457,7 @@ def run_audit(args: argparse.Namespace, open_store: Callable) -> int:
     if args.action == "rekey":
         return _run_rekey(db, path, args.force)  # type: ignore[arg-type]  # a file database has a key path
     key = load_key(path)
-    connection = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    connection = sqlite3.connect(f"{pathlib.Path(db).resolve().as_uri()}?mode=ro", uri=True)
     try:
         if not connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'audit_log'").fetchone():
             print(f"audit verify: {db} has no audit log yet (start the daemon on it once)", file=sys.stderr)
