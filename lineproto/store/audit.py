@@ -210,9 +210,9 @@ class AuditLog:
             "INSERT INTO audit_log (seq, at, kind, content, prev_hash, hash, mac) VALUES (?, ?, ?, ?, ?, ?, ?)",
             (entry.seq, entry.at, entry.kind, entry.content, entry.prev_hash, entry.hash, entry.mac),
         )
-        connection.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (_HEAD_KEY, entry.head.signed(self._key))
-        )
+        head = entry.head.signed(self._key)
+        if not connection.execute("UPDATE meta SET value = ? WHERE key = ?", (head, _HEAD_KEY)).rowcount:
+            connection.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (_HEAD_KEY, head))
         return entry
 
     def user(self, connection: sqlite3.Connection, user: User) -> Entry:
