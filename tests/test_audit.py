@@ -169,6 +169,13 @@ def test_the_key_is_created_private_and_kept_out_of_the_database_the_log_and_bac
     assert key not in result.stdout + result.stderr
 
 
+def test_a_key_others_may_read_is_named_in_a_warning(copy):
+    os.chmod(f"{copy}{KEY_SUFFIX}", 0o644)
+    result = daemon_py("users", "--db", str(copy))
+    assert result.returncode == 0
+    assert f"{copy}{KEY_SUFFIX} is readable by other users (mode 0644)" in result.stderr
+
+
 def test_a_missing_key_refuses_the_daemon_and_changes_but_not_reading(copy):
     os.remove(f"{copy}{KEY_SUFFIX}")
     start = daemon_py("--db", str(copy), "--port", "0")

@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import hmac
 import json
+import logging
 import os
 import pathlib
 import secrets
@@ -39,6 +40,8 @@ KEY_SUFFIX = ".audit-key"
 SIGNATURE_SUFFIX = ".sig"
 SIGNATURE_MAGIC = "lineproto backup signature 1"
 _HEAD_KEY = "audit_head"
+
+log = logging.getLogger("lineproto.store")
 
 # -- the key file
 
@@ -70,6 +73,9 @@ def read_key(path: str) -> bytes | None:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise StoreOpenError(f"cannot read audit key {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    mode = os.stat(path).st_mode & 0o777
+    if mode & 0o077:
+        log.warning("audit key %s is readable by other users (mode %04o): chmod 600 %s", path, mode, path)
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -177,7 +183,7 @@ class AuditLog:
             return cls(None, missing=missing)
         if key is None:
             key = write_new_key(key_file)  # type: ignore[arg-type]  # None only for :memory:, which has a key
-        log = cls(key)
+        opened = cls(key)
         if entries:
             stored = stored_head(connection)
             if stored is not None and not hmac.compare_digest(stored[0].mac(key), stored[1]):
@@ -188,12 +194,12 @@ class AuditLog:
         else:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                log.append(connection, "start", _baseline(connection))
+                opened.append(connection, "start", _baseline(connection))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-        return log
+        return opened
 
     def append(self, connection: sqlite3.Connection, kind: str, content: dict) -> Entry:
         """Add an entry of ``kind`` holding ``content`` (JSON-able) after the newest one, and move the head.
