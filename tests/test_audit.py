@@ -117,6 +117,14 @@ def test_the_daemon_records_every_settled_spin_credit_reading_and_user(tmp_path,
     )
     credit = json.loads(next(content for _, kind, content in entries(db) if kind == "credit"))
     assert (credit["player"], credit["admin"], credit["amount"], credit["reason"]) == ("dave", "root", 50, "a bonus")
+    # an admin subcommand appends to the same chain while the daemon runs, and the daemon goes on after it
+    added = daemon_py("useradd", "erin", "--name", "Erin", "--password-stdin", "--db", str(db), stdin="p\n")
+    assert added.returncode == 0, added.stderr
+    with RawConnection(daemon.port) as dave:
+        login(dave, "dave")
+        assert dave.command("BET RED 10").code == 200 and dave.command("SPIN").code == 250
+    kinds = [kind for _, kind, _ in entries(db)]
+    assert kinds[-2:] == ["user", "spin"]
     result = verify(db)  # while the daemon runs
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"audit log of {db} intact: {len(kinds)} entries, last {len(kinds)} sha256 ")
