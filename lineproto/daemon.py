@@ -57,6 +57,7 @@ from .proxying import add_arguments as add_proxy_arguments
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
 from .systemd import Deployment
 from .systemd import add_arguments as add_deployment_arguments
+from .store import audit as audit_log
 
 log = logging.getLogger("lineproto.daemon")
 
@@ -177,6 +178,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         "on one core; store commits and logins share that core)",
     )
     add_db_argument(parser)
+    audit_log.add_arguments(parser)
     parser.add_argument(
         "--db-sync",
         choices=SYNC_MODES,
@@ -236,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     def admin(name, help_text):
         sub = commands.add_parser(name, help=help_text)
         add_db_argument(sub, default=argparse.SUPPRESS)
+        audit_log.add_arguments(sub, default=argparse.SUPPRESS)
         return sub
 
     useradd = admin("useradd", "add a user (refused if the name exists: see usermod and passwd)")
@@ -273,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add_service_admin_commands(add_service_command)
+    audit_log.add_admin_commands(add_service_command)
     admin("dump", "print the readings dump")
     shown = commands.add_parser(
         "config", help="print the effective configuration as TOML (what --config reads; takes the serving options)"
@@ -335,14 +339,17 @@ def open_store(args, create: bool = True) -> SqliteStore:
     with ``create`` (the daemon, useradd, roster import) a missing database
     is created, and so is its directory (mode 0700); without it (commands that
     only read or change what exists) a missing database is an error, so a
-    typo never leaves an empty database behind.
+    typo never leaves an empty database behind. Those that create also need
+    the audit key (``--audit-key``) at once; the others only when they change something.
     """
     existed = args.db == ":memory:" or os.path.exists(args.db)
     if not existed:
         if not create:
             raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
         make_private_directory(os.path.dirname(os.path.abspath(args.db)))
-    store = SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+    store = SqliteStore(
+        args.db, sync=getattr(args, "db_sync", "full"), rng=None, audit_key=args.audit_key, audit_required=create
+    )
     if existed and args.db != ":memory:":
         warn_if_readable_by_others(args.db)
     return store
@@ -678,8 +685,10 @@ def backup(args) -> int:
     if not os.path.exists(args.db):
         raise StartError(f"no database at {args.db}")
     check_file_target("backup", args.file)
+    key = audit_log.load_key(audit_log.key_path(args.db, args.audit_key))
     backup_database(args.db, args.file)
-    print(f"backup of {args.db} written to {args.file}")
+    signature = audit_log.sign_backup(args.file, key)
+    print(f"backup of {args.db} written to {args.file}, signed in {signature}")
     return 0
 
 

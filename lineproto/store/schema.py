@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -140,6 +140,18 @@ MIGRATIONS = (
     );
     CREATE INDEX labels_seq ON labels (user, seq);
     CREATE INDEX labels_age ON labels (user, at);
+    """,
+    # 6: the tamper-evident audit log (store/audit.py, docs/AUDIT.md); its head is meta's audit_head.
+    """
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        content TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        mac TEXT NOT NULL
+    );
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
