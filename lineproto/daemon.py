@@ -55,9 +55,9 @@ from .errors import StartError
 from .extras import program_name
 from .proxying import add_arguments as add_proxy_arguments
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
+from .store import audit as audit_log
 from .systemd import Deployment
 from .systemd import add_arguments as add_deployment_arguments
-from .store import audit as audit_log
 
 log = logging.getLogger("lineproto.daemon")
 
