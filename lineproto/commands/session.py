@@ -183,6 +183,7 @@ class Session:
         "secure",
         "must_upgrade",
         "upgrade_tls",
+        "event_sink",
     )
 
     def __init__(self, services: Services, peer: str = "-", tls: TlsPolicy = NO_TLS, secure: bool = False):
@@ -202,6 +203,8 @@ class Session:
         # --require-tls: until the upgrade only PLAINTEXT_VERBS run (loopback never leaves the machine)
         self.must_upgrade = tls.required and not secure and not is_loopback(self.address)
         self.upgrade_tls = False  # set by AUTH TLS: the connection starts the handshake after the reply
+        # The connection's Connection.push_event (thread-safe): how a shared table sends this session events.
+        self.event_sink: Callable[[bytes], None] | None = None
 
     def handle(self, event) -> Reply | Blocking | None:
         """The reply to one framed input event; None for a blank line.

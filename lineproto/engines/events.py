@@ -49,6 +49,10 @@ WRITE_LOW_WATER = 64 * 1024
 CLOSE_LINGER = 5.0
 #: Seconds between checks whether every session has had its last reply at shutdown.
 SHUTDOWN_POLL = 0.01
+#: Unsent bytes above which a connection's events wait in its queue (bounded: MAX_QUEUED_EVENTS) ...
+EVENT_BUFFER_LIMIT = 16 * 1024
+#: ... and seconds between tries to send them.
+EVENT_RETRY = 0.05
 #: Pending connections the kernel queues before accept.
 LISTEN_BACKLOG = 1024
 
@@ -243,6 +247,7 @@ class _LineProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(WRITE_HIGH_WATER, WRITE_LOW_WATER)
         peer = transport.get_extra_info("peername")
         self.connection = self.server.state.connection(f"{peer[0]}:{peer[1]}" if peer else "-", self.implicit_tls)
+        self.connection.waker = self._wake_for_events
         self.server._added(self)
         if self.implicit_tls:
             self._start_tls()
@@ -325,6 +330,23 @@ class _LineProtocol(asyncio.Protocol):
             if self.timer is not None:  # the deadline moved earlier (a held reply): re-arm
                 self.timer.cancel()
             self._arm_timer(deadline)
+
+    def _wake_for_events(self) -> None:
+        """Any thread: events were queued for this connection; the loop sends them between replies."""
+        try:
+            self.loop.call_soon_threadsafe(self._send_events)
+        except RuntimeError:  # the loop is closed: the daemon is exiting
+            pass
+
+    def _send_events(self) -> None:
+        """Send the queued events, unless the peer is behind on reading: then they wait (the queue is bounded)."""
+        connection = self.connection
+        if connection.closed:
+            return
+        if connection.events_overflowed or self.transport.get_write_buffer_size() <= EVENT_BUFFER_LIMIT:
+            self._emit(connection.take_events(self.loop.time()))
+        elif connection.events_waiting:
+            self.loop.call_later(EVENT_RETRY, self._send_events)
 
     def _arm_timer(self, deadline: float) -> None:
         self.timer_at = deadline

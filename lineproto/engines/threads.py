@@ -40,6 +40,9 @@ _RECV_BYTES = 64 * 1024
 CLOSE_LINGER = 5.0
 #: Seconds between checks, while a login waits for a hash worker, whether its peer has gone.
 PEER_CHECK_INTERVAL = 0.1
+#: Event bytes a handler holds unsent (the peer reads slowly) before further events wait in the
+#: connection's queue, which is bounded (MAX_QUEUED_EVENTS).
+EVENT_BUFFER_LIMIT = 16 * 1024
 #: What run_blocking returns for a job dropped because its peer had gone.
 PEER_GONE = object()
 
@@ -198,6 +201,9 @@ class _Handler(socketserver.BaseRequestHandler):
         self.job_dropped = False
         self.peer_eof = False
         self.woken = threading.Event()  # set by wake(): the server stops
+        self.send_lock = threading.Lock()  # held while a reply or events are written
+        self.unsent_events = b""  # event bytes taken from the connection, not yet accepted by the kernel
+        connection.waker = self._wake_for_events
         engine._added(self)
         try:
             if implicit_tls and not self._handshake(engine):
@@ -260,7 +266,9 @@ class _Handler(socketserver.BaseRequestHandler):
             except OSError:
                 return  # reset by peer
             else:
-                if data:
+                if connection.events_overflowed:  # _wake_for_events shut the socket: the peer reads nothing
+                    output = connection.take_events(clock())
+                elif data:
                     output = connection.receive_data(data, clock())
                 elif engine.state.stopping.is_set():  # woken by stop(), or the peer closed meanwhile
                     output = connection.shutdown(clock())
@@ -280,11 +288,8 @@ class _Handler(socketserver.BaseRequestHandler):
         while output is not None:
             data, actions = output
             output = None
-            if data:
-                try:
-                    self.sock.sendall(data)
-                except OSError:
-                    return False
+            if data and not self._send_reply(data):
+                return False
             for action in actions:
                 if action is CLOSE:
                     self._close_gently(self.sock)
@@ -301,6 +306,50 @@ class _Handler(socketserver.BaseRequestHandler):
                     return False
                 output = connection.complete(result, time.monotonic())
         return True
+
+    def _send_reply(self, data: bytes) -> bool:
+        """Send a reply, after the events taken so far (never inside it); False if the peer is gone."""
+        with self.send_lock:
+            data = self.unsent_events + self.connection.take_event_bytes() + data
+            self.unsent_events = b""
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                return False
+        if self.connection.events_waiting:  # queued while the reply went out
+            self._wake_for_events()
+        return True
+
+    def _wake_for_events(self) -> None:
+        """Any thread: events were queued. Send what the kernel takes now, never blocking, between replies.
+
+        While the handler writes a reply it holds ``send_lock`` and sends the events after it. A
+        peer that reads nothing leaves them queued; past the queue's bound the socket is shut,
+        which wakes the handler to say 421 and close. On TLS (one thread may use the socket at a
+        time) the handler sends them with its next reply.
+        """
+        connection = self.connection
+        if connection.events_overflowed:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if isinstance(self.sock, ssl.SSLSocket) or not self.send_lock.acquire(blocking=False):
+            return
+        try:
+            if len(self.unsent_events) < EVENT_BUFFER_LIMIT:
+                self.unsent_events += connection.take_event_bytes()
+            if self.unsent_events:
+                try:
+                    sent = self.sock.send(self.unsent_events, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    sent = 0
+                except OSError:  # the peer is gone: the handler finds out on its own
+                    sent = len(self.unsent_events)
+                self.unsent_events = self.unsent_events[sent:]
+        finally:
+            self.send_lock.release()
 
     def _run(self, engine, sock, actions) -> None:
         for action in actions:
