@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..wire import ProtocolError
+from ..wire import ProtocolError, Reply
 from ..wire.shapes import BetOutcome, Cleared, OpenBet, OpenBets, PlacedBet, Spin, Status, TableInfo
 from .connection import Connection
 
@@ -97,6 +97,25 @@ class RouletteCommands(Connection):
     def spin(self) -> Spin:
         """SPIN: spin the wheel and settle every open bet."""
         return Spin.from_reply(self.command("SPIN"))
+
+    def join(self, table: str) -> Reply:
+        """JOIN a shared table: its croupier runs the rounds; BET, BETS and CLR act there until :meth:`leave`.
+
+        The round's events come with :meth:`events` (or :meth:`listen`'s callback).
+        """
+        return self.command_args("JOIN", table)
+
+    def leave(self) -> Reply:
+        """LEAV the shared table (bets placed stay and are settled)."""
+        return self.command("LEAV")
+
+    def tables(self) -> Reply:
+        """LIST the shared tables (211, one line each)."""
+        return self.command("LIST")
+
+    def chat(self, text: str) -> Reply:
+        """CHAT to everyone at the shared table."""
+        return self.command_args("CHAT", text)
 
     def table_status(self) -> TableStatus:
         """STAT's roulette keys, typed (a user with the player role)."""

@@ -53,6 +53,9 @@ SHUTDOWN_POLL = 0.01
 EVENT_BUFFER_LIMIT = 16 * 1024
 #: ... and seconds between tries to send them.
 EVENT_RETRY = 0.05
+#: The kernel send buffer of a connection that gets events (it would grow to megabytes), so a
+#: peer that reads nothing is found out after a bounded amount of them.
+EVENT_SOCKET_BUFFER = 64 * 1024
 #: Pending connections the kernel queues before accept.
 LISTEN_BACKLOG = 1024
 
@@ -220,6 +223,7 @@ class _LineProtocol(asyncio.Protocol):
         "peer_eof",
         "job",
         "implicit_tls",
+        "event_buffer_set",
     )
 
     # Set by connection_made, which asyncio calls before any other callback.
@@ -239,6 +243,7 @@ class _LineProtocol(asyncio.Protocol):
         self.linger: asyncio.TimerHandle | None = None
         self.peer_eof = False
         self.job: concurrent.futures.Future | None = None  # the blocking job running or queued
+        self.event_buffer_set = False  # the socket's send buffer is EVENT_SOCKET_BUFFER
 
     # ---------------------------------------------------------------- asyncio callbacks
 
@@ -343,6 +348,11 @@ class _LineProtocol(asyncio.Protocol):
         connection = self.connection
         if connection.closed:
             return
+        if not self.event_buffer_set:
+            self.event_buffer_set = True
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENT_SOCKET_BUFFER)
         if connection.events_overflowed or self.transport.get_write_buffer_size() <= EVENT_BUFFER_LIMIT:
             self._emit(connection.take_events(self.loop.time()))
         elif connection.events_waiting:

@@ -43,6 +43,8 @@ PEER_CHECK_INTERVAL = 0.1
 #: Event bytes a handler holds unsent (the peer reads slowly) before further events wait in the
 #: connection's queue, which is bounded (MAX_QUEUED_EVENTS).
 EVENT_BUFFER_LIMIT = 16 * 1024
+#: The kernel send buffer of a connection that gets events (as on the events engine).
+EVENT_SOCKET_BUFFER = 64 * 1024
 #: What run_blocking returns for a job dropped because its peer had gone.
 PEER_GONE = object()
 
@@ -203,6 +205,7 @@ class _Handler(socketserver.BaseRequestHandler):
         self.woken = threading.Event()  # set by wake(): the server stops
         self.send_lock = threading.Lock()  # held while a reply or events are written
         self.unsent_events = b""  # event bytes taken from the connection, not yet accepted by the kernel
+        self.event_buffer_set = False  # the socket's send buffer is EVENT_SOCKET_BUFFER
         connection.waker = self._wake_for_events
         engine._added(self)
         try:
@@ -338,6 +341,9 @@ class _Handler(socketserver.BaseRequestHandler):
         if isinstance(self.sock, ssl.SSLSocket) or not self.send_lock.acquire(blocking=False):
             return
         try:
+            if not self.event_buffer_set:
+                self.event_buffer_set = True
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENT_SOCKET_BUFFER)
             if len(self.unsent_events) < EVENT_BUFFER_LIMIT:
                 self.unsent_events += connection.take_event_bytes()
             if self.unsent_events:
