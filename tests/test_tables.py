@@ -3,13 +3,14 @@
 import re
 import signal
 import socket
-import sqlite3
 import time
 
 import pytest
 
 from conftest import Daemon, RawConnection, write_users_file
-from lineproto.domain.roulette import AMERICAN, parse_bet
+from lineproto.domain.roulette import AMERICAN, Limits, parse_bet
+from lineproto.store import SqliteStore
+from lineproto.store.tables import StoredTables
 from lineproto.wire.reply import Event
 
 ROUND = "1"  # --round-seconds of the module's daemon: short, and every wait below is for an event
@@ -129,7 +130,7 @@ def test_spin_is_the_croupiers_and_leav_returns_to_the_own_table(tables_daemon):
         player.next_round()
         assert player.command("BET RED 10").code == 200
         left = player.command("LEAV")
-        assert left.code == 200 and "your 1 bet in round" in left.lines[0] and "stay and are settled" in left.lines[0]
+        assert left.code == 200 and "your bet in round" in left.lines[0] and "stays and is settled" in left.lines[0]
         assert player.command("SPIN").code == 250  # the private table again, with nothing on it
         assert player.command("LEAV").code == 503
 
@@ -233,21 +234,17 @@ def test_a_stuck_reader_is_dropped_and_the_table_goes_on(tables_daemon):
 
 
 def _chips(db) -> dict[str, int]:
-    """dave's bankroll, shared open bets and the conservation sum, read from the database file."""
-    connection = sqlite3.connect(db)
+    """dave's bankroll, shared open bets and the conservation balance (0: no chip lost or made), from the store."""
+    store = SqliteStore(db)
     try:
-        (bank, start) = connection.execute(
-            "SELECT bankroll, start_bankroll FROM players WHERE name = 'dave'"
-        ).fetchone()
-        open_shared = connection.execute(
-            "SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE player = 'dave' AND state = 0"
-        ).fetchone()[0]
-        staked, returned = connection.execute(
-            "SELECT coalesce(sum(staked), 0), coalesce(sum(returned), 0) FROM shared_results WHERE player = 'dave'"
-        ).fetchone()
+        table = store.load_table("dave", Limits())
+        private, shared = store.audit("dave"), StoredTables(store).audit("dave")
     finally:
-        connection.close()
-    return {"bankroll": bank, "open": open_shared, "balance": start + returned - staked - bank - open_shared}
+        store.close()
+    balance = (private["start"] + private["returned"] - private["staked"] + shared["returned"] - shared["staked"]) - (
+        table.bankroll + table.staked + shared["open"]
+    )
+    return {"bankroll": table.bankroll, "open": shared["open"], "balance": balance}
 
 
 def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(tmp_path, engine):

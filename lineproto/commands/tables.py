@@ -218,9 +218,12 @@ class TableService:
             staked = room.table.bets_of(listener.player)
             round_id = room.table.round_id
         room.send(format_event(LEFT, f"{listener.name} left {room.table.name} ({seated} seated)"))
-        stays = (
-            f"; your {_bets(len(staked))} in round {round_id} stay and are settled" if staked else "; no bets were open"
-        )
+        if not staked:
+            stays = "; no bets were open"
+        elif len(staked) == 1:
+            stays = f"; your bet in round {round_id} stays and is settled"
+        else:
+            stays = f"; your {len(staked)} bets in round {round_id} stay and are settled"
         return Reply(200, (f"Left {room.table.name}{stays}; back at your own table",))
 
     def release(self, session) -> None:
@@ -228,7 +231,9 @@ class TableService:
         if self.seat_of(session) is not None:
             self.leave(session)
         with self._lock:
-            self._guest_names.pop(id(session), None)
+            name = self._guest_names.pop(id(session), None)
+            if name is not None:  # a guest's key is never seen again: forget its chat times
+                self._chats.pop(_guest_key(name, session), None)
 
     def listing(self, session) -> Reply:
         now = self.clock()
@@ -415,7 +420,7 @@ class TableService:
             name = self._guest_names.get(id(session))
             if name is None:
                 name = self._guest_names[id(session)] = f"guest-{next(self._guest_numbers)}"
-        return f"{name}@{id(session)}", name
+        return _guest_key(name, session), name
 
     def _purse(self, session) -> MemoryPurse | str:
         """Where the session's chips are: the player's name in the store, or a seat in memory."""
@@ -446,8 +451,9 @@ class TableService:
         return f"{what}: {table.wheel} wheel, bets {table.limits.minimum}-{table.limits.maximum} chips; {when}"
 
 
-def _bets(count: int) -> str:
-    return f"{count} bet" + ("" if count == 1 else "s")
+def _guest_key(name: str, session) -> str:
+    """A guest's player key: one per login (guests share the user name ``guest``)."""
+    return f"{name}@{id(session)}"
 
 
 class Croupier:
