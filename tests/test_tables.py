@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import Daemon, RawConnection, write_users_file
-from lineproto.domain.roulette import AMERICAN, Limits, parse_bet
+from lineproto.domain.roulette import AMERICAN, Limits, OpenBet, parse_bet
 from lineproto.store import SqliteStore
 from lineproto.store.tables import StoredTables
 from lineproto.wire.reply import Event
@@ -284,3 +284,24 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
             assert int(re.search(r"round (\d+)", reply).group(1)) == killed_round + 1  # ids never repeat
     finally:
         daemon.stop()
+
+
+# -------------------------------------------------------------------- the store's side, in process
+
+
+def test_the_store_settles_a_round_from_its_committed_bets_in_one_go(tmp_path):
+    store = SqliteStore(str(tmp_path / "t.db"))
+    tables = StoredTables(store)
+    try:
+        red, seventeen = parse_bet("RED", AMERICAN), parse_bet("17", AMERICAN)
+        for player, bet, amount in (("ann", red, 10), ("bob", seventeen, 5), ("bob", red, 20)):
+            tables.place(player, 100, "main", 7, lambda bankroll, b=bet, a=amount: (OpenBet(b, a), bankroll - a))
+        assert tables.audit("bob") == {"open": 25, "staked": 0, "returned": 0}
+        results = tables.settle("main", 7, "17", AMERICAN, Limits())
+        assert {player: (r.staked, r.returned) for player, r in results.items()} == {"ann": (10, 0), "bob": (25, 180)}
+        assert tables.bankroll("ann", 100) == 90 and tables.bankroll("bob", 100) == 255
+        assert tables.audit("bob") == {"open": 0, "staked": 25, "returned": 180}
+        assert tables.refund_unsettled() == []  # nothing left open
+        assert tables.last_rounds() == {"main": 7}
+    finally:
+        store.close()

@@ -362,36 +362,33 @@ class TableService:
     def _spin(self, room: Room, due: SpinDue, purses: dict) -> None:
         """Spin, settle every bet at once (durable before anyone hears of it), then the next round."""
         settled = due.settle(self.wheels.spin(due.wheel))
-        stored = {
-            player: (result.staked, result.returned)
-            for player, result in settled.results.items()
-            if isinstance(purses.get(player), str)
+        # The registered players' results come from their bets as committed in the store, below.
+        results = {
+            player: result for player, result in settled.results.items() if not isinstance(purses.get(player), str)
         }
+        void: set[str] = set()
         if self.stored is not None:
             try:
-                self.stored.settle(due.table, due.round_id, settled.pocket, stored)
+                results.update(self.stored.settle(due.table, due.round_id, settled.pocket, due.wheel, due.limits))
             except Exception:  # the bets stay open in the store: refunded at the next start
-                log.exception(
-                    "round %d at %s: settlement not stored; its stored bets are refunded at restart",
-                    due.round_id,
-                    due.table,
-                )
-        for player, result in settled.results.items():
-            purse = purses.get(player)
-            if isinstance(purse, MemoryPurse):
-                purse.credit(result.returned)
+                log.exception("round %d at %s: not settled in the store; refunded at restart", due.round_id, due.table)
+                void = {player for player, purse in purses.items() if isinstance(purse, str)}
+        for player, purse in purses.items():
+            if isinstance(purse, MemoryPurse) and player in results:
+                purse.credit(results[player].returned)
         with room.lock:
             opened = room.table.finish(self.clock())
-        self._tell_result(room, settled)
+        self._tell_result(room, settled, results, void)
         if opened is not None:
             self._tell_open(room, opened)
 
-    def _tell_result(self, room: Room, settled: RoundSettled) -> None:
-        pocket = settled.info.describe()
-        head = f"round {settled.round_id} {pocket}"
+    def _tell_result(self, room: Room, settled: RoundSettled, results: dict, void: set[str]) -> None:
+        head = f"round {settled.round_id} {settled.info.describe()}"
         for listener in list(room.listeners.values()):
-            result = settled.results.get(listener.player)
-            if result is None:
+            result = results.get(listener.player)
+            if listener.player in void:
+                mine = "your bets are not settled yet: they are given back at the daemon's next start"
+            elif result is None:
                 mine = "no bets"
             else:
                 mine = f"net {result.net:+d} (staked {result.staked}, returned {result.returned})"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -62,6 +62,7 @@ __all__ = [
     "SpinDue",
     "TableSpec",
     "parse_table_specs",
+    "settle_bets",
 ]
 
 IDLE, BETTING, CLOSED, SPINNING = "idle", "betting", "closed", "spinning"
@@ -153,6 +154,11 @@ class RoundSettled:
     results: Mapping[str, SpinResult]
 
 
+def settle_bets(wheel: str, limits: Limits, bets: Iterable[OpenBet], pocket: str) -> SpinResult:
+    """One player's bets of a round settled against ``pocket`` by the private table's rules (``Table.resolve``)."""
+    return Table(0, wheel, limits, bets=bets).resolve(pocket)
+
+
 @dataclass(frozen=True)
 class SpinDue:
     """Time to spin: every player's bets of the round, to settle at once with :meth:`settle`."""
@@ -165,9 +171,7 @@ class SpinDue:
 
     def settle(self, pocket: str) -> RoundSettled:
         """Every player's bets settled against ``pocket`` by the private table's rules (``Table.resolve``)."""
-        results = {
-            player: Table(0, self.wheel, self.limits, bets=bets).resolve(pocket) for player, bets in self.bets.items()
-        }
+        results = {player: settle_bets(self.wheel, self.limits, bets, pocket) for player, bets in self.bets.items()}
         return RoundSettled(self.table, self.round_id, pocket, pocket_properties(pocket), MappingProxyType(results))
 
 

@@ -21,10 +21,11 @@ Chips are conserved per player: bankroll + private open bets + shared open bets
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from ..domain.meters import utc_now
-from ..domain.roulette import AMERICAN, OpenBet
+from ..domain.roulette import AMERICAN, Limits, OpenBet, SpinResult, parse_bet
+from ..domain.tables import settle_bets
 
 log = logging.getLogger("lineproto.store.tables")
 
@@ -89,31 +90,41 @@ class StoredTables:
 
         return self.store.run(operation)
 
-    def settle(self, table: str, round_id: int, pocket: str, results: Mapping[str, tuple[int, int]]) -> dict[str, int]:
-        """Settle the round for every registered player in ``results`` (player -> (staked, returned)).
+    def settle(self, table: str, round_id: int, pocket: str, wheel: str, limits: Limits) -> dict[str, SpinResult]:
+        """Settle every bet of the round kept here against ``pocket``: one transaction for the table.
 
-        One transaction: bankrolls credited, bets marked settled, a result row each,
-        the table's last round recorded. Returns each player's bankroll after.
+        The bets are the ones committed (what the players were told was accepted), settled by the
+        domain's rules; bankrolls credited, bets marked settled, a result row per player, the
+        table's last round recorded. Returns each player's result.
         """
 
-        def operation(connection) -> dict[str, int]:
+        def operation(connection) -> dict[str, SpinResult]:
+            rows = connection.execute(
+                "SELECT player, bet, amount FROM shared_bets WHERE table_name = ? AND round = ? AND state = 0 "
+                "ORDER BY id",
+                (table, round_id),
+            ).fetchall()
+            bets: dict[str, list[OpenBet]] = {}
+            for player, name, amount in rows:
+                bets.setdefault(player, []).append(OpenBet(parse_bet(name, wheel), amount))
             at = utc_now().isoformat(timespec="seconds")
-            after: dict[str, int] = {}
-            for player, (staked, returned) in results.items():
-                connection.execute("UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (returned, player))
-                row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
-                after[player] = row[0] if row else 0
+            results: dict[str, SpinResult] = {}
+            for player, open_bets in bets.items():
+                result = results[player] = settle_bets(wheel, limits, open_bets, pocket)
+                connection.execute(
+                    "UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (result.returned, player)
+                )
                 connection.execute(
                     "INSERT INTO shared_results "
                     "(table_name, round, player, pocket, at, staked, returned, bankroll_after) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (table, round_id, player, pocket, at, staked, returned, after[player]),
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT bankroll FROM players WHERE name = ?))",
+                    (table, round_id, player, pocket, at, result.staked, result.returned, player),
                 )
             connection.execute(
                 "UPDATE shared_bets SET state = 1 WHERE table_name = ? AND round = ? AND state = 0", (table, round_id)
             )
             _record_round(connection, table, round_id)
-            return after
+            return results
 
         return self.store.run(operation)
 
