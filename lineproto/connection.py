@@ -103,7 +103,7 @@ MAX_OUTPUT_PER_STEP = 64 * 1024
 NEW, READY, BUSY, HELD, UPGRADING, CLOSING, CLOSED = "NEW", "READY", "BUSY", "HELD", "UPGRADING", "CLOSING", "CLOSED"
 
 #: Events queued and not yet sent (the peer is not reading) before the connection is closed with 421.
-MAX_QUEUED_EVENTS = 256
+MAX_QUEUED_EVENTS = 1024
 
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
 BAD_COMMANDS_REPLY = format_reply(421, "Too many bad commands in a row; closing connection")

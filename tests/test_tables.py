@@ -3,24 +3,30 @@
 import re
 import signal
 import socket
+import subprocess
+import sys
+import threading
 import time
 
 import pytest
 
-from conftest import Daemon, RawConnection, write_users_file
+from conftest import ROOT, Daemon, RawConnection, write_users_file
+from lineproto.commands import build_services
+from lineproto.connection import CLOSE, MAX_QUEUED_EVENTS, ServerState
+from lineproto.domain.accounts import UserDirectory
 from lineproto.domain.roulette import AMERICAN, Limits, OpenBet, parse_bet
 from lineproto.store import SqliteStore
 from lineproto.store.tables import StoredTables
 from lineproto.wire.reply import Event
 
 ROUND = "1"  # --round-seconds of the module's daemon: short, and every wait below is for an event
-TABLES = ",".join(f"t{n}:american" for n in range(1, 10))
+TABLES = ",".join(f"t{n}:american" for n in range(1, 13))
 RESULT = re.compile(r"round (\d+) (\S+) .*; (?:net ([+-]?\d+) \(staked (\d+), returned (\d+)\)|no bets)")
 
 
 @pytest.fixture(scope="module")
 def tables_daemon(tmp_path_factory, engine):
-    """One daemon per engine; each test sits at a table of its own (t1..t9)."""
+    """One daemon per engine; each test sits at a table of its own (t1..t12)."""
     path = tmp_path_factory.mktemp("tables")
     users = write_users_file(path / "users.txt")
     daemon = Daemon(path, "--users", str(users), "--round-seconds", ROUND, "--tables", TABLES, engine=engine)
@@ -173,7 +179,7 @@ def test_list_shows_every_table(tables_daemon):
         assert listing.code == 211
         (line,) = [line for line in listing.lines if line.startswith("t6:")]
         assert re.fullmatch(r"t6: american wheel, bets 1-500 chips, 1 seated, round \d+, \w+.*", line), line
-        assert listing.lines[-1] == "9 tables; you are at t6"
+        assert listing.lines[-1] == "12 tables; you are at t6"
 
 
 def test_chat_reaches_the_others_at_the_table_within_its_limits(tables_daemon):
@@ -211,12 +217,12 @@ def test_a_stuck_reader_is_dropped_and_the_table_goes_on(tables_daemon):
     with Player(port) as busy:
         busy.command("JOIN t9")
         started = time.monotonic()
-        for _ in range(20):  # each JOIN/LEAV is two events for the stuck reader
+        for _ in range(40):  # each JOIN/LEAV is two events for the stuck reader
             busy.send(b"LEAV\r\nJOIN t9\r\n" * 150)
             assert all(reply.code == 200 for reply in busy.replies(300))
             if "events not read: closing" in tables_daemon.log():
                 break
-        tables_daemon.wait_log("more than 256 events not read: closing")
+        tables_daemon.wait_log("more than 1024 events not read: closing")
         assert time.monotonic() - started < 20  # the busy player was answered all along
         busy.parser.events.clear()
         opened = busy.next_round()  # the table goes on
@@ -305,3 +311,63 @@ def test_the_store_settles_a_round_from_its_committed_bets_in_one_go(tmp_path):
         assert tables.last_rounds() == {"main": 7}
     finally:
         store.close()
+
+
+# -------------------------------------------------------------------- the connection's side, without a network
+
+
+def test_a_connection_queues_events_and_closes_with_421_past_the_bound():
+    services = build_services(UserDirectory())
+    connection = ServerState(services).connection("127.0.0.1:5000")
+    woken = []
+    connection.waker = lambda: woken.append(True)
+    connection.push_event(b"610 round 1 open: bets for 20 s\r\n")
+    assert connection.take_events(0.0) == (b"", ())  # not started: nothing goes before the greeting
+    connection.start(0.0)
+    connection.push_event(b"620 round 1 no more bets\r\n")
+    assert len(woken) == 1  # once for the queue, not per event
+    assert connection.take_events(0.0) == (b"610 round 1 open: bets for 20 s\r\n620 round 1 no more bets\r\n", ())
+    for n in range(MAX_QUEUED_EVENTS + 1):
+        connection.push_event(b"650 x: %d\r\n" % n)
+    assert connection.events_overflowed and len(woken) == 3
+    data, actions = connection.take_events(0.0)
+    assert data == b"421 Too many events not read; closing connection\r\n" and actions == (CLOSE,)
+    connection.push_event(b"650 x: late\r\n")
+    assert connection.take_events(0.0) == (b"", ())
+
+
+def test_events_are_never_inside_a_multi_line_reply(tables_daemon):
+    port = tables_daemon.port
+    with Player(port) as watcher, Player(port) as busy:
+        watcher.command("JOIN t10")
+        busy.command("JOIN t10")
+
+        def come_and_go():  # two events for the watcher each time
+            busy.send(b"LEAV\r\nJOIN t10\r\n" * 150)
+            answered.extend(busy.replies(300))
+
+        answered: list = []
+        thread = threading.Thread(target=come_and_go)
+        thread.start()
+        watcher.send(b"LIST\r\n" * 300)  # multi-line replies, while the events come
+        listings = watcher.replies(300)
+        thread.join(timeout=30)
+        assert all(reply.code == 211 and len(reply.lines) == 14 for reply in listings)
+        assert not [line for reply in listings for line in reply.lines if re.match(r"6\d\d ", line)]
+        assert len(answered) == 300 and all(reply.code == 200 for reply in answered)
+        assert watcher.event(641) and watcher.event(640)  # they came, apart from the replies
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--tables", "main"], "argument --tables: 'main' is not NAME:WHEEL[:MIN-MAX]"),
+        (["--tables", "main:french"], "the wheel is american or european"),
+        (["--round-seconds", "0"], "argument --round-seconds: must be more than 0"),
+        (["--round-seconds", "soon"], "not a number of seconds"),
+    ],
+)
+def test_table_options_mistakes_are_one_line_and_exit_2(args, message):
+    done = subprocess.run([sys.executable, str(ROOT / "daemon.py"), *args], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr

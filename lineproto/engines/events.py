@@ -50,7 +50,7 @@ CLOSE_LINGER = 5.0
 #: Seconds between checks whether every session has had its last reply at shutdown.
 SHUTDOWN_POLL = 0.01
 #: Unsent bytes above which a connection's events wait in its queue (bounded: MAX_QUEUED_EVENTS) ...
-EVENT_BUFFER_LIMIT = 16 * 1024
+EVENT_BUFFER_LIMIT = 64 * 1024
 #: ... and seconds between tries to send them.
 EVENT_RETRY = 0.05
 #: The kernel send buffer of a connection that gets events (it would grow to megabytes), so a
