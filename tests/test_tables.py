@@ -66,6 +66,28 @@ class Player(RawConnection):
                 raise ConnectionError("closed by server")
             self.ready.extend(self.parser.feed(data))
 
+    def count_events(self, wanted: dict[int, int], timeout: float = 20.0) -> dict[int, int]:
+        """Read until ``wanted`` events of each code have come (or ``timeout``); how many of each came."""
+        counts = dict.fromkeys(wanted, 0)
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.parser.take_events():
+                if event.code in counts:
+                    counts[event.code] += 1
+            remaining = deadline - time.monotonic()
+            if all(counts[code] >= wanted[code] for code in wanted) or remaining <= 0:
+                return counts
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            finally:
+                self.sock.settimeout(10.0)
+            if not data:
+                raise ConnectionError("closed by server")
+            self.ready.extend(self.parser.feed(data))
+
     def next_round(self) -> int:
         """Wait for a round to open; its id (bets placed now are in time: a round lasts ROUND s)."""
         return int(self.event(610).text.split()[1])
@@ -371,3 +393,23 @@ def test_table_options_mistakes_are_one_line_and_exit_2(args, message):
     done = subprocess.run([sys.executable, str(ROOT / "daemon.py"), *args], capture_output=True, text=True, timeout=30)
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and message in done.stderr, done.stderr
+
+
+def test_every_event_arrives_when_several_threads_send_them_at_once(tables_daemon):
+    port = tables_daemon.port
+    with Player(port) as watcher, Player(port) as ann, Player(port) as bob:
+        watcher.command("JOIN t11")
+        for busy in (ann, bob):
+            busy.command("JOIN t11")
+
+        def come_and_go(busy):
+            busy.send(b"LEAV\r\nJOIN t11\r\n" * 100)
+            assert all(reply.code == 200 for reply in busy.replies(200))
+
+        threads = [threading.Thread(target=come_and_go, args=(busy,)) for busy in (ann, bob)]
+        for thread in threads:
+            thread.start()
+        # 400 events for the watcher, which only reads: none may wait in a queue for another event
+        assert watcher.count_events({640: 202, 641: 200}) == {640: 202, 641: 200}  # 2: the first JOINs
+        for thread in threads:
+            thread.join(timeout=10)

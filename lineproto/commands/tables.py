@@ -368,8 +368,17 @@ class TableService:
         }
         void: set[str] = set()
         if self.stored is not None:
+            started = time.perf_counter()
             try:
-                results.update(self.stored.settle(due.table, due.round_id, settled.pocket, due.wheel, due.limits))
+                stored = self.stored.settle(due.table, due.round_id, settled.pocket, due.wheel, due.limits)
+                results.update(stored)
+                log.debug(
+                    "round %d at %s: %d stored players settled in %.1f ms",
+                    due.round_id,
+                    due.table,
+                    len(stored),
+                    (time.perf_counter() - started) * 1000,
+                )
             except Exception:  # the bets stay open in the store: refunded at the next start
                 log.exception("round %d at %s: not settled in the store; refunded at restart", due.round_id, due.table)
                 void = {player for player, purse in purses.items() if isinstance(purse, str)}

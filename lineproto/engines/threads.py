@@ -338,24 +338,32 @@ class _Handler(socketserver.BaseRequestHandler):
             except OSError:
                 pass
             return
-        if isinstance(self.sock, ssl.SSLSocket) or not self.send_lock.acquire(blocking=False):
+        if isinstance(self.sock, ssl.SSLSocket):
             return
-        try:
-            if not self.event_buffer_set:
-                self.event_buffer_set = True
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENT_SOCKET_BUFFER)
-            if len(self.unsent_events) < EVENT_BUFFER_LIMIT:
-                self.unsent_events += connection.take_event_bytes()
-            if self.unsent_events:
-                try:
-                    sent = self.sock.send(self.unsent_events, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:  # the peer is gone: the handler finds out on its own
-                    sent = len(self.unsent_events)
-                self.unsent_events = self.unsent_events[sent:]
-        finally:
-            self.send_lock.release()
+        while self.send_lock.acquire(blocking=False):
+            try:
+                self._send_events_now()
+            finally:
+                self.send_lock.release()
+            # Queued while the lock was held here (a waker that found it taken gave up): go again.
+            if not connection.events_waiting or len(self.unsent_events) >= EVENT_BUFFER_LIMIT:
+                return
+
+    def _send_events_now(self) -> None:
+        """With ``send_lock`` held: the queued events to the kernel, as much as it takes without blocking."""
+        if not self.event_buffer_set:
+            self.event_buffer_set = True
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENT_SOCKET_BUFFER)
+        if len(self.unsent_events) < EVENT_BUFFER_LIMIT:
+            self.unsent_events += self.connection.take_event_bytes()
+        if self.unsent_events:
+            try:
+                sent = self.sock.send(self.unsent_events, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the peer is gone: the handler finds out on its own
+                sent = len(self.unsent_events)
+            self.unsent_events = self.unsent_events[sent:]
 
     def _run(self, engine, sock, actions) -> None:
         for action in actions:
