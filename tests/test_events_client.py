@@ -55,7 +55,7 @@ def daemon(tmp_path_factory, engine):
     path = tmp_path_factory.mktemp("events")
     users = write_users_file(path / "users.txt")
     daemon = Daemon(
-        path, "--users", str(users), "--round-seconds", "1", "--tables", "a:american,b:european", engine=engine
+        path, "--users", str(users), "--round-seconds", "0.5", "--tables", "a:american,b:european", engine=engine
     )
     yield daemon
     daemon.stop()

@@ -19,7 +19,7 @@ from lineproto.store import SqliteStore
 from lineproto.store.tables import StoredTables
 from lineproto.wire.reply import Event
 
-ROUND = "1"  # --round-seconds of the module's daemon: short, and every wait below is for an event
+ROUND = "0.8"  # --round-seconds of the module's daemon: short, and every wait below is for an event
 TABLES = ",".join(f"t{n}:american" for n in range(1, 13))
 RESULT = re.compile(r"round (\d+) (\S+) .*; (?:net ([+-]?\d+) \(staked (\d+), returned (\d+)\)|no bets)")
 
@@ -280,7 +280,7 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
     users = str(write_users_file(tmp_path / "users.txt"))
     start = ("--db", db, "--users", users, "--tables", "main:american")
     # A first run settles a round with a bet in it ...
-    daemon = Daemon(tmp_path, *start, "--round-seconds", "0.5", engine=engine)
+    daemon = Daemon(tmp_path, *start, "--round-seconds", "0.3", engine=engine)
     with Player(daemon.port, "dave", "hunter2") as dave:
         dave.command("JOIN main")
         first = dave.next_round()

@@ -89,16 +89,46 @@ class MemoryPurse:
         with self.seat.lock:
             return self.seat.table.bankroll
 
-    def place(self, place: Callable[[int], tuple[OpenBet, int]]) -> tuple[OpenBet, int]:
+    def place(self, table: str, round_id: int, place: Callable[[int], tuple[OpenBet, int]]) -> tuple[OpenBet, int]:
+        """``place(bankroll) -> (bet, bankroll after)``, the bankroll set to what it returns."""
         with self.seat.lock:
             open_bet, after = place(self.seat.table.bankroll)
             self.seat.table = _with_bankroll(self.seat.table, after)
             return open_bet, after
 
+    def give_back(self, table: str, round_id: int, chips: int) -> int:
+        """CLR: ``chips`` back into the bankroll; the bankroll after."""
+        return self.credit(chips)
+
     def credit(self, chips: int) -> int:
         with self.seat.lock:
             self.seat.table = _with_bankroll(self.seat.table, self.seat.table.bankroll + chips)
             return self.seat.table.bankroll
+
+
+class StoredPurse:
+    """A registered player's bankroll in the store: each change is one transaction (``StoredTables``).
+
+    Its winnings are not credited here: the croupier settles the stored bets of a round in one
+    transaction for the whole table (``StoredTables.settle``).
+    """
+
+    def __init__(self, stored: StoredTables, name: str, start_bankroll: int):
+        self.stored = stored
+        self.name = name
+        self.start_bankroll = start_bankroll
+
+    def bankroll(self) -> int:
+        return self.stored.bankroll(self.name, self.start_bankroll)
+
+    def place(self, table: str, round_id: int, place: Callable[[int], tuple[OpenBet, int]]) -> tuple[OpenBet, int]:
+        return self.stored.place(self.name, self.start_bankroll, table, round_id, place)
+
+    def give_back(self, table: str, round_id: int, chips: int) -> int:
+        return self.stored.take_back(self.name, table, round_id, chips)
+
+
+Purse = MemoryPurse | StoredPurse
 
 
 def _with_bankroll(table: Table, bankroll: int) -> Table:
@@ -124,7 +154,7 @@ class Room:
     table: SharedTable
     lock: threading.Lock = field(default_factory=threading.Lock)
     listeners: dict[int, Listener] = field(default_factory=dict)  # id(session) -> Listener
-    purses: dict[str, MemoryPurse | str] = field(default_factory=dict)  # player -> purse, or name in the store
+    purses: dict[str, Purse] = field(default_factory=dict)  # player -> where their chips are
 
     def send(self, line: bytes, skip: object = None) -> int:
         """Push ``line`` to every listener but ``skip``'s session; how many got it."""
@@ -274,11 +304,7 @@ class TableService:
 
         purse = self._purse(session)
         try:
-            if isinstance(purse, str):
-                assert self.stored is not None
-                result = self.stored.place(purse, self.start_bankroll, table.name, table.round_id, place)
-            else:
-                result = purse.place(place)
+            result = purse.place(table.name, table.round_id, place)
         except BaseException:
             if placed:  # the domain took the bet, the chips were not taken (the store failed): undo it
                 table.unplace(player, placed[0])
@@ -302,12 +328,7 @@ class TableService:
             kept = list(table.bets_of(seat.player))
             count, chips = table.take_back(seat.player, self.clock())
             try:
-                purse = self._purse(session)
-                if isinstance(purse, str):
-                    assert self.stored is not None
-                    bankroll = self.stored.take_back(purse, table.name, table.round_id, chips)
-                else:
-                    bankroll = purse.credit(chips)
+                bankroll = self._purse(session).give_back(table.name, table.round_id, chips)
             except BaseException:
                 table.restore(seat.player, kept)
                 raise
@@ -364,7 +385,9 @@ class TableService:
         settled = due.settle(self.wheels.spin(due.wheel))
         # The registered players' results come from their bets as committed in the store, below.
         results = {
-            player: result for player, result in settled.results.items() if not isinstance(purses.get(player), str)
+            player: result
+            for player, result in settled.results.items()
+            if not isinstance(purses.get(player), StoredPurse)
         }
         void: set[str] = set()
         if self.stored is not None:
@@ -381,7 +404,7 @@ class TableService:
                 )
             except Exception:  # the bets stay open in the store: refunded at the next start
                 log.exception("round %d at %s: not settled in the store; refunded at restart", due.round_id, due.table)
-                void = {player for player, purse in purses.items() if isinstance(purse, str)}
+                void = {player for player, purse in purses.items() if isinstance(purse, StoredPurse)}
         for player, purse in purses.items():
             if isinstance(purse, MemoryPurse) and player in results:
                 purse.credit(results[player].returned)
@@ -428,19 +451,15 @@ class TableService:
                 name = self._guest_names[id(session)] = f"guest-{next(self._guest_numbers)}"
         return _guest_key(name, session), name
 
-    def _purse(self, session) -> MemoryPurse | str:
-        """Where the session's chips are: the player's name in the store, or a seat in memory."""
+    def _purse(self, session) -> Purse:
+        """Where the session's chips are: a registered player's in the store, else a seat in memory."""
         user = _player(session)
         if self.stored is not None and not user.is_guest:
-            return user.name
+            return StoredPurse(self.stored, user.name, self.start_bankroll)
         return MemoryPurse(self.services.roulette._seat(session))
 
     def _bankroll(self, session) -> int:
-        purse = self._purse(session)
-        if isinstance(purse, str):
-            assert self.stored is not None
-            return self.stored.bankroll(purse, self.start_bankroll)
-        return purse.bankroll()
+        return self._purse(session).bankroll()
 
     def _timing(self, room: Room) -> str:
         table, now = room.table, self.clock()
