@@ -69,6 +69,85 @@ def users_file(path: str, count: int) -> str:
     return path
 
 
+def measure(
+    engine: str = "events",
+    registered: bool = False,
+    seconds: float = 10.0,
+    tables: int = 20,
+    players: int = 50,
+    round_seconds: float = 1.0,
+    daemon_args: tuple[str, ...] = (),
+) -> dict:
+    """One S10 run: a daemon started and stopped, its figures (latencies in ms)."""
+    total = tables * players
+    spin_pause = min(SPIN_SECONDS, round_seconds / 4)
+    with tempfile.TemporaryDirectory() as work:
+        notify = os.path.join(work, "notify")
+        names = [f"s{n}" for n in range(tables)]
+        command = [
+            sys.executable,
+            os.path.join(ROOT, "daemon.py"),
+            "--port", "0", "--notify", notify, "--db", os.path.join(work, "s10.db"),
+            "--engine", engine, "--round-seconds", str(round_seconds),
+            "--tables", ",".join(f"{name}:american" for name in names),
+            "--max-connections", str(total + 10), "--max-per-address", str(total + 10),
+            "--log-level", "debug", "--password-cost", "1024", *daemon_args,
+        ]  # fmt: skip
+        if registered:
+            command += ["--users", users_file(os.path.join(work, "users.txt"), total)]
+        log_path = os.path.join(work, "daemon.log")
+        with open(log_path, "wb") as log_file:
+            daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_file)
+            try:
+                deadline = time.monotonic() + 60
+                while not os.path.exists(notify):
+                    if daemon.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"the daemon did not start: {read(log_path)[-2000:]}")
+                    time.sleep(0.02)
+                port = int(read(notify).split()[0].rsplit(":", 1)[1])
+                result = drive(port, names, players, registered, seconds, spin_pause)
+            finally:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(30)
+        settled = [float(m.group(3)) for m in SETTLED.finditer(read(log_path)) if int(m.group(2))]
+    latencies = [value * 1000 for value in result["latencies"]]
+    return {
+        "engine": engine,
+        "players": "registered" if registered else "guests",
+        "tables": tables,
+        "seated": players,
+        "round_seconds": round_seconds,
+        "results": len(latencies),
+        "p50_ms": percentile(latencies, 50) if latencies else None,
+        "p99_ms": percentile(latencies, 99) if latencies else None,
+        "max_ms": max(latencies) if latencies else None,
+        "rounds_per_s": result["rounds"] / seconds,
+        "errors": result["errors"],
+        "settle_median_ms": statistics.median(settled) if settled else None,
+        "settle_p99_ms": percentile(settled, 99) if settled else None,
+    }
+
+
+def describe(figures: dict) -> str:
+    """The figures of one run, in a line or two."""
+    text = (
+        f"S10 {figures['engine']} engine, {figures['tables']} tables x {figures['seated']} seated "
+        f"({figures['players']}), --round-seconds {figures['round_seconds']:g}: "
+    )
+    if figures["p99_ms"] is not None:
+        text += (
+            f"result event after the spin p50 {figures['p50_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms, "
+            f"max {figures['max_ms']:.1f} ms ({figures['results']} results); "
+        )
+    text += f"{figures['rounds_per_s']:.1f} rounds settled/s; {figures['errors']} errors"
+    if figures["settle_median_ms"] is not None:
+        text += (
+            f"; durable settlement per table median {figures['settle_median_ms']:.1f} ms, "
+            f"p99 {figures['settle_p99_ms']:.1f} ms"
+        )
+    return text
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", type=int, default=20)
@@ -78,65 +157,20 @@ def main(argv=None) -> int:
     parser.add_argument("--engine", choices=("events", "threads"), default="events")
     parser.add_argument("--registered", action="store_true", help="registered players instead of guests")
     args = parser.parse_args(argv)
-    total = args.tables * args.players
-    spin_pause = min(SPIN_SECONDS, args.round_seconds / 4)
-    with tempfile.TemporaryDirectory() as work:
-        notify = os.path.join(work, "notify")
-        names = [f"s{n}" for n in range(args.tables)]
-        command = [
-            sys.executable,
-            os.path.join(ROOT, "daemon.py"),
-            "--port", "0", "--notify", notify, "--db", os.path.join(work, "s10.db"),
-            "--engine", args.engine, "--round-seconds", str(args.round_seconds),
-            "--tables", ",".join(f"{name}:american" for name in names),
-            "--max-connections", str(total + 10), "--max-per-address", str(total + 10),
-            "--log-level", "debug", "--password-cost", "1024",
-        ]  # fmt: skip
-        if args.registered:
-            command += ["--users", users_file(os.path.join(work, "users.txt"), total)]
-        log_path = os.path.join(work, "daemon.log")
-        with open(log_path, "wb") as log_file:
-            daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log_file)
-            try:
-                deadline = time.monotonic() + 60
-                while not os.path.exists(notify):
-                    if daemon.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the daemon did not start: {read(log_path)[-2000:]}")
-                    time.sleep(0.02)
-                port = int(read(notify).split()[0].rsplit(":", 1)[1])
-                result = drive(port, names, args, spin_pause)
-            finally:
-                daemon.send_signal(signal.SIGTERM)
-                daemon.wait(30)
-        settled = [float(m.group(3)) for m in SETTLED.finditer(read(log_path)) if int(m.group(2))]
-    latencies = result["latencies"]
-    print(f"S10 {args.engine} engine, {args.tables} tables x {args.players} seated "
-          f"({'registered' if args.registered else 'guests'}), --round-seconds {args.round_seconds:g}")  # fmt: skip
-    if latencies:
-        print(
-            f"  result event after the spin: p50 {percentile(latencies, 50) * 1000:.1f} ms, "
-            f"p99 {percentile(latencies, 99) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms "
-            f"({len(latencies)} results)"
-        )
-    print(f"  rounds settled: {result['rounds']} in {args.seconds:g} s ({result['rounds'] / args.seconds:.1f}/s)")
-    print(f"  errors: {result['errors']} (refused bets, closed connections)")
-    if settled:
-        print(
-            f"  durable settlement per table: median {statistics.median(settled):.1f} ms, "
-            f"p99 {percentile(settled, 99):.1f} ms ({len(settled)} rounds with stored players)"
-        )
-    return 0 if latencies and not result["errors"] else 1
+    figures = measure(args.engine, args.registered, args.seconds, args.tables, args.players, args.round_seconds)
+    print(describe(figures))
+    return 0 if figures["results"] and not figures["errors"] else 1
 
 
-def drive(port: int, names: list[str], args, spin_pause: float) -> dict:
+def drive(port: int, names: list[str], seated: int, registered: bool, seconds: float, spin_pause: float) -> dict:
     selector = selectors.DefaultSelector()
     players = []
     for t, table in enumerate(names):
-        for n in range(args.players):
+        for n in range(seated):
             sock = socket.create_connection(("127.0.0.1", port))
             sock.setblocking(False)
-            index = t * args.players + n
-            login = [f"USER p{index}\r\nPASS pw\r\n".encode()] if args.registered else [b"USER guest\r\n"]
+            index = t * seated + n
+            login = [f"USER p{index}\r\nPASS pw\r\n".encode()] if registered else [b"USER guest\r\n"]
             player = Player(sock, table, login)
             players.append(player)
             selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, player)
@@ -145,7 +179,7 @@ def drive(port: int, names: list[str], args, spin_pause: float) -> dict:
     rounds: set[tuple[str, int]] = set()
     errors = 0
     warm_until = time.monotonic() + 3.0  # seats taken, a round or two to settle in
-    end = warm_until + args.seconds
+    end = warm_until + seconds
     while time.monotonic() < end:
         for key, mask in selector.select(timeout=0.1):
             player: Player = key.data
