@@ -3,6 +3,7 @@
 import queue
 import subprocess
 import sys
+import threading
 
 import pytest
 from hypothesis import given
@@ -23,11 +24,15 @@ def test_event_lines_between_replies_never_become_a_reply():
     assert parser.take_events() == []
 
 
+#: Line text as the daemon sends it: printable, no line breaks (and no surrogates: it is valid UTF-8).
+TEXT = st.text(st.characters(min_codepoint=32, blacklist_categories=("Cs", "Cc")), max_size=30)
+
+
 @given(
     st.lists(
         st.one_of(
-            st.tuples(st.just("event"), st.integers(600, 699), st.text(st.characters(min_codepoint=32), max_size=30)),
-            st.tuples(st.just("reply"), st.integers(200, 599), st.text(st.characters(min_codepoint=32), max_size=30)),
+            st.tuples(st.just("event"), st.integers(600, 699), TEXT),
+            st.tuples(st.just("reply"), st.integers(200, 599), TEXT),
         ),
         max_size=12,
     ),
@@ -102,6 +107,8 @@ def test_play_at_a_shared_table_shows_the_rounds_while_the_player_types(daemon):
         stderr=subprocess.PIPE,
         text=True,
     )
+    watchdog = threading.Timer(30, play.kill)  # a line that never comes ends the test, not the run
+    watchdog.start()
     try:
         assert play.stdout is not None and play.stdin is not None
         lines: list[str] = []
@@ -114,9 +121,40 @@ def test_play_at_a_shared_table_shows_the_rounds_while_the_player_types(daemon):
                 play.stdin.flush()
         out, err = play.communicate("quit\n", timeout=10)
     finally:
+        watchdog.cancel()
         if play.poll() is None:
             play.kill()
             play.wait()
     assert play.returncode == 0, err
     text = "".join(lines) + out
     assert "Joined a: american wheel" in text and "  * round" in text and "Left a" in text
+
+
+def test_the_raw_shell_prints_a_tables_events_as_they_come(daemon):
+    raw = subprocess.Popen(
+        [sys.executable, str(ROOT / "client.py"), "raw", "--port", str(daemon.port)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watchdog = threading.Timer(30, raw.kill)
+    watchdog.start()
+    try:
+        assert raw.stdin is not None and raw.stdout is not None
+        raw.stdin.write("USER guest\nJOIN b\n")
+        raw.stdin.flush()
+        lines: list[str] = []
+        while not (lines and lines[-1].startswith("630 round ")):
+            line = raw.stdout.readline()
+            assert line, "raw ended before an event: " + "".join(lines)
+            lines.append(line)
+        out, err = raw.communicate("QUIT\n", timeout=10)
+    finally:
+        watchdog.cancel()
+        if raw.poll() is None:
+            raw.kill()
+            raw.wait()
+    assert raw.returncode == 0, err
+    assert lines[1].startswith("230 ") and lines[2].startswith("200 Joined b: european wheel")
+    assert out.rstrip().endswith("221 Goodbye")

@@ -7,6 +7,7 @@ it arrives, from a thread that reads the socket from then on.
 """
 
 import queue
+import signal
 import socket
 import ssl
 import threading
@@ -269,7 +270,14 @@ class Connection:
         self._ready = []
         self._parser.on_event = on_event
         self._replies = replies
-        threading.Thread(target=self._read_forever, args=(replies,), name="lineproto-events", daemon=True).start()
+        reader = threading.Thread(target=self._read_forever, args=(replies,), name="lineproto-events", daemon=True)
+        # Started with SIGINT blocked (the thread inherits the mask), so Ctrl+C reaches the main thread
+        # and wakes it from input(); a reading thread has no use for signals.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            reader.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def _read_forever(self, replies: queue.SimpleQueue) -> None:
         self._sock.settimeout(None)
@@ -278,8 +286,9 @@ class Connection:
                 data = self._sock.recv(65536)
                 if not data:
                     raise ConnectionClosed("the server closed the connection")
-                for reply in self._parser.feed(data):
-                    replies.put(reply)
+                for line in data.splitlines(keepends=True):  # line by line: events and replies in order
+                    for reply in self._parser.feed(line):
+                        replies.put(reply)
         except ConnectionResetError:
             replies.put(ConnectionClosed("connection reset by the server"))
         except (OSError, ProtocolError) as exc:  # ConnectionClosed is an OSError too
