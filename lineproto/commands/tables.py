@@ -43,8 +43,10 @@ from dataclasses import dataclass, field
 
 from ..domain.roulette import Bet, Limits, OpenBet, Table, parse_bet
 from ..domain.tables import (
+    BETTING,
     DEFAULT_ROUND_SECONDS,
     DEFAULT_TABLES,
+    IDLE,
     BettingClosed,
     NoMoreBets,
     RoundOpened,
@@ -274,7 +276,7 @@ class TableService:
                 lines.append(
                     f"{table.name}: {table.wheel} wheel, bets {table.limits.minimum}-{table.limits.maximum} chips, "
                     f"{len(table.seated)} seated, round {table.round_id}, {table.state}"
-                    + (f", {math.ceil(table.seconds_left(now))} s left" if table.state == "betting" else "")
+                    + (f", {math.ceil(table.seconds_left(now))} s left" if table.state is BETTING else "")
                 )
         seat = self.seat_of(session)
         lines.append(f"{len(self.rooms)} tables" + (f"; you are at {seat.room.table.name}" if seat else ""))
@@ -463,9 +465,9 @@ class TableService:
 
     def _timing(self, room: Room) -> str:
         table, now = room.table, self.clock()
-        if table.state == "betting":
+        if table.state is BETTING:
             return f"round {table.round_id}, {math.ceil(table.seconds_left(now))} s of betting left"
-        if table.state == "idle":
+        if table.state is IDLE:
             return "no round open"
         return f"round {table.round_id}, no more bets; the next round opens in {math.ceil(table.reopens_in(now))} s"
 
