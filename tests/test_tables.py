@@ -3,6 +3,7 @@
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -413,3 +414,24 @@ def test_every_event_arrives_when_several_threads_send_them_at_once(tables_daemo
         assert watcher.count_events({640: 202, 641: 200}) == {640: 202, 641: 200}  # 2: the first JOINs
         for thread in threads:
             thread.join(timeout=10)
+
+
+def test_a_player_on_tls_sees_the_rounds_without_typing(start_daemon, tmp_path):
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1")
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    issued.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    daemon = start_daemon("--cert", str(cert), "--key", str(key), "--tls-port", "0", "--round-seconds", ROUND)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    raw = socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+        player = Player.over(sock)
+        assert player.reply().code == 220
+        assert player.command("USER guest").code == 230
+        player.command("JOIN main")
+        opened = player.next_round()  # nothing typed since JOIN
+        assert player.event(620).text == f"round {opened} no more bets"
+        assert result_of(player.event(630))[0] == opened

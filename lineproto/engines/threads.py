@@ -43,6 +43,9 @@ PEER_CHECK_INTERVAL = 0.1
 #: Event bytes a handler holds unsent (the peer reads slowly) before further events wait in the
 #: connection's queue, which is bounded (MAX_QUEUED_EVENTS).
 EVENT_BUFFER_LIMIT = 16 * 1024
+#: Seconds a TLS connection's handler waits in recv at most, to send the events queued meanwhile
+#: (on TLS only the handler's thread may write to the socket).
+TLS_EVENT_POLL = 0.1
 #: The kernel send buffer of a connection that gets events (as on the events engine).
 EVENT_SOCKET_BUFFER = 64 * 1024
 #: What run_blocking returns for a job dropped because its peer had gone.
@@ -251,6 +254,8 @@ class _Handler(socketserver.BaseRequestHandler):
             deadline = connection.deadline
             if deadline is not None:
                 remaining = max(deadline - clock(), 0.001)
+                if isinstance(sock, ssl.SSLSocket):  # events cannot be written by another thread on TLS
+                    remaining = min(remaining, TLS_EVENT_POLL)
                 # Only a shorter timeout matters (one that fires early just loops): fewer system calls.
                 if timeout is None or remaining < timeout or remaining > timeout + 1.0:
                     self.recv_timeout = remaining
@@ -265,6 +270,8 @@ class _Handler(socketserver.BaseRequestHandler):
             try:
                 data = sock.recv(_RECV_BYTES)
             except (TimeoutError, BlockingIOError):  # the timeout ran out (settimeout, SO_RCVTIMEO)
+                if connection.events_waiting and not self._send_reply(b""):  # TLS: the events polled for
+                    return
                 output = connection.tick(clock())
             except OSError:
                 return  # reset by peer
@@ -329,7 +336,7 @@ class _Handler(socketserver.BaseRequestHandler):
         While the handler writes a reply it holds ``send_lock`` and sends the events after it. A
         peer that reads nothing leaves them queued; past the queue's bound the socket is shut,
         which wakes the handler to say 421 and close. On TLS (one thread may use the socket at a
-        time) the handler sends them with its next reply.
+        time) the handler sends them: its recv waits at most :data:`TLS_EVENT_POLL` seconds.
         """
         connection = self.connection
         if connection.events_overflowed:
