@@ -324,7 +324,7 @@ def test_the_store_settles_a_round_from_its_committed_bets_in_one_go(tmp_path):
     try:
         red, seventeen = parse_bet("RED", AMERICAN), parse_bet("17", AMERICAN)
         for player, bet, amount in (("ann", red, 10), ("bob", seventeen, 5), ("bob", red, 20)):
-            tables.place(player, 100, "main", 7, lambda bankroll, b=bet, a=amount: (OpenBet(b, a), bankroll - a))
+            tables.place(player, 100, "main", lambda bankroll, b=bet, a=amount: (OpenBet(b, a), bankroll - a, 7))
         assert tables.audit("bob") == {"open": 25, "staked": 0, "returned": 0}
         results = tables.settle("main", 7, "17", AMERICAN, Limits())
         assert {player: (r.staked, r.returned) for player, r in results.items()} == {"ann": (10, 0), "bob": (25, 180)}
@@ -423,13 +423,14 @@ def test_a_player_on_tls_sees_the_rounds_without_typing(start_daemon, tmp_path):
     cert, key = tmp_path / "server.pem", tmp_path / "server.key"
     issued.private_key_pem.write_to_path(str(key))
     cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
-    daemon = start_daemon("--cert", str(cert), "--key", str(key), "--tls-port", "0", "--round-seconds", ROUND)
+    daemon = start_daemon("--cert", str(cert), "--key", str(key), "--round-seconds", ROUND)
     context = ssl.create_default_context()
     ca.configure_trust(context)
-    raw = socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=10)
-    with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+    plain = Player.over(socket.create_connection(("127.0.0.1", daemon.port), timeout=10))
+    assert plain.reply().code == 220
+    assert plain.command("AUTH TLS").code == 234  # the FTP way (the TLS port works the same once up)
+    with context.wrap_socket(plain.sock, server_hostname="127.0.0.1") as sock:
         player = Player.over(sock)
-        assert player.reply().code == 220
         assert player.command("USER guest").code == 230
         player.command("JOIN main")
         opened = player.next_round()  # nothing typed since JOIN

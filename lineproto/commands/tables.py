@@ -91,16 +91,16 @@ class MemoryPurse:
         with self.seat.lock:
             return self.seat.table.bankroll
 
-    def place(self, table: str, round_id: int, place: Callable[[int], tuple[OpenBet, int]]) -> tuple[OpenBet, int]:
-        """``place(bankroll) -> (bet, bankroll after)``, the bankroll set to what it returns."""
+    def place(self, table: str, place: Callable[[int], tuple[OpenBet, int, int]]) -> tuple[OpenBet, int]:
+        """``place(bankroll) -> (bet, bankroll after, round)``, the bankroll set to what it returns."""
         with self.seat.lock:
-            open_bet, after = place(self.seat.table.bankroll)
+            open_bet, after, _ = place(self.seat.table.bankroll)
             self.seat.table = _with_bankroll(self.seat.table, after)
             return open_bet, after
 
-    def give_back(self, table: str, round_id: int, chips: int) -> int:
-        """CLR: ``chips`` back into the bankroll; the bankroll after."""
-        return self.credit(chips)
+    def give_back(self, table: str, round_id: int, chips: int) -> tuple[int, int]:
+        """CLR: ``chips`` back into the bankroll; (chips given back, the bankroll after)."""
+        return chips, self.credit(chips)
 
     def credit(self, chips: int) -> int:
         with self.seat.lock:
@@ -123,11 +123,11 @@ class StoredPurse:
     def bankroll(self) -> int:
         return self.stored.bankroll(self.name, self.start_bankroll)
 
-    def place(self, table: str, round_id: int, place: Callable[[int], tuple[OpenBet, int]]) -> tuple[OpenBet, int]:
-        return self.stored.place(self.name, self.start_bankroll, table, round_id, place)
+    def place(self, table: str, place: Callable[[int], tuple[OpenBet, int, int]]) -> tuple[OpenBet, int]:
+        return self.stored.place(self.name, self.start_bankroll, table, place)
 
-    def give_back(self, table: str, round_id: int, chips: int) -> int:
-        return self.stored.take_back(self.name, table, round_id, chips)
+    def give_back(self, table: str, round_id: int, chips: int) -> tuple[int, int]:
+        return self.stored.take_back(self.name, table, round_id)
 
 
 Purse = MemoryPurse | StoredPurse
@@ -286,33 +286,35 @@ class TableService:
 
     def bet(self, session, seat: Listener, words: str, amount: int) -> Reply:
         room = seat.room
-        with room.lock:
-            table = room.table
-            bet = parse_bet(words, table.wheel)
-            open_bet, bankroll = self._place(session, seat, room, bet, amount)
+        bet = parse_bet(words, room.table.wheel)  # a table's wheel never changes
+        open_bet, bankroll = self._place(session, seat, room, bet, amount)
         return shapes.PlacedBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll).reply()
 
     def _place(self, session, seat: Listener, room: Room, bet: Bet, amount: int) -> tuple[OpenBet, int]:
-        """Under the room's lock: the domain's checks, then the chips taken (durably for a registered player)."""
-        table, player = room.table, seat.player
-        now = self.clock()
+        """The domain's checks under the room's lock, inside the purse's unit of work that takes the chips.
 
+        The room's lock is held only while the domain places the bet, not while the store commits it:
+        the store's settlement of the round comes after it in the store's order and settles what was
+        committed, so a player waiting for the disk holds up no one else at the table.
+        """
+        table, player = room.table, seat.player
+        purse = self._purse(session)
         placed: list[OpenBet] = []
 
-        def place(bankroll: int) -> tuple[OpenBet, int]:
-            open_bet, after = table.place(player, bet, amount, bankroll, now)
-            placed.append(open_bet)
-            return open_bet, after
+        def place(bankroll: int) -> tuple[OpenBet, int, int]:
+            with room.lock:
+                open_bet, after = table.place(player, bet, amount, bankroll, self.clock())
+                room.purses[player] = purse
+                placed.append(open_bet)
+                return open_bet, after, table.round_id
 
-        purse = self._purse(session)
         try:
-            result = purse.place(table.name, table.round_id, place)
+            return purse.place(table.name, place)
         except BaseException:
             if placed:  # the domain took the bet, the chips were not taken (the store failed): undo it
-                table.unplace(player, placed[0])
+                with room.lock:
+                    table.unplace(player, placed[0])
             raise
-        room.purses[player] = purse
-        return result
 
     def bets(self, session, seat: Listener) -> Reply:
         room = seat.room
@@ -324,16 +326,20 @@ class TableService:
         return shapes.OpenBets(wheel, listed, staked, self._bankroll(session)).reply()
 
     def clear(self, session, seat: Listener) -> Reply:
-        room = seat.room
+        room, table = seat.room, seat.room.table
         with room.lock:
-            table = room.table
             kept = list(table.bets_of(seat.player))
             count, chips = table.take_back(seat.player, self.clock())
-            try:
-                bankroll = self._purse(session).give_back(table.name, table.round_id, chips)
-            except BaseException:
-                table.restore(seat.player, kept)
-                raise
+            round_id = table.round_id
+        try:
+            # Outside the room's lock: the store gives back what it still holds open (all of it,
+            # unless the round was settled meanwhile, which settled the committed bets instead).
+            chips, bankroll = self._purse(session).give_back(table.name, round_id, chips)
+        except BaseException:
+            with room.lock:
+                if table.round_id == round_id:
+                    table.restore(seat.player, kept)
+            raise
         return shapes.Cleared(count, chips, bankroll).reply()
 
     def refuse_spin(self, seat: Listener) -> Reply:

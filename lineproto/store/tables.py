@@ -60,13 +60,13 @@ class StoredTables:
         return self.store.run(read)
 
     def place(
-        self, player: str, start_bankroll: int, table: str, round_id: int, place: Callable[[int], tuple[OpenBet, int]]
+        self, player: str, start_bankroll: int, table: str, place: Callable[[int], tuple[OpenBet, int, int]]
     ) -> tuple[OpenBet, int]:
-        """``place(bankroll) -> (bet, bankroll after)`` and its record, in one transaction."""
+        """``place(bankroll) -> (bet, bankroll after, round)`` and its record, in one transaction."""
 
         def operation(connection) -> tuple[OpenBet, int]:
             bankroll = _ensure_player(connection, player, start_bankroll)
-            open_bet, after = place(bankroll)
+            open_bet, after, round_id = place(bankroll)
             connection.execute("UPDATE players SET bankroll = ? WHERE name = ?", (after, player))
             connection.execute(
                 "INSERT INTO shared_bets (table_name, round, player, bet, amount) VALUES (?, ?, ?, ?, ?)",
@@ -76,17 +76,18 @@ class StoredTables:
 
         return self.store.run(operation)
 
-    def take_back(self, player: str, table: str, round_id: int, chips: int) -> int:
-        """Delete the player's open bets of the round and give ``chips`` back; the bankroll after."""
+    def take_back(self, player: str, table: str, round_id: int) -> tuple[int, int]:
+        """Delete the player's open bets of the round and give their chips back: (chips, bankroll after)."""
 
-        def operation(connection) -> int:
-            connection.execute(
-                "DELETE FROM shared_bets WHERE table_name = ? AND round = ? AND player = ? AND state = 0",
-                (table, round_id, player),
-            )
+        def operation(connection) -> tuple[int, int]:
+            where = "table_name = ? AND round = ? AND player = ? AND state = 0"
+            chips = connection.execute(
+                f"SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE {where}", (table, round_id, player)
+            ).fetchone()[0]
+            connection.execute(f"DELETE FROM shared_bets WHERE {where}", (table, round_id, player))
             connection.execute("UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (chips, player))
             row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
-            return row[0] if row else 0
+            return chips, row[0] if row else 0
 
         return self.store.run(operation)
 
