@@ -436,3 +436,15 @@ def test_a_player_on_tls_sees_the_rounds_without_typing(start_daemon, tmp_path):
         opened = player.next_round()  # nothing typed since JOIN
         assert player.event(620).text == f"round {opened} no more bets"
         assert result_of(player.event(630))[0] == opened
+
+
+def test_clr_at_a_table_gives_a_registered_players_bets_back(tables_daemon):
+    with Player(tables_daemon.port, "root", "admin pass") as root:
+        root.command("JOIN t12")
+        before = bankroll(root)
+        root.next_round()
+        assert root.command("BET RED 10").code == 200
+        assert root.command("BET 17 5").code == 200
+        cleared = root.command("CLR")
+        assert cleared.code == 200 and cleared.lines[0] == f"Cleared 2 bets, 15 chips back; bankroll {before}"
+        assert root.command("BETS").lines[-1] == f"Total staked 0; bankroll {before}"
