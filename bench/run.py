@@ -42,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 
+import tables_s10  # bench/tables_s10.py: S10
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SERVERS_DIR = os.path.join(HERE, "servers")
@@ -847,6 +849,28 @@ def idle_capacity(server: Server, args) -> dict:
     }
 
 
+# ---------------------------------------------------------------------------------- S10: shared tables
+
+
+def run_tables(servers: list[str], args) -> dict:
+    """S10 (bench/tables_s10.py) on our events engine (guests, then registered players: their durable
+    settlement per table) and, when measured, the threads engine (guests)."""
+    seconds = 3.0 if args.quick else 10.0
+    out: dict = {"title": "20 shared tables x 50 seated, --round-seconds 1", "servers": {}, "skipped": {}, "runs": []}
+    plan = [("events", False), ("events", True)]
+    if OURS_THREADS in servers:
+        plan.append(("threads", False))
+    for engine, registered in plan:
+        try:
+            figures = tables_s10.measure(engine, registered, seconds)
+        except RuntimeError as exc:
+            log(f"  S10 {engine}: skipped: {exc}")
+            continue
+        out["runs"].append(figures)
+        log(f"  {tables_s10.describe(figures)}")
+    return out
+
+
 # ---------------------------------------------------------------------------------- S9: wrong passwords
 
 
@@ -1123,7 +1147,7 @@ def table(results: dict) -> str:
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, scenario in results["scenarios"].items():
-        if key in ("S8", "S9"):
+        if key in ("S8", "S9", "S10"):
             continue
         ours = scenario["servers"].get(OURS, {}).get("median", {}).get("rate")
         first = True
@@ -1167,7 +1191,7 @@ def summary_table(results: dict) -> str:
         "| --- | --- | ---: | ---: | " + " | ".join("---:" for _ in RATIO_PEERS) + " | ---: | --- |",
     ]
     for key, scenario in results["scenarios"].items():
-        if key in ("S8", "S9"):
+        if key in ("S8", "S9", "S10"):
             continue
         servers = scenario["servers"]
         rate = {name: data["median"]["rate"] for name, data in servers.items()}
@@ -1346,6 +1370,17 @@ def targets(results: dict) -> list[dict]:
         )
     elif "S9" in sc:
         add(f"S9: {OURS} peak RSS < 300 MB, guest NOOP p99 < 20 ms", None, why_not("S9", OURS))
+    s10 = [run for run in sc.get("S10", {}).get("runs", []) if run["engine"] == "events" and run["p99_ms"] is not None]
+    if s10:
+        worst = max(run["p99_ms"] for run in s10)
+        errors = sum(run["errors"] for run in s10)
+        add(
+            f"S10: {OURS} result event p99 < 50 ms after the spin, no errors (20 tables x 50 seated)",
+            worst < 50 and errors == 0,
+            "; ".join(f"{run['players']} p99 {run['p99_ms']:.1f} ms" for run in s10) + f"; {errors} errors",
+        )
+    elif "S10" in sc:
+        add(f"S10: {OURS} result event p99 < 50 ms after the spin", None, "not run")
     # the threads engine: no target beyond being measured beside the default
     ran = [key for key, scenario in sc.items() if OURS in scenario.get("servers", {})]
     if ran:
@@ -1397,7 +1432,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repetitions", type=int)
     parser.add_argument("--duration", type=float, help="seconds of the timed window")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up before the window")
-    parser.add_argument("--scenarios", default="S1,S2,S3,S4,S5,S6,S7,S8,S9", help="comma-separated, e.g. S1,S3")
+    parser.add_argument("--scenarios", default="S1,S2,S3,S4,S5,S6,S7,S8,S9,S10", help="comma-separated, e.g. S1,S3")
     parser.add_argument(
         "--servers",
         default=",".join(s.name for s in PEERS),
@@ -1519,6 +1554,9 @@ def main(argv=None) -> int:
             log(f"S9: {S9_CLIENTS} clients sending wrong passwords, a guest's NOOPs timed")
             results["scenarios"]["S9"] = run_logins(servers, args, features, workdir)
             note_skipped(results["scenarios"]["S9"], skipped_servers, peers=False)
+        if "S10" in keys:
+            log("S10: 20 shared tables x 50 seated players, --round-seconds 1, every player betting each round")
+            results["scenarios"]["S10"] = run_tables(servers, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     results["targets"] = targets(results)
@@ -1529,7 +1567,7 @@ def main(argv=None) -> int:
         f"lineproto benchmark, {results['mode']} mode ({args.repetitions} repetition(s) x {args.duration:g} s "
         f"after {args.warmup:g} s warm-up, medians); {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    if any(key not in ("S8", "S9") for key in results["scenarios"]):
+    if any(key not in ("S8", "S9", "S10") for key in results["scenarios"]):
         print()
         print(table(results))
         print()
@@ -1553,6 +1591,9 @@ def main(argv=None) -> int:
         )
         print()
         print(logins)
+    for figures in results["scenarios"].get("S10", {}).get("runs", []):
+        print()
+        print(tables_s10.describe(figures))
     problems = daemon_log_summary(results)
     if problems:
         print()

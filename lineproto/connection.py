@@ -67,6 +67,14 @@ shutdown is seen between lines); stop reading while
 :attr:`Connection.wants_input` is false; call :meth:`Connection.shutdown` on
 every connection when the server stops and :meth:`Connection.connection_lost`
 when the transport is gone.
+
+Events (a shared table's 6yz lines, docs/PROTOCOL.md section 12) come from
+other threads through :meth:`Connection.push_event`, which queues the line and
+calls :attr:`Connection.waker` (set by the engine) when the queue was empty;
+the engine then calls :meth:`Connection.take_events` from its own thread, in
+between the replies it writes, so an event never lands inside a reply. An
+engine that cannot send (the peer reads nothing) leaves events queued: past
+:data:`MAX_QUEUED_EVENTS` the connection gets 421 and is closed.
 """
 
 from __future__ import annotations
@@ -113,9 +121,13 @@ PROXY = "PROXY"
 #: The peer an engine gives a connection whose address it cannot learn (the socket is gone already).
 UNKNOWN_PEER = "-"
 
+#: Events queued and not yet sent (the peer is not reading) before the connection is closed with 421.
+MAX_QUEUED_EVENTS = 1024
+
 IDLE_TIMEOUT_REPLY = format_reply(421, "Idle timeout; closing connection")
 BAD_COMMANDS_REPLY = format_reply(421, "Too many bad commands in a row; closing connection")
 SHUTDOWN_REPLY = format_reply(421, "Server shutting down; closing connection")
+EVENTS_OVERFLOW_REPLY = format_reply(421, "Too many events not read; closing connection")
 
 
 class Close:
@@ -267,6 +279,10 @@ class Connection:
         "_refusals",
         "_proxy",
         "_via",
+        "waker",
+        "_outbox",
+        "_outbox_lock",
+        "_overflow",
     )
 
     def __init__(self, server: ServerState, peer: str, secure: bool = False, proxy: str = "off"):
@@ -294,6 +310,12 @@ class Connection:
         self._refusals = 0  # 4yz/5yz replies so far (the first LOGGED_REFUSALS are logged)
         self._proxy = ProxyParser(proxy) if proxy != "off" else None  # until the PROXY header is in
         self._via = ""  # for the log: how the peer's address came (the proxy's own address)
+        #: Called (from any thread) when an event is queued on an empty queue, or the queue overflowed.
+        self.waker: Callable[[], None] | None = None
+        self._outbox: list[bytes] = []  # event lines not sent yet
+        self._outbox_lock = threading.Lock()
+        self._overflow = False  # more than MAX_QUEUED_EVENTS were queued: 421 and close
+        self.session.event_sink = self.push_event
 
     # ------------------------------------------------------------------ inputs
 
@@ -411,6 +433,7 @@ class Connection:
             return NOTHING
         self.server.services.stats.count("tls-handshakes")
         self.session = self.session.upgraded()
+        self.session.event_sink = self.push_event
         self._reader = LineReader()
         self.state = READY
         if self.server.stopping.is_set():
@@ -509,6 +532,46 @@ class Connection:
             return ()
         self.session.report_commands()
         return self._release_session()
+
+    def push_event(self, line: bytes) -> None:
+        """Queue one event line (thread-safe); the engine sends it between replies (module docstring)."""
+        with self._outbox_lock:
+            if self._overflow or self.state is CLOSING or self.state is CLOSED:
+                return
+            if len(self._outbox) >= MAX_QUEUED_EVENTS:
+                self._overflow = True
+                self._outbox = []
+            else:
+                self._outbox.append(line)
+                if len(self._outbox) > 1:
+                    return  # the engine was woken for the first one and has not taken them yet
+        waker = self.waker
+        if waker is not None:
+            waker()
+
+    def take_event_bytes(self) -> bytes:
+        """The queued events' bytes, taken off the queue (thread-safe; b"" once the queue overflowed)."""
+        with self._outbox_lock:
+            lines, self._outbox = self._outbox, []
+        return b"".join(lines)
+
+    def take_events(self, now: float) -> tuple[bytes, tuple]:
+        """The engine's thread, between replies: the queued events, or 421 and close after an overflow."""
+        if self.state is CLOSING or self.state is CLOSED or self.state is NEW or self.state is UPGRADING:
+            return NOTHING
+        if self._overflow:
+            log.warning("%s: more than %d events not read: closing", self.peer, MAX_QUEUED_EVENTS)
+            return EVENTS_OVERFLOW_REPLY, self._close()
+        return self.take_event_bytes(), ()
+
+    @property
+    def events_waiting(self) -> bool:
+        """Events are queued (or the queue overflowed): call :meth:`take_events`."""
+        return bool(self._outbox) or self._overflow
+
+    @property
+    def events_overflowed(self) -> bool:
+        return self._overflow
 
     # ------------------------------------------------------------------ what the engine reads
 

@@ -13,6 +13,7 @@ within ``connect_timeout`` raises :class:`ConnectionTimeout`, no reply within
 """
 
 from ..wire import ProtocolError, Reply
+from ..wire.reply import Event
 from ..wire.shapes import Accepted, Job, Status
 from .connection import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -55,6 +56,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionTimeout",
     "Delivery",
+    "Event",
     "Job",
     "OpenBet",
     "OpenBets",

@@ -1,16 +1,25 @@
-"""The connection and the core commands; each service's commands are a subclass of it (Client combines them)."""
+"""The connection and the core commands; each service's commands are a subclass of it (Client combines them).
 
+Events (6yz lines a shared table sends, docs/PROTOCOL.md section 12) never
+become a reply: :meth:`Connection.events` returns those read so far (waiting
+for one if asked), and :meth:`Connection.listen` hands each to a callback as
+it arrives, from a thread that reads the socket from then on.
+"""
+
+import queue
 import secrets
+import signal
 import socket
 import ssl
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple, Self
 
 from ..wire import ProtocolError, Reply, ReplyParser
 from ..wire.labels import labelled_line
-from ..wire.reply import reply_label
+from ..wire.reply import Event, reply_label
 from ..wire.shapes import Status
 
 #: Seconds to wait for each reply once connected (None: wait as long as it takes).
@@ -176,6 +185,7 @@ class Connection:
         tls, tls_context, cafile = self._tls
         self._parser = ReplyParser()
         self._ready: list[Reply] = []
+        self._replies: queue.SimpleQueue | None = None  # after listen(): what the reading thread read
         deadline = _deadline(connect_timeout)
         try:
             self._sock = socket.create_connection((host, port), timeout=connect_timeout)
@@ -251,7 +261,8 @@ class Connection:
         self._send(check_line(line).encode("utf-8") + b"\r\n")
 
     def _send(self, data: bytes) -> None:
-        if self._sock.gettimeout() != self.timeout:  # reading left the time to a deadline on the socket
+        # Reading left the time to a deadline on the socket (after listen() the reading thread owns it).
+        if self._replies is None and self._sock.gettimeout() != self.timeout:
             self._sock.settimeout(self.timeout)
         try:
             self._sock.sendall(data)
@@ -271,16 +282,90 @@ class Connection:
 
     def _receive_reply(self, deadline: float | None) -> Reply:
         """The next reply, by ``deadline`` (``time.monotonic()``; None: no limit), else TimeoutError."""
+        if self._replies is not None:
+            return self._listened_reply(deadline)
         while not self._ready:
-            self._sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.001))
-            try:
-                data = self._sock.recv(65536)
-            except ConnectionResetError as exc:
-                raise ConnectionClosed("connection reset by the server") from exc
-            if not data:
-                raise ConnectionClosed("the server closed the connection")
-            self._ready.extend(self._parser.feed(data))
+            self._receive(deadline)
         return self._ready.pop(0)
+
+    def _receive(self, deadline: float | None) -> None:
+        """Read what the server sent next (by ``deadline``, else TimeoutError): replies and events."""
+        self._sock.settimeout(None if deadline is None else max(deadline - time.monotonic(), 0.001))
+        try:
+            data = self._sock.recv(65536)
+        except ConnectionResetError as exc:
+            raise ConnectionClosed("connection reset by the server") from exc
+        if not data:
+            raise ConnectionClosed("the server closed the connection")
+        self._ready.extend(self._parser.feed(data))
+
+    def events(self, timeout: float | None = 0.0) -> list[Event]:
+        """The events read so far, oldest first, taken from the connection.
+
+        With none read yet, wait up to ``timeout`` seconds (None: as long as it takes) for one;
+        replies read meanwhile are kept for the commands. ``[]`` when none came in time.
+        After :meth:`listen` the events go to its callback instead.
+        """
+        deadline = _deadline(timeout)
+        while not self._parser.events and self._replies is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            try:
+                self._receive(deadline)
+            except TimeoutError:
+                break
+        return self._parser.take_events()
+
+    def listen(self, on_event: Callable[[Event], None]) -> None:
+        """From now on a thread reads the socket: each event goes to ``on_event`` (called from that
+        thread) as it arrives, while commands get their replies as before (for a console that
+        shows events while its user types). The events read before are given first."""
+        if self._replies is not None:
+            raise RuntimeError("listen() was called already")
+        for event in self._parser.take_events():
+            on_event(event)
+        replies: queue.SimpleQueue = queue.SimpleQueue()
+        for reply in self._ready:
+            replies.put(reply)
+        self._ready = []
+        self._parser.on_event = on_event
+        self._replies = replies
+        reader = threading.Thread(target=self._read_forever, args=(replies,), name="lineproto-events", daemon=True)
+        # Started with SIGINT blocked (the thread inherits the mask), so Ctrl+C reaches the main thread
+        # and wakes it from input(); a reading thread has no use for signals.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            reader.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def _read_forever(self, replies: queue.SimpleQueue) -> None:
+        self._sock.settimeout(None)
+        try:
+            while True:
+                data = self._sock.recv(65536)
+                if not data:
+                    raise ConnectionClosed("the server closed the connection")
+                for line in data.splitlines(keepends=True):  # line by line: events and replies in order
+                    for reply in self._parser.feed(line):
+                        replies.put(reply)
+        except ConnectionResetError:
+            replies.put(ConnectionClosed("connection reset by the server"))
+        except (OSError, ProtocolError) as exc:  # ConnectionClosed is an OSError too
+            replies.put(exc)
+
+    def _listened_reply(self, deadline: float | None) -> Reply:
+        assert self._replies is not None
+        try:
+            item = self._replies.get(timeout=None if deadline is None else max(deadline - time.monotonic(), 0.001))
+        except queue.Empty:
+            raise TimeoutError from None
+        if isinstance(item, BaseException):
+            self._replies.put(item)  # the connection stays ended for every later call
+            if isinstance(item, ConnectionClosed | ProtocolError):
+                raise item
+            raise ConnectionClosed(f"the connection failed: {item}") from item
+        return item
 
     def command(self, line: str) -> Reply:
         """Send one command line and return its reply; 4yz/5yz raise.

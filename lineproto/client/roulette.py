@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..wire import ProtocolError
+from ..wire import ProtocolError, Reply
 from ..wire.shapes import (
     BetOutcome,
     Cleared,
@@ -35,6 +35,7 @@ from ..wire.shapes import (
     Receipt,
     Spin,
     Status,
+    TableBet,
     TableInfo,
 )
 from .connection import Connection
@@ -108,13 +109,17 @@ class RouletteCommands(Connection):
         """TABL: the current wheel and limits, or switch to ``wheel`` (american/european) first."""
         return TableInfo.from_reply(self.command_args("TABL", wheel) if wheel else self.command("TABL"))
 
-    def bet(self, bet: str, amount: int) -> PlacedBet:
+    def bet(self, bet: str, amount: int) -> PlacedBet | TableBet:
         """BET: put ``amount`` chips on ``bet`` (``"RED"``, ``"17"``, ``"SPLIT 17-18"``...)."""
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError("the amount must be a whole number of chips (int)")
         if not str(bet).strip():
             raise ValueError("name a bet, e.g. RED or 17")
-        return PlacedBet.from_reply(self.command(f"BET {bet} {amount}"))  # CR/LF/NUL in bet: ValueError
+        reply = self.command(f"BET {bet} {amount}")  # CR/LF/NUL in bet: ValueError
+        try:
+            return PlacedBet.from_reply(reply)
+        except ProtocolError:  # at a shared table (JOIN): no receipt yet
+            return TableBet.from_reply(reply)
 
     def bets(self) -> OpenBets:
         """BETS: the open bets and the total staked."""
@@ -141,6 +146,25 @@ class RouletteCommands(Connection):
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError("the amount must be a whole number of chips (int)")
         return Credited.from_reply(self.command(f"CRED {user} {amount:+d} {reason}"))
+
+    def join(self, table: str) -> Reply:
+        """JOIN a shared table: its croupier runs the rounds; BET, BETS and CLR act there until :meth:`leave`.
+
+        The round's events come with :meth:`events` (or :meth:`listen`'s callback).
+        """
+        return self.command_args("JOIN", table)
+
+    def leave(self) -> Reply:
+        """LEAV the shared table (bets placed stay and are settled)."""
+        return self.command("LEAV")
+
+    def tables(self) -> Reply:
+        """LIST the shared tables (211, one line each)."""
+        return self.command("LIST")
+
+    def chat(self, text: str) -> Reply:
+        """CHAT to everyone at the shared table."""
+        return self.command_args("CHAT", text)
 
     def table_status(self) -> TableStatus:
         """STAT's roulette keys, typed (a user with the player role)."""

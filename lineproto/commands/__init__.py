@@ -1,6 +1,6 @@
 """The command layer: the command table, sessions, and each service's commands.
 
-Every service module (``core``, ``roulette``, ``meters``) offers the same four
+Every service module (``core``, ``roulette``, ``tables``, ``meters``) offers the same four
 things: ``COMMANDS``, ``ERROR_CODES`` (domain errors to reply codes),
 ``add_arguments(parser)`` (its daemon options) and ``install(services,
 options)``; and, if it has any, ``add_admin_commands(add)`` (its ``daemon.py``
@@ -13,7 +13,7 @@ import argparse
 from ..argtypes import positive_seconds
 from ..domain.accounts import UserDirectory
 from ..store.labels import DEFAULT_LABEL_TTL, LabelPolicy
-from . import core, meters, roulette
+from . import core, meters, roulette, tables
 from .errors import CommandError
 from .session import Blocking, Services, Session
 from .table import ArgSpec, Command, CommandTable
@@ -32,7 +32,7 @@ __all__ = [
     "build_services",
 ]
 
-SERVICE_MODULES = (core, roulette, meters)
+SERVICE_MODULES = (core, roulette, tables, meters)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

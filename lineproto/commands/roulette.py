@@ -362,6 +362,12 @@ def _registry(session) -> TableRegistry:
     return session.services.roulette
 
 
+def _shared_seat(session):
+    """The session's seat at a shared table (``commands.tables``), or None: it plays at its own table."""
+    tables = getattr(session.services, "tables", None)
+    return None if tables is None else tables.seat_of(session)
+
+
 def tabl(session, wheel: str | None = None) -> Reply:
     registry = _registry(session)
     if wheel is None:
@@ -384,6 +390,9 @@ def bet(session, words: str) -> Reply:
     if not _AMOUNT.fullmatch(amount_text):
         raise BadAmount("the amount (the last word) must be a whole number of chips greater than 0")
     amount = int(amount_text)
+    seat = _shared_seat(session)
+    if seat is not None:  # at a shared table: the bet goes into its round (commands.tables)
+        return session.services.tables.bet(session, seat, " ".join(bet_words), amount)
 
     def place(table: Table) -> tuple[OpenBet, int]:
         return table.place(parse_bet(" ".join(bet_words), table.wheel_kind), amount), table.bankroll
@@ -393,12 +402,19 @@ def bet(session, words: str) -> Reply:
 
 
 def bets(session) -> Reply:
+    seat = _shared_seat(session)
+    if seat is not None:
+        return session.services.tables.bets(session, seat)
     table = _registry(session).view(session)
     listed = tuple(_open_bet(open_bet) for open_bet in table.bets)
     return shapes.OpenBets(table.wheel_kind, listed, table.staked, table.bankroll).reply()
 
 
 def clr(session) -> Reply:
+    seat = _shared_seat(session)
+    if seat is not None:
+        return session.services.tables.clear(session, seat)
+
     def clear(table: Table) -> tuple[int, int, int]:
         count = len(table.bets)
         return count, table.clear(), table.bankroll
@@ -407,6 +423,9 @@ def clr(session) -> Reply:
 
 
 def spin(session) -> Reply:
+    seat = _shared_seat(session)
+    if seat is not None:  # the croupier spins a shared table
+        return session.services.tables.refuse_spin(seat)
     registry = _registry(session)
     result = registry.update(session, spin_change(registry.wheels))
     outcomes = tuple(shapes.BetOutcome(o.bet.name, o.amount, o.won, o.returned) for o in result.outcomes)

@@ -191,6 +191,7 @@ class Session:
         "must_upgrade",
         "upgrade_tls",
         "labels",
+        "event_sink",
     )
 
     def __init__(self, services: Services, peer: str = "-", tls: TlsPolicy = NO_TLS, secure: bool = False):
@@ -211,6 +212,8 @@ class Session:
         self.must_upgrade = tls.required and not secure and not is_loopback(self.address)
         self.upgrade_tls = False  # set by AUTH TLS: the connection starts the handshake after the reply
         self.labels: LabelBook | None = None  # this login's label records when not in the store (a guest's)
+        # The connection's Connection.push_event (thread-safe): how a shared table sends this session events.
+        self.event_sink: Callable[[bytes], None] | None = None
 
     def handle(self, event) -> Reply | Blocking | None:
         """The reply to one framed input event; None for a blank line.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from ..client import Client, OpenBets, PermanentError, ReplyError
+from ..client import Client, Event, OpenBets, ReplyError
 from ..domain.roulette import AMERICAN, EUROPEAN
 from .connect import CONSOLE_RETRY, add_address, connect
 from .errors import OK, ConsoleError, reason
@@ -25,6 +25,11 @@ _PLAY_HELP = """\
   bets             the bets on the table        clear   take every bet back
   wheel [american|european]   show or change the wheel (not while bets are open)
   help             this list                    quit    leave the table"""
+
+_TABLE_HELP = """\
+  At a shared table (--table) the croupier spins: bets go into its current round, and the rounds,
+  who comes and goes and the chat are shown as they happen.
+  say <text>       chat to everyone at the table      tables   list the shared tables"""
 
 
 def add_parsers(programs) -> None:
@@ -41,6 +46,11 @@ def add_parsers(programs) -> None:
         "--user", default=GUEST, help="log in as this player (asks the password); default guest, 100 play chips"
     )
     play.add_argument("--wheel", choices=(AMERICAN, EUROPEAN), help="choose the wheel first")
+    play.add_argument(
+        "--table",
+        metavar="NAME",
+        help="sit at the daemon's shared table NAME (e.g. main): its croupier spins, its events show as they come",
+    )
     play.set_defaults(run=run_play)
 
 
@@ -84,14 +94,35 @@ def run_play(args) -> int:
             f"Logged in as {args.user}: {holdings(client.bets())}. {info.wheel.capitalize()} wheel, "
             f"bets {info.minimum}-{info.maximum} chips."
         )
-        print("Type a bet and an amount (red 10), then spin; help lists the commands, quit leaves.")
+        if args.table:
+            sit_down(client, args.table)
+        else:
+            print("Type a bet and an amount (red 10), then spin; help lists the commands, quit leaves.")
         with LineHistory("play_history", args.parser.prog):
-            _play_loop(client)
+            _play_loop(client, shared=bool(args.table))
+        if args.table:
+            print(f"  {client.leave().lines[0]}")
         print(leaving_words(client.bets(), guest=args.user == GUEST))
     return OK
 
 
-def _play_loop(client: Client) -> None:
+def sit_down(client: Client, table: str) -> None:
+    """JOIN the shared table and show its events from now on, as they come; a ConsoleError if refused."""
+    try:
+        joined = client.join(table)
+    except (ReplyError, ValueError) as exc:
+        raise ConsoleError(f"cannot sit at {table}: {reason(exc)}") from None
+    print(joined.lines[0])
+    print("Type a bet and an amount (red 10): the croupier spins; say <text> chats; help lists the commands.")
+    client.listen(show_event)
+
+
+def show_event(event: Event) -> None:
+    """One event, as it comes (from the client's reading thread)."""
+    print(f"  * {event.text}", flush=True)
+
+
+def _play_loop(client: Client, shared: bool = False) -> None:
     prompt = PROMPT if is_terminal(sys.stdin) else ""
     while True:
         try:
@@ -108,6 +139,13 @@ def _play_loop(client: Client) -> None:
                 return
             if word in ("help", "?"):
                 print(_PLAY_HELP)
+                if shared:
+                    print(_TABLE_HELP)
+            elif word in ("say", "chat") and len(words) > 1:
+                print(f"  {client.chat(line.split(None, 1)[1]).lines[0]}")
+            elif word == "tables":
+                for row in client.tables().lines[1:-1]:
+                    print(f"  {row}")
             elif word == "spin":
                 _show_spin(client.spin())
             elif word == "bets":
@@ -132,7 +170,7 @@ def _play_loop(client: Client) -> None:
                     continue
                 placed = client.bet(" ".join(words[:-1]), int(words[-1]))
                 print(f"  {placed.bet} for {placed.amount} (pays {placed.payout}:1); bankroll {placed.bankroll}")
-        except PermanentError as exc:
+        except ReplyError as exc:  # 4yz too: a bet after no more bets at a shared table
             print(f"  refused: {reason(exc)}")
         except ValueError as exc:  # a line the client will not send (control characters, not UTF-8)
             print(f"  not sent: {reason(exc)}")

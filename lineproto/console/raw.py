@@ -106,6 +106,7 @@ def run_raw(args) -> int:
     client = connect(args.host, args.port, args.timeout, reply_timeout=None)  # the printer waits for replies
     terminal = is_terminal(sys.stdin)
     print(client.greeting, flush=True)
+    client.listen(lambda event: print(event, flush=True))  # a shared table's events, as they come
     printer = ReplyPrinter(client)
     printer.start()
     sent = 0  # non-blank lines sent: each gets one reply

@@ -50,6 +50,13 @@ WRITE_LOW_WATER = 64 * 1024
 CLOSE_LINGER = 5.0
 #: Seconds between checks whether every session has had its last reply at shutdown.
 SHUTDOWN_POLL = 0.01
+#: Unsent bytes above which a connection's events wait in its queue (bounded: MAX_QUEUED_EVENTS) ...
+EVENT_BUFFER_LIMIT = 64 * 1024
+#: ... and seconds between tries to send them.
+EVENT_RETRY = 0.05
+#: The kernel send buffer of a connection that gets events (it would grow to megabytes), so a
+#: peer that reads nothing is found out after a bounded amount of them.
+EVENT_SOCKET_BUFFER = 64 * 1024
 #: Pending connections the kernel queues before accept.
 LISTEN_BACKLOG = 1024
 #: Most bytes of a PROXY header read at once on the TLS port (a v2 header's fixed part and
@@ -257,6 +264,7 @@ class _LineProtocol(asyncio.Protocol):
         "peer_eof",
         "job",
         "implicit_tls",
+        "event_buffer_set",
     )
 
     # Set by connection_made, which asyncio calls before any other callback.
@@ -276,6 +284,7 @@ class _LineProtocol(asyncio.Protocol):
         self.linger: asyncio.TimerHandle | None = None
         self.peer_eof = False
         self.job: concurrent.futures.Future | None = None  # the blocking job running or queued
+        self.event_buffer_set = False  # the socket's send buffer is EVENT_SOCKET_BUFFER
 
     # ---------------------------------------------------------------- asyncio callbacks
 
@@ -287,6 +296,7 @@ class _LineProtocol(asyncio.Protocol):
         self.connection = self.server.state.connection(
             f"{peer[0]}:{peer[1]}" if peer else UNKNOWN_PEER, self.implicit_tls, proxy
         )
+        self.connection.waker = self._wake_for_events
         self.server._added(self)
         if self.implicit_tls and not self.connection.expects_proxy_header:
             self._start_tls()
@@ -369,6 +379,28 @@ class _LineProtocol(asyncio.Protocol):
             if self.timer is not None:  # the deadline moved earlier (a held reply): re-arm
                 self.timer.cancel()
             self._arm_timer(deadline)
+
+    def _wake_for_events(self) -> None:
+        """Any thread: events were queued for this connection; the loop sends them between replies."""
+        try:
+            self.loop.call_soon_threadsafe(self._send_events)
+        except RuntimeError:  # the loop is closed: the daemon is exiting
+            pass
+
+    def _send_events(self) -> None:
+        """Send the queued events, unless the peer is behind on reading: then they wait (the queue is bounded)."""
+        connection = self.connection
+        if connection.closed:
+            return
+        if not self.event_buffer_set:
+            self.event_buffer_set = True
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENT_SOCKET_BUFFER)
+        if connection.events_overflowed or self.transport.get_write_buffer_size() <= EVENT_BUFFER_LIMIT:
+            self._emit(connection.take_events(self.loop.time()))
+        elif connection.events_waiting:
+            self.loop.call_later(EVENT_RETRY, self._send_events)
 
     def _arm_timer(self, deadline: float) -> None:
         self.timer_at = deadline

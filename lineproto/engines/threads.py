@@ -41,6 +41,14 @@ _RECV_BYTES = 64 * 1024
 CLOSE_LINGER = 5.0
 #: Seconds between checks, while a login waits for a hash worker, whether its peer has gone.
 PEER_CHECK_INTERVAL = 0.1
+#: Event bytes a handler holds unsent (the peer reads slowly) before further events wait in the
+#: connection's queue, which is bounded (MAX_QUEUED_EVENTS).
+EVENT_BUFFER_LIMIT = 16 * 1024
+#: Seconds a TLS connection's handler waits in recv at most, to send the events queued meanwhile
+#: (on TLS only the handler's thread may write to the socket).
+TLS_EVENT_POLL = 0.1
+#: The kernel send buffer of a connection that gets events (as on the events engine).
+EVENT_SOCKET_BUFFER = 64 * 1024
 #: What run_blocking returns for a job dropped because its peer had gone.
 PEER_GONE = object()
 
@@ -253,6 +261,10 @@ class _Handler(socketserver.BaseRequestHandler):
         self.job_dropped = False
         self.peer_eof = False
         self.woken = threading.Event()  # set by wake(): the server stops
+        self.send_lock = threading.Lock()  # held while a reply or events are written
+        self.unsent_events = b""  # event bytes taken from the connection, not yet accepted by the kernel
+        self.event_buffer_set = False  # the socket's send buffer is EVENT_SOCKET_BUFFER
+        connection.waker = self._wake_for_events
         engine._added(self)
         try:
             handshake_first = implicit_tls and not connection.expects_proxy_header  # else the header comes first
@@ -299,6 +311,8 @@ class _Handler(socketserver.BaseRequestHandler):
             deadline = connection.deadline
             if deadline is not None:
                 remaining = max(deadline - clock(), 0.001)
+                if isinstance(sock, ssl.SSLSocket):  # events cannot be written by another thread on TLS
+                    remaining = min(remaining, TLS_EVENT_POLL)
                 # Only a shorter timeout matters (one that fires early just loops): fewer system calls.
                 if timeout is None or remaining < timeout or remaining > timeout + 1.0:
                     self.recv_timeout = remaining
@@ -316,11 +330,15 @@ class _Handler(socketserver.BaseRequestHandler):
                 exact = tls_proxy and connection.expects_proxy_header
                 data = sock.recv(connection.proxy_wanted if exact else _RECV_BYTES)
             except (TimeoutError, BlockingIOError):  # the timeout ran out (settimeout, SO_RCVTIMEO)
+                if connection.events_waiting and not self._send_reply(b""):  # TLS: the events polled for
+                    return
                 output = connection.tick(clock())
             except OSError:
                 return  # reset by peer
             else:
-                if data:
+                if connection.events_overflowed:  # _wake_for_events shut the socket: the peer reads nothing
+                    output = connection.take_events(clock())
+                elif data:
                     output = connection.receive_data(data, clock())
                 elif engine.state.stopping.is_set():  # woken by stop(), or the peer closed meanwhile
                     output = connection.shutdown(clock())
@@ -340,11 +358,8 @@ class _Handler(socketserver.BaseRequestHandler):
         while output is not None:
             data, actions = output
             output = None
-            if data:
-                try:
-                    self.sock.sendall(data)
-                except OSError:
-                    return False
+            if data and not self._send_reply(data):
+                return False
             for action in actions:
                 if action is CLOSE:
                     self._close_gently(self.sock)
@@ -361,6 +376,61 @@ class _Handler(socketserver.BaseRequestHandler):
                     return False
                 output = connection.complete(result, time.monotonic())
         return True
+
+    def _send_reply(self, data: bytes) -> bool:
+        """Send a reply, after the events taken so far (never inside it); False if the peer is gone."""
+        with self.send_lock:
+            data = self.unsent_events + self.connection.take_event_bytes() + data
+            self.unsent_events = b""
+            try:
+                self.sock.sendall(data)
+            except OSError:
+                return False
+        if self.connection.events_waiting:  # queued while the reply went out
+            self._wake_for_events()
+        return True
+
+    def _wake_for_events(self) -> None:
+        """Any thread: events were queued. Send what the kernel takes now, never blocking, between replies.
+
+        While the handler writes a reply it holds ``send_lock`` and sends the events after it. A
+        peer that reads nothing leaves them queued; past the queue's bound the socket is shut,
+        which wakes the handler to say 421 and close. On TLS (one thread may use the socket at a
+        time) the handler sends them: its recv waits at most :data:`TLS_EVENT_POLL` seconds.
+        """
+        connection = self.connection
+        if connection.events_overflowed:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
+        if isinstance(self.sock, ssl.SSLSocket):
+            return
+        while self.send_lock.acquire(blocking=False):
+            try:
+                self._send_events_now()
+            finally:
+                self.send_lock.release()
+            # Queued while the lock was held here (a waker that found it taken gave up): go again.
+            if not connection.events_waiting or len(self.unsent_events) >= EVENT_BUFFER_LIMIT:
+                return
+
+    def _send_events_now(self) -> None:
+        """With ``send_lock`` held: the queued events to the kernel, as much as it takes without blocking."""
+        if not self.event_buffer_set:
+            self.event_buffer_set = True
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, EVENT_SOCKET_BUFFER)
+        if len(self.unsent_events) < EVENT_BUFFER_LIMIT:
+            self.unsent_events += self.connection.take_event_bytes()
+        if self.unsent_events:
+            try:
+                sent = self.sock.send(self.unsent_events, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:  # the peer is gone: the handler finds out on its own
+                sent = len(self.unsent_events)
+            self.unsent_events = self.unsent_events[sent:]
 
     def _run(self, engine, sock, actions) -> None:
         for action in actions:

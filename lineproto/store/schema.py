@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -152,6 +152,34 @@ MIGRATIONS = (
         hash TEXT NOT NULL,
         mac TEXT NOT NULL
     );
+    """,
+    # 7: shared tables (store/tables.py): each table's last round id, the bets of its rounds, and
+    # each player's result of a settled (or, after a crash, refunded) round.
+    """
+    CREATE TABLE shared_tables (name TEXT PRIMARY KEY, last_round INTEGER NOT NULL);
+    CREATE TABLE shared_bets (
+        id INTEGER PRIMARY KEY,
+        table_name TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        player TEXT NOT NULL REFERENCES players (name) ON DELETE CASCADE,
+        bet TEXT NOT NULL,
+        amount INTEGER NOT NULL CHECK (amount > 0),
+        state INTEGER NOT NULL DEFAULT 0  -- 0 open, 1 settled, 2 refunded
+    );
+    CREATE INDEX shared_bets_open ON shared_bets (table_name, round, player) WHERE state = 0;
+    CREATE INDEX shared_bets_player ON shared_bets (player, state);
+    CREATE TABLE shared_results (
+        table_name TEXT NOT NULL,
+        round INTEGER NOT NULL,
+        player TEXT NOT NULL,
+        pocket TEXT,  -- NULL: refunded, the round was never spun
+        at TEXT NOT NULL,
+        staked INTEGER NOT NULL,
+        returned INTEGER NOT NULL,
+        bankroll_after INTEGER NOT NULL,
+        PRIMARY KEY (table_name, round, player)
+    );
+    CREATE INDEX shared_results_player ON shared_results (player);
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

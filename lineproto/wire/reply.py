@@ -7,6 +7,7 @@ it the same way and no reply text can be mistaken for a reply's end.
 """
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .labels import is_label
@@ -38,6 +39,16 @@ class Reply(NamedTuple):
     def __str__(self) -> str:
         """The reply as on the wire, lines joined by LF (for printing)."""
         return format_reply(self.code, self.lines).decode("utf-8").rstrip("\r\n").replace("\r\n", "\n")
+
+
+class Event(NamedTuple):
+    """An event line: its code (600-699) and its text."""
+
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}"
 
 
 def split_text(text: str | tuple[str, ...] | list[str]) -> list[str]:
@@ -93,21 +104,34 @@ def reply_label(reply: Reply) -> tuple[str | None, Reply]:
     return label, Reply(reply.code, (rest, *reply.lines[1:]))
 
 
+def format_event(code: int, text: str) -> bytes:
+    """Encode an event line (600-699): one line, control characters made visible, length capped."""
+    if not 600 <= code <= 699:
+        raise ValueError(f"event code out of range: {code}")
+    return f"{code} {' '.join(split_text(text))}\r\n".encode()
+
+
 _REPLY_START = re.compile(r"([1-5][0-9][0-9])([ -]|$)")
+_EVENT = re.compile(r"6[0-9][0-9] ")
 
 
 class ReplyParser:
-    """Incremental reply parser: ``feed(bytes) -> list[Reply]``.
+    """Incremental reply parser: ``feed(bytes) -> list[Reply]``; events go to :attr:`events`.
 
-    Accepts CRLF or LF line endings and, inside a multi-line reply, RFC 959's
+    An event line (``6yz text``) between replies is appended to :attr:`events`
+    (or given to ``on_event``), never returned by :meth:`feed`. Accepts CRLF
+    or LF line endings and, inside a multi-line reply, RFC 959's
     unprefixed continuation lines. Telnet commands in the stream (the server's
     answers to telnet negotiation a client sent) are skipped. Raises
     :class:`ProtocolError` (and nothing else) on malformed input; after that
     the parser must not be fed again.
     """
 
-    def __init__(self, max_line: int = MAX_CLIENT_REPLY_LINE_BYTES):
+    def __init__(self, max_line: int = MAX_CLIENT_REPLY_LINE_BYTES, on_event: Callable[[Event], None] | None = None):
         self.max_line = max_line
+        #: Events read and not taken yet (when there is no ``on_event``): take them with :meth:`take_events`.
+        self.events: list[Event] = []
+        self.on_event = on_event
         self._buffer = b""
         self._code: int | None = None  # code of the multi-line reply in progress
         self._lines: list[str] = []
@@ -128,6 +152,11 @@ class ReplyParser:
                 replies.append(reply)
         return replies
 
+    def take_events(self) -> list[Event]:
+        """The events read so far, oldest first; they are forgotten here."""
+        events, self.events = self.events, []
+        return events
+
     @property
     def in_reply(self) -> bool:
         """True while part of a reply has been read."""
@@ -139,6 +168,13 @@ class ReplyParser:
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"reply is not UTF-8: {raw[:40]!r}") from exc
         if self._code is None:
+            if _EVENT.match(line):
+                event = Event(int(line[:3]), line[4:])
+                if self.on_event is not None:
+                    self.on_event(event)
+                else:
+                    self.events.append(event)
+                return None
             match = _REPLY_START.match(line)
             if not match:
                 raise ProtocolError(f"not a reply line: {line[:80]!r}")

@@ -1,0 +1,204 @@
+"""Shared tables in the SQLite store: round ids, registered players' bets in a round, settlement, refunds.
+
+Every method is one transaction of the store's writer (``SqliteStore.run``),
+durable when it returns:
+
+- :meth:`StoredTables.place` takes a bet's chips from the player's bankroll and
+  records the bet in the round (``shared_bets``, state 0: open);
+- :meth:`StoredTables.take_back` gives an open round's bets back (CLR);
+- :meth:`StoredTables.settle` settles the whole table's round at once: every
+  player's chips back, the bets marked settled, one ``shared_results`` row per
+  player, and the table's last round id; nothing of it is told to anyone before
+  it is committed;
+- :meth:`StoredTables.refund_unsettled` runs at start: a round the daemon died in
+  (bets still open) gives every bet's chips back, each logged.
+
+Chips are conserved per player: bankroll + private open bets + shared open bets
+== start bankroll + the private spins' and the shared results' (returned - staked);
+:meth:`StoredTables.audit` gives the shared side of that sum.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from ..domain.meters import utc_now
+from ..domain.roulette import AMERICAN, Limits, OpenBet, SpinResult, parse_bet
+from ..domain.tables import settle_bets
+
+log = logging.getLogger("lineproto.store.tables")
+
+OPEN, SETTLED, REFUNDED = 0, 1, 2
+
+
+class StoredTables:
+    """The shared tables' part of a :class:`~lineproto.store.SqliteStore` (see the module docstring)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def last_rounds(self) -> dict[str, int]:
+        """Each table's highest round id so far (settled, or holding bets)."""
+
+        def read(connection) -> dict[str, int]:
+            rounds = dict(connection.execute("SELECT name, last_round FROM shared_tables").fetchall())
+            highest_bets = connection.execute("SELECT table_name, max(round) FROM shared_bets GROUP BY table_name")
+            for name, highest in highest_bets:
+                rounds[name] = max(rounds.get(name, 0), highest)
+            return rounds
+
+        return self.store.run(read)
+
+    def bankroll(self, player: str, start_bankroll: int) -> int:
+        """The player's bankroll (``start_bankroll`` if they never played)."""
+
+        def read(connection) -> int:
+            row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
+            return row[0] if row else start_bankroll
+
+        return self.store.run(read)
+
+    def place(
+        self, player: str, start_bankroll: int, table: str, place: Callable[[int], tuple[OpenBet, int, int]]
+    ) -> tuple[OpenBet, int]:
+        """``place(bankroll) -> (bet, bankroll after, round)`` and its record, in one transaction."""
+
+        def operation(connection) -> tuple[OpenBet, int]:
+            bankroll = _ensure_player(connection, player, start_bankroll)
+            open_bet, after, round_id = place(bankroll)
+            connection.execute("UPDATE players SET bankroll = ? WHERE name = ?", (after, player))
+            connection.execute(
+                "INSERT INTO shared_bets (table_name, round, player, bet, amount) VALUES (?, ?, ?, ?, ?)",
+                (table, round_id, player, open_bet.bet.name, open_bet.amount),
+            )
+            return open_bet, after
+
+        return self.store.run(operation)
+
+    def take_back(self, player: str, table: str, round_id: int) -> tuple[int, int]:
+        """Delete the player's open bets of the round and give their chips back: (chips, bankroll after)."""
+
+        def operation(connection) -> tuple[int, int]:
+            where = "table_name = ? AND round = ? AND player = ? AND state = 0"
+            chips = connection.execute(
+                f"SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE {where}", (table, round_id, player)
+            ).fetchone()[0]
+            connection.execute(f"DELETE FROM shared_bets WHERE {where}", (table, round_id, player))
+            connection.execute("UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (chips, player))
+            row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
+            return chips, row[0] if row else 0
+
+        return self.store.run(operation)
+
+    def settle(self, table: str, round_id: int, pocket: str, wheel: str, limits: Limits) -> dict[str, SpinResult]:
+        """Settle every bet of the round kept here against ``pocket``: one transaction for the table.
+
+        The bets are the ones committed (what the players were told was accepted), settled by the
+        domain's rules; bankrolls credited, bets marked settled, a result row per player, the
+        table's last round recorded. Returns each player's result.
+        """
+
+        def operation(connection) -> dict[str, SpinResult]:
+            rows = connection.execute(
+                "SELECT player, bet, amount FROM shared_bets WHERE table_name = ? AND round = ? AND state = 0 "
+                "ORDER BY id",
+                (table, round_id),
+            ).fetchall()
+            bets: dict[str, list[OpenBet]] = {}
+            for player, name, amount in rows:
+                bets.setdefault(player, []).append(OpenBet(parse_bet(name, wheel), amount))
+            at = utc_now().isoformat(timespec="seconds")
+            results: dict[str, SpinResult] = {}
+            for player, open_bets in bets.items():
+                result = results[player] = settle_bets(wheel, limits, open_bets, pocket)
+                connection.execute(
+                    "UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (result.returned, player)
+                )
+                connection.execute(
+                    "INSERT INTO shared_results "
+                    "(table_name, round, player, pocket, at, staked, returned, bankroll_after) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT bankroll FROM players WHERE name = ?))",
+                    (table, round_id, player, pocket, at, result.staked, result.returned, player),
+                )
+            connection.execute(
+                "UPDATE shared_bets SET state = 1 WHERE table_name = ? AND round = ? AND state = 0", (table, round_id)
+            )
+            _record_round(connection, table, round_id)
+            return results
+
+        return self.store.run(operation)
+
+    def refund_unsettled(self) -> list[tuple[str, int, str, int]]:
+        """Give back every bet still open (the daemon died before its round was settled).
+
+        Returns (table, round, player, chips) per player and round; each is logged.
+        """
+
+        def operation(connection) -> list[tuple[str, int, str, int]]:
+            rows = connection.execute(
+                "SELECT table_name, round, player, sum(amount) FROM shared_bets WHERE state = 0 "
+                "GROUP BY table_name, round, player ORDER BY table_name, round, player"
+            ).fetchall()
+            at = utc_now().isoformat(timespec="seconds")
+            for table, round_id, player, chips in rows:
+                connection.execute("UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (chips, player))
+                bankroll = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()[0]
+                connection.execute(
+                    "INSERT OR REPLACE INTO shared_results "
+                    "(table_name, round, player, pocket, at, staked, returned, bankroll_after) "
+                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
+                    (table, round_id, player, at, chips, chips, bankroll),
+                )
+                _record_round(connection, table, round_id)
+            connection.execute("UPDATE shared_bets SET state = 2 WHERE state = 0")
+            return [tuple(row) for row in rows]
+
+        refunds = self.store.run(operation)
+        for table, round_id, player, chips in refunds:
+            log.warning("refunded %d chips to %s: round %d at %s was never settled", chips, player, round_id, table)
+        return refunds
+
+    def open_bets(self, player: str) -> list[tuple[str, int, str, int]]:
+        """The player's bets in rounds not settled yet: (table, round, bet, amount)."""
+        return self.store.run(
+            lambda c: c.execute(
+                "SELECT table_name, round, bet, amount FROM shared_bets WHERE player = ? AND state = 0 ORDER BY id",
+                (player,),
+            ).fetchall()
+        )
+
+    def audit(self, player: str) -> dict[str, int]:
+        """The player's shared-table chips: ``open`` (staked, not settled), ``staked`` and ``returned`` settled."""
+
+        def read(connection) -> dict[str, int]:
+            open_chips = connection.execute(
+                "SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE player = ? AND state = 0", (player,)
+            ).fetchone()[0]
+            staked, returned = connection.execute(
+                "SELECT coalesce(sum(staked), 0), coalesce(sum(returned), 0) FROM shared_results WHERE player = ?",
+                (player,),
+            ).fetchone()
+            return {"open": open_chips, "staked": staked, "returned": returned}
+
+        return self.store.run(read)
+
+
+def _ensure_player(connection, player: str, start_bankroll: int) -> int:
+    """The player's bankroll, creating their row (as their private table would) if they never played."""
+    row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
+    if row is not None:
+        return row[0]
+    connection.execute(
+        "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
+        (player, AMERICAN, start_bankroll, start_bankroll),
+    )
+    return start_bankroll
+
+
+def _record_round(connection, table: str, round_id: int) -> None:
+    connection.execute(
+        "INSERT INTO shared_tables (name, last_round) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET last_round = max(last_round, excluded.last_round)",
+        (table, round_id),
+    )
