@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -124,6 +124,16 @@ MIGRATIONS = (
         after_spin INTEGER NOT NULL  -- the player's last spins.id when entered: orders HIST exactly
     );
     CREATE INDEX ledger_player ON ledger (player, id);
+    """,
+    # 5: provably fair spins. A player's seeds (drawn at their first FAIR or SPIN: NULL until then) and,
+    # on each spin, what its pocket was derived from; spins from before this have NULL there.
+    """
+    ALTER TABLE players ADD COLUMN server_seed TEXT;
+    ALTER TABLE players ADD COLUMN client_seed TEXT;
+    ALTER TABLE players ADD COLUMN nonce INTEGER;
+    ALTER TABLE spins ADD COLUMN nonce INTEGER;
+    ALTER TABLE spins ADD COLUMN client_seed TEXT;
+    ALTER TABLE spins ADD COLUMN server_seed_hash TEXT;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION
