@@ -320,7 +320,6 @@ def test_the_server_seed_is_never_in_a_repr_and_survives_a_snapshot():
     assert seeds.server_seed not in repr(seeds) and seeds.server_seed not in repr(table)
     copy = Table.from_snapshot(table.snapshot())
     assert copy.seeds == seeds
-    with pytest.raises(ValueError):
-        FairSeeds("A" * 64, "x")  # a server seed is lowercase hex
-    with pytest.raises(ValueError):
-        FairSeeds("a" * 64, "two words")
+    for bad in (FairSeeds("A" * 64, "x"), FairSeeds("a" * 64, "two words"), FairSeeds("a" * 64, "x", -1)):
+        with pytest.raises(ValueError):  # a table takes only seeds that are checked: lowercase hex, one word, 0 or more
+            Table(100, seeds=bad)

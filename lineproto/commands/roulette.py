@@ -434,8 +434,10 @@ def spin(session) -> Reply:
     result = registry.update(session, spin_change(registry.wheels))
     outcomes = tuple(shapes.BetOutcome(o.bet.name, o.amount, o.won, o.returned) for o in result.outcomes)
     pocket = result.info.pocket
-    nonce = result.fair.nonce if result.fair is not None else 0  # a private table's spin always has its seeds
-    return shapes.Spin(pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net, nonce).reply()
+    assert result.fair is not None  # Table.spin always names the seeds it spun with
+    return shapes.Spin(
+        pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net, result.fair.nonce
+    ).reply()
 
 
 _FAIR_SYNTAX = "Syntax: FAIR, FAIR SEED <client seed> or FAIR NEW"

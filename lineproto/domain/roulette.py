@@ -21,11 +21,11 @@ import re
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from . import fair
 
@@ -688,6 +688,10 @@ class SeedDraw:
         return self._rng.getrandbits(64).to_bytes(8, "big").hex()
 
 
+#: fair.seed_hash, remembered: every spin names its seed's hash, and a seed serves many spins.
+_seed_hash = functools.lru_cache(maxsize=1024)(fair.seed_hash)
+
+
 def check_client_seed(text: object) -> str:
     """A player's client seed as given, or :class:`BadClientSeed`."""
     if not isinstance(text, str) or not _CLIENT_SEED.fullmatch(text):
@@ -695,28 +699,36 @@ def check_client_seed(text: object) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class FairSeeds:
+class FairSeeds(NamedTuple):
     """A table's seeds: the secret server seed, the player's client seed and the next spin's nonce.
 
-    The server seed is left out of ``repr`` so that no log line or traceback can show it
-    before it is revealed (``FAIR NEW``).
+    A plain tuple, as cheap to make as the spin that moves the nonce on; :meth:`checked`
+    validates seeds that come from outside (a store, a snapshot, a :class:`SeedSource`), and a
+    :class:`Table` takes no others. The server seed is left out of ``repr`` so that no log
+    line or traceback can show it before it is revealed (``FAIR NEW``).
     """
 
-    server_seed: str = field(repr=False)
+    server_seed: str
     client_seed: str
     nonce: int = 0
 
-    def __post_init__(self) -> None:
-        if not fair.is_server_seed(self.server_seed):
+    def __repr__(self) -> str:
+        shown = f"server_seed_hash={self.server_seed_hash!r}, client_seed={self.client_seed!r}, nonce={self.nonce}"
+        return f"FairSeeds({shown})"
+
+    def checked(self) -> FairSeeds:
+        """These seeds, once checked: ValueError for a server seed that is not 64 lowercase hex
+        characters, :class:`BadClientSeed`, a nonce that is not a whole number of 0 or more."""
+        if not isinstance(self.server_seed, str) or not fair.is_server_seed(self.server_seed):
             raise ValueError("a server seed is 64 lowercase hex characters")
         check_client_seed(self.client_seed)
         _check_count(self.nonce, "the nonce")
+        return self
 
     @property
     def server_seed_hash(self) -> str:
         """What the player may see before play: the SHA-256 of the server seed."""
-        return fair.seed_hash(self.server_seed)
+        return _seed_hash(self.server_seed)
 
     def pocket(self, wheel_kind: str) -> str:
         """The pocket the next spin lands in on this wheel kind (37 or 38 pockets)."""
@@ -724,8 +736,7 @@ class FairSeeds:
         return fair.derive_pocket(self.server_seed, message, len(POCKETS[wheel_kind]))
 
 
-@dataclass(frozen=True)
-class FairSpin:
+class FairSpin(NamedTuple):
     """What a verifier needs of one spin: the wheel, the nonce, the client seed and the server seed's hash."""
 
     wheel: str
@@ -817,7 +828,7 @@ class Table:
         self._bets = open_bets
         if seeds is not None and not isinstance(seeds, FairSeeds):
             raise TypeError("seeds must be FairSeeds or None")
-        self._seeds = seeds
+        self._seeds = None if seeds is None else seeds.checked()
 
     # -- state, read-only from outside ------------------------------------
 
@@ -921,7 +932,7 @@ class Table:
     def fair_seeds(self, source: SeedSource) -> FairSeeds:
         """The table's seeds, drawn from ``source`` if it has none yet (FAIR)."""
         if self._seeds is None:
-            self._seeds = FairSeeds(source.server_seed(), source.client_seed())
+            self._seeds = FairSeeds(source.server_seed(), source.client_seed()).checked()
         return self._seeds
 
     def _refuse_if_bets_open(self, what: str) -> None:
@@ -932,7 +943,7 @@ class Table:
         """Choose the client seed (FAIR SEED): the server seed and nonce stay; refused while bets are open."""
         check_client_seed(text)
         self._refuse_if_bets_open("choosing a client seed")
-        self._seeds = replace(self.fair_seeds(source), client_seed=text)
+        self._seeds = self.fair_seeds(source)._replace(client_seed=text)
         return self._seeds
 
     def new_server_seed(self, source: SeedSource) -> tuple[str, FairSeeds]:
@@ -942,16 +953,16 @@ class Table:
         """
         self._refuse_if_bets_open("starting a new server seed")
         old = self.fair_seeds(source)
-        self._seeds = FairSeeds(source.server_seed(), old.client_seed, 0)
+        self._seeds = FairSeeds(source.server_seed(), old.client_seed, 0).checked()
         return old.server_seed, self._seeds
 
     def spin(self, source: SeedSource) -> SpinResult:
         """Settle every open bet on the pocket the seeds give, then move the nonce on (SPIN)."""
         seeds = self.fair_seeds(source)
-        result = self.resolve(seeds.pocket(self._wheel_kind))
-        self._seeds = replace(seeds, nonce=seeds.nonce + 1)
         spun = FairSpin(self._wheel_kind, seeds.nonce, seeds.client_seed, seeds.server_seed_hash)
-        return replace(result, fair=spun)
+        result = self._settle_round(seeds.pocket(self._wheel_kind), spun)
+        self._seeds = FairSeeds(seeds.server_seed, seeds.client_seed, seeds.nonce + 1)  # checked: only the nonce moved
+        return result
 
     def resolve(self, pocket: str) -> SpinResult:
         """Settle every open bet against ``pocket`` and count a round.
@@ -959,6 +970,9 @@ class Table:
         Winning bets return stake + stake * payout to the bankroll; all bets
         leave the table. The pocket is checked before anything changes.
         """
+        return self._settle_round(pocket, None)
+
+    def _settle_round(self, pocket: str, spun: FairSpin | None) -> SpinResult:
         if not isinstance(pocket, str) or pocket not in POCKETS[self._wheel_kind]:
             raise UnknownPocket(f"{_shown(str(pocket))} is not a pocket on a {self._wheel_kind} wheel")
         outcomes = tuple(_settle(open_bet, pocket) for open_bet in self._bets)
@@ -974,6 +988,7 @@ class Table:
             bankroll=bankroll,
             rounds=rounds,
             net=returned - staked,
+            fair=spun,
         )
 
     # -- persistence ---------------------------------------------------------
@@ -1032,7 +1047,7 @@ def _seeds_from_snapshot(raw: object) -> FairSeeds | None:
         return None
     if not isinstance(raw, (list, tuple)) or len(raw) != 3:
         raise ValueError("snapshot seeds must be [server_seed, client_seed, nonce]")
-    return FairSeeds(*raw)  # BadClientSeed is a ValueError too
+    return FairSeeds(*raw)  # checked by the Table (BadClientSeed is a ValueError too)
 
 
 def _settle(open_bet: OpenBet, pocket: str) -> BetOutcome:
