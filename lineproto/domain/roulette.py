@@ -688,8 +688,10 @@ class SeedDraw:
         return self._rng.getrandbits(64).to_bytes(8, "big").hex()
 
 
-#: fair.seed_hash, remembered: every spin names its seed's hash, and a seed serves many spins.
+#: fair.seed_hash and fair.is_server_seed, remembered: a seed serves many spins, every spin names
+#: its hash, and a registered player's table (its seeds checked) is loaded for every command.
 _seed_hash = functools.lru_cache(maxsize=1024)(fair.seed_hash)
+_is_server_seed = functools.lru_cache(maxsize=1024)(fair.is_server_seed)
 
 
 def check_client_seed(text: object) -> str:
@@ -719,7 +721,7 @@ class FairSeeds(NamedTuple):
     def checked(self) -> FairSeeds:
         """These seeds, once checked: ValueError for a server seed that is not 64 lowercase hex
         characters, :class:`BadClientSeed`, a nonce that is not a whole number of 0 or more."""
-        if not isinstance(self.server_seed, str) or not fair.is_server_seed(self.server_seed):
+        if not isinstance(self.server_seed, str) or not _is_server_seed(self.server_seed):
             raise ValueError("a server seed is 64 lowercase hex characters")
         check_client_seed(self.client_seed)
         _check_count(self.nonce, "the nonce")
