@@ -15,6 +15,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import ROOT
 from lineproto.client import Client, PermanentError
@@ -323,3 +325,19 @@ def test_the_server_seed_is_never_in_a_repr_and_survives_a_snapshot():
     for bad in (FairSeeds("A" * 64, "x"), FairSeeds("a" * 64, "two words"), FairSeeds("a" * 64, "x", -1)):
         with pytest.raises(ValueError):  # a table takes only seeds that are checked: lowercase hex, one word, 0 or more
             Table(100, seeds=bad)
+
+
+@given(
+    client_seed=st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64),
+    spins=st.integers(1, 5),
+    wheel=st.sampled_from(["american", "european"]),
+    seed=st.integers(0, 2**32),
+)
+def test_any_client_seed_a_player_may_choose_gives_the_documented_pockets(client_seed, spins, wheel, seed):
+    source = SeedDraw(seed)
+    table = Table(100, wheel_kind=wheel)
+    server_seed = table.set_client_seed(client_seed, source).server_seed
+    pockets = [table.spin(source).pocket for _ in range(spins)]
+    size = 38 if wheel == "american" else 37
+    assert pockets == [fair.derive_pocket(server_seed, f"{client_seed}:{nonce}", size) for nonce in range(spins)]
+    assert table.seeds == (server_seed, client_seed, spins)
