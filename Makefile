@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 # make test: lint (ruff), format check, types (mypy), then the suite under coverage (branches, the
 # daemons the tests start included) and the coverage figures: all, and the rule layers
 COVERAGE_DIR = build/coverage
+# pytest-xdist workers: most tests wait on the daemons they start, so two share the 2 cores well
+TEST_WORKERS ?= 2
 RULE_LAYERS = lineproto/wire/*,lineproto/domain/*,lineproto/commands/*
 
 test: $(VENV)/.installed
@@ -29,7 +31,7 @@ test: $(VENV)/.installed
 	$(VPY) -m ruff format --check .
 	$(VPY) -m mypy
 	rm -rf $(COVERAGE_DIR) && mkdir -p $(COVERAGE_DIR)
-	$(VPY) -m coverage run -m pytest
+	$(VPY) -m coverage run -m pytest -n $(TEST_WORKERS)
 	$(VPY) -m coverage combine -q
 	@echo "branch coverage: rule layers (wire/, domain/, commands/) $$($(VPY) -m coverage report --format=total --include='$(RULE_LAYERS)')%, whole package $$($(VPY) -m coverage report --format=total)%"
 

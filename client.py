@@ -8,7 +8,7 @@ python3 client.py batch FILE [--host H] [--port P]  send FILE's lines, exit 0 if
 python3 client.py play [--user NAME]                a roulette table for people (guest by default)
 python3 client.py simulate --strategy flat|martingale|1326 --players N --rounds R --budget B --base 10
                            [--workers N] [--user NAME]  betting strategies on RED, summary per strategy
-python3 client.py meter [--user NAME] [--spawn [--db PATH]]  the console meter reader
+python3 client.py meter [--user NAME] [--gui] [--spawn [--db PATH]]  the meter reader (console, or a Tk window)
 python3 client.py --version
 
 Exit status: 0 done, 1 the daemon could not be reached, refused or went away, 2 a mistake on the

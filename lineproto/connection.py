@@ -84,6 +84,7 @@ from .wire import LineReader, Reply, format_reply
 from .wire.lines import LineEvent
 from .wire.logtext import for_log
 from .wire.proxy import ProxyError, ProxyHeader, ProxyParser
+from .wire.reply import label_reply
 from .wire.telnet import Answer
 
 log = logging.getLogger("lineproto.connection")
@@ -258,6 +259,7 @@ class Connection:
         "_admitted",
         "_release_after_job",
         "_busy_verb",
+        "_busy_label",
         "_held",
         "_login_deadline",
         "_idle_deadline",
@@ -284,6 +286,7 @@ class Connection:
         self._admitted = False
         self._release_after_job = False  # lost while BUSY: release the session when the job is done
         self._busy_verb = ""  # the verb of the command running while BUSY (for the log)
+        self._busy_label: str | None = None  # its label, for a reply made here (a failed commit)
         self._held = b""  # HELD: the reply that goes out at the deadline
         self._login_deadline: float | None = None  # while logged out: 421 at this time
         self._idle_deadline = 0.0  # 421 at this time unless a complete line comes
@@ -368,6 +371,8 @@ class Connection:
         session.report_commands()
         if isinstance(result, BaseException):
             result = session.error_reply(self._busy_verb, result)
+            if self._busy_label is not None:
+                result = label_reply(result, self._busy_label)
         elif not isinstance(result, Reply):
             log.error("%s: a blocking command returned %r, not a reply", self.peer, result)
             result = Reply(451, ("Internal error; the command was not carried out",))
@@ -616,6 +621,7 @@ class Connection:
                 self.state = BUSY
                 self.deadline = None
                 self._busy_verb = result.verb
+                self._busy_label = result.label
                 actions = (RunBlocking(result.pool, result.run),)
                 break
             data = format_reply(result.code, result.lines)

@@ -55,6 +55,9 @@ from .errors import StartError
 from .extras import program_name
 from .proxying import add_arguments as add_proxy_arguments
 from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
+from .store import audit as audit_log
+from .systemd import Deployment
+from .systemd import add_arguments as add_deployment_arguments
 
 log = logging.getLogger("lineproto.daemon")
 
@@ -175,6 +178,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         "on one core; store commits and logins share that core)",
     )
     add_db_argument(parser)
+    audit_log.add_arguments(parser)
     parser.add_argument(
         "--db-sync",
         choices=SYNC_MODES,
@@ -210,6 +214,7 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
     add_proxy_arguments(parser)
     add_service_arguments(parser)
     # the deployment features: one add_arguments(parser) each
+    add_deployment_arguments(parser)
     logsetup.add_arguments(parser)
     metrics.add_arguments(parser)
 
@@ -233,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     def admin(name, help_text):
         sub = commands.add_parser(name, help=help_text)
         add_db_argument(sub, default=argparse.SUPPRESS)
+        audit_log.add_arguments(sub, default=argparse.SUPPRESS)
         return sub
 
     useradd = admin("useradd", "add a user (refused if the name exists: see usermod and passwd)")
@@ -270,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         return sub
 
     add_service_admin_commands(add_service_command)
+    audit_log.add_admin_commands(add_service_command)
     admin("dump", "print the readings dump")
     shown = commands.add_parser(
         "config", help="print the effective configuration as TOML (what --config reads; takes the serving options)"
@@ -332,14 +339,17 @@ def open_store(args, create: bool = True) -> SqliteStore:
     with ``create`` (the daemon, useradd, roster import) a missing database
     is created, and so is its directory (mode 0700); without it (commands that
     only read or change what exists) a missing database is an error, so a
-    typo never leaves an empty database behind.
+    typo never leaves an empty database behind. Those that create also need
+    the audit key (``--audit-key``) at once; the others only when they change something.
     """
     existed = args.db == ":memory:" or os.path.exists(args.db)
     if not existed:
         if not create:
             raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
         make_private_directory(os.path.dirname(os.path.abspath(args.db)))
-    store = SqliteStore(args.db, sync=getattr(args, "db_sync", "full"), rng=None)
+    store = SqliteStore(
+        args.db, sync=getattr(args, "db_sync", "full"), rng=None, audit_key=args.audit_key, audit_required=create
+    )
     if existed and args.db != ":memory:":
         warn_if_readable_by_others(args.db)
     return store
@@ -436,14 +446,42 @@ def serve(args) -> int:
     if args.notify:
         check_file_target("--notify", args.notify)
     exporter = metrics.from_arguments(args)
+    deployment = Deployment(args)  # systemd's sockets and notify, inetd's connection, mDNS
+    settings = server_settings(args, deployment)  # option mistakes before the database is created
     store = open_store(args)
     try:
-        return _serve(args, store, exporter)
+        return _serve(args, store, exporter, deployment, settings)
     finally:
         store.close()
 
 
-def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> int:
+def server_settings(args, deployment: Deployment) -> ServerSettings:
+    """Where and how to serve, from the options: checked before the database is opened."""
+    return ServerSettings(
+        **deployment.listeners(),
+        host=args.host,
+        port=args.port,
+        limits=ConnectionLimits(
+            max_connections=args.max_connections,
+            idle_timeout=args.idle_timeout,
+            max_per_address=args.max_per_address,
+            login_timeout=args.login_timeout,
+            max_bad_commands=args.max_bad_commands,
+            proxy_from=args.proxy_from,
+        ),
+        auth_workers=args.auth_workers,
+        loop=args.loop,
+        tls=load_tls(args),
+        tls_port=args.tls_port,
+        require_tls=args.require_tls,
+        proxy_protocol=args.proxy_protocol,
+        tls_proxy_protocol=args.tls_proxy_protocol,
+    )
+
+
+def _serve(
+    args, store: SqliteStore, exporter: metrics.MetricsServer | None, deployment: Deployment, settings: ServerSettings
+) -> int:
     if args.users:
         log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
     if not store.list_users():
@@ -481,25 +519,6 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         ThrottlePolicy.with_budget(args.account_lock_after, args.lock_window),
         unlock_requested=store.take_unlock_request,  # daemon.py unlock, from another process
     )
-    settings = ServerSettings(
-        host=args.host,
-        port=args.port,
-        limits=ConnectionLimits(
-            max_connections=args.max_connections,
-            idle_timeout=args.idle_timeout,
-            max_per_address=args.max_per_address,
-            login_timeout=args.login_timeout,
-            max_bad_commands=args.max_bad_commands,
-            proxy_from=args.proxy_from,
-        ),
-        auth_workers=args.auth_workers,
-        loop=args.loop,
-        tls=load_tls(args),
-        tls_port=args.tls_port,
-        require_tls=args.require_tls,
-        proxy_protocol=args.proxy_protocol,
-        tls_proxy_protocol=args.tls_proxy_protocol,
-    )
     try:
         server = make_server(services, settings, args.engine)
     except OSError as exc:
@@ -529,9 +548,12 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         ready += f"metrics {metrics_host}:{metrics_port}\n"
     if args.notify:
         write_atomically(args.notify, ready)
+    deployment.started(server, running)
     while running.alive:
         caught = signal.sigtimedwait(WAITED_SIGNALS, 0.5)
-        if caught is None:
+        # After SIGSTOP and a SIGCONT past the timeout, sigtimedwait returns a siginfo naming no
+        # signal we wait for (seen here: si_signo -1094853856); such a wake-up is not a signal.
+        if caught is None or caught.si_signo not in WAITED_SIGNALS:
             continue
         if caught.si_signo == signal.SIGHUP:
             if logsetup.reopen_files():
@@ -541,6 +563,7 @@ def _serve(args, store: SqliteStore, exporter: metrics.MetricsServer | None) -> 
         log.info("%s: stopping", signal.Signals(caught.si_signo).name)
         server.stop()
         break
+    deployment.stopping()
     running.wait()
     if exporter is not None:
         exporter.stop()
@@ -662,8 +685,10 @@ def backup(args) -> int:
     if not os.path.exists(args.db):
         raise StartError(f"no database at {args.db}")
     check_file_target("backup", args.file)
+    key = audit_log.load_key(audit_log.key_path(args.db, args.audit_key))
     backup_database(args.db, args.file)
-    print(f"backup of {args.db} written to {args.file}")
+    signature = audit_log.sign_backup(args.file, key)
+    print(f"backup of {args.db} written to {args.file}, signed in {signature}")
     return 0
 
 

@@ -340,3 +340,10 @@ def test_ctrl_c_stops_the_spawned_daemon(tmp_path, roster):
     assert "Stopped the daemon" in term.transcript() and "Traceback" not in term.transcript()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
+
+
+def test_spawn_with_a_service_name_is_a_usage_error():
+    """--spawn starts a daemon here: it cannot start one at an address mDNS has not told yet."""
+    status, _out, err = run_piped([*CLIENT, "--spawn", "--service", "meters"], "")
+    assert status == 2
+    assert len(err.splitlines()) == 1 and "--spawn starts a daemon on this machine" in err

@@ -312,3 +312,18 @@ def test_connections_are_logged_with_peer(daemon, connect):
     assert f"open 127.0.0.1:{port}" in log
     assert f"127.0.0.1:{port} BOGUS -> 500" in log
     assert f"close 127.0.0.1:{port}" in log
+
+
+def test_a_daemon_stopped_and_continued_serves_on(start_daemon):
+    """kill -STOP past the signal wait's timeout, then -CONT (Ctrl+Z and fg in a terminal): it serves on."""
+    daemon = start_daemon()
+    daemon.process.send_signal(signal.SIGSTOP)
+    try:
+        time.sleep(1.5)  # longer than the main thread's 0.5 s signal wait: it wakes past its deadline
+    finally:
+        daemon.process.send_signal(signal.SIGCONT)
+    with RawConnection(daemon.port) as raw:
+        assert raw.reply().code == 220
+        assert raw.command("NOOP").code == 200
+    assert daemon.process.poll() is None, daemon.log()
+    assert daemon.stop() == 0

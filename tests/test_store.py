@@ -640,3 +640,25 @@ def test_roster_cleared_and_demo_mode_from_a_second_store_on_the_same_file(path)
         for store in (daemon, admin):
             if store is not None:
                 store.close()
+
+
+def test_daemons_creating_one_database_at_the_same_moment_all_open_it(tmp_path):
+    """inetd starts a daemon per connection: several may create the database at once (each migration once)."""
+    for attempt in range(8):
+        path = str(tmp_path / f"new-{attempt}.db")
+        barrier = threading.Barrier(4)
+        errors: list[Exception] = []
+
+        def open_it(path=path, barrier=barrier, errors=errors):
+            barrier.wait()
+            try:
+                SqliteStore(path).close()
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []

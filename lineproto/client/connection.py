@@ -1,12 +1,16 @@
 """The connection and the core commands; each service's commands are a subclass of it (Client combines them)."""
 
+import secrets
 import socket
 import ssl
 import time
 from collections.abc import Iterable
-from typing import Self
+from dataclasses import dataclass
+from typing import NamedTuple, Self
 
 from ..wire import ProtocolError, Reply, ReplyParser
+from ..wire.labels import labelled_line
+from ..wire.reply import reply_label
 from ..wire.shapes import Status
 
 #: Seconds to wait for each reply once connected (None: wait as long as it takes).
@@ -66,6 +70,47 @@ class ReplyTimeout(ClientError, TimeoutError):
     """
 
 
+@dataclass(frozen=True)
+class Retry:
+    """How ``Client(retry=Retry())`` resends a command whose reply a dropped connection lost.
+
+    Each command is sent with a label of its own (docs/PROTOCOL.md 9a); when the connection
+    drops (or the daemon says 421) before the reply, the client waits ``backoff`` seconds
+    (doubling each time, at most ``max_backoff``), reconnects, logs in again and resends the
+    same line with the same label, at most ``attempts`` sends in all. The daemon runs a
+    labelled change once, so the resend gets the first one's reply.
+    """
+
+    attempts: int = 5
+    backoff: float = 0.2
+    max_backoff: float = 5.0
+
+    def __post_init__(self):
+        if self.attempts < 1 or self.backoff < 0 or self.max_backoff < self.backoff:
+            raise ValueError(f"a retry needs attempts >= 1 and 0 <= backoff <= max_backoff: {self}")
+
+    def delay(self, resend: int) -> float:
+        """Seconds to wait before resend number ``resend`` (1, 2, ...)."""
+        return min(self.backoff * 2 ** (resend - 1), self.max_backoff)
+
+
+class Delivery(NamedTuple):
+    """How the last command of a retrying client got its reply: its label and how many sends it took."""
+
+    label: str
+    attempts: int
+
+    @property
+    def resent(self) -> bool:
+        """True when the reply came to a resend: the daemon ran the command once all the same (its
+        first send, whose reply was lost, or this one)."""
+        return self.attempts > 1
+
+
+#: Lines that set up the connection: never labelled nor resent (a retry logs in again itself).
+_SESSION_VERBS = frozenset({"USER", "PASS", "QUIT", "REIN", "AUTH"})
+
+
 def _deadline(seconds: float | None) -> float | None:
     return None if seconds is None else time.monotonic() + seconds
 
@@ -104,15 +149,31 @@ class Connection:
         tls: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         cafile: str | None = None,
+        retry: Retry | None = None,
     ):
         """``tls``: None (plaintext), ``"auth"`` (``AUTH TLS`` after the greeting, as ftplib's
         FTP_TLS does) or ``"implicit"`` (the daemon's TLS port: the handshake comes first).
         The server's certificate is verified and must name ``host``, against ``cafile`` or the
-        system's CAs, or as ``tls_context`` says."""
+        system's CAs, or as ``tls_context`` says. ``retry``: label each command and resend it
+        after a dropped connection (:class:`Retry`)."""
         if tls not in TLS_MODES:
             raise ValueError(f"tls must be one of {TLS_MODES}: {tls!r}")
         self.host, self.port = host, port
         self.timeout = timeout
+        self.retry = retry
+        #: The last labelled command's label and sends (with ``retry``), else None.
+        self.last_delivery: Delivery | None = None
+        self._tls = (tls, tls_context, cafile)
+        self._connect_timeout = connect_timeout
+        self._credentials: tuple[str, str | None] | None = None  # a registered login, for a retry's
+        self._label_prefix = secrets.token_hex(4)
+        self._labels_sent = 0
+        self._open()
+
+    def _open(self) -> None:
+        """Connect, read the greeting, and (``tls="auth"``) upgrade: at start and for each retry."""
+        host, port, connect_timeout = self.host, self.port, self._connect_timeout
+        tls, tls_context, cafile = self._tls
         self._parser = ReplyParser()
         self._ready: list[Reply] = []
         deadline = _deadline(connect_timeout)
@@ -222,9 +283,50 @@ class Connection:
         return self._ready.pop(0)
 
     def command(self, line: str) -> Reply:
-        """Send one command line and return its reply; 4yz/5yz raise."""
+        """Send one command line and return its reply; 4yz/5yz raise.
+
+        With ``retry`` the line goes out labelled and is resent after a dropped connection
+        (:class:`Retry`); the reply comes back without its label, and :attr:`last_delivery`
+        says how it was delivered.
+        """
+        if self.retry is not None and line.partition(" ")[0].upper() not in _SESSION_VERBS:
+            return check_reply(self._deliver(line, self.retry))
         self.send_line(line)
         return check_reply(self.read_reply())
+
+    def _deliver(self, line: str, retry: Retry) -> Reply:
+        """Send ``line`` under a new label until a reply comes, reconnecting in between."""
+        self._labels_sent += 1
+        label = f"{self._label_prefix}-{self._labels_sent}"
+        labelled = labelled_line(label, check_line(line))
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                if attempt > 1:
+                    self._reconnect()
+                self.send_line(labelled)
+                got, reply = reply_label(self.read_reply())
+                if reply.code == 421 and self._credentials is not None:  # the daemon closes: try again
+                    raise ConnectionClosed(f"the server is closing the connection: {reply.text}")
+            except (OSError, TransientError):
+                # OSError: ConnectionClosed, ReplyTimeout, a refused reconnect; TransientError: a 421 greeting
+                self.close()
+                if attempt >= retry.attempts or self._credentials is None:
+                    raise
+                time.sleep(retry.delay(attempt))
+                continue
+            if got != label and (got is not None or reply.code < 400):  # unlabelled: a 500 for the framing
+                raise ProtocolError(f"the reply to @{label} came with the label {got!r}: {reply}")
+            self.last_delivery = Delivery(label, attempt)
+            return reply
+
+    def _reconnect(self) -> None:
+        """A new connection, logged in as before (a registered user: a guest's table ended with the old one)."""
+        self.close()
+        self._open()
+        if self._credentials is not None:
+            self.login(*self._credentials)
 
     def command_args(self, verb: str, *args: object) -> Reply:
         """``command`` with arguments checked one by one (no spaces inside but the last)."""
@@ -249,6 +351,9 @@ class Connection:
             if password is None:
                 raise ValueError(f"{user} needs a password")
             reply = self.command_args("PASS", password)
+            self._credentials = (user, password)  # a retry logs in again as this user
+        else:
+            self._credentials = None  # a guest: a new connection would be a new table, nothing to resend to
         return reply
 
     def noop(self) -> Reply:

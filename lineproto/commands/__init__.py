@@ -10,7 +10,9 @@ service is added.
 
 import argparse
 
+from ..argtypes import positive_seconds
 from ..domain.accounts import UserDirectory
+from ..store.labels import DEFAULT_LABEL_TTL, LabelPolicy
 from . import core, meters, roulette
 from .errors import CommandError
 from .session import Blocking, Services, Session
@@ -35,6 +37,13 @@ SERVICE_MODULES = (core, roulette, meters)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every service's daemon options to ``parser``."""
+    parser.add_argument_group("labels").add_argument(
+        "--label-ttl",
+        type=positive_seconds,
+        default=DEFAULT_LABEL_TTL,
+        metavar="SECONDS",
+        help="how long a labelled change's reply is kept for a retry with the same label (default %(default)s)",
+    )
     for module in SERVICE_MODULES:
         module.add_arguments(parser)
 
@@ -70,6 +79,7 @@ def build_services(
     services = Services(CommandTable(), users)
     services.store = store
     options = options if options is not None else default_options()
+    services.label_policy = LabelPolicy(ttl=options.label_ttl)
     for module in SERVICE_MODULES:
         module.install(services, options)
     return services

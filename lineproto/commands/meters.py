@@ -129,6 +129,7 @@ COMMANDS = (
         job,
         roles=READER_ROLES,
         blocks=when_stored_user,
+        changes=True,
         detail="The meter id is the first word of the reply. The job is yours until you READ\n"
         "it or your session ends (QUIT, REIN, USER, a dropped connection); JOB again\n"
         "before READ gives the same meter. With a roster, the reply is\n"
@@ -141,6 +142,7 @@ COMMANDS = (
         read,
         roles=READER_ROLES,
         blocks=when_stored_user,
+        changes=True,
         detail="READ <meter> <reading> [<time>]: a whole number, 0 or more, at most 18 digits;\n"
         "the time is ISO-8601 (2026-11-22T09:15, ...:30Z, ...+01:00), UTC when it has\n"
         "no zone, now when left out.\n"

@@ -596,6 +596,7 @@ COMMANDS = (
         tabl,
         roles=PLAYER_ROLES,
         blocks=when_stored_user,
+        changes=True,
         detail="Without argument: the wheel, its limits and house edge. With AMERICAN or EUROPEAN:\n"
         "switch to that wheel (537 while bets are open; 501 for another word).",
     ),
@@ -606,12 +607,13 @@ COMMANDS = (
         bet,
         roles=PLAYER_ROLES,
         blocks=when_stored_user,
+        changes=True,
         detail=_bet_detail(),
     ),
     Command(
         "BETS", "", "List the open bets and the total staked (211)", bets, roles=PLAYER_ROLES, blocks=when_stored_user
     ),
-    Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES, blocks=when_stored_user),
+    Command("CLR", "", "Take back every open bet", clr, roles=PLAYER_ROLES, blocks=when_stored_user, changes=True),
     Command(
         "SPIN",
         "",
@@ -619,6 +621,7 @@ COMMANDS = (
         spin,
         roles=PLAYER_ROLES,
         blocks=when_stored_user,
+        changes=True,
         detail="First line: the pocket and its properties; then one line per bet\n"
         "(win or lose, chips returned); last line: bankroll, rounds and net.",
     ),
@@ -662,6 +665,7 @@ COMMANDS = (
         cred,
         roles=CASHIER_ROLES,
         blocks=when_stored_user,
+        changes=True,
         detail="The amount is a whole number of chips, not 0 (+50, 50, -20), at most 1000000000;\n"
         "the bankroll in hand never goes below zero (535). Each entry is kept in the ledger:\n"
         "the player's HIST shows it, and daemon.py ledger NAME lists them.",

@@ -14,19 +14,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from .. import PRODUCT, __version__
 from ..domain.accounts import User, UserDirectory
 from ..domain.throttle import LoginThrottle
+from ..store.labels import LabelBook, LabelPolicy, LabelRecord
 from ..wire import CommandSyntaxError, InvalidUtf8, LineTooLong, Reply, parse_command
+from ..wire.labels import LabelSyntaxError, is_labelled, split_label
 from ..wire.logtext import for_log
+from ..wire.reply import label_reply
 from ..wire.sniff import HTTP_METHODS, looks_like_http
 from .errors import reply_for_error
-from .table import STORE_POOL, CommandTable
+from .table import STORE_POOL, CommandTable, when_stored_user
 
 if TYPE_CHECKING:
     from ..domain.meters import Meters
+    from ..store.base import Store
     from .roulette import Seat, TableRegistry
 
 log = logging.getLogger("lineproto.commands")
@@ -54,6 +58,7 @@ LIMIT_COUNTERS = (
     "tls-handshake-failures",
     "lines-too-long",
     "invalid-utf8",
+    "label-replays",  # a labelled change answered from its record, not run again (docs/PROTOCOL.md 9a)
 )
 
 
@@ -116,6 +121,7 @@ class Services:
         self.version = __version__
         self.error_codes: list[tuple[type[BaseException], int]] = []
         self.stat_providers: list[Callable[[Session], list[tuple[str, object]]]] = []
+        self.label_policy = LabelPolicy()  # how long label records last, how many per user (--label-ttl)
         self.logout_hooks: list[Callable[[Session], None]] = []
         self.shutdown_hooks: list[Callable[[], None]] = []
 
@@ -132,12 +138,13 @@ class Blocking:
     session must not be used by anyone else until ``run()`` has returned.
     """
 
-    __slots__ = ("pool", "run", "verb")
+    __slots__ = ("pool", "run", "verb", "label")
 
-    def __init__(self, pool: str, run: Callable[[], Reply], verb: str):
+    def __init__(self, pool: str, run: Callable[[], Reply], verb: str, label: str | None = None):
         self.pool = pool
         self.run = run
         self.verb = verb
+        self.label = label  # the command's label: a reply made without run() (a failed commit) carries it too
 
     def __repr__(self) -> str:
         return f"Blocking({self.pool!r}, {self.verb})"
@@ -183,6 +190,7 @@ class Session:
         "secure",
         "must_upgrade",
         "upgrade_tls",
+        "labels",
     )
 
     def __init__(self, services: Services, peer: str = "-", tls: TlsPolicy = NO_TLS, secure: bool = False):
@@ -202,6 +210,7 @@ class Session:
         # --require-tls: until the upgrade only PLAINTEXT_VERBS run (loopback never leaves the machine)
         self.must_upgrade = tls.required and not secure and not is_loopback(self.address)
         self.upgrade_tls = False  # set by AUTH TLS: the connection starts the handshake after the reply
+        self.labels: LabelBook | None = None  # this login's label records when not in the store (a guest's)
 
     def handle(self, event) -> Reply | Blocking | None:
         """The reply to one framed input event; None for a blank line.
@@ -211,6 +220,8 @@ class Session:
         the count to the shared counters.
         """
         if event.__class__ is str:
+            if is_labelled(event):
+                return self._labelled(event)
             try:
                 command_line = parse_command(event)
             except CommandSyntaxError as exc:
@@ -230,6 +241,75 @@ class Session:
             self.services.stats.count("invalid-utf8")
             return Reply(500, ("Line is not valid UTF-8; line discarded",))
         raise TypeError(f"unknown input event {event!r}")
+
+    def _labelled(self, line: str) -> Reply | Blocking | None:
+        """A line with a label (docs/PROTOCOL.md 9a): its command's reply, the label on its first line.
+
+        A command that changes state runs once per label: a registered user's through the
+        store (:meth:`Store.once`, in the transaction of the change), anyone else's through
+        this login's :class:`LabelBook`. Any other command just has its label echoed.
+        """
+        try:
+            label, rest = split_label(line)
+            if is_labelled(rest):
+                raise LabelSyntaxError("one label per line")
+        except LabelSyntaxError as exc:
+            self.unreported_commands += 1
+            return Reply(501, (f"Bad label: {exc}",))
+        command = self.services.table.get(rest.partition(" ")[0].upper())
+        if command is None or not command.changes or self.user is None:
+            return _echo(self.handle(rest), label)
+        command_line = parse_command(rest)
+        assert command_line is not None  # rest starts with the verb of a command
+        text = f"{command_line.verb} {command_line.args}".rstrip()
+        if when_stored_user(self) is not None:
+            return self._once_in_store(label, text, self.handle(rest))
+        return self._once_in_memory(label, text, rest)
+
+    def _once_in_store(self, label: str, text: str, result: Reply | Blocking | None) -> Reply | Blocking | None:
+        """A registered user's labelled change: looked up, run and recorded in one store transaction."""
+        if not isinstance(result, Blocking) or result.pool != STORE_POOL:
+            return _echo(result, label)  # refused before running (530, 532, 501): nothing to record
+        store: Store = cast("Store", self.services.store)  # when_stored_user said there is one
+        user, policy, run = self.account.name, self.services.label_policy, result.run
+
+        def once() -> Reply:
+            record, replayed = store.once(user, label, lambda: _record(text, run()), policy)
+            return self._labelled_reply(label, text, record, replayed)
+
+        return Blocking(STORE_POOL, once, result.verb, label)
+
+    def _once_in_memory(self, label: str, text: str, rest: str) -> Reply | Blocking | None:
+        """A guest's labelled change (or anyone's without a store): once per label for this login."""
+        if self.labels is None:
+            self.labels = LabelBook(self.services.label_policy)
+        book = self.labels
+        found = book.find(label, time.time())
+        if found is not None:
+            self.unreported_commands += 1
+            return self._labelled_reply(label, text, found, True)
+        result = self.handle(rest)
+        if isinstance(result, Blocking):
+            run = result.run
+
+            def recorded() -> Reply:
+                record = _record(text, run())
+                book.record(label, record, time.time())
+                return self._labelled_reply(label, text, record, False)
+
+            return Blocking(result.pool, recorded, result.verb, label)
+        if result is None:
+            return None
+        book.record(label, _record(text, result), time.time())
+        return label_reply(result, label)
+
+    def _labelled_reply(self, label: str, text: str, record: LabelRecord, replayed: bool) -> Reply:
+        """The reply a label gets: what its command replied, or 554 when it was another command."""
+        if replayed and record.line != text:
+            return label_reply(Reply(554, (f"Label @{label} was used for another command: {record.line}",)), label)
+        if replayed:
+            self.services.stats.count("label-replays")
+        return label_reply(Reply(record.code, record.lines), label)
 
     @property
     def address(self) -> str:
@@ -361,7 +441,22 @@ class Session:
         self.pending_name = None
         self.guest_seat = None
         self.meter_hold = None
+        self.labels = None
 
     def close(self) -> None:
         """The connection ended."""
         self.logout()
+
+
+def _echo(result: Reply | Blocking | None, label: str) -> Reply | Blocking | None:
+    """``result`` with ``label`` on its reply (a Blocking's, once it has run)."""
+    if isinstance(result, Reply):
+        return label_reply(result, label)
+    if isinstance(result, Blocking):
+        run = result.run
+        return Blocking(result.pool, lambda: label_reply(run(), label), result.verb, label)
+    return result
+
+
+def _record(text: str, reply: Reply) -> LabelRecord:
+    return LabelRecord(text, reply.code, reply.lines)

@@ -92,6 +92,9 @@ class Command:
     roles: frozenset[str] = frozenset()
     detail: str = ""
     blocks: Callable[..., str | None] | None = None
+    #: True for a command that changes state (BET, READ, ...): labelled, it runs once per label
+    #: (docs/PROTOCOL.md 9a); a labelled command that changes nothing only has its label echoed.
+    changes: bool = False
     #: ``available(session)``: False hides the command from HELP and answers it 502 (AUTH without
     #: a certificate); None: always available.
     available: Callable[..., bool] | None = None

@@ -12,7 +12,7 @@ import sys
 
 from ..client import Client, OpenBets, PermanentError, ReplyError
 from ..domain.roulette import AMERICAN, EUROPEAN
-from .connect import add_address, connect
+from .connect import CONSOLE_RETRY, add_address, connect
 from .errors import OK, ConsoleError, reason
 from .prompts import LineHistory, ask_password, is_terminal
 
@@ -77,7 +77,7 @@ def login(client: Client, user: str) -> None:
 
 
 def run_play(args) -> int:
-    with connect(args.host, args.port, args.timeout) as client:
+    with connect(args.host, args.port, args.timeout, retry=CONSOLE_RETRY) as client:
         login(client, args.user)
         info = client.table(args.wheel)
         print(

@@ -40,7 +40,7 @@ from ..client import Client, ClientError, ReplyError, Spin
 from ..domain.roulette import AMERICAN, EUROPEAN, house_edge, parse_bet
 from ..strategies import STRATEGIES, make_strategy
 from ..wire import ProtocolError
-from .connect import add_address, connect
+from .connect import CONSOLE_RETRY, add_address, connect
 from .errors import FAILED, INTERRUPTED, OK, ConsoleError, UsageError, reason
 from .prompts import ask_password, is_terminal
 
@@ -178,7 +178,7 @@ class Tally:
 
 def seat(game: Game) -> Client:
     """A connection logged in as the game's user, at the game's wheel."""
-    client = connect(game.host, game.port, game.timeout)
+    client = connect(game.host, game.port, game.timeout, retry=CONSOLE_RETRY)
     try:
         client.login(game.user, game.password)
         client.table(game.wheel)

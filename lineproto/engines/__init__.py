@@ -11,7 +11,10 @@ hands blocking work to worker threads:
   for programs built on socketserver (:mod:`lineproto.engines.threads`).
 
 Both have the same interface (:class:`Server`): construct one (it binds the
-socket at once, so ``address`` is known and a busy port fails early), call
+socket at once, so ``address`` is known and a busy port fails early; or it
+takes listening sockets bound by someone else, ``ServerSettings(sockets=...)``
+as systemd passes them, or serves the one connected socket inetd passes,
+``ServerSettings(inetd=...)``, and stops when its session ends), call
 ``serve_forever()`` in the thread that should run it, and ``stop()`` from any
 thread or a signal handler. :func:`start_server` runs one in a background
 thread as a context manager: see docs/EMBEDDING.md.
@@ -19,6 +22,7 @@ thread as a context manager: see docs/EMBEDDING.md.
 
 from __future__ import annotations
 
+import socket
 import threading
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -60,6 +64,11 @@ class ServerSettings:
     require_tls: bool = False  # plaintext connections from other machines must AUTH TLS before logging in
     proxy_protocol: str = "off"  # the plain port's PROXY header: off, v1, v2, any (lineproto.proxying)
     tls_proxy_protocol: str = "off"  # the same for the TLS port (the header comes before the handshake)
+    # Listening sockets bound by someone else (systemd's socket activation): when given, the server
+    # binds nothing itself (host, port and tls_port are not used) and serves on these.
+    sockets: tuple[socket.socket, ...] = ()
+    tls_sockets: tuple[socket.socket, ...] = ()  # the same for implicit-TLS listeners
+    inetd: socket.socket | None = None  # one connected socket (inetd): serve its session, then stop; no listener
 
     def __post_init__(self) -> None:
         if self.tls is None and (self.tls_port is not None or self.require_tls):
@@ -67,16 +76,40 @@ class ServerSettings:
         for mode in (self.proxy_protocol, self.tls_proxy_protocol):
             if mode not in PROXY_MODES:
                 raise StartError(f"unknown PROXY protocol mode {mode!r}: one of {', '.join(PROXY_MODES)}")
-        if self.tls_port is None and self.tls_proxy_protocol != "off":
+        if self.tls_port is None and not self.tls_sockets and self.tls_proxy_protocol != "off":
             raise StartError("--tls-proxy-protocol needs a TLS port (--tls-port)")
+        if self.tls is None and self.tls_sockets:
+            raise StartError("a TLS listener (lineproto-tls from systemd) needs a certificate (--cert, --key)")
+        if self.tls_sockets and not self.sockets:
+            raise StartError("pre-bound TLS sockets need a plain one beside them")
 
     def proxy_for(self, tls_port: bool) -> str:
         """The PROXY protocol mode of the plain listener, or of the TLS port's."""
         return self.tls_proxy_protocol if tls_port else self.proxy_protocol
 
     @property
+    def prebound(self) -> bool:
+        """True when the server takes its sockets from :attr:`sockets` or :attr:`inetd` and binds none."""
+        return bool(self.sockets) or self.inetd is not None
+
+    @property
     def tls_policy(self) -> TlsPolicy:
         return TlsPolicy(available=self.tls is not None, required=self.require_tls)
+
+
+def local_address(sock: socket.socket) -> tuple[str, int]:
+    """``(host, port)`` of a socket's own end; ``("-", 0)`` for one that is not TCP (an inetd socketpair)."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        host, port = sock.getsockname()[:2]
+        return str(host), int(port)
+    return ("-", 0)
+
+
+def peer_text(address) -> str:
+    """``host:port`` of a peer address as accept() returns it; ``-`` for one that has none (AF_UNIX)."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return "-"
 
 
 class Server(Protocol):
@@ -93,6 +126,9 @@ class Server(Protocol):
 
     def stop(self) -> None:
         """Ask :meth:`serve_forever` to stop; safe from any thread and from a signal handler."""
+
+    def responsive(self, timeout: float) -> bool:
+        """True while serving and able to take connections, checked within ``timeout`` (the systemd watchdog)."""
 
 
 def make_server(services: Services, settings: ServerSettings = ServerSettings(), engine: str = "events") -> Server:

@@ -37,6 +37,7 @@ from ..commands import Services
 from ..commands.table import AUTH_POOL, STORE_POOL
 from ..connection import CLOSE, CLOSED, START_TLS, UNKNOWN_PEER, Connection, ServerState
 from ..errors import StartError
+from . import local_address
 from .tls import HANDSHAKE_TIMEOUT
 
 log = logging.getLogger("lineproto.engines.events")
@@ -86,6 +87,19 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _listening_sockets(settings) -> tuple[tuple[socket.socket, ...], tuple[socket.socket, ...]]:
+    """The plain and TLS listeners: the pre-bound ones of the settings, or new ones on host and port."""
+    if settings.prebound:
+        return settings.sockets, settings.tls_sockets
+    plain = listening_socket(settings.host, settings.port)
+    try:
+        tls = () if settings.tls_port is None else (listening_socket(settings.host, settings.tls_port),)
+    except BaseException:
+        plain.close()
+        raise
+    return (plain,), tls
+
+
 class _StoreWorker:
     """The ``store`` pool when there is a store: ``Store.submit`` runs each job in the store's writer."""
 
@@ -106,12 +120,12 @@ class EventServer:
         self.settings = settings
         self.tls = settings.tls
         self.state = ServerState(services, settings.limits, settings.tls_policy)
-        self._socket = listening_socket(settings.host, settings.port)
-        self.address: tuple[str, int] = self._socket.getsockname()[:2]
-        self._tls_socket = listening_socket(settings.host, settings.tls_port) if settings.tls_port is not None else None
-        self.tls_address: tuple[str, int] | None = (
-            self._tls_socket.getsockname()[:2] if self._tls_socket is not None else None
-        )
+        self._sockets, self._tls_sockets = _listening_sockets(settings)
+        self._inetd = settings.inetd
+        first = self._sockets[0] if self._sockets else settings.inetd
+        assert first is not None  # a listener, or the inetd connection
+        self.address: tuple[str, int] = local_address(first)
+        self.tls_address: tuple[str, int] | None = local_address(self._tls_sockets[0]) if self._tls_sockets else None
         self.ready = threading.Event()
         self.description = "events engine"
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -138,9 +152,8 @@ class EventServer:
             for pool in self.pools.values():
                 pool.shutdown(wait=True)  # the thread pools' jobs finish (the store's, when it closes)
             loop.close()
-            self._socket.close()
-            if self._tls_socket is not None:
-                self._tls_socket.close()
+            for sock in (*self._sockets, *self._tls_sockets):
+                sock.close()
 
     def stop(self) -> None:
         """Set the stop flag and wake the loop. Safe from a signal handler and from other threads."""
@@ -152,6 +165,18 @@ class EventServer:
             except RuntimeError:  # the loop closed meanwhile
                 pass
 
+    def responsive(self, timeout: float) -> bool:
+        """True if the loop runs a callback within ``timeout``: a loop stuck in a callback gets no watchdog ping."""
+        loop = self._loop
+        if loop is None or self.state.stopping.is_set() or not self.ready.is_set():
+            return False
+        ran = threading.Event()
+        try:
+            loop.call_soon_threadsafe(ran.set)
+        except RuntimeError:  # the loop closed meanwhile
+            return False
+        return ran.wait(timeout)
+
     def _request_stop(self) -> None:
         if self._stop_requested is not None:
             self._stop_requested.set()
@@ -159,14 +184,7 @@ class EventServer:
     async def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._stop_requested = asyncio.Event()
-        listener = await loop.create_server(lambda: _LineProtocol(self), sock=self._socket, backlog=LISTEN_BACKLOG)
-        log.info("%s listening on %s:%d", self.description, *self.address)
-        listeners = [listener]
-        if self._tls_socket is not None and self.tls_address is not None:
-            listeners.append(
-                await loop.create_server(self._tls_protocol, sock=self._tls_socket, backlog=LISTEN_BACKLOG)
-            )
-            log.info("TLS listening on %s:%d", *self.tls_address)
+        listeners = await self._listen(loop)
         self.ready.set()
         if not self.state.stopping.is_set():  # stop() may have come before the loop ran
             await self._stop_requested.wait()
@@ -196,6 +214,21 @@ class EventServer:
         line = _LineProtocol(self, implicit_tls=True)
         return _ProxyHeaderReader(line) if self.settings.tls_proxy_protocol != "off" else line
 
+    async def _listen(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Server]:
+        """Serve on every listening socket (or the one inetd connection); the listeners, to close at shutdown."""
+        if self._inetd is not None:
+            await loop.connect_accepted_socket(lambda: _LineProtocol(self), sock=self._inetd)
+            log.info("%s serving one inetd connection", self.description)
+            return []
+        listeners = []
+        for sock in self._sockets:
+            listeners.append(await loop.create_server(lambda: _LineProtocol(self), sock=sock, backlog=LISTEN_BACKLOG))
+            log.info("%s listening on %s:%d", self.description, *local_address(sock))
+        for sock in self._tls_sockets:
+            listeners.append(await loop.create_server(self._tls_protocol, sock=sock, backlog=LISTEN_BACKLOG))
+            log.info("TLS listening on %s:%d", *local_address(sock))
+        return listeners
+
     # ---------------------------------------------------------------- bookkeeping for the protocols
 
     def _added(self, protocol: _LineProtocol) -> None:
@@ -203,6 +236,8 @@ class EventServer:
 
     def _removed(self, protocol: _LineProtocol) -> None:
         self._protocols.discard(protocol)
+        if self._inetd is not None and not self._protocols:
+            self.stop()  # inetd's one session is over: so is the server
 
 
 class _LineProtocol(asyncio.Protocol):

@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..commands import Services
 from ..commands.table import AUTH_POOL
 from ..connection import CLOSE, START_TLS, Connection, ServerState
+from . import local_address, peer_text
 from .tls import HANDSHAKE_TIMEOUT
 
 log = logging.getLogger("lineproto.engines.threads")
@@ -76,10 +77,28 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     # clients connect at once, and a greeting-first protocol leaves them waiting.
     request_queue_size = 1024
 
-    def __init__(self, address, engine: ThreadedServer, implicit_tls: bool = False):
+    def __init__(self, address, engine: ThreadedServer, implicit_tls: bool = False, sock: socket.socket | None = None):
         self.engine = engine
         self.implicit_tls = implicit_tls  # the TLS port: the handshake comes before the greeting
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=sock is None)
+        if sock is not None:  # a listening socket bound by someone else (systemd) replaces the one made here
+            self.socket.close()
+            sock.setblocking(True)
+            self.socket = sock
+            self.server_address = sock.getsockname()
+
+    @classmethod
+    def on(cls, sock: socket.socket, engine: ThreadedServer, implicit_tls: bool = False) -> _TCPServer:
+        """A server accepting on a socket that already listens."""
+        return cls(sock.getsockname(), engine, implicit_tls, sock)
+
+
+class _Origin:
+    """What a handler reads of its socketserver for the inetd connection, which no server accepted."""
+
+    def __init__(self, engine: ThreadedServer):
+        self.engine = engine
+        self.implicit_tls = False
 
 
 class ThreadedServer:
@@ -89,19 +108,13 @@ class ThreadedServer:
         self.settings = settings
         self.tls = settings.tls
         self.state = ServerState(services, settings.limits, settings.tls_policy)
-        self._tcp = _TCPServer((settings.host, settings.port), self)
-        host, port = self._tcp.server_address[:2]
-        self.address: tuple[str, int] = (str(host), int(port))
-        self._tls_tcp: _TCPServer | None = None
-        self.tls_address: tuple[str, int] | None = None
-        if settings.tls_port is not None:
-            try:
-                self._tls_tcp = _TCPServer((settings.host, settings.tls_port), self, implicit_tls=True)
-            except BaseException:
-                self._tcp.server_close()
-                raise
-            host, port = self._tls_tcp.server_address[:2]
-            self.tls_address = (str(host), int(port))
+        self._inetd = settings.inetd
+        self._tcp, self._tls_tcp = self._listeners(settings)
+        self._serving: list[threading.Thread] = []  # the accept threads (or the inetd session's)
+        first = self._tcp[0].socket if self._tcp else settings.inetd
+        assert first is not None  # a listener, or the inetd connection
+        self.address: tuple[str, int] = local_address(first)
+        self.tls_address: tuple[str, int] | None = local_address(self._tls_tcp[0].socket) if self._tls_tcp else None
         self.ready = threading.Event()
         self.description = "threads engine (ThreadingTCPServer)"
         self.auth_pool = ThreadPoolExecutor(settings.auth_workers, thread_name_prefix="auth")
@@ -110,12 +123,52 @@ class ThreadedServer:
         self._lock = threading.Lock()
         self._all_closed = threading.Condition(self._lock)
 
+    def _listeners(self, settings) -> tuple[list[_TCPServer], list[_TCPServer]]:
+        """The plain and TLS socketservers: on the settings' pre-bound sockets, or bound to host and port here."""
+        if settings.prebound:
+            return (
+                [_TCPServer.on(sock, self) for sock in settings.sockets],
+                [_TCPServer.on(sock, self, implicit_tls=True) for sock in settings.tls_sockets],
+            )
+        plain = _TCPServer((settings.host, settings.port), self)
+        try:
+            tls = [] if settings.tls_port is None else [_TCPServer((settings.host, settings.tls_port), self, True)]
+        except BaseException:
+            plain.server_close()
+            raise
+        return [plain], tls
+
+    def _start_accepting(self) -> None:
+        """A thread per listener (or one handler thread for the inetd connection)."""
+        if self._inetd is not None:
+            self._serving.append(threading.Thread(target=self._serve_inetd, args=(self._inetd,), name="inetd"))
+            log.info("%s serving one inetd connection", self.description)
+        for tcp in self._tcp:
+            self._serving.append(threading.Thread(target=tcp.serve_forever, args=(0.5,), name="accept"))
+            log.info("%s listening on %s:%d", self.description, *local_address(tcp.socket))
+        for tcp in self._tls_tcp:
+            self._serving.append(threading.Thread(target=tcp.serve_forever, args=(0.5,), name="accept-tls"))
+            log.info("TLS listening on %s:%d", *local_address(tcp.socket))
+        for thread in self._serving:
+            thread.daemon = True
+            thread.start()
+
+    def responsive(self, timeout: float) -> bool:
+        """True while every accept thread runs (a connection's trouble stays in its own thread)."""
+        return (
+            self.ready.is_set()
+            and not self.state.stopping.is_set()
+            and all(thread.is_alive() for thread in self._serving)
+        )
+
+    def _serve_inetd(self, sock: socket.socket) -> None:
+        try:
+            _Handler(sock, sock.getpeername(), _Origin(self))  # type: ignore[arg-type]  # serves the session in its constructor
+        finally:
+            sock.close()
+
     def serve_forever(self) -> None:
-        accept = threading.Thread(target=self._tcp.serve_forever, args=(0.5,), name="accept", daemon=True)
-        accept.start()
-        if self._tls_tcp is not None:
-            threading.Thread(target=self._tls_tcp.serve_forever, args=(0.5,), name="accept-tls", daemon=True).start()
-        log.info("%s listening on %s:%d", self.description, *self.address)
+        self._start_accepting()
         self.ready.set()
         try:
             while not self.state.stopping.is_set():
@@ -134,10 +187,9 @@ class ThreadedServer:
         os.write(self._wake_write, b"x")
 
     def _shut_down(self) -> None:
-        for tcp in (self._tcp, self._tls_tcp):
-            if tcp is not None:
-                tcp.shutdown()
-                tcp.server_close()
+        for tcp in (*self._tcp, *self._tls_tcp):
+            tcp.shutdown()
+            tcp.server_close()
         with self._lock:
             handlers = list(self._handlers)
         for handler in handlers:
@@ -158,6 +210,8 @@ class ThreadedServer:
         with self._lock:
             self._handlers.discard(handler)
             self._all_closed.notify_all()
+        if self._inetd is not None:
+            self.stop()  # inetd's one session is over: so is the server
 
     def run_blocking(self, action, sock: socket.socket):
         """Run a RunBlocking job in this thread, or in the auth pool for password hashes.
@@ -192,8 +246,9 @@ class _Handler(socketserver.BaseRequestHandler):
         implicit_tls: bool = self.server.implicit_tls  # type: ignore[attr-defined]
         #: The connection's socket: an ``ssl.SSLSocket`` once TLS is up (AUTH TLS, the TLS port).
         self.sock: socket.socket = self.request
-        host, port = self.client_address[:2]
-        connection = engine.state.connection(f"{host}:{port}", implicit_tls, engine.settings.proxy_for(implicit_tls))
+        connection = engine.state.connection(
+            peer_text(self.client_address), implicit_tls, engine.settings.proxy_for(implicit_tls)
+        )
         self.connection = connection
         self.job_dropped = False
         self.peer_eof = False

@@ -16,6 +16,7 @@ from typing import TypeVar
 from ..domain.accounts import User
 from ..domain.meters import Meters
 from ..domain.roulette import ChipAudit, CreditRecord, HistoryEntry, Limits, Slip, Table
+from .labels import LabelPolicy, LabelRecord
 
 T = TypeVar("T")
 
@@ -119,6 +120,19 @@ class Store(ABC):
         changed is durable; if that fails, the future holds the StorageError
         and nothing the job changed is kept. An event loop hands store-bound
         commands to this, so no thread of its own waits for the disk.
+        """
+
+    # -- request labels
+    @abstractmethod
+    def once(
+        self, user: str, label: str, run: Callable[[], LabelRecord], policy: LabelPolicy
+    ) -> tuple[LabelRecord, bool]:
+        """``user``'s record of ``label``, or ``run()``'s, recorded in the same transaction as ``run``'s changes.
+
+        Returns ``(record, True)`` when ``label`` has a live record (nothing runs), else
+        ``(run(), False)`` once ``run``'s changes and its record are durable together. Two
+        uses of one label, from any connection or daemon on the store, are serialised: the
+        second waits for the first and gets its record (docs/PROTOCOL.md 9a).
         """
 
     # -- life cycle

@@ -10,6 +10,7 @@ so a READ's reply needs no count over all readings.
 from datetime import datetime
 
 from ..domain.meters import MeterRules, RosterEntry, Submission, utc_now
+from .audit import reading_content
 
 _FREE, _HELD, _READ = 0, 1, 2
 
@@ -18,24 +19,27 @@ class StoredMeters(MeterRules):
     """:class:`~lineproto.domain.meters.Meters` in the database: a change is one writer
     transaction, durable when it returns; a read runs on a read connection (``Writer.read``)."""
 
-    def __init__(self, writer, rng=None, clock=None):
+    def __init__(self, writer, rng=None, clock=None, audit=None):
+        """``audit``: the store's :class:`~.audit.AuditLog`, which each reading is appended to."""
         super().__init__(rng, clock)
         self._writer = writer
+        self._audit = audit
 
     def _change(self, unit):
-        return self._writer.run(lambda connection: unit(_SqlState(connection)))
+        return self._writer.run(lambda connection: unit(_SqlState(connection, self._audit)))
 
     def _read(self, unit):
-        return self._writer.read(lambda connection: unit(_SqlState(connection)))
+        return self._writer.read(lambda connection: unit(_SqlState(connection, self._audit)))
 
 
 class _SqlState:
     """A :class:`~lineproto.domain.meters.MeterState` on one connection, inside one transaction."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "_audit")
 
-    def __init__(self, connection):
+    def __init__(self, connection, audit):
         self._db = connection
+        self._audit = audit
 
     def _one(self, sql: str, *args):
         return self._db.execute(sql, args).fetchone()
@@ -139,10 +143,11 @@ class _SqlState:
             "ON CONFLICT (reader) DO UPDATE SET mine = mine + 1",
             (reader,),
         )
+        row = (meter, submission.reading, submission.reason, submission.when.isoformat(), reader)
         cursor = self._db.execute(
-            "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?)",
-            (meter, submission.reading, submission.reason, submission.when.isoformat(), reader),
+            "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?)", row
         )
+        self._audit.append(self._db, "reading", reading_content((cursor.lastrowid, *row)))
         self._db.execute(
             "INSERT OR REPLACE INTO latest (meter, submission, reader) VALUES (?, ?, ?)",
             (meter, cursor.lastrowid, reader),

@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 7
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -125,7 +125,35 @@ MIGRATIONS = (
     );
     CREATE INDEX ledger_player ON ledger (player, id);
     """,
-    # 5: provably fair spins. A player's seeds (drawn at their first FAIR or SPIN: NULL until then) and,
+    # 5: request labels (docs/PROTOCOL.md 9a): what each user's labelled change ran and replied, so
+    # the same label again, on any connection or daemon, gets that reply instead of a second run.
+    """
+    CREATE TABLE labels (
+        user TEXT NOT NULL,
+        label TEXT NOT NULL,
+        seq INTEGER NOT NULL,  -- numbered per user, oldest first: the per-user bound drops the lowest
+        line TEXT NOT NULL,
+        code INTEGER NOT NULL,
+        reply TEXT NOT NULL,  -- the reply's text lines, joined by LF
+        at REAL NOT NULL,  -- Unix time recorded: expired after --label-ttl
+        PRIMARY KEY (user, label)
+    );
+    CREATE INDEX labels_seq ON labels (user, seq);
+    CREATE INDEX labels_age ON labels (user, at);
+    """,
+    # 6: the tamper-evident audit log (store/audit.py, docs/AUDIT.md); its head is meta's audit_head.
+    """
+    CREATE TABLE audit_log (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        content TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        mac TEXT NOT NULL
+    );
+    """,
+    # 7: provably fair spins. A player's seeds (drawn at their first FAIR or SPIN: NULL until then) and,
     # on each spin, what its pocket was derived from; spins from before this have NULL there.
     """
     ALTER TABLE players ADD COLUMN server_seed TEXT;
@@ -157,6 +185,9 @@ def migrate(connection: sqlite3.Connection, path: str) -> int:
         )
     for version in range(found, SCHEMA_VERSION):
         connection.execute("BEGIN IMMEDIATE")
+        if schema_version(connection) > version:  # another process migrated while we waited for the lock
+            connection.execute("COMMIT")
+            continue
         try:
             for statement in _statements(MIGRATIONS[version]):
                 connection.execute(statement)

@@ -41,7 +41,10 @@ from ..domain.roulette import (
     open_slip,
     parse_bet,
 )
+from .audit import CREDIT_SELECT, AuditLog, credit_content, spin_content
+from .audit import key_path as audit_key_path
 from .base import StorageError, Store, StoreOpenError
+from .labels import find_label, record_label
 from .meters import StoredMeters
 from .readers import ReadPool
 from .schema import migrate
@@ -72,14 +75,26 @@ def open_connection(path: str, sync: str = "full", busy_timeout: float = 5.0) ->
 class SqliteStore(Store):
     """Durable state in one SQLite file; see :class:`~lineproto.store.base.Store`."""
 
-    def __init__(self, path: str, sync: str = "full", rng=None, busy_timeout: float = 5.0, clock=None):
-        """``rng`` invents demo meter ids (default ``secrets.SystemRandom``); ``clock`` dates readings."""
+    def __init__(
+        self,
+        path: str,
+        sync: str = "full",
+        rng=None,
+        busy_timeout: float = 5.0,
+        clock=None,
+        audit_key: str | None = None,
+        audit_required: bool = False,
+    ):
+        """``rng`` invents demo meter ids (default ``secrets.SystemRandom``); ``clock`` dates readings;
+        ``audit_key``: the audit log's key file (default beside the database); ``audit_required``: a
+        missing key refuses the open, not only the first change (``store/audit.py``)."""
         if sync not in SYNC_MODES:
             raise ValueError(f"sync must be one of {SYNC_MODES}")
         self.path = path
         connection = open_connection(path, sync, busy_timeout)
         try:
             self.found_version = migrate(connection, path)
+            self._audit = AuditLog.open(connection, path, audit_key_path(path, audit_key), audit_required)
         except sqlite3.DatabaseError as exc:
             connection.close()
             raise StoreOpenError(f"cannot open database {path}: {exc}") from None
@@ -89,7 +104,9 @@ class SqliteStore(Store):
         # An in-memory database exists only on the writer's connection: its reads queue as changes.
         self._readers = ReadPool(path, busy_timeout) if path != ":memory:" else None
         self._writer = Writer(connection, readers=self._readers)
-        self._meters = StoredMeters(self._writer, rng if rng is not None else secrets.SystemRandom(), clock)
+        self._meters = StoredMeters(
+            self._writer, rng if rng is not None else secrets.SystemRandom(), clock, self._audit
+        )
 
     # -- users
 
@@ -102,15 +119,26 @@ class SqliteStore(Store):
         return _user(row) if row else None
 
     def put_user(self, user: User) -> None:
-        self._writer.run(
-            lambda c: c.execute(
-                "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)",
-                (user.name, user.real_name, ",".join(sorted(user.roles)), user.password_hash),
+        row = (user.name, user.real_name, ",".join(sorted(user.roles)), user.password_hash)
+
+        def operation(connection):
+            if connection.execute(f"{_USER_SELECT} WHERE name = ?", (user.name,)).fetchone() == row:
+                return  # unchanged (a users file imported again at start): nothing to write or log
+            connection.execute(
+                "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)", row
             )
-        )
+            self._audit.user(connection, user)
+
+        self._writer.run(operation)
 
     def delete_user(self, name: str) -> bool:
-        return self._writer.run(lambda c: c.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0)
+        def operation(connection):
+            deleted = connection.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount > 0
+            if deleted:
+                self._audit.user_deleted(connection, name)
+            return deleted
+
+        return self._writer.run(operation)
 
     def request_unlock(self, key: str) -> None:
         self._writer.run(
@@ -139,7 +167,7 @@ class SqliteStore(Store):
             result = change(table)
             before.save_changes(connection, player, table)
             if isinstance(result, SpinResult):
-                _record_spin(connection, player, table.wheel_kind, result)
+                self._audit.append(connection, "spin", _record_spin(connection, player, table.wheel_kind, result))
             else:
                 _record_cleared(connection, player, cleared_slips(before.bets, table, result))
             return result
@@ -200,7 +228,9 @@ class SqliteStore(Store):
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (player, at, by, amount, reason, bankroll, last_spin),
             )
-            return CreditRecord(cursor.lastrowid, player, at, by, amount, reason, bankroll)
+            row = (cursor.lastrowid, player, at, by, amount, reason, bankroll, last_spin)
+            self._audit.append(connection, "credit", credit_content(row))
+            return CreditRecord(*row[:7])
 
         return self._writer.run(operation)
 
@@ -209,6 +239,22 @@ class SqliteStore(Store):
     @property
     def meters(self) -> "StoredMeters":
         return self._meters
+
+    # -- request labels
+
+    def once(self, user, label, run, policy):
+        writer = self._writer
+
+        def job():
+            now = time.time()
+            found = writer.run(lambda c: find_label(c, user, label, now, policy.ttl))  # run: waits for COMMIT
+            if found is not None:
+                return found, True
+            record = run()
+            writer.run(lambda c: record_label(c, user, label, record, now, policy))
+            return record, False
+
+        return job() if writer.in_job() else writer.submit(job).result()
 
     # -- life cycle
 
@@ -321,7 +367,9 @@ def _player_row(table: Table) -> tuple:
     return (table.wheel_kind, table.bankroll, table.rounds, table.slips, *fair)
 
 
-def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> None:
+def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> dict:
+    """Store the settled spin (with the seeds it was derived from) and its bets; return its audit log content."""
+    at = utc_now().isoformat(timespec="seconds")
     fair = result.fair
     cursor = connection.execute(
         "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round, tbl, "
@@ -330,7 +378,7 @@ def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> Non
             player,
             wheel,
             result.pocket,
-            utc_now().isoformat(timespec="seconds"),
+            at,
             result.staked,
             result.returned,
             result.bankroll,
@@ -339,10 +387,14 @@ def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> Non
             *((None, None, None) if fair is None else (fair.nonce, fair.client_seed, fair.server_seed_hash)),
         ),
     )
+    spin = cursor.lastrowid
+    bets = [(o.bet.name, o.amount, int(o.won), o.returned, o.slip) for o in result.outcomes]
     connection.executemany(
-        "INSERT INTO spin_bets (spin, bet, amount, won, returned, player, slip) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(cursor.lastrowid, o.bet.name, o.amount, int(o.won), o.returned, player, o.slip) for o in result.outcomes],
+        "INSERT INTO spin_bets (spin, bet, amount, won, returned, slip, player) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(spin, *bet, player) for bet in bets],
     )
+    row = (spin, player, PRIVATE_TABLE, result.rounds, wheel, result.pocket, at, result.staked, result.returned)
+    return spin_content((*row, result.bankroll), bets)
 
 
 def _record_cleared(connection, player: str, slips: list[Slip]) -> None:
@@ -378,7 +430,8 @@ def _find_slip(connection, player: str, number: int) -> Slip | None:
     return None
 
 
-_LEDGER_SELECT = "SELECT id, player, at, admin, amount, reason, bankroll_after, after_spin FROM ledger"
+_LEDGER_SELECT = CREDIT_SELECT
+_USER_SELECT = "SELECT name, real_name, roles, password_hash FROM users"
 
 
 def _credit(row) -> CreditRecord:

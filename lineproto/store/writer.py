@@ -92,6 +92,10 @@ class Writer:
         self._queue.put((operation, future))
         return future.result()
 
+    def in_job(self) -> bool:
+        """True on the writer thread: inside a job, whose store calls all commit together."""
+        return threading.get_ident() == self._thread.ident
+
     def read(self, query):
         """Run ``query(connection)``, which only reads, on committed state, and return its result.
 

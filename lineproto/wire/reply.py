@@ -9,6 +9,7 @@ it the same way and no reply text can be mistaken for a reply's end.
 import re
 from typing import NamedTuple
 
+from .labels import is_label
 from .limits import MAX_CLIENT_REPLY_LINE_BYTES, MAX_REPLY_LINE_BYTES
 from .telnet import TelnetFilter
 
@@ -68,6 +69,28 @@ def format_reply(code: int, text: str | tuple[str, ...] | list[str] = "") -> byt
     lines = split_text(text)
     last = len(lines) - 1
     return "".join(f"{code}{'-' if i < last else ' '}{line}\r\n" for i, line in enumerate(lines)).encode("utf-8")
+
+
+def label_reply(reply: Reply, label: str) -> Reply:
+    """The reply to a labelled command: the same reply, ``@label`` first on its first line.
+
+    ``200 Accepted`` becomes ``200 @r-17 Accepted``; a multi-line reply's first line
+    ``211-Status:`` becomes ``211-@r-17 Status:``. The rest is untouched, so a strict
+    parser reads the same reply with one more word in front.
+    """
+    first = reply.lines[0]
+    return Reply(reply.code, (f"@{label} {first}" if first else f"@{label}", *reply.lines[1:]))
+
+
+def reply_label(reply: Reply) -> tuple[str | None, Reply]:
+    """The label of a reply and the reply without it; ``(None, reply)`` when it has none."""
+    first = reply.lines[0]
+    if first[:1] != "@":
+        return None, reply
+    label, _, rest = first[1:].partition(" ")
+    if not is_label(label):
+        return None, reply
+    return label, Reply(reply.code, (rest, *reply.lines[1:]))
 
 
 _REPLY_START = re.compile(r"([1-5][0-9][0-9])([ -]|$)")
