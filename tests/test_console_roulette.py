@@ -7,9 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from test_fair import seeded_pockets
 
 from conftest import ROOT, stat
-from lineproto.domain.roulette import Wheel, pocket_properties
+from lineproto.domain.roulette import pocket_properties
 from lineproto.wire import ReplyParser
 from lineproto.wire.shapes import Status
 
@@ -173,8 +174,7 @@ def test_simulate_refuses_a_guest_budget_above_the_guest_bankroll(start_daemon):
 
 def test_play_through_stdin(start_daemon):
     daemon = start_daemon("--seed", "7", users=True)
-    wheel = Wheel("american", seed=7)
-    first = pocket_properties(wheel.spin())
+    first = pocket_properties(seeded_pockets(7, 1)[0])
     red = first.color == "red"
     script = "red 10\nbet 17 5\nbets\nspin\nfour 5\nwheel european\nfour 5\nclear\npurple 5\nhelp\nquit\n"
     done = client_py("play", "--port", str(daemon.port), stdin=script)

@@ -19,7 +19,17 @@ from lineproto.client import Client, PermanentError
 from lineproto.domain.roulette import BadCredit, BetError, Limits, TableError, parse_bet
 from lineproto.store import SqliteStore
 from lineproto.wire import ProtocolError, Reply
-from lineproto.wire.shapes import Credited, History, HistoryBet, HistoryCredit, HistoryRound, PlacedBet, Receipt, Spin
+from lineproto.wire.shapes import (
+    Credited,
+    History,
+    HistoryBet,
+    HistoryCredit,
+    HistoryRound,
+    HistorySeeds,
+    PlacedBet,
+    Receipt,
+    Spin,
+)
 
 
 def login(connection, name="guest", password=None):
@@ -325,6 +335,7 @@ _ROUND = st.builds(
     _COUNT,
     _NET,
     st.lists(_BET_LINE, max_size=3).map(tuple),
+    st.none() | st.builds(HistorySeeds, _WORD, _COUNT, _WORD, st.text("0123456789abcdef", min_size=64, max_size=64)),
 )
 _CREDIT = st.builds(HistoryCredit, _COUNT, _WORD, _WORD, _NET, _COUNT, _COUNT, _TEXT)
 LEDGER_SHAPES = st.one_of(

@@ -5,6 +5,7 @@ import sys
 import threading
 
 import pytest
+from test_fair import seeded_pockets
 
 from conftest import ROOT, stat
 from lineproto.client import Client, PermanentError, TableStatus
@@ -12,7 +13,7 @@ from lineproto.commands import Blocking, Session, build_services
 from lineproto.commands.table import STORE_POOL
 from lineproto.domain.accounts import GUEST_USER, User, UserDirectory
 from lineproto.domain.meters import MeterManager
-from lineproto.domain.roulette import Wheel, parse_bet, pocket_properties
+from lineproto.domain.roulette import parse_bet, pocket_properties
 from lineproto.store import StorageError, StorageFull
 from lineproto.wire import format_reply
 from lineproto.wire.shapes import PlacedBet, Spin, Status
@@ -55,7 +56,9 @@ def test_readme_example_in_one_write(shared, connect):
     assert spin[1] == f"RED for 10: {'win' if red else 'lose'}, {red} returned"
     assert spin[2] == f"17 for 5: {'win' if straight else 'lose'}, {straight} returned"
     bankroll = 85 + red + straight
-    assert spin[3] == f"Bankroll {bankroll}; rounds 1; net {'+' if bankroll > 100 else ''}{bankroll - 100 or 0}"
+    assert (
+        spin[3] == f"Bankroll {bankroll}; rounds 1; net {'+' if bankroll > 100 else ''}{bankroll - 100 or 0}; nonce 0"
+    )
     keys = Status.from_reply(replies[4]).values
     assert keys["wheel"] == "american"
     assert keys["bankroll"] == str(bankroll)
@@ -253,7 +256,7 @@ def test_spin_without_bets_still_spins(shared, connect):
     connection = login(connect(shared.port))
     reply = connection.command("SPIN")
     assert reply.code == 250 and len(reply.lines) == 2
-    assert reply.lines[-1] == "Bankroll 100; rounds 1; net 0"
+    assert reply.lines[-1] == "Bankroll 100; rounds 1; net 0; nonce 0"
 
 
 def test_tabl_chooses_the_wheel(shared, connect):
@@ -503,7 +506,8 @@ def test_receipts_history_and_the_cashier_without_a_store():
     assert credited.code == 200 and credited.lines[0].startswith("Credit 1 to dave: +7 chips; ")
     history = dave.handle("HIST").lines
     assert history[1].startswith("Credit 1 by root, ") and history[1].endswith("; memory")
-    assert history[2].startswith("Round 1 at private, ") and history[3].startswith("Slip 1: RED for 10: ")
+    assert history[2].startswith("Round 1 at private, ") and history[3].startswith("Fair: american wheel, nonce 0; ")
+    assert history[4].startswith("Slip 1: RED for 10: ")
     assert admin.handle("CRED erin 1 welcome").lines[0] == "Credit 2 to erin: +1 chips; bankroll 1000 -> 1001"
 
 
@@ -577,17 +581,15 @@ def test_seeded_spins_are_reproducible(start_daemon):
     first, second = start_daemon("--seed", "7", users=True), start_daemon("--seed", "7", users=True)
     sequence = spins(first, 25)
     assert spins(second, 25) == sequence
-    wheel = Wheel("american", seed=7)
-    assert sequence == [wheel.spin() for _ in range(25)]
-    european = spins(first, 25, "european")
-    wheel = Wheel("european", seed=7)
-    assert european == [wheel.spin() for _ in range(25)]
+    assert sequence == seeded_pockets(7, 25)
+    european = spins(first, 25, "european")  # the daemon's second table: the second seeds drawn
+    assert european == seeded_pockets(7, 25, "european", table=1)
     assert "WARNING" in first.log() and "SEEDED WITH 7" in first.log()
 
 
 def test_a_straight_bet_on_the_predicted_pocket_pays_35_to_1(start_daemon):
     daemon = start_daemon("--seed", "123", users=True)
-    pocket = Wheel("american", seed=123).spin()
+    [pocket] = seeded_pockets(123, 1)
     with client(daemon) as c:
         c.bet(pocket, 2)
         c.bet("SPLIT 0-00" if pocket not in ("0", "00") else "RED", 3)

@@ -13,6 +13,11 @@ from lineproto.wire.shapes import (
     Accepted,
     BetOutcome,
     Cleared,
+    Fairness,
+    History,
+    HistoryBet,
+    HistoryRound,
+    HistorySeeds,
     Job,
     LineShape,
     OpenBet,
@@ -26,6 +31,10 @@ from lineproto.wire.shapes import (
 # --------------------------------------------------------------------------
 # The texts are the documented ones (clients in other languages parse them)
 # --------------------------------------------------------------------------
+
+#: A server seed and its SHA-256 (fair.seed_hash), as FAIR and HIST write them.
+SEED = "ab" * 32
+HASH = "9c" * 32
 
 DOCUMENTED = [
     (
@@ -49,15 +58,51 @@ DOCUMENTED = [
             175,
             1,
             67,
+            0,
         ),
         "250-19 red odd high dozen2 column1\n250-19 for 2: win, 72 returned\n250-SPLIT 17-18 for 5: lose, 0 returned\n"
-        "250 Bankroll 175; rounds 1; net +67",
+        "250 Bankroll 175; rounds 1; net +67; nonce 0",
     ),
     (
-        Spin("0", ("green",), (BetOutcome("RED", 15, False, 0),), 85, 2, -15),
-        "250-0 green\n250-RED for 15: lose, 0 returned\n250 Bankroll 85; rounds 2; net -15",
+        Spin("0", ("green",), (BetOutcome("RED", 15, False, 0),), 85, 2, -15, 1),
+        "250-0 green\n250-RED for 15: lose, 0 returned\n250 Bankroll 85; rounds 2; net -15; nonce 1",
     ),
-    (Spin("00", ("green",), (), 100, 1, 0), "250-00 green\n250 Bankroll 100; rounds 1; net 0"),
+    (Spin("00", ("green",), (), 100, 1, 0, 12), "250-00 green\n250 Bankroll 100; rounds 1; net 0; nonce 12"),
+    (
+        Fairness(HASH, "lucky-7", 3),
+        f"211-Fair play:\n211-server-seed-hash: {HASH}\n211-client-seed: lucky-7\n211-nonce: 3\n211 End of fair play",
+    ),
+    (
+        Fairness(HASH, "lucky-7", 0, SEED),
+        f"211-Fair play:\n211-server-seed: {SEED}\n211-server-seed-hash: {HASH}\n211-client-seed: lucky-7\n"
+        "211-nonce: 0\n211 End of fair play",
+    ),
+    (
+        History(
+            "dave",
+            (
+                HistoryRound(
+                    2,
+                    "private",
+                    "2026-12-02T01:52:03+00:00",
+                    "0",
+                    ("green",),
+                    100,
+                    90,
+                    -10,
+                    (HistoryBet(4, "RED", 10, False, 0),),
+                    HistorySeeds("european", 7, "lucky-7", HASH),
+                ),
+                HistoryRound(1, "private", "2026-12-02T01:50:00+00:00", "00", ("green",), 100, 100, 0),
+            ),
+        ),
+        "211-History of dave, newest first:\n"
+        "211-Round 2 at private, 2026-12-02T01:52:03+00:00: 0 green; bankroll 100 -> 90; net -10\n"
+        f"211-Fair: european wheel, nonce 7; client-seed lucky-7; server-seed-hash {HASH}\n"
+        "211-Slip 4: RED for 10: lose, 0 returned\n"
+        "211-Round 1 at private, 2026-12-02T01:50:00+00:00: 00 green; bankroll 100 -> 100; net 0\n"
+        "211 End of history",
+    ),
     (Job("G10001"), "250 G10001 is yours to read"),
     (Accepted(2, 3), "250 Accepted: you have read 2 out of 3 readings"),
     (
@@ -94,6 +139,8 @@ net = st.integers(-(10**9), 10**9)
 
 open_bet = st.builds(OpenBet, text, count, count)
 outcome = st.builds(BetOutcome, text, count, st.booleans(), count)
+hex64 = st.text("0123456789abcdef", min_size=64, max_size=64)
+client_seed = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=1, max_size=64)
 status_key = word.filter(lambda k: ":" not in k)
 status_value = st.text(_CHAR, max_size=30)
 
@@ -102,7 +149,8 @@ SHAPES = st.one_of(
     st.builds(PlacedBet, text, count, count, count, count),
     st.builds(OpenBets, word, st.lists(open_bet, max_size=5).map(tuple), count, count),
     st.builds(Cleared, count, count, count),
-    st.builds(Spin, word, words, st.lists(outcome, max_size=5).map(tuple), count, count, net),
+    st.builds(Spin, word, words, st.lists(outcome, max_size=5).map(tuple), count, count, net, count),
+    st.builds(Fairness, hex64, client_seed, count, st.none() | hex64),
     st.builds(Job, word),
     st.builds(Accepted, count, count),
     st.builds(Status, st.dictionaries(status_key, status_value, max_size=6)),
@@ -141,6 +189,24 @@ def test_every_shape_survives_the_wire_codec(shape):
         (Status, Reply(211, ("Open bets (american wheel):", "Total staked 0; bankroll 100"))),
         (Status, Reply(211, ("Status:", "user -", "End of status"))),
         (Job, Reply(251, ("All jobs done",))),
+        (Spin, Reply(250, ("17 black", "Bankroll 100; rounds 1; net 0"))),  # no nonce
+        (Fairness, Reply(211, ("Fair play:", f"server-seed-hash: {HASH}", "nonce: 0", "End of fair play"))),
+        (
+            Fairness,
+            Reply(211, ("Fair play:", "server-seed-hash: 9c", "client-seed: a", "nonce: 0", "End of fair play")),
+        ),
+        (Fairness, Reply(211, ("Status:", f"server-seed-hash: {HASH}", "client-seed: a", "nonce: 0", "End of status"))),
+        (
+            History,
+            Reply(
+                211,
+                (
+                    "History of dave, newest first:",
+                    f"Fair: american wheel, nonce 1; client-seed a; server-seed-hash {HASH}",
+                    "End of history",
+                ),
+            ),
+        ),  # seeds without their round
         (Accepted, Reply(250, ("G10001 is yours to read",))),
     ],
 )

@@ -6,6 +6,9 @@
         result = client.spin()            # -> Spin(pocket='17', properties=('black', ...), ...)
         client.slip(1)                    # -> Receipt(slip=1, bet='RED', ..., state='lose', returned=0)
         client.history(5)                 # -> History(player='guest', entries=(HistoryRound(...), ...))
+        client.fair()                     # -> Fairness(server_seed_hash='9c1f...', client_seed='...', nonce=1)
+        client.fair_seed("lucky-7")       # -> Fairness(..., client_seed='lucky-7', ...)
+        client.fair_new()                 # -> Fairness(..., nonce=0, server_seed='<the seed revealed>')
 
 Refusals raise :class:`PermanentError` as for every command (``.code`` 501,
 534, 535, 536, 537, 538, 530, 532; 550 for a slip you do not have or a CRED to
@@ -25,10 +28,12 @@ from ..wire.shapes import (
     BetOutcome,
     Cleared,
     Credited,
+    Fairness,
     History,
     HistoryBet,
     HistoryCredit,
     HistoryRound,
+    HistorySeeds,
     OpenBet,
     OpenBets,
     PlacedBet,
@@ -44,10 +49,12 @@ __all__ = [
     "BetOutcome",
     "Cleared",
     "Credited",
+    "Fairness",
     "History",
     "HistoryBet",
     "HistoryCredit",
     "HistoryRound",
+    "HistorySeeds",
     "OpenBet",
     "OpenBets",
     "PlacedBet",
@@ -60,6 +67,7 @@ __all__ = [
     "parse_bets",
     "parse_clear",
     "parse_credit",
+    "parse_fair",
     "parse_history",
     "parse_slip",
     "parse_spin",
@@ -74,6 +82,7 @@ parse_spin = Spin.from_reply
 parse_slip = Receipt.from_reply
 parse_history = History.from_reply
 parse_credit = Credited.from_reply
+parse_fair = Fairness.from_reply
 
 
 class TableStatus(NamedTuple):
@@ -132,6 +141,20 @@ class RouletteCommands(Connection):
     def spin(self) -> Spin:
         """SPIN: spin the wheel and settle every open bet."""
         return Spin.from_reply(self.command("SPIN"))
+
+    def fair(self) -> Fairness:
+        """FAIR: the hash of the server seed the next spins come from, the client seed and the next nonce."""
+        return Fairness.from_reply(self.command("FAIR"))
+
+    def fair_seed(self, client_seed: str) -> Fairness:
+        """FAIR SEED: choose the client seed (1-64 printable ASCII characters, no spaces; not while bets are open)."""
+        if not client_seed or any(ch.isspace() for ch in client_seed):
+            raise ValueError("a client seed is one word: 1-64 printable ASCII characters, no spaces")
+        return Fairness.from_reply(self.command(f"FAIR SEED {client_seed}"))
+
+    def fair_new(self) -> Fairness:
+        """FAIR NEW: reveal the server seed (``server_seed``) and start a new one at nonce 0."""
+        return Fairness.from_reply(self.command("FAIR NEW"))
 
     def slip(self, number: int) -> Receipt:
         """SLIP: what became of your bet ``number`` (the ``slip`` of its :class:`PlacedBet`)."""

@@ -1,4 +1,4 @@
-"""The roulette service: TABL, BET, BETS, CLR, SPIN, SLIP, HIST and CRED, its daemon options,
+"""The roulette service: TABL, BET, BETS, CLR, SPIN, FAIR, SLIP, HIST and CRED, its daemon options,
 STAT keys and ``daemon.py ledger`` and ``check``.
 
 Who plays: a user with the ``player`` role. ``USER guest`` gets a play-money
@@ -13,6 +13,11 @@ runs as one unit of work (``update``), under the player's lock in memory
 which also records each spin in the store's audit trail); reads take a
 consistent copy (``view``).
 
+Every private SPIN is provably fair: its pocket is derived from the table's
+server seed, client seed and nonce (``lineproto.domain.fair``); ``FAIR`` shows the
+server seed's hash before play, ``FAIR SEED`` chooses the client seed and ``FAIR
+NEW`` reveals the server seed so the player can recompute every spin it settled.
+
 Every bet placed gets a slip, the player's own receipt number (``Table.slips``):
 ``SLIP`` reads one back, ``HIST`` the newest rounds and cashier's entries, from
 the store for a registered player and from the seat's ``PlayRecord`` (bounded,
@@ -23,18 +28,21 @@ Reply codes of this service (``ERROR_CODES`` maps the domain's exceptions):
 
 ====  ===========================================================================
 200   TABL, BET, CLR done; SLIP's receipt; CRED's ledger entry
-211   BETS: the open bets and the total staked (multi-line status, like STAT); HIST
+211   BETS: the open bets and the total staked (multi-line status, like STAT); HIST;
+      FAIR: the seeds' hash, the client seed and the next nonce (FAIR NEW: the revealed seed)
 250   SPIN: the pocket, one line per bet, the bankroll (multi-line)
 501   cannot be parsed: unknown bet, amount not a whole number > 0, missing
       amount, unknown wheel; a slip or HIST count that is not a whole number (or
       not 1-100); a CRED amount that is not a signed whole number, 0 or too large,
-      or no reason
+      or no reason; FAIR with another word, a client seed that is not 1-64
+      printable ASCII characters without spaces
 530   not logged in (dispatch); 532 logged in without the player role (dispatch)
 534   the amount is below the table minimum or above the table maximum
 535   not enough chips in the bankroll (BET); CRED would leave it below zero
 536   the bet parses but does not exist on this wheel's layout (00 or BASKET on a
       European wheel, FOUR on an American one, 1-5 as a split, ...)
-537   TABL cannot change the wheel while bets are open
+537   TABL cannot change the wheel, FAIR SEED the client seed, FAIR NEW the server
+      seed while bets are open
 538   too many open bets on the table (SPIN or CLR first)
 550   SLIP: you have no bet of that number; CRED: no registered player of that name
 451   the store failed (452: it is full); nothing changed, trying later may work
@@ -61,6 +69,7 @@ from ..domain.roulette import (
     WHEEL_KINDS,
     AboveMaximum,
     BadAmount,
+    BadClientSeed,
     BadCredit,
     BelowMinimum,
     BelowZero,
@@ -68,11 +77,13 @@ from ..domain.roulette import (
     BetsOpen,
     BetSyntaxError,
     CreditRecord,
+    FairSeeds,
     HistoryEntry,
     InsufficientChips,
     Limits,
     OpenBet,
     PlayRecord,
+    SeedDraw,
     Slip,
     SpinResult,
     Table,
@@ -118,21 +129,33 @@ T = TypeVar("T")
 
 
 class WheelHouse:
-    """The daemon's wheels: one American, one European, spun under one lock.
+    """The daemon's wheels (one American, one European) and its source of fair seeds, under one lock.
 
-    Unseeded, each draws from ``secrets.SystemRandom``. With a seed (tests and
-    replays only) each kind gets ``random.Random(seed)``, so one connection's
-    sequence of spins is the same on every run with that seed.
+    Private tables spin from their seeds (:meth:`Table.spin`); this is the
+    :class:`~lineproto.domain.roulette.SeedSource` they draw new seeds from.
+    Unseeded, the seeds come from :mod:`secrets` and the wheels draw from
+    ``secrets.SystemRandom``. With a seed (tests and replays only) both come from
+    ``random.Random(seed)``, so one connection's spins are the same on every run.
     """
 
     def __init__(self, seed: int | None = None):
         self.seed = seed
         self._wheels = {kind: Wheel(kind, seed) for kind in WHEEL_KINDS}
+        self._seeds = SeedDraw(seed)
         self._lock = threading.Lock()
 
     def spin(self, kind: str) -> str:
+        """A pocket from the wheel's generator (for what is not a private table's fair spin)."""
         with self._lock:
             return self._wheels[kind].spin()
+
+    def server_seed(self) -> str:
+        with self._lock:
+            return self._seeds.server_seed()
+
+    def client_seed(self) -> str:
+        with self._lock:
+            return self._seeds.client_seed()
 
 
 class Seat:
@@ -178,8 +201,8 @@ def _moment() -> str:
 
 
 def spin_change(wheels: WheelHouse) -> Callable[[Table], SpinResult]:
-    """The change that spins the table's wheel and settles every open bet (one unit of work)."""
-    return lambda table: table.resolve(wheels.spin(table.wheel_kind))
+    """The change that spins the table from its fair seeds and settles every open bet (one unit of work)."""
+    return lambda table: table.spin(wheels)
 
 
 class Casino:
@@ -430,7 +453,34 @@ def spin(session) -> Reply:
     result = registry.update(session, spin_change(registry.wheels))
     outcomes = tuple(shapes.BetOutcome(o.bet.name, o.amount, o.won, o.returned) for o in result.outcomes)
     pocket = result.info.pocket
-    return shapes.Spin(pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net).reply()
+    assert result.fair is not None  # Table.spin always names the seeds it spun with
+    return shapes.Spin(
+        pocket, _PROPERTIES[pocket], outcomes, result.bankroll, result.rounds, result.net, result.fair.nonce
+    ).reply()
+
+
+_FAIR_SYNTAX = "Syntax: FAIR, FAIR SEED <client seed> or FAIR NEW"
+
+
+def fair(session, action: str | None = None, text: str | None = None) -> Reply:
+    """FAIR: the seeds' state; FAIR SEED <text>: choose the client seed; FAIR NEW: reveal and renew.
+
+    Each runs as a change (``update``) so that the seeds a first FAIR draws are kept
+    (stored, for a registered player) before the hash is shown.
+    """
+    source = _registry(session).wheels
+    word = None if action is None else action.upper()
+    change: Callable[[Table], tuple[str | None, FairSeeds]]
+    if word is None:
+        change = lambda table: (None, table.fair_seeds(source))  # noqa: E731
+    elif word == "SEED" and text is not None:
+        change = lambda table: (None, table.set_client_seed(text, source))  # noqa: E731
+    elif word == "NEW" and text is None:
+        change = lambda table: table.new_server_seed(source)  # noqa: E731
+    else:
+        raise CommandError(501, _FAIR_SYNTAX)
+    revealed, seeds = _registry(session).update(session, change)
+    return shapes.Fairness(seeds.server_seed_hash, seeds.client_seed, seeds.nonce, revealed).reply()
 
 
 def _whole_number(text: str, what: str, syntax: str) -> int:
@@ -455,6 +505,7 @@ def _history_entry(entry: HistoryEntry) -> shapes.HistoryRound | shapes.HistoryC
             entry.number, entry.by, entry.at, entry.amount, entry.bankroll_before, entry.bankroll_after, entry.reason
         )
     bets = tuple(shapes.HistoryBet(o.slip, o.bet.name, o.amount, o.won, o.returned) for o in entry.outcomes)
+    seeds = entry.fair
     return shapes.HistoryRound(
         entry.round,
         entry.table,
@@ -465,6 +516,9 @@ def _history_entry(entry: HistoryEntry) -> shapes.HistoryRound | shapes.HistoryC
         entry.bankroll_after,
         entry.net,
         bets,
+        None
+        if seeds is None
+        else shapes.HistorySeeds(seeds.wheel, seeds.nonce, seeds.client_seed, seeds.server_seed_hash),
     )
 
 
@@ -591,6 +645,19 @@ COMMANDS = (
         "(win or lose, chips returned); last line: bankroll, rounds and net.",
     ),
     Command(
+        "FAIR",
+        "[<SEED|NEW>] [<client-seed>]",
+        "Provably fair spins: the server seed's hash, your client seed and the next nonce (211)",
+        fair,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        detail="FAIR: the SHA-256 of the server seed your next spins come from, your client seed\n"
+        "and the next spin's nonce. FAIR SEED <text>: choose the client seed (1-64 printable\n"
+        "ASCII characters, no spaces). FAIR NEW: reveal the server seed (server-seed) and start\n"
+        "a new one at nonce 0. Both are refused with 537 while bets are open. docs/PROTOCOL.md\n"
+        "section 10 says how each pocket is derived; client.py verify recomputes them.",
+    ),
+    Command(
         "SLIP",
         "<number>",
         "Say what became of one of your bets, by the slip number BET gave it",
@@ -637,6 +704,7 @@ ERROR_CODES = (
     (TooManyBets, 538),
     (BelowZero, 535),
     (BadCredit, 501),
+    (BadClientSeed, 501),
 )
 
 
@@ -668,7 +736,11 @@ class _LimitAction(argparse.Action):
 def add_arguments(parser) -> None:
     group = parser.add_argument_group("roulette")
     group.add_argument(
-        "--seed", type=int, default=None, help="seed the wheel: predictable spins, for tests and replays only"
+        "--seed",
+        type=int,
+        default=None,
+        help="derive the fair server seeds (and the wheel) from this number: predictable spins, "
+        "for tests and replays only",
     )
     group.add_argument(
         "--table-min",

@@ -20,10 +20,10 @@ from ..argtypes import ArgumentParser
 from ..client import ClientError, ReplyError
 from ..extras import program_name
 from ..wire import ProtocolError
-from . import meter, play, raw, simulate
+from . import meter, play, raw, simulate, verify
 from .errors import BROKEN_PIPE, FAILED, INTERRUPTED, ConsoleError, UsageError, reason
 
-PROGRAM_MODULES = (raw, play, simulate, meter)
+PROGRAM_MODULES = (raw, play, simulate, meter, verify)
 #: The reply code of a daemon that closes the connection (idle, shutting down, too many failures).
 CLOSING = 421
 

@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple, Protocol
+
+from . import fair
 
 __all__ = [
     "AMERICAN",
     "CLEARED",
     "EUROPEAN",
     "LOST",
+    "MAX_CLIENT_SEED",
     "MAX_CREDIT",
     "MAX_GUEST_SLIPS",
     "MAX_HISTORY",
@@ -45,6 +48,7 @@ __all__ = [
     "WON",
     "AboveMaximum",
     "BadAmount",
+    "BadClientSeed",
     "BadCredit",
     "BelowMinimum",
     "BelowZero",
@@ -56,6 +60,8 @@ __all__ = [
     "BetsOpen",
     "ChipAudit",
     "CreditRecord",
+    "FairSeeds",
+    "FairSpin",
     "HistoryEntry",
     "InsufficientChips",
     "Limits",
@@ -63,6 +69,8 @@ __all__ = [
     "PlayRecord",
     "PocketInfo",
     "RoundRecord",
+    "SeedDraw",
+    "SeedSource",
     "Slip",
     "SpinResult",
     "Table",
@@ -72,6 +80,7 @@ __all__ = [
     "UnknownWheel",
     "Wheel",
     "all_bets",
+    "check_client_seed",
     "cleared_slips",
     "house_edge",
     "open_slip",
@@ -126,7 +135,7 @@ class InsufficientChips(TableError):
 
 
 class BetsOpen(TableError):
-    """The wheel cannot be changed while bets are on the table."""
+    """The wheel or the fair seeds cannot be changed while bets are on the table."""
 
 
 class TooManyBets(TableError):
@@ -135,6 +144,10 @@ class TooManyBets(TableError):
 
 class BelowZero(TableError):
     """The cashier would leave the bankroll below zero chips."""
+
+
+class BadClientSeed(ValueError):
+    """A client seed that is not 1-64 printable ASCII characters without spaces."""
 
 
 class BadCredit(ValueError):
@@ -634,6 +647,113 @@ class BetOutcome:
     slip: int = 0
 
 
+# --------------------------------------------------------------------------
+# Provably fair spins (the derivation is lineproto.domain.fair's)
+# --------------------------------------------------------------------------
+
+#: The longest client seed, in characters.
+MAX_CLIENT_SEED = 64
+#: A client seed: printable ASCII without spaces, so it stands as one word in replies.
+_CLIENT_SEED = re.compile(rf"[!-~]{{1,{MAX_CLIENT_SEED}}}")
+
+
+class SeedSource(Protocol):
+    """Where a table's new seeds come from (the daemon's :class:`SeedDraw`, under its lock)."""
+
+    def server_seed(self) -> str:
+        """A fresh server seed: 64 lowercase hex characters."""
+
+    def client_seed(self) -> str:
+        """The client seed a table starts with until the player chooses one."""
+
+
+class SeedDraw:
+    """New seeds from :mod:`secrets`, or from ``random.Random(seed)`` for tests and replays only.
+
+    Not thread-safe when seeded (a ``random.Random`` is shared state): the caller serialises.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError("a seed must be an int or None")
+        self._rng = None if seed is None else random.Random(seed)
+
+    def server_seed(self) -> str:
+        return fair.new_server_seed(self._rng)
+
+    def client_seed(self) -> str:
+        """16 hex characters: ``fair.new_client_seed`` unseeded, the same shape from the seeded generator."""
+        if self._rng is None:
+            return fair.new_client_seed()
+        return self._rng.getrandbits(64).to_bytes(8, "big").hex()
+
+
+#: fair.seed_hash and fair.is_server_seed, remembered: a seed serves many spins, every spin names
+#: its hash, and a registered player's table (its seeds checked) is loaded for every command.
+_seed_hash = functools.lru_cache(maxsize=1024)(fair.seed_hash)
+_is_server_seed = functools.lru_cache(maxsize=1024)(fair.is_server_seed)
+
+
+def check_client_seed(text: object) -> str:
+    """A player's client seed as given, or :class:`BadClientSeed`."""
+    if not isinstance(text, str) or not _CLIENT_SEED.fullmatch(text):
+        raise BadClientSeed(f"a client seed is 1-{MAX_CLIENT_SEED} printable ASCII characters without spaces")
+    return text
+
+
+class FairSeeds(NamedTuple):
+    """A table's seeds: the secret server seed, the player's client seed and the next spin's nonce.
+
+    A plain tuple, as cheap to make as the spin that moves the nonce on; :meth:`checked`
+    validates seeds that come from outside (a store, a snapshot, a :class:`SeedSource`), and a
+    :class:`Table` takes no others. The server seed is left out of ``repr`` so that no log
+    line or traceback can show it before it is revealed (``FAIR NEW``).
+    """
+
+    server_seed: str
+    client_seed: str
+    nonce: int = 0
+
+    def __repr__(self) -> str:
+        shown = f"server_seed_hash={self.server_seed_hash!r}, client_seed={self.client_seed!r}, nonce={self.nonce}"
+        return f"FairSeeds({shown})"
+
+    def checked(self) -> FairSeeds:
+        """These seeds, once checked: ValueError for a server seed that is not 64 lowercase hex
+        characters, :class:`BadClientSeed`, a nonce that is not a whole number of 0 or more."""
+        if not isinstance(self.server_seed, str) or not _is_server_seed(self.server_seed):
+            raise ValueError("a server seed is 64 lowercase hex characters")
+        check_client_seed(self.client_seed)
+        _check_count(self.nonce, "the nonce")
+        return self
+
+    @property
+    def server_seed_hash(self) -> str:
+        """What the player may see before play: the SHA-256 of the server seed."""
+        return _seed_hash(self.server_seed)
+
+    def pocket(self, wheel_kind: str) -> str:
+        """The pocket the next spin lands in on this wheel kind (37 or 38 pockets)."""
+        message = fair.private_message(self.client_seed, self.nonce)
+        return fair.derive_pocket(self.server_seed, message, len(POCKETS[wheel_kind]))
+
+
+class FairSpin(NamedTuple):
+    """What a verifier needs of one spin: the wheel, the nonce, the client seed and the server seed's hash."""
+
+    wheel: str
+    nonce: int
+    client_seed: str
+    server_seed_hash: str
+
+    def recompute(self, server_seed: str) -> str | None:
+        """The pocket this spin must have had, given its revealed ``server_seed``; None if that seed is not its."""
+        if fair.seed_hash(server_seed) != self.server_seed_hash:
+            return None
+        message = fair.private_message(self.client_seed, self.nonce)
+        return fair.derive_pocket(server_seed, message, len(POCKETS[self.wheel]))
+
+
 @dataclass(frozen=True)
 class SpinResult:
     """The result of resolving a spin: the bankroll and rounds are after the spin."""
@@ -644,6 +764,8 @@ class SpinResult:
     bankroll: int
     rounds: int
     net: int
+    #: The seeds the pocket was derived from (:meth:`Table.spin`); None for a pocket given to :meth:`Table.resolve`.
+    fair: FairSpin | None = None
 
     @property
     def staked(self) -> int:
@@ -657,14 +779,21 @@ class SpinResult:
 
 
 _SNAPSHOT_KEYS = frozenset({"wheel_kind", "bankroll", "rounds", "bets", "slips"})
+#: A snapshot's key for the table's seeds, there once they are drawn: ``[server_seed, client_seed, nonce]``.
+_SEEDS_KEY = "seeds"
 
 
 class Table:
-    """One player's table: a bankroll, the bets on the felt and the wheel kind.
+    """One player's table: a bankroll, the bets on the felt, the wheel kind and the fair seeds.
 
     Chips staked on a bet leave the bankroll at once and come back only
     through :meth:`clear` or a win in :meth:`resolve`. Every method either
     succeeds completely or raises and changes nothing.
+
+    :meth:`spin` draws the pocket from the table's :class:`FairSeeds` (drawn from a
+    :class:`SeedSource` the first time they are needed) and moves the nonce on. The
+    seeds change only while no bets are open, so every bet is placed after the hash
+    of the seed that settles it could be seen.
     """
 
     def __init__(
@@ -675,8 +804,11 @@ class Table:
         rounds: int = 0,
         bets: Iterable[OpenBet] = (),
         slips: int | None = None,
+        seeds: FairSeeds | None = None,
     ) -> None:
-        """``slips``: bets ever placed here (the last slip number given); default the highest open one."""
+        """``slips``: bets ever placed here (the last slip number given); default the highest open one.
+
+        ``seeds``: the table's fair seeds, None until first needed."""
         kind = _wheel_kind(wheel_kind)
         if not isinstance(limits, Limits):
             raise TypeError("limits must be a Limits")
@@ -696,6 +828,9 @@ class Table:
         self._wheel_kind = kind
         self._limits = limits
         self._bets = open_bets
+        if seeds is not None and not isinstance(seeds, FairSeeds):
+            raise TypeError("seeds must be FairSeeds or None")
+        self._seeds = None if seeds is None else seeds.checked()
 
     # -- state, read-only from outside ------------------------------------
 
@@ -731,6 +866,11 @@ class Table:
     def staked(self) -> int:
         """Total chips on open bets."""
         return sum(b.amount for b in self._bets)
+
+    @property
+    def seeds(self) -> FairSeeds | None:
+        """The fair seeds, or None while none was drawn yet."""
+        return self._seeds
 
     # -- operations ----------------------------------------------------------
 
@@ -789,12 +929,52 @@ class Table:
             raise BetsOpen("bets are open: clear them or spin before changing the wheel")
         self._wheel_kind = new_kind
 
+    # -- provably fair spins ---------------------------------------------------
+
+    def fair_seeds(self, source: SeedSource) -> FairSeeds:
+        """The table's seeds, drawn from ``source`` if it has none yet (FAIR)."""
+        if self._seeds is None:
+            self._seeds = FairSeeds(source.server_seed(), source.client_seed()).checked()
+        return self._seeds
+
+    def _refuse_if_bets_open(self, what: str) -> None:
+        if self._bets:
+            raise BetsOpen(f"bets are open: spin or clear them before {what}")
+
+    def set_client_seed(self, text: str, source: SeedSource) -> FairSeeds:
+        """Choose the client seed (FAIR SEED): the server seed and nonce stay; refused while bets are open."""
+        check_client_seed(text)
+        self._refuse_if_bets_open("choosing a client seed")
+        self._seeds = self.fair_seeds(source)._replace(client_seed=text)
+        return self._seeds
+
+    def new_server_seed(self, source: SeedSource) -> tuple[str, FairSeeds]:
+        """Reveal the server seed and start a new one at nonce 0 (FAIR NEW): the old seed and the new seeds.
+
+        Refused while bets are open: their pocket is committed to the seed whose hash they were placed under.
+        """
+        self._refuse_if_bets_open("starting a new server seed")
+        old = self.fair_seeds(source)
+        self._seeds = FairSeeds(source.server_seed(), old.client_seed, 0).checked()
+        return old.server_seed, self._seeds
+
+    def spin(self, source: SeedSource) -> SpinResult:
+        """Settle every open bet on the pocket the seeds give, then move the nonce on (SPIN)."""
+        seeds = self.fair_seeds(source)
+        spun = FairSpin(self._wheel_kind, seeds.nonce, seeds.client_seed, seeds.server_seed_hash)
+        result = self._settle_round(seeds.pocket(self._wheel_kind), spun)
+        self._seeds = FairSeeds(seeds.server_seed, seeds.client_seed, seeds.nonce + 1)  # checked: only the nonce moved
+        return result
+
     def resolve(self, pocket: str) -> SpinResult:
         """Settle every open bet against ``pocket`` and count a round.
 
         Winning bets return stake + stake * payout to the bankroll; all bets
         leave the table. The pocket is checked before anything changes.
         """
+        return self._settle_round(pocket, None)
+
+    def _settle_round(self, pocket: str, spun: FairSpin | None) -> SpinResult:
         if not isinstance(pocket, str) or pocket not in POCKETS[self._wheel_kind]:
             raise UnknownPocket(f"{_shown(str(pocket))} is not a pocket on a {self._wheel_kind} wheel")
         outcomes = tuple(_settle(open_bet, pocket) for open_bet in self._bets)
@@ -810,25 +990,33 @@ class Table:
             bankroll=bankroll,
             rounds=rounds,
             net=returned - staked,
+            fair=spun,
         )
 
     # -- persistence ---------------------------------------------------------
 
     def snapshot(self) -> dict[str, object]:
-        """The table's state as a plain JSON-able dict (limits are configuration, not state)."""
-        return {
+        """The table's state as a plain JSON-able dict (limits are configuration, not state).
+
+        The seeds, once drawn, are under ``"seeds"`` (the server seed included: a snapshot is
+        the table's whole state, never something to show).
+        """
+        data: dict[str, object] = {
             "wheel_kind": self._wheel_kind,
             "bankroll": self._bankroll,
             "rounds": self._rounds,
             "bets": [[b.bet.name, b.amount, b.slip] for b in self._bets],
             "slips": self._slips,
         }
+        if self._seeds is not None:
+            data[_SEEDS_KEY] = [self._seeds.server_seed, self._seeds.client_seed, self._seeds.nonce]
+        return data
 
     @classmethod
     def from_snapshot(cls, data: Mapping[str, Any], limits: Limits | None = None) -> Table:
         """Rebuild a table from :meth:`snapshot` output; ValueError if it is malformed."""
-        if not isinstance(data, Mapping) or set(data) != _SNAPSHOT_KEYS:
-            raise ValueError(f"a table snapshot has exactly the keys {sorted(_SNAPSHOT_KEYS)}")
+        if not isinstance(data, Mapping) or set(data) - {_SEEDS_KEY} != _SNAPSHOT_KEYS:
+            raise ValueError(f"a table snapshot has exactly the keys {sorted(_SNAPSHOT_KEYS)} (and maybe seeds)")
         kind = _wheel_kind(data["wheel_kind"])
         raw_bets = data["bets"]
         if not isinstance(raw_bets, (list, tuple)):
@@ -846,6 +1034,7 @@ class Table:
             rounds=data["rounds"],
             bets=bets,
             slips=data["slips"],
+            seeds=_seeds_from_snapshot(data.get(_SEEDS_KEY)),
         )
 
     def __repr__(self) -> str:
@@ -853,6 +1042,14 @@ class Table:
             f"Table(bankroll={self._bankroll}, wheel_kind={self._wheel_kind!r}, "
             f"rounds={self._rounds}, bets={len(self._bets)}, slips={self._slips})"
         )
+
+
+def _seeds_from_snapshot(raw: object) -> FairSeeds | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, (list, tuple)) or len(raw) != 3:
+        raise ValueError("snapshot seeds must be [server_seed, client_seed, nonce]")
+    return FairSeeds(*raw)  # checked by the Table (BadClientSeed is a ValueError too)
 
 
 def _settle(open_bet: OpenBet, pocket: str) -> BetOutcome:
@@ -906,6 +1103,8 @@ class RoundRecord:
     pocket: str
     outcomes: tuple[BetOutcome, ...]
     bankroll_after: int
+    #: The seeds the pocket came from; None for rounds spun before provably fair spins.
+    fair: FairSpin | None = None
 
     @property
     def net(self) -> int:
@@ -973,7 +1172,7 @@ def cleared_slips(before: Iterable[OpenBet], table: Table, result: object) -> li
 
 def round_record(result: SpinResult, at: str, table_name: str = PRIVATE_TABLE) -> RoundRecord:
     """A spin's result as its entry in the player's history."""
-    return RoundRecord(table_name, result.rounds, at, result.pocket, result.outcomes, result.bankroll)
+    return RoundRecord(table_name, result.rounds, at, result.pocket, result.outcomes, result.bankroll, result.fair)
 
 
 class PlayRecord:

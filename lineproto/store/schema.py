@@ -5,7 +5,7 @@ import sqlite3
 from .base import StoreOpenError
 
 #: Version written by this code; a database with a higher one is refused.
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Each entry moves the schema from version i to i + 1. Never edit a released
 # step: append a new one.
@@ -180,6 +180,16 @@ MIGRATIONS = (
         PRIMARY KEY (table_name, round, player)
     );
     CREATE INDEX shared_results_player ON shared_results (player);
+    """,
+    # 8: provably fair spins. A player's seeds (drawn at their first FAIR or SPIN: NULL until then) and,
+    # on each spin, what its pocket was derived from; spins from before this have NULL there.
+    """
+    ALTER TABLE players ADD COLUMN server_seed TEXT;
+    ALTER TABLE players ADD COLUMN client_seed TEXT;
+    ALTER TABLE players ADD COLUMN nonce INTEGER;
+    ALTER TABLE spins ADD COLUMN nonce INTEGER;
+    ALTER TABLE spins ADD COLUMN client_seed TEXT;
+    ALTER TABLE spins ADD COLUMN server_seed_hash TEXT;
     """,
 )
 assert len(MIGRATIONS) == SCHEMA_VERSION

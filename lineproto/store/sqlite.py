@@ -28,6 +28,8 @@ from ..domain.roulette import (
     BetOutcome,
     ChipAudit,
     CreditRecord,
+    FairSeeds,
+    FairSpin,
     HistoryEntry,
     Limits,
     OpenBet,
@@ -294,15 +296,19 @@ def _user(row) -> User:
 
 
 def _load_table(connection, player: str, limits: Limits) -> Table | None:
-    row = connection.execute("SELECT wheel, bankroll, rounds, slips FROM players WHERE name = ?", (player,)).fetchone()
+    row = connection.execute(
+        "SELECT wheel, bankroll, rounds, slips, server_seed, client_seed, nonce FROM players WHERE name = ?",
+        (player,),
+    ).fetchone()
     if row is None:
         return None
-    wheel, bankroll, rounds, slips = row
+    wheel, bankroll, rounds, slips, server_seed, client_seed, nonce = row
     bets = connection.execute(
         "SELECT bet, amount, slip FROM open_bets WHERE player = ? ORDER BY position", (player,)
     ).fetchall()
     open_bets = [OpenBet(parse_bet(name, wheel), amount, slip) for name, amount, slip in bets]
-    return Table(bankroll, wheel, limits, rounds, open_bets, slips)
+    seeds = None if server_seed is None else FairSeeds(server_seed, client_seed, nonce)
+    return Table(bankroll, wheel, limits, rounds, open_bets, slips, seeds)
 
 
 def _table_in_play(connection, player: str, start_bankroll: int, limits: Limits) -> Table:
@@ -324,20 +330,23 @@ class _TableRow:
     (CLR, SPIN) or leaves them: the new bets are inserted after the stored
     ones, all are deleted only when the table has none left, and any other
     change rewrites them (none does today). The player's row is updated only
-    when the bankroll, rounds or wheel changed.
+    when the bankroll, rounds, wheel or seeds changed (a spin's new nonce is
+    written in the spin's own transaction).
     """
 
     __slots__ = ("row", "bets")
 
     def __init__(self, table: Table):
-        self.row = (table.wheel_kind, table.bankroll, table.rounds, table.slips)
+        self.row = _player_row(table)
         self.bets = table.bets
 
     def save_changes(self, connection, player: str, table: Table) -> None:
-        row = (table.wheel_kind, table.bankroll, table.rounds, table.slips)
+        row = _player_row(table)
         if row != self.row:
             connection.execute(
-                "UPDATE players SET wheel = ?, bankroll = ?, rounds = ?, slips = ? WHERE name = ?", (*row, player)
+                "UPDATE players SET wheel = ?, bankroll = ?, rounds = ?, slips = ?, "
+                "server_seed = ?, client_seed = ?, nonce = ? WHERE name = ?",
+                (*row, player),
             )
         bets, kept = table.bets, len(self.bets)
         if len(bets) >= kept and all(now is was for now, was in zip(bets[:kept], self.bets, strict=True)):
@@ -351,12 +360,20 @@ class _TableRow:
         )
 
 
+def _player_row(table: Table) -> tuple:
+    """The players row's values a table change may alter, in the order ``save_changes`` writes them."""
+    seeds = table.seeds
+    fair = (None, None, None) if seeds is None else (seeds.server_seed, seeds.client_seed, seeds.nonce)
+    return (table.wheel_kind, table.bankroll, table.rounds, table.slips, *fair)
+
+
 def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> dict:
-    """Store the settled spin and its bets; return its audit log content."""
+    """Store the settled spin (with the seeds it was derived from) and its bets; return its audit log content."""
     at = utc_now().isoformat(timespec="seconds")
+    fair = result.fair
     cursor = connection.execute(
-        "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round, tbl) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round, tbl, "
+        "nonce, client_seed, server_seed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             player,
             wheel,
@@ -367,6 +384,7 @@ def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> dic
             result.bankroll,
             result.rounds,
             PRIVATE_TABLE,
+            *((None, None, None) if fair is None else (fair.nonce, fair.client_seed, fair.server_seed_hash)),
         ),
     )
     spin = cursor.lastrowid
@@ -427,7 +445,8 @@ def _history(connection, player: str, count: int) -> list[HistoryEntry]:
     the order is exact whatever the clock did.
     """
     spins = connection.execute(
-        "SELECT id, tbl, round, at, pocket, wheel, bankroll_after FROM spins WHERE player = ? ORDER BY id DESC LIMIT ?",
+        "SELECT id, tbl, round, at, pocket, wheel, bankroll_after, nonce, client_seed, server_seed_hash "
+        "FROM spins WHERE player = ? ORDER BY id DESC LIMIT ?",
         (player, count),
     ).fetchall()
     credits = connection.execute(
@@ -444,11 +463,18 @@ def _history(connection, player: str, count: int) -> list[HistoryEntry]:
         ):
             outcomes[spin].append(BetOutcome(parse_bet(bet, wheel), amount, bool(won), returned, slip))
     keyed: list[tuple[tuple[int, int, int], HistoryEntry]] = [
-        ((row[0], 0, 0), RoundRecord(row[1], row[2], row[3], row[4], tuple(outcomes[row[0]]), row[6])) for row in spins
+        ((row[0], 0, 0), RoundRecord(row[1], row[2], row[3], row[4], tuple(outcomes[row[0]]), row[6], _spun(row)))
+        for row in spins
     ]
     keyed += [((row[7], 1, row[0]), _credit(row)) for row in credits]
     keyed.sort(key=lambda item: item[0], reverse=True)
     return [entry for _, entry in keyed[:count]]
+
+
+def _spun(row) -> FairSpin | None:
+    """A spins row's seeds (its wheel, nonce, client seed and seed hash); None for a spin from before them."""
+    wheel, nonce, client_seed, seed_hash = row[5], row[7], row[8], row[9]
+    return None if nonce is None else FairSpin(wheel, nonce, client_seed, seed_hash)
 
 
 #: Each player's ChipAudit: start, credits, the spins' net, bankroll, chips on open bets.

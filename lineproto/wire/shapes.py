@@ -39,11 +39,13 @@ __all__ = [
     "Block",
     "Cleared",
     "Credited",
+    "Fairness",
     "Field",
     "History",
     "HistoryBet",
     "HistoryCredit",
     "HistoryRound",
+    "HistorySeeds",
     "ItemLine",
     "Job",
     "LineShape",
@@ -399,14 +401,16 @@ class _Spin(NamedTuple):
     bankroll: int
     rounds: int
     net: int
+    nonce: int
 
 
 class Spin(_Spin, Block):
-    """SPIN: the pocket and its properties, each bet's outcome, then bankroll, rounds and net.
+    """SPIN: the pocket and its properties, each bet's outcome, then bankroll, rounds, net and nonce.
 
     ``17 black odd low dozen2 column2`` (``0 green`` for a zero), one
     :class:`BetOutcome` line per bet in the order placed,
-    ``Bankroll 175; rounds 1; net +75`` (net: returned minus staked on this spin).
+    ``Bankroll 175; rounds 1; net +75; nonce 0`` (net: returned minus staked on this spin;
+    nonce: the one the pocket was derived with, see :class:`Fairness`).
     """
 
     __slots__ = ()
@@ -414,7 +418,12 @@ class Spin(_Spin, Block):
     HEAD = LineShape("{pocket} {properties}", _Spin._fields, pocket=WORD, properties=WORDS)
     ITEMS, ITEM = "outcomes", BetOutcome
     TAIL = LineShape(
-        "Bankroll {bankroll}; rounds {rounds}; net {net}", _Spin._fields, bankroll=COUNT, rounds=COUNT, net=NET
+        "Bankroll {bankroll}; rounds {rounds}; net {net}; nonce {nonce}",
+        _Spin._fields,
+        bankroll=COUNT,
+        rounds=COUNT,
+        net=NET,
+        nonce=COUNT,
     )
 
     @property
@@ -495,6 +504,32 @@ class HistoryBet(_HistoryBet, ItemLine):
     )
 
 
+#: A server seed's SHA-256, or a revealed server seed: 64 lowercase hex characters.
+HEX64 = Field(r"[0-9a-f]{64}", str, str)
+
+
+class _HistorySeeds(NamedTuple):
+    wheel: str
+    nonce: int
+    client_seed: str
+    server_seed_hash: str
+
+
+class HistorySeeds(_HistorySeeds, ItemLine):
+    """What a round's pocket was derived from, in HIST after its round line: ``Fair: american wheel,
+    nonce 3; client-seed 5f0c2a9e1b7d4c38; server-seed-hash <64 hex>`` (see :class:`Fairness`)."""
+
+    __slots__ = ()
+    LINE = LineShape(
+        "Fair: {wheel} wheel, nonce {nonce}; client-seed {client_seed}; server-seed-hash {server_seed_hash}",
+        _HistorySeeds._fields,
+        wheel=WORD,
+        nonce=COUNT,
+        client_seed=WORD,
+        server_seed_hash=HEX64,
+    )
+
+
 class _HistoryRound(NamedTuple):
     round: int
     table: str
@@ -505,11 +540,13 @@ class _HistoryRound(NamedTuple):
     after: int
     net: int
     bets: tuple[HistoryBet, ...] = ()
+    fair: HistorySeeds | None = None
 
 
 class HistoryRound(_HistoryRound, ItemLine):
     """A round in HIST, ``Round 3 at private, 2026-12-02T01:52:03+00:00: 19 red odd high dozen2 column1;
-    bankroll 100 -> 110; net +10``, followed by one :class:`HistoryBet` line per bet (``bets``)."""
+    bankroll 100 -> 110; net +10``, followed by its :class:`HistorySeeds` line (``fair``; none for a
+    round spun before provably fair spins) and one :class:`HistoryBet` line per bet (``bets``)."""
 
     __slots__ = ()
     LINE = LineShape(
@@ -560,8 +597,9 @@ class _History(NamedTuple):
 
 
 class History(_History, MultiLine):
-    """HIST's 211 reply: ``History of dave, newest first:``, each entry (a :class:`HistoryRound` line
-    and its :class:`HistoryBet` lines, or a :class:`HistoryCredit` line), ``End of history``."""
+    """HIST's 211 reply: ``History of dave, newest first:``, each entry (a :class:`HistoryRound` line,
+    its :class:`HistorySeeds` line and its :class:`HistoryBet` lines, or a :class:`HistoryCredit` line),
+    ``End of history``."""
 
     __slots__ = ()
     CODE = 211
@@ -573,6 +611,8 @@ class History(_History, MultiLine):
         for entry in self.entries:
             lines.append(entry.line())
             if isinstance(entry, HistoryRound):
+                if entry.fair is not None:
+                    lines.append(entry.fair.line())
                 lines.extend(bet.line() for bet in entry.bets)
         return (*lines, self.TAIL)
 
@@ -582,11 +622,16 @@ class History(_History, MultiLine):
             raise ProtocolError(f"a history ends with {cls.TAIL!r}: {lines[-1:]!r}")
         entries: list[HistoryRound | HistoryCredit] = []
         for line in lines[1:-1]:
-            if line.startswith("Slip "):
-                if not entries or not isinstance(entries[-1], HistoryRound):
-                    raise ProtocolError(f"a bet line outside a round: {line[:80]!r}")
-                last = entries[-1]
-                entries[-1] = last._replace(bets=(*last.bets, HistoryBet.from_line(line)))
+            if line.startswith(("Slip ", "Fair: ")):
+                last = entries[-1] if entries else None
+                if not isinstance(last, HistoryRound):
+                    raise ProtocolError(f"a bet or seeds line outside a round: {line[:80]!r}")
+                if line.startswith("Slip "):
+                    entries[-1] = last._replace(bets=(*last.bets, HistoryBet.from_line(line)))
+                elif last.fair is None and not last.bets:
+                    entries[-1] = last._replace(fair=HistorySeeds.from_line(line))
+                else:
+                    raise ProtocolError(f"a seeds line out of place: {line[:80]!r}")
             elif line.startswith("Credit "):
                 entries.append(HistoryCredit.from_line(line))
             else:
@@ -616,6 +661,54 @@ class Credited(_Credited, OneLine):
         before=COUNT,
         after=COUNT,
     )
+
+
+class _Fairness(NamedTuple):
+    server_seed_hash: str
+    client_seed: str
+    nonce: int
+    server_seed: str | None = None
+
+
+class Fairness(_Fairness, MultiLine):
+    """FAIR's 211 reply: ``Fair play:``, ``key: value`` lines, ``End of fair play``.
+
+    The keys: ``server-seed`` (FAIR NEW only: the seed just revealed, the one the spins
+    before it came from), ``server-seed-hash`` (the SHA-256 of the seed the next spins
+    come from), ``client-seed`` and ``nonce`` (the next spin's).
+    """
+
+    __slots__ = ()
+    CODE = 211
+    HEAD, TAIL = "Fair play:", "End of fair play"
+    KEYS = (
+        ("server-seed", "server_seed", HEX64),
+        ("server-seed-hash", "server_seed_hash", HEX64),
+        ("client-seed", "client_seed", WORD),
+        ("nonce", "nonce", COUNT),
+    )
+
+    def lines(self) -> tuple[str, ...]:
+        values = self._asdict()
+        items = [f"{key}: {kind.write(values[name])}" for key, name, kind in self.KEYS if values[name] is not None]
+        return (self.HEAD, *items, self.TAIL)
+
+    @classmethod
+    def from_lines(cls, lines: tuple[str, ...]) -> Self:
+        if len(lines) < 2 or lines[0] != cls.HEAD or lines[-1] != cls.TAIL:
+            raise ProtocolError(f"a FAIR reply is framed by {cls.HEAD!r} and {cls.TAIL!r}: {lines[:1]!r}")
+        items = [_STATUS_ITEM.parse(line) for line in lines[1:-1]]
+        given = {item["key"]: item["value"] for item in items}
+        values = {}
+        for key, name, kind in cls.KEYS:
+            if key in given:
+                if not re.fullmatch(kind.pattern, given[key]):
+                    raise ProtocolError(f"FAIR's {key} is not of the form {kind.pattern}: {given[key][:80]!r}")
+                values[name] = kind.read(given[key])
+        missing = [key for key, name, _ in cls.KEYS[1:] if name not in values]
+        if missing or set(given) - {key for key, _, _ in cls.KEYS}:
+            raise ProtocolError(f"a FAIR reply has the keys server-seed-hash, client-seed and nonce: {sorted(given)}")
+        return cls(**values)
 
 
 # --------------------------------------------------------------------------
