@@ -13,6 +13,7 @@ from lineproto.domain.accounts import User
 from lineproto.domain.meters import BadReading, RosterEntry, UnknownMeter
 from lineproto.domain.roulette import BelowZero, InsufficientChips, Limits, SpinResult, Table, parse_bet
 from lineproto.store import SqliteStore, StorageError, StorageFull, StoreOpenError
+from lineproto.store import audit as audit_log
 from lineproto.store.schema import SCHEMA_VERSION
 
 LIMITS = Limits(1, 500)
@@ -662,3 +663,8 @@ def test_daemons_creating_one_database_at_the_same_moment_all_open_it(tmp_path):
         for thread in threads:
             thread.join()
         assert errors == []
+        with sqlite3.connect(path) as check:  # one audit chain, begun once, under the one key on disk
+            assert check.execute("SELECT count(*) FROM audit_log WHERE kind = 'start'").fetchone()[0] == 1
+        audit_key = (tmp_path / f"new-{attempt}.db.audit-key").read_text().strip()
+        report = audit_log.verify_database(sqlite3.connect(path), bytes.fromhex(audit_key))
+        assert report.intact, report

@@ -96,18 +96,32 @@ def load_key(path: str | None) -> bytes:
 
 
 def write_new_key(path: str) -> bytes:
-    """32 bytes from :mod:`secrets` into a new file ``path`` (0600; its directory made 0700 if missing)."""
+    """32 bytes from :mod:`secrets` into a new file ``path`` (0600; its directory made 0700 if missing).
+
+    The file appears whole or not at all (written aside, then linked into place), and when another
+    process created it first (daemons started at once on a new database) its key is the one used.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     key = secrets.token_bytes(auditchain.KEY_BYTES)
     try:
         if not os.path.isdir(directory):
-            os.makedirs(directory, mode=0o700)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
             os.chmod(directory, 0o700)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(key.hex() + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+        aside = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.new"
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(descriptor, "w", encoding="ascii") as file:
+                file.write(key.hex() + "\n")
+                file.flush()
+                os.fsync(file.fileno())
+            os.link(aside, path)  # fails if the file exists: the first process's key stands
+        except FileExistsError:
+            theirs = read_key(path)
+            if theirs is None:  # pragma: no cover - deleted again in between
+                raise
+            return theirs
+        finally:
+            os.unlink(aside)
     except OSError as exc:
         raise StoreOpenError(f"cannot create audit key {path}: {exc.strerror or exc}") from None
     return key
@@ -194,7 +208,9 @@ class AuditLog:
         else:
             connection.execute("BEGIN IMMEDIATE")
             try:
-                opened.append(connection, "start", _baseline(connection))
+                # Another process may have begun the log while this one waited for the lock.
+                if not connection.execute("SELECT count(*) FROM audit_log").fetchone()[0]:
+                    opened.append(connection, "start", _baseline(connection))
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
