@@ -232,7 +232,18 @@ class EventServer:
             listeners.append(await loop.create_server(lambda: _LineProtocol(self), sock=sock, backlog=LISTEN_BACKLOG))
             log.info("%s listening on %s:%d", self.description, *local_address(sock))
         for sock in self._tls_sockets:
-            listeners.append(await loop.create_server(self._tls_protocol, sock=sock, backlog=LISTEN_BACKLOG))
+            if self.settings.tls_proxy_protocol != "off":  # plaintext first: the handshake comes after the header
+                tls_listener = await loop.create_server(self._tls_protocol, sock=sock, backlog=LISTEN_BACKLOG)
+            else:  # the loop's own TLS server: start_tls on a fresh transport can lose the ClientHello on uvloop
+                assert self.tls is not None  # a TLS listener needs a certificate (ServerSettings checks)
+                tls_listener = await loop.create_server(
+                    lambda: _LineProtocol(self, implicit_tls=True, handshaken=True),
+                    sock=sock,
+                    backlog=LISTEN_BACKLOG,
+                    ssl=self.tls.context,
+                    ssl_handshake_timeout=HANDSHAKE_TIMEOUT,
+                )
+            listeners.append(tls_listener)
             log.info("TLS listening on %s:%d", *local_address(sock))
         return listeners
 
@@ -264,6 +275,7 @@ class _LineProtocol(asyncio.Protocol):
         "peer_eof",
         "job",
         "implicit_tls",
+        "handshaken",
         "event_buffer_set",
     )
 
@@ -271,9 +283,10 @@ class _LineProtocol(asyncio.Protocol):
     transport: asyncio.Transport
     connection: Connection
 
-    def __init__(self, server: EventServer, implicit_tls: bool = False):
+    def __init__(self, server: EventServer, implicit_tls: bool = False, handshaken: bool = False):
         self.server = server
         self.implicit_tls = implicit_tls  # the TLS port: the handshake comes before the greeting
+        self.handshaken = handshaken  # the loop did the TLS port's handshake before connection_made
         assert server._loop is not None  # protocols exist only while the loop runs
         self.loop: asyncio.AbstractEventLoop = server._loop
         self.timer: asyncio.TimerHandle | None = None
@@ -298,7 +311,9 @@ class _LineProtocol(asyncio.Protocol):
         )
         self.connection.waker = self._wake_for_events
         self.server._added(self)
-        if self.implicit_tls and not self.connection.expects_proxy_header:
+        if self.handshaken:
+            self._emit(self.connection.tls_established(self.loop.time()))
+        elif self.implicit_tls and not self.connection.expects_proxy_header:
             self._start_tls()
         else:
             self._emit(self.connection.start(self.loop.time()))

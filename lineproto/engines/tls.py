@@ -1,8 +1,8 @@
 """The server's TLS certificate: loaded once, reloaded on request (SIGHUP), TLS 1.2 at least.
 
-Both engines take the context from :attr:`TlsConfig.context` for each handshake, so a
-reload applies to the next connection (or ``AUTH TLS``) while established sessions keep
-the context they were made with.
+Both engines use :attr:`TlsConfig.context`, one context for the daemon's life: a reload
+loads the new certificate into it, so it applies to the next handshake (the TLS port's or
+``AUTH TLS``) while established sessions keep the certificate they were made with.
 """
 
 from __future__ import annotations
@@ -37,5 +37,11 @@ class TlsConfig:
         return context
 
     def reload(self) -> None:
-        """Read the files again; on an error the old context stays and StartError says why."""
-        self.context = self._load()
+        """Read the files again; on an error the old certificate stays and StartError says why.
+
+        The new certificate is loaded into the same context (after a trial load into a fresh one
+        has shown the files are good), so a listener that holds the context (the events engine's
+        TLS port) uses it for its next handshake too.
+        """
+        self._load()  # StartError, and nothing changed, if the files are bad
+        self.context.load_cert_chain(self.cert, self.key)
