@@ -203,6 +203,6 @@ def test_many_tls_port_handshakes_in_a_row_all_complete(start_daemon, certificat
     daemon = start_daemon("--cert", cert, "--key", key, "--tls-port", "0")
     context = client_context(ca)
     for _ in range(40):
-        with socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=30) as raw:
-            with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-                assert RawConnection.over(sock).reply().code == 220
+        raw = socket.create_connection(("127.0.0.1", daemon.tls_port), timeout=30)
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
+            assert RawConnection.over(sock).reply().code == 220
