@@ -24,7 +24,9 @@
  * e.g. 530 and 421 for a wrong-password storm).
  *
  * In a command, `$W` is replaced by the first word of the previous reply's text (e.g. the meter
- * id a `250 G12345 is yours to read` reply hands out); scripts using it need K = 1.
+ * id a `250 G12345 is yours to read` reply hands out; a reply's `@label` is skipped); scripts
+ * using it need K = 1. `$N` is replaced by a number that grows with each command the connection
+ * sends, for labels that are new each time (`@b$N BET RED 1`, docs/PROTOCOL.md 9a).
  *
  * Only connects to the address given (the runner always passes 127.0.0.1).
  */
@@ -93,6 +95,7 @@ typedef struct {
     uint64_t started;       /* connect() time (session latency) */
     uint64_t deadline;      /* greeting/setup deadline */
     char word[WORD_MAX];
+    uint64_t queued;        /* commands queued so far: $N */
     int epollout;
 } conn_t;
 
@@ -245,12 +248,18 @@ static void queue_cmd(conn_t *c, const char *cmd) {
             memcpy(line + n, c->word, w);
             n += w;
             p++;
+        } else if (p[0] == '$' && p[1] == 'N') {
+            int w = snprintf(line + n, sizeof line - 3 - n, "%llu", (unsigned long long)c->queued);
+            if (w < 0 || n + (size_t)w >= sizeof line - 3) break;
+            n += (size_t)w;
+            p++;
         } else {
             line[n++] = *p;
         }
     }
     line[n++] = '\r';
     line[n++] = '\n';
+    c->queued++;
     if (c->wlen + n > WBUF) die("output buffer full (K too large for the command length?)");
     memcpy(c->wbuf + c->wlen, line, n);
     c->wlen += n;
@@ -308,6 +317,10 @@ static void take_word(conn_t *c, const char *line, size_t len) {
     /* line is `NNN text`; the word is the text's first word */
     size_t i = 4, n = 0;
     while (i < len && line[i] == ' ') i++;
+    if (i < len && line[i] == '@') { /* a labelled reply: the word after the label */
+        while (i < len && line[i] != ' ') i++;
+        while (i < len && line[i] == ' ') i++;
+    }
     while (i < len && line[i] != ' ' && n < WORD_MAX - 1) c->word[n++] = line[i++];
     c->word[n] = 0;
 }

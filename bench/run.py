@@ -493,6 +493,33 @@ def scenarios(args) -> list[Scenario]:
             daemons_only=True,
             baselines=(XMLRPC.name,),
         ),
+        Scenario(
+            "S6L",
+            "S6 with every BET and SPIN labelled (@b<n>, @s<n>: exactly-once, docs/PROTOCOL.md 9a)",
+            Load(
+                conns=50,
+                workers=w,
+                setup=("USER guest",),
+                script=("@b$N BET RED 1", "@s$N SPIN"),
+                reset_every=40,
+                unit="rounds/s",
+            ),
+            daemons_only=True,
+            note="a guest's labels are kept in memory for its login; compare with S6 of the same run",
+        ),
+        Scenario(
+            "S7L",
+            "S7 with every JOB and READ labelled: each label recorded in the reading's transaction",
+            Load(
+                conns=50,
+                workers=w,
+                setup=("USER " + READER[0], "PASS " + READER[1]),
+                script=("@j$N JOB", "@r$N READ $W 42"),
+                unit="readings/s",
+            ),
+            daemons_only=True,
+            note="compare with S7 of the same run",
+        ),
     ]
 
 
@@ -658,7 +685,7 @@ def run_scenario(scenario: Scenario, servers: list[str], args, features: dict, w
     loads: dict[str, Load] = {}
     for name in names:
         loads[name] = scenario.loads.get(name, scenario.load)
-    if scenario.key == "S7":
+    if scenario.key in ("S7", "S7L"):
         users, why = make_users_file(workdir)
         if not features["db"]:
             why = "the daemon has no --db option (the SQLite store has not landed)"
@@ -1337,6 +1364,17 @@ def targets(results: dict) -> list[dict]:
         )
     else:
         add(f"S8: {OURS} {S8_CONNECTIONS:,} idle connections at < 3 KB each", None, why_not("S8", OURS))
+    for plain, labelled in (("S6", "S6L"), ("S7", "S7L")):
+        target = f"{labelled}: labels cost {OURS} at most 30% of {plain} (same run)"
+        base, with_labels = rate(plain, OURS), rate(labelled, OURS)
+        if base is None or with_labels is None:
+            add(target, None, why_not(labelled, OURS))
+        else:
+            add(
+                target,
+                with_labels >= 0.7 * base,
+                f"{with_labels / base:.2f}x ({fmt_rate(with_labels)} vs {fmt_rate(base)})",
+            )
     s6 = rate("S6", OURS)
     if s6 is None:
         add(f"S6: {OURS} >= 3x the old {S6_OLD_ROUNDS_PER_S} rounds/s", None, why_not("S6", OURS))
@@ -1432,7 +1470,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repetitions", type=int)
     parser.add_argument("--duration", type=float, help="seconds of the timed window")
     parser.add_argument("--warmup", type=float, help="seconds of warm-up before the window")
-    parser.add_argument("--scenarios", default="S1,S2,S3,S4,S5,S6,S7,S8,S9,S10", help="comma-separated, e.g. S1,S3")
+    parser.add_argument(
+        "--scenarios", default="S1,S2,S3,S4,S5,S6,S6L,S7,S7L,S8,S9,S10", help="comma-separated, e.g. S1,S3"
+    )
     parser.add_argument(
         "--servers",
         default=",".join(s.name for s in PEERS),

@@ -276,6 +276,15 @@ def _chips(db) -> dict[str, int]:
     return {"bankroll": table.bankroll, "open": shared["open"], "balance": balance}
 
 
+def chips_check(db: str) -> int:
+    """``daemon.py check`` on the database: its exit status (0: chips conserved)."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "check", "--db", db], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode
+
+
 def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(tmp_path, engine):
     db = str(tmp_path / "crash.db")
     users = str(write_users_file(tmp_path / "users.txt"))
@@ -290,6 +299,7 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
             pass
         settled_bankroll = bankroll(dave)
     daemon.stop()
+    assert chips_check(db) == 0  # daemon.py check counts a settled shared round's result
     # ... a second is killed while its (long) round holds dave's bets ...
     daemon = Daemon(tmp_path, *start, "--round-seconds", "60", engine=engine)
     with Player(daemon.port, "dave", "hunter2") as dave:
@@ -301,12 +311,14 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
         assert bankroll(dave) == settled_bankroll - 25
         daemon.stop(signal.SIGKILL)
     assert _chips(db) == {"bankroll": settled_bankroll - 25, "open": 25, "balance": 0}
+    assert chips_check(db) == 0  # ... and the chips on a shared round's open bets
     # ... and the next start gives back exactly those 25 chips, logged.
     daemon = Daemon(tmp_path, *start, engine=engine)
     try:
         log = daemon.wait_log(f"refunded 25 chips to dave: round {killed_round} at main was never settled")
         assert log.count("refunded") == 1  # the round settled in the first run is not refunded
         assert _chips(db) == {"bankroll": settled_bankroll, "open": 0, "balance": 0}
+        assert chips_check(db) == 0  # ... and a refund
         with Player(daemon.port, "dave", "hunter2") as dave:
             assert bankroll(dave) == settled_bankroll
             reply = dave.command("JOIN main").lines[0]

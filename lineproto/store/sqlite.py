@@ -478,11 +478,15 @@ def _spun(row) -> FairSpin | None:
 
 
 #: Each player's ChipAudit: start, credits, the spins' net, bankroll, chips on open bets.
+# Net results are the private spins' and the shared rounds' (store/tables.py; a refund nets 0);
+# chips on open bets are the private table's and those on shared rounds not settled yet.
 _AUDIT_QUERY = """
 SELECT players.name, players.start_bankroll,
     (SELECT coalesce(sum(amount), 0) FROM ledger WHERE ledger.player = players.name),
-    (SELECT coalesce(sum(returned - staked), 0) FROM spins WHERE spins.player = players.name),
+    (SELECT coalesce(sum(returned - staked), 0) FROM spins WHERE spins.player = players.name)
+      + (SELECT coalesce(sum(returned - staked), 0) FROM shared_results WHERE shared_results.player = players.name),
     players.bankroll,
     (SELECT coalesce(sum(amount), 0) FROM open_bets WHERE open_bets.player = players.name)
+      + (SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE shared_bets.player = players.name AND state = 0)
 FROM players ORDER BY players.name
 """
