@@ -1,5 +1,10 @@
 """The shared table's round state machine and settlement, with the clock passed in (no waiting)."""
 
+import hashlib
+import hmac
+import random
+import struct
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +26,7 @@ from lineproto.domain.tables import (
     BettingClosed,
     NoMoreBets,
     RoundOpened,
+    RoundSettled,
     SharedTable,
     SpinDue,
     TableSpec,
@@ -53,7 +59,7 @@ def test_a_bad_table_list_is_refused_with_a_sentence(text):
 def test_a_round_runs_from_betting_to_the_spin_and_the_next_round_opens():
     shared = table(seconds=10.0, last_round=16)
     assert shared.state is IDLE
-    assert shared.join("alice", "alice", now=100.0) == RoundOpened("main", 17, 10.0)
+    assert shared.join("alice", "alice", now=100.0) == RoundOpened("main", 17, 10.0, shared.seed_hash)
     assert shared.join("bob", "bob", now=101.0) is None  # the round is already open
     assert (shared.state, shared.seconds_left(104.0)) == (BETTING, 6.0)
     assert shared.advance(109.9) == []
@@ -63,7 +69,7 @@ def test_a_round_runs_from_betting_to_the_spin_and_the_next_round_opens():
     (due,) = shared.advance(110.0 + shared.spin_seconds)
     assert isinstance(due, SpinDue) and due.round_id == 17 and shared.state is SPINNING
     assert shared.advance(1000.0) == []  # nothing more until the round is settled
-    assert shared.finish(now=113.0) == RoundOpened("main", 18, 10.0)
+    assert shared.finish(now=113.0) == RoundOpened("main", 18, 10.0, shared.seed_hash)
     assert shared.closes_at == 123.0
 
 
@@ -138,3 +144,70 @@ def test_every_player_is_settled_against_the_one_pocket_by_the_payout_rules(play
         result = settled.results[player]
         assert result.returned == expected
         assert result.net == expected - sum(amount for _, amount in bets)
+
+
+# -------------------------------------------------------------------- provably fair rounds
+
+
+def recompute(server_seed: str, table: str, round_id: int, pockets: int) -> str:
+    """The pocket by the rule of docs/PROTOCOL.md section 12, with hashlib and hmac only (not lineproto.fair)."""
+    limit = 2**32 - 2**32 % pockets
+    counter = 0
+    while True:
+        message = f"{table}:{round_id}:{counter}".encode()
+        digest = hmac.new(server_seed.encode("ascii"), message, hashlib.sha256).digest()
+        for (word,) in struct.iter_unpack(">I", digest):
+            if word < limit:
+                index = word % pockets
+                return "00" if index == 37 else str(index)
+        counter += 1
+
+
+def play_rounds(shared: SharedTable, count: int) -> list[tuple[RoundOpened, RoundSettled]]:
+    """``count`` rounds at ``shared`` with alice seated: each round's opening and its settlement."""
+    rounds = []
+    now = 0.0
+    opened = shared.join("alice", "alice", now)
+    for _ in range(count):
+        assert opened is not None
+        shared.place("alice", parse_bet("RED", shared.wheel), 10, 1000, now)
+        now = shared.closes_at
+        shared.advance(now)
+        (due,) = shared.advance(shared.spin_at)
+        rounds.append((opened, due.settle()))
+        opened = shared.finish(shared.spin_at)
+    return rounds
+
+
+@pytest.mark.parametrize("wheel", [AMERICAN, EUROPEAN])
+def test_each_round_commits_to_its_pocket_when_it_opens_and_reveals_the_seed_at_the_result(wheel):
+    shared = table(wheel=wheel, last_round=4)
+    rounds = play_rounds(shared, 20)
+    seeds = [settled.server_seed for _, settled in rounds]
+    assert len(set(seeds)) == 20  # a new seed every round
+    for opened, settled in rounds:
+        assert opened.round_id == settled.round_id
+        assert hashlib.sha256(settled.server_seed.encode("ascii")).hexdigest() == opened.seed_hash
+        expected = recompute(settled.server_seed, "main", settled.round_id, len(POCKETS[wheel]))
+        assert settled.pocket == expected
+        assert settled.results["alice"].staked == 10
+
+
+def test_the_round_seed_is_drawn_when_the_round_opens_so_bets_cannot_change_it():
+    shared = table()
+    opened = shared.join("alice", "alice", 0.0)
+    assert opened is not None and shared.seed_hash == opened.seed_hash
+    shared.place("alice", parse_bet("RED", AMERICAN), 10, 100, now=1.0)
+    assert shared.seed_hash == opened.seed_hash
+    shared.advance(10.0)
+    (due,) = shared.advance(20.0)
+    assert hashlib.sha256(due.server_seed.encode("ascii")).hexdigest() == opened.seed_hash
+
+
+def test_seeded_rounds_give_the_same_seeds_and_pockets_on_every_run():
+    def run(seed):
+        shared = SharedTable(TableSpec("main", AMERICAN), LIMITS, 10.0, 0, random.Random(seed))
+        return [(settled.server_seed, settled.pocket) for _, settled in play_rounds(shared, 10)]
+
+    assert run("7:main") == run("7:main")
+    assert run("7:main") != run("8:main")

@@ -23,19 +23,29 @@ Chips: the players' bankrolls live elsewhere (their own tables, the store).
 bet, checked by the same rules as a private :class:`~.roulette.Table` (limits,
 chips, the most open bets); settlement uses :meth:`~.roulette.Table.resolve`,
 so the payouts are the private table's to the chip.
+
+Provably fair: each round draws its server seed (:func:`.fair.new_server_seed`)
+when it opens, and :class:`RoundOpened` carries the seed's hash, published
+before any bet. The pocket is not the wheel's RNG but
+``fair.derive_pocket(seed, fair.shared_message(table, round_id), 37 or 38)``
+(:meth:`SpinDue.pocket`), and :class:`RoundSettled` reveals the seed, so every
+seated player can recompute the spin with :mod:`hashlib` and :mod:`hmac` only.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from . import fair
 from .roulette import (
     AMERICAN,
     EUROPEAN,
+    POCKETS,
     Bet,
     Limits,
     OpenBet,
@@ -128,11 +138,12 @@ def parse_table_specs(text: str) -> tuple[TableSpec, ...]:
 
 @dataclass(frozen=True)
 class RoundOpened:
-    """A round opened: bets are taken for ``seconds``."""
+    """A round opened: bets are taken for ``seconds``; ``seed_hash`` commits to the round's pocket."""
 
     table: str
     round_id: int
     seconds: float
+    seed_hash: str
 
 
 @dataclass(frozen=True)
@@ -145,13 +156,14 @@ class BettingClosed:
 
 @dataclass(frozen=True)
 class RoundSettled:
-    """The spin's pocket and each betting player's result (outcomes, staked, returned, net)."""
+    """The spin's pocket, the server seed it came from (revealed now) and each betting player's result."""
 
     table: str
     round_id: int
     pocket: str
     info: PocketInfo
     results: Mapping[str, SpinResult]
+    server_seed: str
 
 
 def settle_bets(wheel: str, limits: Limits, bets: Iterable[OpenBet], pocket: str) -> SpinResult:
@@ -168,11 +180,20 @@ class SpinDue:
     wheel: str
     limits: Limits
     bets: Mapping[str, tuple[OpenBet, ...]]
+    server_seed: str
 
-    def settle(self, pocket: str) -> RoundSettled:
-        """Every player's bets settled against ``pocket`` by the private table's rules (``Table.resolve``)."""
+    def pocket(self) -> str:
+        """The round's pocket: derived from its server seed and ``f"{table}:{round_id}"`` (:mod:`.fair`)."""
+        message = fair.shared_message(self.table, self.round_id)
+        return fair.derive_pocket(self.server_seed, message, len(POCKETS[self.wheel]))
+
+    def settle(self, pocket: str | None = None) -> RoundSettled:
+        """Every player's bets settled against the round's pocket (or ``pocket``) by ``Table.resolve``."""
+        if pocket is None:
+            pocket = self.pocket()
         results = {player: settle_bets(self.wheel, self.limits, bets, pocket) for player, bets in self.bets.items()}
-        return RoundSettled(self.table, self.round_id, pocket, pocket_properties(pocket), MappingProxyType(results))
+        info = pocket_properties(pocket)
+        return RoundSettled(self.table, self.round_id, pocket, info, MappingProxyType(results), self.server_seed)
 
 
 # -------------------------------------------------------------------- the table
@@ -181,7 +202,15 @@ class SpinDue:
 class SharedTable:
     """One shared table's round state machine (see the module docstring). Not thread-safe: callers lock."""
 
-    def __init__(self, spec: TableSpec, limits: Limits, round_seconds: float, last_round: int = 0):
+    def __init__(
+        self,
+        spec: TableSpec,
+        limits: Limits,
+        round_seconds: float,
+        last_round: int = 0,
+        seeds: random.Random | None = None,
+    ):
+        """``seeds``: where the rounds' server seeds come from (None: :mod:`secrets`; a Random: tests, replays)."""
         if not round_seconds > 0:
             raise ValueError("a round lasts more than 0 seconds")
         self.name = spec.name
@@ -195,6 +224,13 @@ class SharedTable:
         self.spin_at = 0.0  # closed: the spin is due then
         self.seated: dict[str, str] = {}  # player key -> the name others see, in the order they sat down
         self._bets: dict[str, list[OpenBet]] = {}
+        self._seeds = seeds
+        self.server_seed = ""  # the current round's, secret until its result; "" before the first round
+
+    @property
+    def seed_hash(self) -> str:
+        """The current round's published commitment (SHA-256 of its server seed); "" before the first round."""
+        return fair.seed_hash(self.server_seed) if self.server_seed else ""
 
     # -- seats
 
@@ -273,7 +309,8 @@ class SharedTable:
         if self.state is CLOSED and now >= self.spin_at:
             self.state = SPINNING
             bets = {player: tuple(bets) for player, bets in self._bets.items() if bets}
-            happened.append(SpinDue(self.name, self.round_id, self.wheel, self.limits, MappingProxyType(bets)))
+            frozen = MappingProxyType(bets)
+            happened.append(SpinDue(self.name, self.round_id, self.wheel, self.limits, frozen, self.server_seed))
         return happened
 
     def finish(self, now: float) -> RoundOpened | None:
@@ -292,7 +329,8 @@ class SharedTable:
         self.round_id += 1
         self.state = BETTING
         self.closes_at = now + self.round_seconds
-        return RoundOpened(self.name, self.round_id, self.round_seconds)
+        self.server_seed = fair.new_server_seed(self._seeds)
+        return RoundOpened(self.name, self.round_id, self.round_seconds, fair.seed_hash(self.server_seed))
 
     def _require_betting(self, now: float) -> None:
         if self.state is BETTING and now < self.closes_at:
