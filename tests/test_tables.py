@@ -22,7 +22,9 @@ from lineproto.wire.reply import Event
 
 ROUND = "0.8"  # --round-seconds of the module's daemon: short, and every wait below is for an event
 TABLES = ",".join(f"t{n}:american" for n in range(1, 13))
-RESULT = re.compile(r"round (\d+) (\S+) .*; (?:net ([+-]?\d+) \(staked (\d+), returned (\d+)\)|no bets)")
+RESULT = re.compile(
+    r"round (\d+) (\S+) .*; (?:net ([+-]?\d+) \(staked (\d+), returned (\d+)\)|no bets); seed [0-9a-f]{64}"
+)
 
 
 @pytest.fixture(scope="module")

@@ -24,9 +24,14 @@ Reply codes of this service:
 550   JOIN a table that does not exist
 ====  ===========================================================================
 
-Events (one line each, 600-699, only to seated sessions): 610 round open, 620
-no more bets, 630 the result with the player's own net, 640 joined, 641 left,
-650 chat.
+Events (one line each, 600-699, only to seated sessions): 610 round open (with
+the round's ``server-seed-hash``), 620 no more bets, 630 the result with the
+player's own net and the revealed ``seed``, 640 joined, 641 left, 650 chat.
+
+Provably fair: the croupier's pocket is the round's (``SpinDue.pocket``, derived
+from the seed the round drew when it opened), never the wheel's RNG; with
+``--seed N`` each table's round seeds come from ``random.Random(f"{N}:{table}")``,
+so a replay gives the same pockets.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import collections
 import itertools
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -198,7 +204,11 @@ class TableService:
             except StorageError as exc:
                 log.error("shared tables: cannot read or refund the last run's rounds: %s", exc)
         self.rooms = {
-            spec.name: Room(SharedTable(spec, spec.limits or limits, round_seconds, last.get(spec.name, 0)))
+            spec.name: Room(
+                SharedTable(
+                    spec, spec.limits or limits, round_seconds, last.get(spec.name, 0), _round_seeds(wheels, spec.name)
+                )
+            )
             for spec in specs
         }
         self._seats: dict[int, Listener] = {}  # id(session) -> its seat
@@ -277,6 +287,7 @@ class TableService:
                     f"{table.name}: {table.wheel} wheel, bets {table.limits.minimum}-{table.limits.maximum} chips, "
                     f"{len(table.seated)} seated, round {table.round_id}, {table.state}"
                     + (f", {math.ceil(table.seconds_left(now))} s left" if table.state is BETTING else "")
+                    + (f", server-seed-hash {table.seed_hash}" if table.state is not IDLE else "")
                 )
         seat = self.seat_of(session)
         lines.append(f"{len(self.rooms)} tables" + (f"; you are at {seat.room.table.name}" if seat else ""))
@@ -390,7 +401,7 @@ class TableService:
 
     def _spin(self, room: Room, due: SpinDue, purses: dict) -> None:
         """Spin, settle every bet at once (durable before anyone hears of it), then the next round."""
-        settled = due.settle(self.wheels.spin(due.wheel))
+        settled = due.settle()  # the pocket the round's published seed hash committed to
         # The registered players' results come from their bets as committed in the store, below.
         results = {
             player: result
@@ -433,10 +444,11 @@ class TableService:
             else:
                 mine = f"net {result.net:+d} (staked {result.staked}, returned {result.returned})"
             if listener.push is not None:
-                listener.push(format_event(ROUND_RESULT, f"{head}; {mine}"))
+                listener.push(format_event(ROUND_RESULT, f"{head}; {mine}; seed {settled.server_seed}"))
 
     def _tell_open(self, room: Room, opened: RoundOpened) -> None:
-        room.send(format_event(ROUND_OPEN, f"round {opened.round_id} open: bets for {opened.seconds:g} s"))
+        text = f"round {opened.round_id} open: bets for {opened.seconds:g} s; server-seed-hash {opened.seed_hash}"
+        room.send(format_event(ROUND_OPEN, text))
 
     def next_deadline(self) -> float | None:
         deadlines = [d for room in self.rooms.values() if (d := room.table.deadline) is not None]
@@ -478,10 +490,22 @@ class TableService:
         return f"round {table.round_id}, no more bets; the next round opens in {math.ceil(table.reopens_in(now))} s"
 
     def _where(self, room: Room, what: str) -> str:
+        """JOIN's reply; it names the current round's seed hash (the first round's 610 comes before the JOIN)."""
         table = room.table
         with room.lock:
             when = self._timing(room)
-        return f"{what}: {table.wheel} wheel, bets {table.limits.minimum}-{table.limits.maximum} chips; {when}"
+            committed = f"; server-seed-hash {table.seed_hash}" if table.state is not IDLE else ""
+        limits = f"bets {table.limits.minimum}-{table.limits.maximum} chips"
+        return f"{what}: {table.wheel} wheel, {limits}; {when}{committed}"
+
+
+def _round_seeds(wheels: WheelHouse, table: str) -> random.Random | None:
+    """Where a table's round seeds come from: :mod:`secrets`, or with ``--seed N`` a Random of its own.
+
+    One generator per table (seeded ``f"{N}:{table}"``) so that a table's seeds do not depend on
+    how the other tables' rounds and the private tables' draws interleave.
+    """
+    return None if wheels.seed is None else random.Random(f"{wheels.seed}:{table}")
 
 
 def _guest_key(name: str, session) -> str:
@@ -577,7 +601,13 @@ COMMANDS = (
         leav,
         roles=PLAYER_ROLES,
     ),
-    Command("LIST", "", "List the shared tables: wheel, seated, round, state (211)", list_tables, roles=PLAYER_ROLES),
+    Command(
+        "LIST",
+        "",
+        "List the shared tables: wheel, seated, round, state, the round's seed hash (211)",
+        list_tables,
+        roles=PLAYER_ROLES,
+    ),
     Command(
         "CHAT",
         "<text...>",
