@@ -5,15 +5,12 @@ lineproto's own derivation: the seed hash comes before any bet (JOIN's reply for
 they sit down, the 610 event for each round after), the seed with the result (630).
 """
 
-import hashlib
-import hmac
 import re
-import struct
 import time
 
 from test_tables import Player
 
-from conftest import Daemon
+from conftest import ROOT, Daemon
 
 ROUND = "0.4"  # --round-seconds: short; every wait below is for an event
 ROUNDS = 5
@@ -23,17 +20,14 @@ RESULT = re.compile(r"round (\d+) (\S+) .*; seed ([0-9a-f]{64})")
 JOINED = re.compile(r"Joined main: .*; round (\d+), .*; server-seed-hash ([0-9a-f]{64})")
 
 
-def verify_pocket(server_seed: str, table: str, round_id: int, pockets: int) -> str:
-    """The verifier snippet of docs/PROTOCOL.md section 12: the pocket a revealed seed gives."""
-    limit = 2**32 - 2**32 % pockets
-    c = 0
-    while True:
-        digest = hmac.new(server_seed.encode("ascii"), f"{table}:{round_id}:{c}".encode(), hashlib.sha256).digest()
-        for (w,) in struct.iter_unpack(">I", digest):
-            if w < limit:
-                index = w % pockets
-                return "00" if index == 37 else str(index)
-        c += 1
+def protocol_snippet() -> dict:
+    """docs/PROTOCOL.md section 12's verifier, run: its ``committed`` and ``round_pocket`` (and its example seed)."""
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    [snippet] = re.findall(r"```python verify-shared\n(.*?)```", text, re.S)
+    assert set(re.findall(r"^(?:import|from) (\w+)", snippet, re.M)) == {"hashlib", "hmac"}
+    namespace: dict = {}
+    exec(compile(snippet, "PROTOCOL.md", "exec"), namespace)
+    return namespace
 
 
 def watch_rounds(player: Player, count: int, timeout: float = 30.0) -> tuple[dict[int, str], list[tuple]]:
@@ -83,9 +77,10 @@ def test_a_seated_player_recomputes_every_rounds_pocket_from_the_published_hash_
         assert re.search(r"; net [+-]\d+ \(staked 10, returned \d+\); seed [0-9a-f]{64}$", event.text), event
     seeds = {seed for _, _, seed in results}
     assert len(seeds) == ROUNDS  # a new seed every round
+    verifier = protocol_snippet()
     for round_id, pocket, seed in results:
-        assert hashlib.sha256(seed.encode("ascii")).hexdigest() == hashes[round_id]
-        assert verify_pocket(seed, "main", round_id, 38) == pocket
+        assert verifier["committed"](seed, hashes[round_id])
+        assert verifier["round_pocket"](seed, "main", round_id, "american") == pocket
 
 
 def test_the_list_shows_the_current_rounds_seed_hash(start_daemon):
@@ -102,8 +97,10 @@ def test_the_list_shows_the_current_rounds_seed_hash(start_daemon):
 
 
 def test_with_seed_the_rounds_seeds_and_pockets_are_the_same_on_every_run(tmp_path, engine):
+    """Two daemons with --seed 7: the same rounds; round 1 is the one docs/PROTOCOL.md's example shows."""
+
     def run() -> list[tuple]:
-        daemon = Daemon(tmp_path, "--seed", "42", "--round-seconds", ROUND, "--tables", "main:american", engine=engine)
+        daemon = Daemon(tmp_path, "--seed", "7", "--round-seconds", ROUND, "--tables", "main:american", engine=engine)
         try:
             with Player(daemon.port) as player:
                 return watch_rounds(player, 3)[1]
@@ -112,4 +109,5 @@ def test_with_seed_the_rounds_seeds_and_pockets_are_the_same_on_every_run(tmp_pa
 
     first = run()
     assert [round_id for round_id, _, _ in first] == [1, 2, 3]
+    assert first[0] == (1, "16", protocol_snippet()["seed"])
     assert run() == first
