@@ -211,3 +211,11 @@ def test_seeded_rounds_give_the_same_seeds_and_pockets_on_every_run():
 
     assert run("7:main") == run("7:main")
     assert run("7:main") != run("8:main")
+
+
+def test_no_repr_shows_a_rounds_server_seed_before_its_result():
+    shared = table()
+    shared.join("alice", "alice", 0.0)
+    shared.advance(10.0)
+    (due,) = shared.advance(20.0)
+    assert due.server_seed and due.server_seed not in repr(due)  # a log line of the round cannot reveal it

@@ -38,7 +38,7 @@ import math
 import random
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from . import fair
@@ -180,7 +180,7 @@ class SpinDue:
     wheel: str
     limits: Limits
     bets: Mapping[str, tuple[OpenBet, ...]]
-    server_seed: str
+    server_seed: str = field(repr=False)  # secret until the round's result: no log line may show it
 
     def pocket(self) -> str:
         """The round's pocket: derived from its server seed and ``f"{table}:{round_id}"`` (:mod:`.fair`)."""
