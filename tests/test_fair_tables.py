@@ -68,8 +68,13 @@ def test_a_seated_player_recomputes_every_rounds_pocket_from_the_published_hash_
     with Player(daemon.port) as player:
         hashes, results = watch_rounds(player, ROUNDS)
         # a bet in a round: its result line still ends with the seed
-        round_id = int(player.event(610).text.split()[1])
-        assert player.command("BET RED 10").code == 200
+        for _ in range(10):  # a busy machine may miss a short round's betting: then the next one
+            round_id = int(player.event(610).text.split()[1])
+            reply = player.command("BET RED 10")
+            if reply.code == 200:
+                break
+            assert reply.code == 450, reply
+        assert reply.code == 200, reply
         while True:
             event = player.event(630)
             if event.text.startswith(f"round {round_id} "):
