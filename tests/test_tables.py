@@ -460,3 +460,55 @@ def test_clr_at_a_table_gives_a_registered_players_bets_back(tables_daemon):
         cleared = root.command("CLR")
         assert cleared.code == 200 and cleared.lines[0] == f"Cleared 2 bets, 15 chips back; bankroll {before}"
         assert root.command("BETS").lines[-1] == f"Total staked 0; bankroll {before}"
+
+
+# -------------------------------------------------------------------- receipts and history of shared bets
+
+
+def test_a_registered_players_shared_bets_get_slips_that_survive_a_restart_with_their_history(tmp_path, engine):
+    from lineproto.wire.shapes import History, PlacedBet, Receipt
+
+    db = str(tmp_path / "slips.db")
+    users = str(write_users_file(tmp_path / "users.txt"))
+    start = ("--db", db, "--users", users, "--tables", "main:american", "--round-seconds", "0.5")
+    daemon = Daemon(tmp_path, *start, engine=engine)
+    try:
+        with Player(daemon.port, "dave", "hunter2") as dave:
+            private = PlacedBet.from_reply(dave.command("BET RED 1"))
+            assert dave.command("SPIN").code == 250
+            dave.command("JOIN main")
+            cleared_round = dave.next_round()
+            red = PlacedBet.from_reply(dave.command("BET RED 10"))
+            seventeen = PlacedBet.from_reply(dave.command("BET 17 5"))
+            assert Receipt.from_reply(dave.command(f"SLIP {red.slip}")) == Receipt(
+                red.slip, "RED", 10, "main", cleared_round, "open", 0
+            )
+            assert dave.command("CLR").code == 200
+            played_round = dave.next_round()
+            even = PlacedBet.from_reply(dave.command("BET EVEN 4"))
+            assert [private.slip + 1, private.slip + 2, private.slip + 3] == [red.slip, seventeen.slip, even.slip]
+            while True:
+                round_id, pocket, net = result_of(dave.event(630))
+                if round_id == played_round:
+                    break
+            after = bankroll(dave)
+    finally:
+        daemon.stop()
+    daemon = Daemon(tmp_path, *start, engine=engine)
+    try:
+        with Player(daemon.port, "dave", "hunter2") as dave:
+            assert Receipt.from_reply(dave.command(f"SLIP {seventeen.slip}")) == Receipt(
+                seventeen.slip, "17", 5, "main", cleared_round, "cleared", 5
+            )
+            won = net is not None and net > 0
+            assert Receipt.from_reply(dave.command(f"SLIP {even.slip}")) == Receipt(
+                even.slip, "EVEN", 4, "main", played_round, "win" if won else "lose", 8 if won else 0
+            )
+            newest = History.from_reply(dave.command("HIST 2")).entries
+            assert (newest[0].round, newest[0].table, newest[0].pocket) == (played_round, "main", pocket)
+            assert (newest[0].before, newest[0].after, newest[0].net) == (after - net, after, net)
+            assert [(b.slip, b.bet, b.amount, b.won) for b in newest[0].bets] == [(even.slip, "EVEN", 4, won)]
+            assert newest[1].table == "private"  # the private spin, older
+            assert PlacedBet.from_reply(dave.command("BET RED 1")).slip == even.slip + 1  # never repeats
+    finally:
+        daemon.stop()

@@ -39,7 +39,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..domain.roulette import Bet, Limits, OpenBet, Table, parse_bet
 from ..domain.tables import (
@@ -92,11 +92,15 @@ class MemoryPurse:
             return self.seat.table.bankroll
 
     def place(self, table: str, place: Callable[[int], tuple[OpenBet, int, int]]) -> tuple[OpenBet, int]:
-        """``place(bankroll) -> (bet, bankroll after, round)``, the bankroll set to what it returns."""
+        """``place(bankroll) -> (bet, bankroll after, round)``, the bankroll set to what it returns.
+
+        The bet returned carries the player's next slip (``Table.take_slip``: the private bets' counter).
+        """
         with self.seat.lock:
             open_bet, after, _ = place(self.seat.table.bankroll)
+            slip = self.seat.table.take_slip()
             self.seat.table = _with_bankroll(self.seat.table, after)
-            return open_bet, after
+            return replace(open_bet, slip=slip), after
 
     def give_back(self, table: str, round_id: int, chips: int) -> tuple[int, int]:
         """CLR: ``chips`` back into the bankroll; (chips given back, the bankroll after)."""
@@ -288,7 +292,8 @@ class TableService:
         room = seat.room
         bet = parse_bet(words, room.table.wheel)  # a table's wheel never changes
         open_bet, bankroll = self._place(session, seat, room, bet, amount)
-        return shapes.TableBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll).reply()
+        placed = open_bet.bet
+        return shapes.PlacedBet(placed.name, open_bet.amount, placed.payout, bankroll, open_bet.slip).reply()
 
     def _place(self, session, seat: Listener, room: Room, bet: Bet, amount: int) -> tuple[OpenBet, int]:
         """The domain's checks under the room's lock, inside the purse's unit of work that takes the chips.

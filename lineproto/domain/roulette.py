@@ -1067,7 +1067,7 @@ def _settle(open_bet: OpenBet, pocket: str) -> BetOutcome:
 PRIVATE_TABLE = "private"
 
 #: What became of a bet, as a receipt says it.
-OPEN, CLEARED, WON, LOST = "open", "cleared", "win", "lose"
+OPEN, CLEARED, WON, LOST, REFUNDED = "open", "cleared", "win", "lose", "refunded"
 
 #: Rounds and credits a player's history shows at most (HIST's largest n) and keeps for a guest.
 MAX_HISTORY = 100

@@ -443,8 +443,9 @@ class Spin(_Spin, Block):
 # Receipts, history and the cashier
 # --------------------------------------------------------------------------
 
-#: What became of a bet: still ``open``, ``cleared`` (taken back), ``win`` or ``lose``.
-SLIP_STATE = Field(r"open|cleared|win|lose", str, str)
+#: What became of a bet: still ``open``, ``cleared`` (taken back), ``win``, ``lose``, or ``refunded``
+#: (a shared table's round the daemon died in, given back at the next start).
+SLIP_STATE = Field(r"open|cleared|win|lose|refunded", str, str)
 #: A moment as the store writes it: ``2026-12-02T01:52:03+00:00``.
 MOMENT = WORD
 
@@ -463,7 +464,7 @@ class Receipt(_Receipt, OneLine):
     """SLIP: ``Slip 7: RED for 10 at private round 3: win, 20 returned``.
 
     ``returned`` is what came back: stake plus winnings (``win``), 0 (``lose``, and
-    ``open`` while the bet waits for its round), the stake (``cleared``).
+    ``open`` while the bet waits for its round), the stake (``cleared``, ``refunded``).
     """
 
     __slots__ = ()
