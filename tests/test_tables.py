@@ -19,6 +19,7 @@ from lineproto.domain.roulette import AMERICAN, Limits, OpenBet, parse_bet
 from lineproto.store import SqliteStore
 from lineproto.store.tables import StoredTables
 from lineproto.wire.reply import Event
+from lineproto.wire.shapes import History, PlacedBet, Receipt
 
 ROUND = "0.8"  # --round-seconds of the module's daemon: short, and every wait below is for an event
 TABLES = ",".join(f"t{n}:american" for n in range(1, 13))
@@ -306,8 +307,8 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
         joined = dave.command("JOIN main").lines[0]
         killed_round = int(re.search(r"round (\d+)", joined).group(1))
         assert killed_round > first
-        assert dave.command("BET 17 5").code == 200
-        assert dave.command("BET DOZEN1 20").code == 200
+        seventeen = PlacedBet.from_reply(dave.command("BET 17 5"))
+        dozen = PlacedBet.from_reply(dave.command("BET DOZEN1 20"))
         assert bankroll(dave) == settled_bankroll - 25
         daemon.stop(signal.SIGKILL)
     assert _chips(db) == {"bankroll": settled_bankroll - 25, "open": 25, "balance": 0}
@@ -321,6 +322,10 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
         assert chips_check(db) == 0  # ... and a refund
         with Player(daemon.port, "dave", "hunter2") as dave:
             assert bankroll(dave) == settled_bankroll
+            assert [Receipt.from_reply(dave.command(f"SLIP {bet.slip}")) for bet in (seventeen, dozen)] == [
+                Receipt(seventeen.slip, "17", 5, "main", killed_round, "refunded", 5),
+                Receipt(dozen.slip, "DOZEN1", 20, "main", killed_round, "refunded", 20),
+            ]
             reply = dave.command("JOIN main").lines[0]
             assert int(re.search(r"round (\d+)", reply).group(1)) == killed_round + 1  # ids never repeat
     finally:
@@ -466,8 +471,6 @@ def test_clr_at_a_table_gives_a_registered_players_bets_back(tables_daemon):
 
 
 def test_a_registered_players_shared_bets_get_slips_that_survive_a_restart_with_their_history(tmp_path, engine):
-    from lineproto.wire.shapes import History, PlacedBet, Receipt
-
     db = str(tmp_path / "slips.db")
     users = str(write_users_file(tmp_path / "users.txt"))
     start = ("--db", db, "--users", users, "--tables", "main:american", "--round-seconds", "0.5")
