@@ -22,13 +22,13 @@ from lineproto.wire.reply import Event
 from lineproto.wire.shapes import History, PlacedBet, Receipt
 
 ROUND = "0.8"  # --round-seconds of the module's daemon: short, and every wait below is for an event
-TABLES = ",".join(f"t{n}:american" for n in range(1, 13))
+TABLES = ",".join(f"t{n}:american" for n in range(1, 14))
 RESULT = re.compile(r"round (\d+) (\S+) .*; (?:net ([+-]?\d+) \(staked (\d+), returned (\d+)\)|no bets)")
 
 
 @pytest.fixture(scope="module")
 def tables_daemon(tmp_path_factory, engine):
-    """One daemon per engine; each test sits at a table of its own (t1..t12)."""
+    """One daemon per engine; each test sits at a table of its own (t1..t13)."""
     path = tmp_path_factory.mktemp("tables")
     users = write_users_file(path / "users.txt")
     daemon = Daemon(path, "--users", str(users), "--round-seconds", ROUND, "--tables", TABLES, engine=engine)
@@ -203,7 +203,7 @@ def test_list_shows_every_table(tables_daemon):
         assert listing.code == 211
         (line,) = [line for line in listing.lines if line.startswith("t6:")]
         assert re.fullmatch(r"t6: american wheel, bets 1-500 chips, 1 seated, round \d+, \w+.*", line), line
-        assert listing.lines[-1] == "12 tables; you are at t6"
+        assert listing.lines[-1] == f"{len(TABLES.split(','))} tables; you are at t6"
 
 
 def test_chat_reaches_the_others_at_the_table_within_its_limits(tables_daemon):
@@ -392,7 +392,7 @@ def test_events_are_never_inside_a_multi_line_reply(tables_daemon):
         watcher.send(b"LIST\r\n" * 300)  # multi-line replies, while the events come
         listings = watcher.replies(300)
         thread.join(timeout=30)
-        assert all(reply.code == 211 and len(reply.lines) == 14 for reply in listings)
+        assert all(reply.code == 211 and len(reply.lines) == len(TABLES.split(",")) + 2 for reply in listings)
         assert not [line for reply in listings for line in reply.lines if re.match(r"6\d\d ", line)]
         assert len(answered) == 300 and all(reply.code == 200 for reply in answered)
         assert watcher.event(641) and watcher.event(640)  # they came, apart from the replies
@@ -515,3 +515,40 @@ def test_a_registered_players_shared_bets_get_slips_that_survive_a_restart_with_
             assert PlacedBet.from_reply(dave.command("BET RED 1")).slip == even.slip + 1  # never repeats
     finally:
         daemon.stop()
+
+
+def test_a_guests_shared_bets_get_slips_and_history_for_the_login(tables_daemon):
+    with Player(tables_daemon.port) as guest:
+        private = PlacedBet.from_reply(guest.command("BET RED 1"))
+        assert guest.command("SPIN").code == 250
+        guest.command("JOIN t13")
+        cleared_round = guest.next_round()
+        red = PlacedBet.from_reply(guest.command("BET RED 10"))
+        assert Receipt.from_reply(guest.command(f"SLIP {red.slip}")) == Receipt(
+            red.slip, "RED", 10, "t13", cleared_round, "open", 0
+        )
+        assert guest.command("CLR").code == 200
+        assert Receipt.from_reply(guest.command(f"SLIP {red.slip}")).state == "cleared"
+        played_round = guest.next_round()
+        low = PlacedBet.from_reply(guest.command("BET LOW 3"))
+        seventeen = PlacedBet.from_reply(guest.command("BET 17 2"))
+        assert [red.slip, low.slip, seventeen.slip] == [private.slip + 1, private.slip + 2, private.slip + 3]
+        while True:
+            round_id, pocket, net = result_of(guest.event(630))
+            if round_id == played_round:
+                break
+        after = bankroll(guest)
+        receipts = [Receipt.from_reply(guest.command(f"SLIP {bet.slip}")) for bet in (low, seventeen)]
+        assert [(r.table, r.round, r.bet, r.amount) for r in receipts] == [
+            ("t13", played_round, "LOW", 3),
+            ("t13", played_round, "17", 2),
+        ]
+        assert sum(r.returned for r in receipts) - 5 == net
+        assert all(r.state == ("win" if r.returned else "lose") for r in receipts)
+        newest = History.from_reply(guest.command("HIST 2")).entries
+        assert (newest[0].round, newest[0].table, newest[0].pocket) == (played_round, "t13", pocket)
+        assert (newest[0].before, newest[0].after, newest[0].net) == (after - net, after, net)
+        assert [(b.slip, b.bet, b.amount) for b in newest[0].bets] == [(low.slip, "LOW", 3), (seventeen.slip, "17", 2)]
+        assert newest[1].table == "private"
+        guest.command("LEAV")
+        assert PlacedBet.from_reply(guest.command("BET RED 1")).slip == seventeen.slip + 1  # never repeats

@@ -41,7 +41,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ..domain.roulette import Bet, Limits, OpenBet, Table, parse_bet
+from ..domain.meters import utc_now
+from ..domain.roulette import OPEN, Bet, Limits, OpenBet, Slip, SpinResult, Table, parse_bet
 from ..domain.tables import (
     BETTING,
     DEFAULT_ROUND_SECONDS,
@@ -97,19 +98,29 @@ class MemoryPurse:
         The bet returned carries the player's next slip (``Table.take_slip``: the private bets' counter).
         """
         with self.seat.lock:
-            open_bet, after, _ = place(self.seat.table.bankroll)
+            open_bet, after, round_id = place(self.seat.table.bankroll)
             slip = self.seat.table.take_slip()
             self.seat.table = _with_bankroll(self.seat.table, after)
+            self.seat.record.note_shared_bet(Slip(slip, table, round_id, open_bet.bet.name, open_bet.amount, OPEN))
             return replace(open_bet, slip=slip), after
 
     def give_back(self, table: str, round_id: int, chips: int) -> tuple[int, int]:
-        """CLR: ``chips`` back into the bankroll; (chips given back, the bankroll after)."""
-        return chips, self.credit(chips)
-
-    def credit(self, chips: int) -> int:
+        """CLR: ``chips`` back, the round's receipts cleared; (chips given back, the bankroll after)."""
         with self.seat.lock:
-            self.seat.table = _with_bankroll(self.seat.table, self.seat.table.bankroll + chips)
-            return self.seat.table.bankroll
+            self.seat.record.note_shared_clear(table, round_id)
+            return chips, self._credit(chips)
+
+    def settle(self, table: str, round_id: int, result: SpinResult) -> None:
+        """The croupier settled the round: the chips returned into the bankroll, the round in the history."""
+        with self.seat.lock:
+            bankroll = self._credit(result.returned)
+            self.seat.record.note_shared_round(
+                table, round_id, result, bankroll, utc_now().isoformat(timespec="seconds")
+            )
+
+    def _credit(self, chips: int) -> int:
+        self.seat.table = _with_bankroll(self.seat.table, self.seat.table.bankroll + chips)
+        return self.seat.table.bankroll
 
 
 class StoredPurse:
@@ -420,7 +431,7 @@ class TableService:
                 void = {player for player, purse in purses.items() if isinstance(purse, StoredPurse)}
         for player, purse in purses.items():
             if isinstance(purse, MemoryPurse) and player in results:
-                purse.credit(results[player].returned)
+                purse.settle(due.table, due.round_id, results[player])
         with room.lock:
             opened = room.table.finish(self.clock())
         self._tell_result(room, settled, results, void)
