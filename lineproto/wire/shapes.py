@@ -304,22 +304,6 @@ class PlacedBet(_PlacedBet, OneLine):
     )
 
 
-class _TableBet(NamedTuple):
-    bet: str
-    amount: int
-    payout: int
-    bankroll: int
-
-
-class TableBet(_TableBet, OneLine):
-    """BET at a shared table: ``Bet RED for 10 (pays 1:1); bankroll 90``. Such a bet has no receipt
-    (slip) yet: its outcome comes in the round's 630 event (docs/PROTOCOL.md section 12)."""
-
-    __slots__ = ()
-    CODE = 200
-    LINE = LineShape(f"Bet {_OPEN_BET}; bankroll {{bankroll}}", _TableBet._fields, **_OPEN_BET_KINDS, bankroll=COUNT)
-
-
 class _OpenBet(NamedTuple):
     bet: str
     amount: int
