@@ -513,6 +513,9 @@ def test_a_registered_players_shared_bets_get_slips_that_survive_a_restart_with_
             assert [(b.slip, b.bet, b.amount, b.won) for b in newest[0].bets] == [(even.slip, "EVEN", 4, won)]
             assert newest[1].table == "private"  # the private spin, older
             assert PlacedBet.from_reply(dave.command("BET RED 1")).slip == even.slip + 1  # never repeats
+            assert dave.command("SPIN").code == 250
+            tables = [entry.table for entry in History.from_reply(dave.command("HIST 3")).entries]
+            assert tables == ["private", "main", "private"]  # a later private spin comes before the shared round
     finally:
         daemon.stop()
 
