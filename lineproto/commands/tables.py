@@ -8,6 +8,11 @@ deadline, spins, settles the round durably, then tells the table), and sends
 events to the seated sessions through ``Session.event_sink`` (the connection's
 ``push_event``; the engine writes them between replies).
 
+Each accepted bet takes the player's next slip, the counter of their private
+bets (``StoredTables.place`` in the bet's transaction; a guest's
+``Table.take_slip``, its receipts and settled rounds kept in the seat's
+``PlayRecord``), so SLIP and HIST see shared bets as they see private ones.
+
 After JOIN, the roulette commands BET, BETS and CLR act on the player's bets in
 the table's current round and SPIN is refused (``commands.roulette`` asks
 :meth:`TableService.seat_of` first).
