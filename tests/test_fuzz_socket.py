@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from conftest import Daemon, RawConnection, stat, write_users_file
+from lineproto.wire.shapes import Spin
 
 GARBAGE = st.binary(max_size=300).map(lambda data: bytes(b for b in data if not chr(b).isalpha()))
 
@@ -83,7 +84,7 @@ def test_fuzzing_over_the_socket_keeps_sessions_and_state(fuzz_daemon):
         def spin(self):
             reply = self.line.command("SPIN")
             assert reply.code == 250, reply
-            self.total += int(reply.lines[-1].rsplit("net ", 1)[1])
+            self.total += Spin.from_reply(reply).net
 
         @rule()
         def clear(self):

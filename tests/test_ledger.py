@@ -365,7 +365,7 @@ END = "End of history"
         ),
         (History, Reply(211, ("History of dave, newest first:", "Status:"))),  # no end line
         (History, Reply(211, ("Status:", "End of status"))),
-        (Receipt, Reply(200, ("Slip 1: RED for 10 at private round 1: refunded, 10 returned",))),
+        (Receipt, Reply(200, ("Slip 1: RED for 10 at private round 1: lost, 0 returned",))),
         (Credited, Reply(200, ("Credit 1 to dave: 50 chips; bankroll 0 -> 50",))),  # the sign is always written
         (PlacedBet, Reply(200, ("Bet RED for 10 (pays 1:1); bankroll 90",))),  # no slip
     ],

@@ -19,9 +19,10 @@ from lineproto.domain.roulette import AMERICAN, Limits, OpenBet, parse_bet
 from lineproto.store import SqliteStore
 from lineproto.store.tables import StoredTables
 from lineproto.wire.reply import Event
+from lineproto.wire.shapes import History, PlacedBet, Receipt
 
 ROUND = "0.8"  # --round-seconds of the module's daemon: short, and every wait below is for an event
-TABLES = ",".join(f"t{n}:american" for n in range(1, 13))
+TABLES = ",".join(f"t{n}:american" for n in range(1, 14))
 RESULT = re.compile(
     r"round (\d+) (\S+) .*; (?:net ([+-]?\d+) \(staked (\d+), returned (\d+)\)|no bets); seed [0-9a-f]{64}"
 )
@@ -29,7 +30,7 @@ RESULT = re.compile(
 
 @pytest.fixture(scope="module")
 def tables_daemon(tmp_path_factory, engine):
-    """One daemon per engine; each test sits at a table of its own (t1..t12)."""
+    """One daemon per engine; each test sits at a table of its own (t1..t13)."""
     path = tmp_path_factory.mktemp("tables")
     users = write_users_file(path / "users.txt")
     daemon = Daemon(path, "--users", str(users), "--round-seconds", ROUND, "--tables", TABLES, engine=engine)
@@ -204,7 +205,7 @@ def test_list_shows_every_table(tables_daemon):
         assert listing.code == 211
         (line,) = [line for line in listing.lines if line.startswith("t6:")]
         assert re.fullmatch(r"t6: american wheel, bets 1-500 chips, 1 seated, round \d+, \w+.*", line), line
-        assert listing.lines[-1] == "12 tables; you are at t6"
+        assert listing.lines[-1] == f"{len(TABLES.split(','))} tables; you are at t6"
 
 
 def test_chat_reaches_the_others_at_the_table_within_its_limits(tables_daemon):
@@ -308,8 +309,8 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
         joined = dave.command("JOIN main").lines[0]
         killed_round = int(re.search(r"round (\d+)", joined).group(1))
         assert killed_round > first
-        assert dave.command("BET 17 5").code == 200
-        assert dave.command("BET DOZEN1 20").code == 200
+        seventeen = PlacedBet.from_reply(dave.command("BET 17 5"))
+        dozen = PlacedBet.from_reply(dave.command("BET DOZEN1 20"))
         assert bankroll(dave) == settled_bankroll - 25
         daemon.stop(signal.SIGKILL)
     assert _chips(db) == {"bankroll": settled_bankroll - 25, "open": 25, "balance": 0}
@@ -323,6 +324,10 @@ def test_a_daemon_killed_mid_round_refunds_exactly_the_unsettled_bets_at_start(t
         assert chips_check(db) == 0  # ... and a refund
         with Player(daemon.port, "dave", "hunter2") as dave:
             assert bankroll(dave) == settled_bankroll
+            assert [Receipt.from_reply(dave.command(f"SLIP {bet.slip}")) for bet in (seventeen, dozen)] == [
+                Receipt(seventeen.slip, "17", 5, "main", killed_round, "refunded", 5),
+                Receipt(dozen.slip, "DOZEN1", 20, "main", killed_round, "refunded", 20),
+            ]
             reply = dave.command("JOIN main").lines[0]
             assert int(re.search(r"round (\d+)", reply).group(1)) == killed_round + 1  # ids never repeat
     finally:
@@ -389,7 +394,7 @@ def test_events_are_never_inside_a_multi_line_reply(tables_daemon):
         watcher.send(b"LIST\r\n" * 300)  # multi-line replies, while the events come
         listings = watcher.replies(300)
         thread.join(timeout=30)
-        assert all(reply.code == 211 and len(reply.lines) == 14 for reply in listings)
+        assert all(reply.code == 211 and len(reply.lines) == len(TABLES.split(",")) + 2 for reply in listings)
         assert not [line for reply in listings for line in reply.lines if re.match(r"6\d\d ", line)]
         assert len(answered) == 300 and all(reply.code == 200 for reply in answered)
         assert watcher.event(641) and watcher.event(640)  # they came, apart from the replies
@@ -462,3 +467,93 @@ def test_clr_at_a_table_gives_a_registered_players_bets_back(tables_daemon):
         cleared = root.command("CLR")
         assert cleared.code == 200 and cleared.lines[0] == f"Cleared 2 bets, 15 chips back; bankroll {before}"
         assert root.command("BETS").lines[-1] == f"Total staked 0; bankroll {before}"
+
+
+# -------------------------------------------------------------------- receipts and history of shared bets
+
+
+def test_a_registered_players_shared_bets_get_slips_that_survive_a_restart_with_their_history(tmp_path, engine):
+    db = str(tmp_path / "slips.db")
+    users = str(write_users_file(tmp_path / "users.txt"))
+    start = ("--db", db, "--users", users, "--tables", "main:american", "--round-seconds", "0.5")
+    daemon = Daemon(tmp_path, *start, engine=engine)
+    try:
+        with Player(daemon.port, "dave", "hunter2") as dave:
+            private = PlacedBet.from_reply(dave.command("BET RED 1"))
+            assert dave.command("SPIN").code == 250
+            dave.command("JOIN main")
+            cleared_round = dave.next_round()
+            red = PlacedBet.from_reply(dave.command("BET RED 10"))
+            seventeen = PlacedBet.from_reply(dave.command("BET 17 5"))
+            assert Receipt.from_reply(dave.command(f"SLIP {red.slip}")) == Receipt(
+                red.slip, "RED", 10, "main", cleared_round, "open", 0
+            )
+            assert dave.command("CLR").code == 200
+            played_round = dave.next_round()
+            even = PlacedBet.from_reply(dave.command("BET EVEN 4"))
+            assert [private.slip + 1, private.slip + 2, private.slip + 3] == [red.slip, seventeen.slip, even.slip]
+            while True:
+                round_id, pocket, net = result_of(dave.event(630))
+                if round_id == played_round:
+                    break
+            after = bankroll(dave)
+    finally:
+        daemon.stop()
+    daemon = Daemon(tmp_path, *start, engine=engine)
+    try:
+        with Player(daemon.port, "dave", "hunter2") as dave:
+            assert Receipt.from_reply(dave.command(f"SLIP {seventeen.slip}")) == Receipt(
+                seventeen.slip, "17", 5, "main", cleared_round, "cleared", 5
+            )
+            won = net is not None and net > 0
+            assert Receipt.from_reply(dave.command(f"SLIP {even.slip}")) == Receipt(
+                even.slip, "EVEN", 4, "main", played_round, "win" if won else "lose", 8 if won else 0
+            )
+            newest = History.from_reply(dave.command("HIST 2")).entries
+            assert (newest[0].round, newest[0].table, newest[0].pocket) == (played_round, "main", pocket)
+            assert (newest[0].before, newest[0].after, newest[0].net) == (after - net, after, net)
+            assert [(b.slip, b.bet, b.amount, b.won) for b in newest[0].bets] == [(even.slip, "EVEN", 4, won)]
+            assert newest[1].table == "private"  # the private spin, older
+            assert PlacedBet.from_reply(dave.command("BET RED 1")).slip == even.slip + 1  # never repeats
+            assert dave.command("SPIN").code == 250
+            tables = [entry.table for entry in History.from_reply(dave.command("HIST 3")).entries]
+            assert tables == ["private", "main", "private"]  # a later private spin comes before the shared round
+    finally:
+        daemon.stop()
+
+
+def test_a_guests_shared_bets_get_slips_and_history_for_the_login(tables_daemon):
+    with Player(tables_daemon.port) as guest:
+        private = PlacedBet.from_reply(guest.command("BET RED 1"))
+        assert guest.command("SPIN").code == 250
+        guest.command("JOIN t13")
+        cleared_round = guest.next_round()
+        red = PlacedBet.from_reply(guest.command("BET RED 10"))
+        assert Receipt.from_reply(guest.command(f"SLIP {red.slip}")) == Receipt(
+            red.slip, "RED", 10, "t13", cleared_round, "open", 0
+        )
+        assert guest.command("CLR").code == 200
+        assert Receipt.from_reply(guest.command(f"SLIP {red.slip}")).state == "cleared"
+        played_round = guest.next_round()
+        low = PlacedBet.from_reply(guest.command("BET LOW 3"))
+        seventeen = PlacedBet.from_reply(guest.command("BET 17 2"))
+        assert [red.slip, low.slip, seventeen.slip] == [private.slip + 1, private.slip + 2, private.slip + 3]
+        while True:
+            round_id, pocket, net = result_of(guest.event(630))
+            if round_id == played_round:
+                break
+        after = bankroll(guest)
+        receipts = [Receipt.from_reply(guest.command(f"SLIP {bet.slip}")) for bet in (low, seventeen)]
+        assert [(r.table, r.round, r.bet, r.amount) for r in receipts] == [
+            ("t13", played_round, "LOW", 3),
+            ("t13", played_round, "17", 2),
+        ]
+        assert sum(r.returned for r in receipts) - 5 == net
+        assert all(r.state == ("win" if r.returned else "lose") for r in receipts)
+        newest = History.from_reply(guest.command("HIST 2")).entries
+        assert (newest[0].round, newest[0].table, newest[0].pocket) == (played_round, "t13", pocket)
+        assert (newest[0].before, newest[0].after, newest[0].net) == (after - net, after, net)
+        assert [(b.slip, b.bet, b.amount) for b in newest[0].bets] == [(low.slip, "LOW", 3), (seventeen.slip, "17", 2)]
+        assert newest[1].table == "private"
+        guest.command("LEAV")
+        assert PlacedBet.from_reply(guest.command("BET RED 1")).slip == seventeen.slip + 1  # never repeats

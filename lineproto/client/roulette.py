@@ -40,7 +40,6 @@ from ..wire.shapes import (
     Receipt,
     Spin,
     Status,
-    TableBet,
     TableInfo,
 )
 from .connection import Connection
@@ -118,17 +117,14 @@ class RouletteCommands(Connection):
         """TABL: the current wheel and limits, or switch to ``wheel`` (american/european) first."""
         return TableInfo.from_reply(self.command_args("TABL", wheel) if wheel else self.command("TABL"))
 
-    def bet(self, bet: str, amount: int) -> PlacedBet | TableBet:
-        """BET: put ``amount`` chips on ``bet`` (``"RED"``, ``"17"``, ``"SPLIT 17-18"``...)."""
+    def bet(self, bet: str, amount: int) -> PlacedBet:
+        """BET: put ``amount`` chips on ``bet`` (``"RED"``, ``"17"``, ``"SPLIT 17-18"``...), at the private
+        table or, after JOIN, in the shared table's round: either way with its slip (``SLIP``)."""
         if isinstance(amount, bool) or not isinstance(amount, int):
             raise TypeError("the amount must be a whole number of chips (int)")
         if not str(bet).strip():
             raise ValueError("name a bet, e.g. RED or 17")
-        reply = self.command(f"BET {bet} {amount}")  # CR/LF/NUL in bet: ValueError
-        try:
-            return PlacedBet.from_reply(reply)
-        except ProtocolError:  # at a shared table (JOIN): no receipt yet
-            return TableBet.from_reply(reply)
+        return PlacedBet.from_reply(self.command(f"BET {bet} {amount}"))  # CR/LF/NUL in bet: ValueError
 
     def bets(self) -> OpenBets:
         """BETS: the open bets and the total staked."""

@@ -8,6 +8,11 @@ deadline, spins, settles the round durably, then tells the table), and sends
 events to the seated sessions through ``Session.event_sink`` (the connection's
 ``push_event``; the engine writes them between replies).
 
+Each accepted bet takes the player's next slip, the counter of their private
+bets (``StoredTables.place`` in the bet's transaction; a guest's
+``Table.take_slip``, its receipts and settled rounds kept in the seat's
+``PlayRecord``), so SLIP and HIST see shared bets as they see private ones.
+
 After JOIN, the roulette commands BET, BETS and CLR act on the player's bets in
 the table's current round and SPIN is refused (``commands.roulette`` asks
 :meth:`TableService.seat_of` first).
@@ -45,9 +50,10 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from ..domain.roulette import Bet, Limits, OpenBet, Table, parse_bet
+from ..domain.meters import utc_now
+from ..domain.roulette import OPEN, Bet, Limits, OpenBet, Slip, SpinResult, Table, parse_bet
 from ..domain.tables import (
     BETTING,
     DEFAULT_ROUND_SECONDS,
@@ -98,20 +104,34 @@ class MemoryPurse:
             return self.seat.table.bankroll
 
     def place(self, table: str, place: Callable[[int], tuple[OpenBet, int, int]]) -> tuple[OpenBet, int]:
-        """``place(bankroll) -> (bet, bankroll after, round)``, the bankroll set to what it returns."""
+        """``place(bankroll) -> (bet, bankroll after, round)``, the bankroll set to what it returns.
+
+        The bet returned carries the player's next slip (``Table.take_slip``: the private bets' counter).
+        """
         with self.seat.lock:
-            open_bet, after, _ = place(self.seat.table.bankroll)
+            open_bet, after, round_id = place(self.seat.table.bankroll)
+            slip = self.seat.table.take_slip()
             self.seat.table = _with_bankroll(self.seat.table, after)
-            return open_bet, after
+            self.seat.record.note_shared_bet(Slip(slip, table, round_id, open_bet.bet.name, open_bet.amount, OPEN))
+            return replace(open_bet, slip=slip), after
 
     def give_back(self, table: str, round_id: int, chips: int) -> tuple[int, int]:
-        """CLR: ``chips`` back into the bankroll; (chips given back, the bankroll after)."""
-        return chips, self.credit(chips)
-
-    def credit(self, chips: int) -> int:
+        """CLR: ``chips`` back, the round's receipts cleared; (chips given back, the bankroll after)."""
         with self.seat.lock:
-            self.seat.table = _with_bankroll(self.seat.table, self.seat.table.bankroll + chips)
-            return self.seat.table.bankroll
+            self.seat.record.note_shared_clear(table, round_id)
+            return chips, self._credit(chips)
+
+    def settle(self, table: str, round_id: int, result: SpinResult) -> None:
+        """The croupier settled the round: the chips returned into the bankroll, the round in the history."""
+        with self.seat.lock:
+            bankroll = self._credit(result.returned)
+            self.seat.record.note_shared_round(
+                table, round_id, result, bankroll, utc_now().isoformat(timespec="seconds")
+            )
+
+    def _credit(self, chips: int) -> int:
+        self.seat.table = _with_bankroll(self.seat.table, self.seat.table.bankroll + chips)
+        return self.seat.table.bankroll
 
 
 class StoredPurse:
@@ -299,7 +319,8 @@ class TableService:
         room = seat.room
         bet = parse_bet(words, room.table.wheel)  # a table's wheel never changes
         open_bet, bankroll = self._place(session, seat, room, bet, amount)
-        return shapes.TableBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll).reply()
+        placed = open_bet.bet
+        return shapes.PlacedBet(placed.name, open_bet.amount, placed.payout, bankroll, open_bet.slip).reply()
 
     def _place(self, session, seat: Listener, room: Room, bet: Bet, amount: int) -> tuple[OpenBet, int]:
         """The domain's checks under the room's lock, inside the purse's unit of work that takes the chips.
@@ -426,7 +447,7 @@ class TableService:
                 void = {player for player, purse in purses.items() if isinstance(purse, StoredPurse)}
         for player, purse in purses.items():
             if isinstance(purse, MemoryPurse) and player in results:
-                purse.credit(results[player].returned)
+                purse.settle(due.table, due.round_id, results[player])
         with room.lock:
             opened = room.table.finish(self.clock())
         self._tell_result(room, settled, results, void)

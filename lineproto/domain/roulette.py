@@ -21,7 +21,7 @@ import re
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import islice
 from types import MappingProxyType
@@ -1067,7 +1067,7 @@ def _settle(open_bet: OpenBet, pocket: str) -> BetOutcome:
 PRIVATE_TABLE = "private"
 
 #: What became of a bet, as a receipt says it.
-OPEN, CLEARED, WON, LOST = "open", "cleared", "win", "lose"
+OPEN, CLEARED, WON, LOST, REFUNDED = "open", "cleared", "win", "lose", "refunded"
 
 #: Rounds and credits a player's history shows at most (HIST's largest n) and keeps for a guest.
 MAX_HISTORY = 100
@@ -1196,7 +1196,35 @@ class PlayRecord:
             closed = entry.slips()
         else:
             closed = cleared_slips(before, table, result)
-        for slip in closed:
+        self._keep(closed)
+
+    def note_shared_bet(self, slip: Slip) -> None:
+        """A bet just placed at a shared table: its receipt, open until :meth:`note_shared_clear` or
+        :meth:`note_shared_round` (a private table's open bets need none: the table holds them)."""
+        self._keep([slip])
+
+    def note_shared_clear(self, table: str, round_id: int) -> None:
+        """CLR at a shared table: the round's open receipts there become cleared, the stake returned."""
+        self._keep([replace(s, state=CLEARED, returned=s.amount) for s in self._open_at(table, round_id)])
+
+    def note_shared_round(self, table: str, round_id: int, result: SpinResult, bankroll: int, at: str) -> None:
+        """The croupier settled the round: its entry in the history and its bets' receipts.
+
+        ``result`` is the table's settlement of the player's bets, in the order they were placed,
+        the order their open receipts were kept in; ``bankroll`` is the player's after it.
+        """
+        numbers = [s.number for s in self._open_at(table, round_id)]
+        outcomes = tuple(replace(o, slip=n) for o, n in zip(result.outcomes, numbers, strict=False))
+        entry = RoundRecord(table, round_id, at, result.pocket, outcomes, bankroll, None)
+        self._entries.append(entry)
+        self._keep(entry.slips())
+
+    def _open_at(self, table: str, round_id: int) -> list[Slip]:
+        return [s for s in self._slips.values() if s.state == OPEN and (s.table, s.round) == (table, round_id)]
+
+    def _keep(self, slips: Iterable[Slip]) -> None:
+        """Keep these receipts (replacing any of the same number), the newest :attr:`_max_slips`."""
+        for slip in slips:
             self._slips[slip.number] = slip
         while len(self._slips) > self._max_slips:
             self._slips.popitem(last=False)

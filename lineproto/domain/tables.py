@@ -107,6 +107,17 @@ class TableSpec:
 _LIMITS = re.compile(r"([0-9]{1,9})-([0-9]{1,9})")
 
 
+class TableSpecs(tuple[TableSpec, ...]):
+    """The value of ``--tables``: specs that print back as the option's text (``config`` shows it)."""
+
+    def __str__(self) -> str:
+        return ",".join(
+            f"{spec.name}:{spec.wheel}"
+            + (f":{spec.limits.minimum}-{spec.limits.maximum}" if spec.limits is not None else "")
+            for spec in self
+        )
+
+
 def parse_table_specs(text: str) -> tuple[TableSpec, ...]:
     """``main:american,euro:european:5-100`` (NAME:WHEEL[:MIN-MAX], comma-separated) as specs.
 
@@ -130,7 +141,7 @@ def parse_table_specs(text: str) -> tuple[TableSpec, ...]:
         if any(spec.name == name for spec in specs):
             raise ValueError(f"table {name} is named twice")
         specs.append(TableSpec(name, wheel, limits))
-    return tuple(specs)
+    return TableSpecs(specs)
 
 
 # -------------------------------------------------------------------- what happens at a table

@@ -164,10 +164,13 @@ MIGRATIONS = (
         player TEXT NOT NULL REFERENCES players (name) ON DELETE CASCADE,
         bet TEXT NOT NULL,
         amount INTEGER NOT NULL CHECK (amount > 0),
-        state INTEGER NOT NULL DEFAULT 0  -- 0 open, 1 settled, 2 refunded
+        state INTEGER NOT NULL DEFAULT 0,  -- 0 open, 1 settled, 2 refunded, 3 cleared (CLR)
+        slip INTEGER NOT NULL DEFAULT 0,  -- the player's receipt number (players.slips, shared with private bets)
+        returned INTEGER  -- once settled: stake plus winnings, or 0
     );
     CREATE INDEX shared_bets_open ON shared_bets (table_name, round, player) WHERE state = 0;
     CREATE INDEX shared_bets_player ON shared_bets (player, state);
+    CREATE INDEX shared_bets_slip ON shared_bets (player, slip);
     CREATE TABLE shared_results (
         table_name TEXT NOT NULL,
         round INTEGER NOT NULL,
@@ -177,6 +180,8 @@ MIGRATIONS = (
         staked INTEGER NOT NULL,
         returned INTEGER NOT NULL,
         bankroll_after INTEGER NOT NULL,
+        wheel TEXT,  -- the table's wheel (the bets' layout); NULL: refunded
+        after_spin INTEGER NOT NULL DEFAULT 0,  -- the player's newest private spin then: HIST's order
         PRIMARY KEY (table_name, round, player)
     );
     CREATE INDEX shared_results_player ON shared_results (player);

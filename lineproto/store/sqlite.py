@@ -23,7 +23,9 @@ from ..domain.meters import utc_now
 from ..domain.roulette import (
     CLEARED,
     LOST,
+    OPEN,
     PRIVATE_TABLE,
+    REFUNDED,
     WON,
     BetOutcome,
     ChipAudit,
@@ -48,6 +50,9 @@ from .labels import find_label, record_label
 from .meters import StoredMeters
 from .readers import ReadPool
 from .schema import migrate
+from .tables import CLEARED as SHARED_CLEARED
+from .tables import REFUNDED as SHARED_REFUNDED
+from .tables import SETTLED as SHARED_SETTLED
 from .writer import Writer
 
 log = logging.getLogger("lineproto.store")
@@ -427,7 +432,25 @@ def _find_slip(connection, player: str, number: int) -> Slip | None:
     ).fetchone()
     if row is not None:
         return Slip(number, row[0], row[1], row[2], row[3], CLEARED, row[3])
+    row = connection.execute(
+        "SELECT table_name, round, bet, amount, state, returned FROM shared_bets WHERE player = ? AND slip = ?",
+        (player, number),
+    ).fetchone()
+    if row is not None:
+        table_name, round_id, bet, amount, state, returned = row
+        return Slip(number, table_name, round_id, bet, amount, *_shared_state(state, amount, returned))
     return None
+
+
+def _shared_state(state: int, amount: int, returned: int | None) -> tuple[str, int]:
+    """A shared_bets row's state (store/tables.py's numbers) as a receipt's state word and chips returned."""
+    if state == SHARED_SETTLED:
+        return (WON, returned) if returned else (LOST, 0)
+    if state == SHARED_REFUNDED:
+        return REFUNDED, amount
+    if state == SHARED_CLEARED:
+        return CLEARED, amount
+    return OPEN, 0
 
 
 _LEDGER_SELECT = CREDIT_SELECT
@@ -439,10 +462,11 @@ def _credit(row) -> CreditRecord:
 
 
 def _history(connection, player: str, count: int) -> list[HistoryEntry]:
-    """The newest ``count`` spins and ledger entries, merged newest first.
+    """The newest ``count`` spins, shared-table rounds and ledger entries, merged newest first.
 
-    A ledger entry follows the spin it was entered after (``after_spin``), so
-    the order is exact whatever the clock did.
+    A ledger entry or a shared round follows the private spin it came after
+    (``after_spin``), so that order is exact whatever the clock did; between
+    themselves, entries after the same spin go by time.
     """
     spins = connection.execute(
         "SELECT id, tbl, round, at, pocket, wheel, bankroll_after, nonce, client_seed, server_seed_hash "
@@ -462,13 +486,35 @@ def _history(connection, player: str, count: int) -> list[HistoryEntry]:
             list(outcomes),
         ):
             outcomes[spin].append(BetOutcome(parse_bet(bet, wheel), amount, bool(won), returned, slip))
-    keyed: list[tuple[tuple[int, int, int], HistoryEntry]] = [
-        ((row[0], 0, 0), RoundRecord(row[1], row[2], row[3], row[4], tuple(outcomes[row[0]]), row[6], _spun(row)))
+    keyed: list[tuple[tuple[int, int, str, int], HistoryEntry]] = [
+        ((row[0], 0, "", 0), RoundRecord(row[1], row[2], row[3], row[4], tuple(outcomes[row[0]]), row[6], _spun(row)))
         for row in spins
     ]
-    keyed += [((row[7], 1, row[0]), _credit(row)) for row in credits]
+    keyed += [((row[7], 1, row[2], row[0]), _credit(row)) for row in credits]
+    keyed += _shared_rounds(connection, player, count)
     keyed.sort(key=lambda item: item[0], reverse=True)
     return [entry for _, entry in keyed[:count]]
+
+
+def _shared_rounds(connection, player: str, count: int) -> list[tuple[tuple[int, int, str, int], HistoryEntry]]:
+    """The player's newest ``count`` settled shared-table rounds, keyed for :func:`_history` (a refund is no round)."""
+    rounds = connection.execute(
+        "SELECT table_name, round, at, pocket, bankroll_after, wheel, after_spin, rowid FROM shared_results "
+        "WHERE player = ? AND pocket IS NOT NULL ORDER BY rowid DESC LIMIT ?",
+        (player, count),
+    ).fetchall()
+    keyed: list[tuple[tuple[int, int, str, int], HistoryEntry]] = []
+    for table_name, round_id, at, pocket, after, wheel, after_spin, rowid in rounds:
+        outcomes = tuple(
+            BetOutcome(parse_bet(bet, wheel), amount, bool(returned), returned, slip)
+            for bet, amount, returned, slip in connection.execute(
+                "SELECT bet, amount, returned, slip FROM shared_bets "
+                "WHERE table_name = ? AND round = ? AND player = ? AND state = ? ORDER BY id",
+                (table_name, round_id, player, SHARED_SETTLED),
+            )
+        )
+        keyed.append(((after_spin, 1, at, rowid), RoundRecord(table_name, round_id, at, pocket, outcomes, after, None)))
+    return keyed
 
 
 def _spun(row) -> FairSpin | None:

@@ -4,10 +4,12 @@ Every method is one transaction of the store's writer (``SqliteStore.run``),
 durable when it returns:
 
 - :meth:`StoredTables.place` takes a bet's chips from the player's bankroll and
-  records the bet in the round (``shared_bets``, state 0: open);
-- :meth:`StoredTables.take_back` gives an open round's bets back (CLR);
+  the player's next slip (``players.slips``, the counter private bets take theirs
+  from) and records the bet in the round (``shared_bets``, state 0: open);
+- :meth:`StoredTables.take_back` gives an open round's bets back (CLR; state 3:
+  cleared, kept for the bets' receipts);
 - :meth:`StoredTables.settle` settles the whole table's round at once: every
-  player's chips back, the bets marked settled, one ``shared_results`` row per
+  player's chips back, the bets marked settled with what each returned, one ``shared_results`` row per
   player, and the table's last round id; nothing of it is told to anyone before
   it is committed;
 - :meth:`StoredTables.refund_unsettled` runs at start: a round the daemon died in
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 
 from ..domain.meters import utc_now
 from ..domain.roulette import AMERICAN, Limits, OpenBet, SpinResult, parse_bet
@@ -29,7 +32,7 @@ from ..domain.tables import settle_bets
 
 log = logging.getLogger("lineproto.store.tables")
 
-OPEN, SETTLED, REFUNDED = 0, 1, 2
+OPEN, SETTLED, REFUNDED, CLEARED = 0, 1, 2, 3
 
 
 class StoredTables:
@@ -62,29 +65,33 @@ class StoredTables:
     def place(
         self, player: str, start_bankroll: int, table: str, place: Callable[[int], tuple[OpenBet, int, int]]
     ) -> tuple[OpenBet, int]:
-        """``place(bankroll) -> (bet, bankroll after, round)`` and its record, in one transaction."""
+        """``place(bankroll) -> (bet, bankroll after, round)`` and its record, in one transaction.
+
+        The bet returned carries the player's next slip, taken in the same transaction.
+        """
 
         def operation(connection) -> tuple[OpenBet, int]:
             bankroll = _ensure_player(connection, player, start_bankroll)
             open_bet, after, round_id = place(bankroll)
-            connection.execute("UPDATE players SET bankroll = ? WHERE name = ?", (after, player))
+            (slip,) = connection.execute("SELECT slips + 1 FROM players WHERE name = ?", (player,)).fetchone()
+            connection.execute("UPDATE players SET bankroll = ?, slips = ? WHERE name = ?", (after, slip, player))
             connection.execute(
-                "INSERT INTO shared_bets (table_name, round, player, bet, amount) VALUES (?, ?, ?, ?, ?)",
-                (table, round_id, player, open_bet.bet.name, open_bet.amount),
+                "INSERT INTO shared_bets (table_name, round, player, bet, amount, slip) VALUES (?, ?, ?, ?, ?, ?)",
+                (table, round_id, player, open_bet.bet.name, open_bet.amount, slip),
             )
-            return open_bet, after
+            return replace(open_bet, slip=slip), after
 
         return self.store.run(operation)
 
     def take_back(self, player: str, table: str, round_id: int) -> tuple[int, int]:
-        """Delete the player's open bets of the round and give their chips back: (chips, bankroll after)."""
+        """Mark the player's open bets of the round cleared and give their chips back: (chips, bankroll after)."""
 
         def operation(connection) -> tuple[int, int]:
             where = "table_name = ? AND round = ? AND player = ? AND state = 0"
             chips = connection.execute(
                 f"SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE {where}", (table, round_id, player)
             ).fetchone()[0]
-            connection.execute(f"DELETE FROM shared_bets WHERE {where}", (table, round_id, player))
+            connection.execute(f"UPDATE shared_bets SET state = {CLEARED} WHERE {where}", (table, round_id, player))
             connection.execute("UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (chips, player))
             row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
             return chips, row[0] if row else 0
@@ -101,13 +108,15 @@ class StoredTables:
 
         def operation(connection) -> dict[str, SpinResult]:
             rows = connection.execute(
-                "SELECT player, bet, amount FROM shared_bets WHERE table_name = ? AND round = ? AND state = 0 "
-                "ORDER BY id",
+                "SELECT id, player, bet, amount, slip FROM shared_bets "
+                "WHERE table_name = ? AND round = ? AND state = 0 ORDER BY id",
                 (table, round_id),
             ).fetchall()
             bets: dict[str, list[OpenBet]] = {}
-            for player, name, amount in rows:
-                bets.setdefault(player, []).append(OpenBet(parse_bet(name, wheel), amount))
+            ids: dict[str, list[int]] = {}
+            for bet_id, player, name, amount, slip in rows:
+                bets.setdefault(player, []).append(OpenBet(parse_bet(name, wheel), amount, slip))
+                ids.setdefault(player, []).append(bet_id)
             at = utc_now().isoformat(timespec="seconds")
             results: dict[str, SpinResult] = {}
             for player, open_bets in bets.items():
@@ -117,13 +126,15 @@ class StoredTables:
                 )
                 connection.execute(
                     "INSERT INTO shared_results "
-                    "(table_name, round, player, pocket, at, staked, returned, bankroll_after) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT bankroll FROM players WHERE name = ?))",
-                    (table, round_id, player, pocket, at, result.staked, result.returned, player),
+                    "(table_name, round, player, pocket, at, staked, returned, bankroll_after, wheel, after_spin) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT bankroll FROM players WHERE name = ?), ?, "
+                    "(SELECT coalesce(max(id), 0) FROM spins WHERE player = ?))",
+                    (table, round_id, player, pocket, at, result.staked, result.returned, player, wheel, player),
                 )
-            connection.execute(
-                "UPDATE shared_bets SET state = 1 WHERE table_name = ? AND round = ? AND state = 0", (table, round_id)
-            )
+                connection.executemany(
+                    f"UPDATE shared_bets SET state = {SETTLED}, returned = ? WHERE id = ?",
+                    [(o.returned, i) for o, i in zip(result.outcomes, ids[player], strict=True)],
+                )
             _record_round(connection, table, round_id)
             return results
 
@@ -146,12 +157,12 @@ class StoredTables:
                 bankroll = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()[0]
                 connection.execute(
                     "INSERT OR REPLACE INTO shared_results "
-                    "(table_name, round, player, pocket, at, staked, returned, bankroll_after) "
-                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?)",
-                    (table, round_id, player, at, chips, chips, bankroll),
+                    "(table_name, round, player, pocket, at, staked, returned, bankroll_after, after_spin) "
+                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM spins WHERE player = ?))",
+                    (table, round_id, player, at, chips, chips, bankroll, player),
                 )
                 _record_round(connection, table, round_id)
-            connection.execute("UPDATE shared_bets SET state = 2 WHERE state = 0")
+            connection.execute(f"UPDATE shared_bets SET state = {REFUNDED}, returned = amount WHERE state = 0")
             return [tuple(row) for row in rows]
 
         refunds = self.store.run(operation)

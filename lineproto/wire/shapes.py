@@ -304,22 +304,6 @@ class PlacedBet(_PlacedBet, OneLine):
     )
 
 
-class _TableBet(NamedTuple):
-    bet: str
-    amount: int
-    payout: int
-    bankroll: int
-
-
-class TableBet(_TableBet, OneLine):
-    """BET at a shared table: ``Bet RED for 10 (pays 1:1); bankroll 90``. Such a bet has no receipt
-    (slip) yet: its outcome comes in the round's 630 event (docs/PROTOCOL.md section 12)."""
-
-    __slots__ = ()
-    CODE = 200
-    LINE = LineShape(f"Bet {_OPEN_BET}; bankroll {{bankroll}}", _TableBet._fields, **_OPEN_BET_KINDS, bankroll=COUNT)
-
-
 class _OpenBet(NamedTuple):
     bet: str
     amount: int
@@ -443,8 +427,9 @@ class Spin(_Spin, Block):
 # Receipts, history and the cashier
 # --------------------------------------------------------------------------
 
-#: What became of a bet: still ``open``, ``cleared`` (taken back), ``win`` or ``lose``.
-SLIP_STATE = Field(r"open|cleared|win|lose", str, str)
+#: What became of a bet: still ``open``, ``cleared`` (taken back), ``win``, ``lose``, or ``refunded``
+#: (a shared table's round the daemon died in, given back at the next start).
+SLIP_STATE = Field(r"open|cleared|win|lose|refunded", str, str)
 #: A moment as the store writes it: ``2026-12-02T01:52:03+00:00``.
 MOMENT = WORD
 
@@ -463,7 +448,7 @@ class Receipt(_Receipt, OneLine):
     """SLIP: ``Slip 7: RED for 10 at private round 3: win, 20 returned``.
 
     ``returned`` is what came back: stake plus winnings (``win``), 0 (``lose``, and
-    ``open`` while the bet waits for its round), the stake (``cleared``).
+    ``open`` while the bet waits for its round), the stake (``cleared``, ``refunded``).
     """
 
     __slots__ = ()
