@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..client import Client, ReplyError
 from ..client.roulette import HistoryRound
 from ..domain import fair
+from ..domain.accounts import GUEST
 from ..domain.roulette import MAX_HISTORY, FairSpin
 from .connect import add_address, connect
-from .errors import FAILED, OK, ConsoleError, reason
-from .prompts import ask_password
-
-GUEST = "guest"
+from .errors import FAILED, OK, ConsoleError
+from .play import login
 
 
 def server_seed(text: str) -> str:
@@ -77,18 +75,6 @@ def add_parsers(programs) -> None:
     verify.set_defaults(run=run_verify)
 
 
-def _login(client: Client, user: str) -> None:
-    password = None
-    if user != GUEST:
-        password = ask_password(f"Password for {user}: ")
-        if password is None:
-            raise ConsoleError("no password given")
-    try:
-        client.login(user, password)
-    except (ReplyError, ValueError) as exc:
-        raise ConsoleError(f"login failed: {reason(exc)}") from None
-
-
 class Verdicts:
     """The rounds checked so far against the revealed seeds, by their hash."""
 
@@ -124,7 +110,7 @@ class Verdicts:
 def run_verify(args) -> int:
     seeds = list(args.server_seed)
     with connect(args.host, args.port, args.timeout) as client:
-        _login(client, args.user)
+        login(client, args.user)  # as play logs in
         if args.reveal:
             revealed = client.fair_new()
             assert revealed.server_seed is not None  # FAIR NEW always reveals
