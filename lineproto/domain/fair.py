@@ -73,10 +73,14 @@ def derive_index(server_seed: str, message: str, pockets: int) -> int:
     if pockets < 2:
         raise ValueError(f"a wheel has at least 2 pockets, not {pockets}")
     limit = _SPAN - _SPAN % pockets
-    for word in words(server_seed, message):
-        if word < limit:
-            return word % pockets
-    raise AssertionError("unreachable: the word stream is endless")  # pragma: no cover
+    key = server_seed.encode("ascii")
+    counter = 0
+    while True:  # the words of :func:`words`, without a generator: this runs on every spin
+        word: int
+        for word in _WORDS.unpack(hmac.digest(key, f"{message}:{counter}".encode(), "sha256")):
+            if word < limit:
+                return word % pockets
+        counter += 1
 
 
 def index_to_pocket(index: int) -> str:
