@@ -66,7 +66,6 @@ from ..domain.roulette import (
     MAX_HISTORY,
     PAYOUTS,
     POCKETS,
-    WHEEL_KINDS,
     AboveMaximum,
     BadAmount,
     BadClientSeed,
@@ -89,7 +88,6 @@ from ..domain.roulette import (
     Table,
     TooManyBets,
     UnknownWheel,
-    Wheel,
     all_bets,
     house_edge,
     parse_bet,
@@ -129,25 +127,19 @@ T = TypeVar("T")
 
 
 class WheelHouse:
-    """The daemon's wheels (one American, one European) and its source of fair seeds, under one lock.
+    """The daemon's source of fair seeds, under one lock.
 
-    Private tables spin from their seeds (:meth:`Table.spin`); this is the
-    :class:`~lineproto.domain.roulette.SeedSource` they draw new seeds from.
-    Unseeded, the seeds come from :mod:`secrets` and the wheels draw from
-    ``secrets.SystemRandom``. With a seed (tests and replays only) both come from
-    ``random.Random(seed)``, so one connection's spins are the same on every run.
+    Every table spins from its seeds (:meth:`Table.spin`, and the shared tables'
+    rounds); this is the :class:`~lineproto.domain.roulette.SeedSource` private
+    tables draw new seeds from. Unseeded, the seeds come from :mod:`secrets`; with
+    a seed (tests and replays only) from ``random.Random(seed)``, so one
+    connection's spins are the same on every run.
     """
 
     def __init__(self, seed: int | None = None):
         self.seed = seed
-        self._wheels = {kind: Wheel(kind, seed) for kind in WHEEL_KINDS}
         self._seeds = SeedDraw(seed)
         self._lock = threading.Lock()
-
-    def spin(self, kind: str) -> str:
-        """A pocket from the wheel's generator (for what is not a private table's fair spin)."""
-        with self._lock:
-            return self._wheels[kind].spin()
 
     def server_seed(self) -> str:
         with self._lock:
