@@ -114,23 +114,30 @@ def _bankroll(database, player: str) -> int:
         return check.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()[0]
 
 
-def test_a_bet_cut_off_while_the_store_is_held_runs_once(start_daemon, database):
-    """RST right after the send while a BEGIN IMMEDIATE holds the store; the retry gets the bet's reply."""
-    daemon = start_daemon("--db", str(database), users=True)
-    raw = login(daemon.port, "dave")
+def _cut_off_while_held(daemon, database, raw, user: str, line: bytes):
+    """Send ``line`` on ``raw`` while a BEGIN IMMEDIATE holds the store, send it again on a second
+    connection of ``user`` (the same label while its first use may still run), reset ``raw``, let
+    the store go: the second connection's reply."""
     blocker = sqlite3.connect(database, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # the daemon's commit of the bet waits for this lock
+    blocker.execute("BEGIN IMMEDIATE")  # the daemon's commit of the change waits for this lock
     try:
-        raw.send(b"@bet-1 BET RED 10\r\n")
-        with login(daemon.port, "dave") as waiting:  # the same label while the first use may still run
-            waiting.send(b"@bet-1 BET RED 10\r\n")
+        raw.send(line)
+        with login(daemon.port, user) as waiting:
+            waiting.send(line)
             reset(raw)
             blocker.execute("COMMIT")
-            answer = waiting.reply()
+            return waiting.reply()
     finally:
         if blocker.in_transaction:
             blocker.execute("COMMIT")
         blocker.close()
+
+
+def test_a_bet_cut_off_while_the_store_is_held_runs_once(start_daemon, database):
+    """RST right after the send while a BEGIN IMMEDIATE holds the store; the retry gets the bet's reply."""
+    daemon = start_daemon("--db", str(database), users=True)
+    raw = login(daemon.port, "dave")
+    answer = _cut_off_while_held(daemon, database, raw, "dave", b"@bet-1 BET RED 10\r\n")
     assert answer.code == 200 and answer.lines[0].startswith("@bet-1 Bet RED for 10 (pays 1:1); bankroll 990"), answer
     with login(daemon.port, "dave") as later:
         assert later.command("@bet-1 BET RED 10") == answer
@@ -171,19 +178,7 @@ def test_a_read_cut_off_while_the_store_is_held_is_submitted_once(start_daemon, 
     daemon = start_daemon("--db", str(database), users=True)
     raw = login(daemon.port, "carol")
     meter = a_job(raw)
-    blocker = sqlite3.connect(database, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")
-    try:
-        raw.send(f"@rd-1 READ {meter} 42\r\n".encode())
-        with login(daemon.port, "carol") as waiting:
-            waiting.send(f"@rd-1 READ {meter} 42\r\n".encode())
-            reset(raw)
-            blocker.execute("COMMIT")
-            answer = waiting.reply()
-    finally:
-        if blocker.in_transaction:
-            blocker.execute("COMMIT")
-        blocker.close()
+    answer = _cut_off_while_held(daemon, database, raw, "carol", f"@rd-1 READ {meter} 42\r\n".encode())
     assert answer.code == 250 and answer.lines[0].startswith("@rd-1 Accepted"), answer
     assert _submissions(database) == 1
 
