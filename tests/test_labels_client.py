@@ -16,6 +16,10 @@ import threading
 import pytest
 
 from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from flaky_link import hang_up  # the proxy pumps hang up as the flaky-link script's do
+
 from lineproto.client import Client, Retry
 
 _LABELLED_REPLY = re.compile(rb"^[1-5][0-9][0-9][ -]@", re.M)
@@ -72,16 +76,6 @@ class LosingProxy:
         with self._lock:
             for sock in self._sockets:
                 sock.close()
-
-
-def hang_up(sock: socket.socket) -> None:
-    """Shut down, then close: the shutdown wakes the other pump, blocked in recv on the same socket
-    (a close alone would leave it there, and the connection open)."""
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-    sock.close()
 
 
 @pytest.fixture
