@@ -424,3 +424,11 @@ def test_restore_over_an_existing_database_needs_force(copy, tmp_path):
     done = restore(tmp_path / "b.db", copy, "--force")
     assert done.returncode == 0, done.stderr
     assert verify(copy).returncode == 0
+
+
+def test_restoring_a_copy_that_is_not_there_names_the_copy(tmp_path):
+    """Not the missing key of a database that does not exist yet: the copy is what is missing."""
+    done = daemon_py("restore", str(tmp_path / "nope.db"), "--db", str(tmp_path / "target.db"))
+    assert done.returncode == 2 and done.stderr.strip().splitlines() == [
+        f"daemon.py: restore: no file {tmp_path / 'nope.db'}"
+    ]

@@ -525,9 +525,9 @@ def run_restore(args: argparse.Namespace, open_store: Callable) -> int:
     target = args.db
     if target == ":memory:":
         raise StoreOpenError("restore: --db must name a file")
-    key = load_key(key_path(target, args.audit_key))
-    if not os.path.exists(args.file):
+    if not os.path.exists(args.file):  # the copy first: a missing key is the lesser news then
         raise StoreOpenError(f"restore: no file {args.file}")
+    key = load_key(key_path(target, args.audit_key))
     try:
         head = check_backup(args.file, key)
     except ValueError as exc:
