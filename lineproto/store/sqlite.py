@@ -60,6 +60,20 @@ log = logging.getLogger("lineproto.store")
 SYNC_MODES = ("full", "normal")
 
 
+def _enter_wal(connection: sqlite3.Connection, busy_timeout: float) -> None:
+    """PRAGMA journal_mode = WAL, tried again while another process creates the same new file:
+    switching a new database to WAL can say "database is locked" at once, without waiting."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 def open_connection(path: str, sync: str = "full", busy_timeout: float = 5.0) -> sqlite3.Connection:
     """Open (creating if needed) the database at ``path``; StoreOpenError on any problem."""
     if path != ":memory:":
@@ -68,7 +82,7 @@ def open_connection(path: str, sync: str = "full", busy_timeout: float = 5.0) ->
             raise StoreOpenError(f"database directory does not exist: {directory}")
     try:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=busy_timeout)
-        connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        _enter_wal(connection, busy_timeout)
         connection.execute(f"PRAGMA synchronous = {sync.upper()}")
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
