@@ -6,6 +6,7 @@
 #   xvfb, xdotool     tests/test_gui.py runs the meter window on a virtual X display and types into it
 #   systemd           tests/test_systemd.py and test_inetd.py run systemd-socket-activate in front of the
 #                     daemon and systemd-analyze verify on contrib/systemd (a container may lack them)
+#   postgresql-15     tests on PostgreSQL start a throw-away server (scripts/pgserver.py: initdb, pg_ctl)
 # As root (CI) it installs them with apt-get; otherwise it says what to install and the tests that
 # need them fail with the same advice.
 set -euo pipefail
@@ -15,6 +16,7 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || miss
 PATH="$PATH:/usr/sbin:/sbin" command -v haproxy >/dev/null || missing+=(haproxy)
 command -v Xvfb >/dev/null || missing+=(xvfb)
 command -v xdotool >/dev/null || missing+=(xdotool)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql-15)
 command -v systemd-socket-activate >/dev/null && command -v systemd-analyze >/dev/null || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then

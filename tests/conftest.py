@@ -222,3 +222,24 @@ def connect():
     yield open_connection
     for connection in connections:
         connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throw-away PostgreSQL server per test process (``scripts/pgserver.py``), stopped at the end."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from pgserver import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server, request):
+    """A fresh, empty database on the test process's PostgreSQL server; its ``postgresql://`` address."""
+    name = "t_" + "".join(ch if ch.isalnum() else "_" for ch in request.node.name.lower())[:40]
+    name = f"{name}_{id(request) % 100000}"
+    postgres_server.drop_database(name)
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
