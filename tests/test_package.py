@@ -125,6 +125,8 @@ def test_the_extras_are_named_for_what_they_bring_and_test_takes_them_all():
         "metrics": "prometheus-client",
         "discovery": "zeroconf",
         "stats": "scipy",
+        "postgres": "psycopg",
+        "web": "aiohttp",
     }
     for extra, package in brought.items():
         assert any(requirement.startswith(package) for requirement in extras[extra]), extra
