@@ -8,6 +8,7 @@ daemons in process, and the socket tests start real daemons on both engines.
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ from conftest import ROOT, Daemon, stat, write_users_file
 from lineproto.domain.accounts import User
 from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
 from lineproto.store import open_store
+from lineproto.store.labels import LabelPolicy, LabelRecord
 
 LIMITS = Limits()
 RED = parse_bet("RED", "american")
@@ -173,3 +175,104 @@ def test_a_database_restart_costs_at_most_the_commands_in_flight_and_the_daemon_
         assert "Traceback" not in daemon.log()
     finally:
         daemon.stop()
+
+
+def _waiting_for_a_lock(store) -> int:
+    """Transactions of the database waiting for a lock (row or advisory) right now."""
+    return store._readers.run(lambda c: c.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0])
+
+
+def _until(condition, timeout=30.0):
+    """Wait for ``condition()`` (a state of the database that a test needs before it goes on)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_one_label_used_on_two_daemons_at_once_runs_once_and_the_second_gets_the_first_record(stores):
+    first, second = stores(), stores()
+    policy = LabelPolicy()
+    runs = []
+    release = threading.Event()
+
+    def run_first():
+        runs.append("first")
+        release.wait(30)
+        return LabelRecord("BET RED 10", 200, ("Bet RED for 10",))
+
+    def run_second():
+        runs.append("second")
+        return LabelRecord("BET RED 10", 200, ("second run",))
+
+    outcomes = {}
+    a = threading.Thread(target=lambda: outcomes.__setitem__("a", first.once("dave", "b-1", run_first, policy)))
+    a.start()
+    _until(lambda: runs == ["first"])
+    b = threading.Thread(target=lambda: outcomes.__setitem__("b", second.once("dave", "b-1", run_second, policy)))
+    b.start()
+    _until(lambda: _waiting_for_a_lock(first) == 1)  # the second daemon waits for the first's label
+    release.set()
+    a.join(30)
+    b.join(30)
+    assert runs == ["first"]
+    assert outcomes["a"] == (LabelRecord("BET RED 10", 200, ("Bet RED for 10",)), False)
+    assert outcomes["b"] == (LabelRecord("BET RED 10", 200, ("Bet RED for 10",)), True)
+
+
+def test_batches_of_two_daemons_that_deadlock_are_run_again_and_both_commit(stores):
+    """Each daemon's batch locks one player, then the other's: PostgreSQL aborts one (40P01); it runs again."""
+    daemons = [stores(), stores()]
+    both_hold_one = threading.Barrier(2, timeout=30)
+
+    def job(store, players):
+        attempts = []
+
+        def run():
+            attempts.append(1)
+            store.update_table(players[0], 1000, LIMITS, lambda table: table.place(RED, 10))
+            if len(attempts) == 1:
+                both_hold_one.wait()  # each batch holds its first player's row lock now
+            store.update_table(players[1], 1000, LIMITS, lambda table: table.place(RED, 10))
+            return len(attempts)
+
+        return store.submit(run)
+
+    futures = [job(daemons[0], ("ann", "bob")), job(daemons[1], ("bob", "ann"))]
+    attempts = sorted(future.result(60) for future in futures)
+    assert attempts == [1, 2]  # one batch was chosen as the deadlock's victim and ran again
+    assert daemons[0]._writer.retried + daemons[1]._writer.retried == 1
+    for player in ("ann", "bob"):
+        table = daemons[0].load_table(player, LIMITS)
+        assert (table.bankroll, table.staked) == (980, 20)
+
+
+def test_group_commit_puts_the_operations_queued_behind_a_batch_into_one_transaction(stores):
+    """Sessions' changes queued while a batch runs commit together: one COMMIT (one WAL flush) for all."""
+    store = stores()
+    writer = store._writer
+    holding = threading.Event()
+    release = threading.Event()
+
+    def hold():
+        store.put_user(User("held", "Held", frozenset(), "x"))
+        holding.set()
+        release.wait(30)
+
+    held = store.submit(hold)
+    holding.wait(30)
+    commits, operations = writer.commits, writer.operations
+    players = [f"p{i}" for i in range(20)]
+    threads = [
+        threading.Thread(target=store.update_table, args=(p, 1000, LIMITS, lambda t: t.place(RED, 5))) for p in players
+    ]
+    for thread in threads:
+        thread.start()
+    _until(lambda: writer._queue.qsize() == len(players))  # all 20 wait behind the held batch
+    release.set()
+    held.result(30)
+    for thread in threads:
+        thread.join(30)
+    assert writer.commits - commits == 2  # the held batch, then the 20 changes in one transaction
+    assert writer.operations - operations == len(players)
+    assert [store.load_table(p, LIMITS).staked for p in players] == [5] * len(players)
