@@ -190,6 +190,14 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         "normal: faster, the last changes may be lost on power loss",
     )
     parser.add_argument(
+        "--job-lease",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="PostgreSQL: a held meter job stays this daemon's for this long without renewal; the "
+        "daemon renews its jobs every third of it, so a dead daemon's jobs return within it (default %(default)s)",
+    )
+    parser.add_argument(
         "--users", metavar="FILE", help="import users from FILE (name:roles:hash:real name) into the database at start"
     )
     parser.add_argument(
@@ -349,7 +357,11 @@ def open_store(args, create: bool = True) -> SqlStore:
     """
     if is_postgres(args.db):
         return open_database(
-            args.db, sync=getattr(args, "db_sync", "full"), audit_key=args.audit_key, audit_required=create
+            args.db,
+            sync=getattr(args, "db_sync", "full"),
+            audit_key=args.audit_key,
+            audit_required=create,
+            job_lease=getattr(args, "job_lease", None),
         )
     existed = args.db == ":memory:" or os.path.exists(args.db)
     if not existed:

@@ -5,6 +5,7 @@ fixtures of conftest.py, ``scripts/pgserver.py``); two stores on one database st
 daemons in process, and the socket tests start real daemons on both engines.
 """
 
+import signal
 import subprocess
 import sys
 import threading
@@ -276,3 +277,104 @@ def test_group_commit_puts_the_operations_queued_behind_a_batch_into_one_transac
     assert writer.commits - commits == 2  # the held batch, then the 20 changes in one transaction
     assert writer.operations - operations == len(players)
     assert [store.load_table(p, LIMITS).staked for p in players] == [5] * len(players)
+
+
+# -- meters across daemons
+
+
+def _roster(tmp_path, count):
+    meters = [f"G{10001 + i}" for i in range(count)]
+    path = tmp_path / "roster.csv"
+    path.write_text("meter\n" + "".join(m + "\n" for m in meters), encoding="utf-8")
+    return meters, path
+
+
+def _cluster_daemon(tmp_path, engine, dsn, key, *extra):
+    users = write_users_file(tmp_path / "users.txt")
+    return Daemon(
+        tmp_path,
+        "--db",
+        dsn,
+        "--audit-key",
+        key,
+        "--users",
+        str(users),
+        "--max-jobs-per-reader",
+        "1000",
+        *extra,
+        engine=engine,
+    )
+
+
+def test_readers_on_two_daemons_racing_job_never_get_one_meter_twice(tmp_path, engine, postgres_dsn, key, connect):
+    meters, roster = _roster(tmp_path, 80)
+    first = _cluster_daemon(tmp_path, engine, postgres_dsn, key, "--roster", str(roster))
+    second = _cluster_daemon(tmp_path, engine, postgres_dsn, key)
+    try:
+        readers = [login(connect(d.port), "carol", "secret") for d in (first, second) for _ in range(4)]
+        handed: list[list[str]] = [[] for _ in readers]
+        barrier = threading.Barrier(len(readers))
+
+        def read_all(index):
+            reader = readers[index]
+            barrier.wait()
+            while True:
+                job = reader.command("JOB")
+                if job.code == 251:
+                    return
+                if job.code == 450:  # the last unread meters are others' jobs now
+                    continue
+                assert job.code == 250, job
+                meter = job.lines[0].split()[0]
+                handed[index].append(meter)
+                assert reader.command(f"READ {meter} {index}").code == 250
+
+        threads = [threading.Thread(target=read_all, args=(i,)) for i in range(len(readers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        every = [meter for one in handed for meter in one]
+        assert sorted(every) == meters  # each meter handed out exactly once, over both daemons
+        assert all(handed[:4]) and all(handed[4:])  # and both daemons handed some out
+        admin = login(connect(second.port), "root", "admin pass")
+        assert len(admin.command("DUMP").lines) == len(meters) + 2
+    finally:
+        first.stop()
+        second.stop()
+
+
+def _job_expiry(postgres_server, dsn, meter):
+    database = dsn.rsplit("/", 1)[1]
+    return postgres_server.psql(database, f"SELECT extract(epoch FROM expires) FROM jobs WHERE meter = '{meter}'")
+
+
+def test_a_live_daemons_jobs_are_renewed_and_a_killed_daemons_come_back_to_the_pool(
+    tmp_path, engine, postgres_server, postgres_dsn, key, connect
+):
+    meters, roster = _roster(tmp_path, 2)
+    lease = ("--job-lease", "1.5")
+    doomed = _cluster_daemon(tmp_path, engine, postgres_dsn, key, "--roster", str(roster), *lease)
+    survivor = None
+    try:
+        holders = [login(connect(doomed.port), "carol", "secret") for _ in meters]
+        assert [h.command("JOB").lines[0].split()[0] for h in holders] == meters
+        survivor = _cluster_daemon(tmp_path, engine, postgres_dsn, key, *lease)  # its start releases no live job
+        reader = login(connect(survivor.port), "carol", "secret")
+        first_expiry = float(_job_expiry(postgres_server, postgres_dsn, meters[0]))
+        _until(lambda: float(_job_expiry(postgres_server, postgres_dsn, meters[0])) > first_expiry + 1)
+        # The first lease has run out by now, but its daemon renewed it: the job is still its own.
+        assert reader.command("JOB").lines == ("2 unread meters are held by other readers; try again later",)
+        doomed.stop(signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while (job := reader.command("JOB")).code == 450:  # within a lease and a renewal interval
+            assert time.monotonic() < deadline, "the killed daemon's jobs never came back"
+            time.sleep(0.05)
+        assert job.lines == (f"{meters[0]} is yours to read",)
+        assert reader.command(f"READ {meters[0]} 7").code == 250
+        assert reader.command("JOB").lines == (f"{meters[1]} is yours to read",)
+        assert "back in the pool" in survivor.log()
+    finally:
+        doomed.stop()
+        if survivor is not None:
+            survivor.stop()

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import secrets
+import socket
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -35,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..extras import require
 from .audit import AuditLog
 from .base import StorageError, StorageFull, StoreOpenError
-from .meters import StoredMeters
+from .meters import Lease, StoredMeters
 from .sqlite import SYNC_MODES, SqlStore
 from .writer import Dialect, Writer
 
@@ -57,6 +60,8 @@ READERS = 4
 RETRIES = 5
 #: The SQLSTATEs after which running the batch again may succeed.
 RETRYABLE = frozenset({"40P01", "40001"})
+#: Seconds a held job stays its daemon's without renewal (``--job-lease``); renewed every third of it.
+JOB_LEASE = 30.0
 
 
 def shown(url: str) -> str:
@@ -332,8 +337,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE jobs (
         reader TEXT PRIMARY KEY,
         meter TEXT NOT NULL UNIQUE,
-        since TEXT NOT NULL
+        since TEXT NOT NULL,
+        daemon TEXT NOT NULL DEFAULT '',  -- the holding daemon (store.meters.Lease)
+        expires TIMESTAMPTZ NOT NULL DEFAULT now()  -- renewed by that daemon while it runs
     );
+    CREATE INDEX jobs_daemon ON jobs (daemon);
     CREATE TABLE submissions (
         id BIGSERIAL PRIMARY KEY,
         meter TEXT NOT NULL,
@@ -443,6 +451,38 @@ def migrate(raw, shown_url: str, migrations: tuple[str, ...] = MIGRATIONS) -> in
     return found
 
 
+# -- held jobs' leases
+
+
+class LeaseKeeper:
+    """A thread renewing this daemon's held jobs every third of the lease, and handing back expired ones.
+
+    A daemon that dies stops renewing: within one lease its jobs are handed back by the
+    next renewal of any daemon on the database (or by its own next start).
+    """
+
+    def __init__(self, meters: StoredMeters, lease: Lease):
+        self._meters = meters
+        self._interval = lease.seconds / 3
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-leases", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                _, released = self._meters.renew()
+            except StorageError as exc:
+                log.warning("renewing the held jobs' leases failed: %s", exc)
+                continue
+            if released:
+                log.warning("%d held jobs whose daemon stopped renewing them are back in the pool", released)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 # -- the store
 
 
@@ -465,9 +505,11 @@ class PostgresStore(SqlStore):
         audit_required: bool = False,
         connect_timeout: float = CONNECT_TIMEOUT,
         pool_timeout: float = POOL_TIMEOUT,
+        job_lease: float = JOB_LEASE,
     ):
         """As ``SqliteStore``; ``audit_key`` is required when ``audit_required`` (the daemon, creating
-        subcommands), else a missing one refuses only the first change."""
+        subcommands), else a missing one refuses only the first change. ``job_lease``: seconds a
+        held job stays this daemon's without renewal (``store/meters.py``)."""
         self.path = url
         self.shown = shown(url)
         if audit_required and audit_key is None:
@@ -498,9 +540,17 @@ class PostgresStore(SqlStore):
             dialect=PgDialect(),
             reconnect=lambda: PgConnection(self._connector.connect()),
         )
+        #: This daemon among those on the database: its held jobs carry it.
+        self.daemon_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        lease = Lease(self.daemon_id, job_lease)
         self._meters = StoredMeters(
-            self._writer, rng if rng is not None else secrets.SystemRandom(), clock, self._audit
+            self._writer, rng if rng is not None else secrets.SystemRandom(), clock, self._audit, lease
         )
+        self._leases = LeaseKeeper(self._meters, lease)
+
+    def close(self) -> None:
+        self._leases.stop()
+        super().close()
 
     def backup(self, path: str) -> None:
         raise StorageError("backup of a PostgreSQL database: use pg_dump (docs/DEPLOYING.md, PostgreSQL)")
