@@ -5,6 +5,7 @@ fixtures of conftest.py, ``scripts/pgserver.py``); two stores on one database st
 daemons in process, and the socket tests start real daemons on both engines.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -378,3 +379,72 @@ def test_a_live_daemons_jobs_are_renewed_and_a_killed_daemons_come_back_to_the_p
         doomed.stop()
         if survivor is not None:
             survivor.stop()
+
+
+# -- the admin subcommands
+
+
+def admin(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *args], capture_output=True, text=True, timeout=120, input=stdin
+    )
+
+
+def test_the_admin_subcommands_work_on_postgres(tmp_path, postgres_dsn, key):
+    db = ("--db", postgres_dsn, "--audit-key", key)
+    added = admin("useradd", "ada", "--name", "Ada Admin", "--role", "admin", "--password-stdin", *db, stdin="pw\n")
+    assert (added.returncode, added.stdout) == (0, "user ada added\n"), added.stderr
+    assert admin("useradd", "erin", "--name", "Erin", "--role", "reader", "--password-stdin", *db, stdin="x\n").stdout
+    assert admin("usermod", "erin", "--add-role", "player", *db).returncode == 0
+    assert admin("users", *db).stdout == "ada\tadmin\tAda Admin\nerin\tplayer,reader\tErin\n"
+    assert admin("userdel", "erin", *db).stdout == "user erin deleted\n"
+    assert admin("unlock", "ada", *db).returncode == 0
+    meters, roster = _roster(tmp_path, 3)
+    imported = admin("roster", "import", str(roster), *db)
+    assert imported.stdout == f"roster {roster}: 3 meters, 3 new\n", imported.stderr
+    listed = admin("roster", "list", *db)
+    assert listed.returncode == 0 and all(meter in listed.stdout for meter in meters), listed.stderr
+    assert admin("dump", *db).returncode == 0
+    checked = admin("check", "--db", postgres_dsn)  # reading needs no key
+    assert checked.returncode == 0 and checked.stdout.startswith("chips conserved for 0 players"), checked.stderr
+    assert admin("ledger", "ada", "--db", postgres_dsn).returncode == 0
+    refused = admin("useradd", "bob", "--name", "Bob", "--password-stdin", "--db", postgres_dsn, stdin="x\n")
+    assert refused.returncode == 2 and "--audit-key FILE" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_backup_is_a_signed_export_that_restore_reads_back_into_another_database(
+    tmp_path, postgres_server, postgres_dsn, key, stores
+):
+    store = stores()
+    store.put_user(User("ann", "Ann", frozenset({"player"}), "hash"))
+    store.update_table("ann", 1000, LIMITS, lambda table: table.place(RED, 30))
+    store.credit("ann", "root", 25, "gift", 1000, LIMITS)
+    store.meters.load_roster(["G10001", "G10002"])
+    meter = store.meters.next_job("carol#1")
+    store.meters.submit("carol#1", meter, 42)
+    copy = tmp_path / "copy.export"
+    done = admin("backup", str(copy), "--db", postgres_dsn, "--audit-key", key)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "copy.export.sig").exists()
+    target = postgres_server.create_database(f"restored_{os.getpid()}")
+    try:
+        restored = admin("restore", str(copy), "--db", target, "--audit-key", key)
+        assert restored.returncode == 0, restored.stderr
+        again = open_store(target, audit_key=key, audit_required=True)
+        try:
+            assert again.list_users() == store.list_users()
+            assert again.chip_audits() == store.chip_audits()
+            assert again.ledger("ann") == store.ledger("ann")
+            assert again.meters.dump() == store.meters.dump()
+            assert again.meters.next_job("carol#2") == "G10002"
+            again.credit("ann", "root", 5, "after the restore", 1000, LIMITS)  # ids go on past the copy's
+            assert [c.number for c in again.ledger("ann")] == [1, 2]
+        finally:
+            again.close()
+        twice = admin("restore", str(copy), "--db", target, "--audit-key", key)
+        assert twice.returncode == 2 and "--force" in twice.stderr
+        copy.write_text(copy.read_text().replace('"Ann"', '"Eve"'))  # changed after the backup
+        changed = admin("restore", str(copy), "--db", target, "--audit-key", key, "--force")
+        assert changed.returncode == 1 and "does not match its signature" in changed.stderr
+    finally:
+        postgres_server.drop_database(f"restored_{os.getpid()}")
