@@ -19,6 +19,7 @@ from lineproto.domain.accounts import User
 from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
 from lineproto.store import open_store
 from lineproto.store.labels import LabelPolicy, LabelRecord
+from lineproto.wire.shapes import PlacedBet, Spin
 
 LIMITS = Limits()
 RED = parse_bet("RED", "american")
@@ -448,3 +449,57 @@ def test_backup_is_a_signed_export_that_restore_reads_back_into_another_database
         assert changed.returncode == 1 and "does not match its signature" in changed.stderr
     finally:
         postgres_server.drop_database(f"restored_{os.getpid()}")
+
+
+def test_two_daemons_racing_one_players_bets_and_spins_never_overdraw_and_conserve_chips(
+    tmp_path, engine, postgres_dsn, key, connect
+):
+    users = write_users_file(tmp_path / "users.txt")
+    options = ("--db", postgres_dsn, "--audit-key", key, "--users", str(users))
+    daemons = [Daemon(tmp_path, *options, engine=engine) for _ in range(2)]
+    try:
+        players = [login(connect(d.port), "dave", "hunter2") for d in daemons]  # one player, one per daemon
+        barrier = threading.Barrier(2)
+        placed, settled, returned, refused = [0, 0], [0, 0], [0, 0], [0, 0]
+
+        def overdraw(index):
+            """More bets than the bankroll covers, from both daemons at the same moment."""
+            barrier.wait()
+            players[index].send(b"BET RED 7\r\n" * 150)
+            for reply in players[index].replies(150):
+                if reply.code == 200:
+                    placed[index] += PlacedBet.from_reply(reply).amount
+                else:
+                    assert reply.code == 535, reply
+                    refused[index] += 1
+
+        def play(index):
+            for _ in range(40):
+                players[index].send(b"BET RED 30\r\nBET 17 5\r\nSPIN\r\n")
+                for reply in players[index].replies(3):
+                    if reply.code == 200:
+                        placed[index] += PlacedBet.from_reply(reply).amount
+                    elif reply.code == 250:
+                        result = Spin.from_reply(reply)
+                        settled[index] += result.staked
+                        returned[index] += result.returned
+                    else:
+                        assert reply.code == 535, reply
+
+        for step in (overdraw, play):
+            threads = [threading.Thread(target=step, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            if step is overdraw:
+                assert sum(placed) == 7 * (1000 // 7) and sum(refused) == 300 - 1000 // 7  # not one chip overdrawn
+        keys = stat(players[0])
+        bankroll, open_bets = int(keys["bankroll"]), int(keys["open-bet-chips"])
+        assert sum(placed) == sum(settled) + open_bets  # every bet settled exactly once, or still open
+        assert bankroll == 1000 - sum(placed) + sum(returned)
+        checked = admin("check", "--db", postgres_dsn)
+        assert checked.returncode == 0 and checked.stdout.startswith("chips conserved for 1 player"), checked.stdout
+    finally:
+        for daemon in daemons:
+            daemon.stop()
