@@ -503,3 +503,41 @@ def test_two_daemons_racing_one_players_bets_and_spins_never_overdraw_and_conser
     finally:
         for daemon in daemons:
             daemon.stop()
+
+
+def test_a_deadlocked_batch_of_several_changes_is_run_again_one_change_a_transaction(stores):
+    """The victim's batch holds a job and a plain change: both run again, each alone, and both commit."""
+    daemons = [stores(), stores()]
+    writer = daemons[0]._writer
+    both_hold_one = threading.Barrier(2, timeout=30)
+    holding, release = threading.Event(), threading.Event()
+    runs = {0: 0, 1: 0}
+
+    def crossing(index, first, second):
+        def run():
+            runs[index] += 1
+            daemons[index].update_table(first, 1000, LIMITS, lambda table: table.place(RED, 10))
+            if runs[index] == 1:
+                both_hold_one.wait()
+            daemons[index].update_table(second, 1000, LIMITS, lambda table: table.place(RED, 10))
+
+        return run
+
+    def hold():
+        daemons[0].put_user(User("held", "Held", frozenset(), "x"))
+        holding.set()
+        release.wait(30)
+
+    daemons[0].submit(hold)
+    holding.wait(30)
+    jobs = [daemons[0].submit(crossing(0, "ann", "bob"))]
+    other = threading.Thread(target=daemons[0].update_table, args=("carl", 1000, LIMITS, lambda t: t.place(RED, 5)))
+    other.start()
+    _until(lambda: writer._queue.qsize() == 2)  # the job and carl's change: one batch once released
+    jobs.append(daemons[1].submit(crossing(1, "bob", "ann")))
+    release.set()
+    for job in jobs:
+        job.result(60)
+    other.join(30)
+    assert sorted(runs.values()) == [1, 2]  # the deadlock's victim ran its job again, once
+    assert [daemons[1].load_table(p, LIMITS).staked for p in ("ann", "bob", "carl")] == [20, 20, 5]
