@@ -16,9 +16,10 @@ import pytest
 
 from conftest import ROOT, Daemon, stat, write_users_file
 from lineproto.domain.accounts import User
-from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
+from lineproto.domain.roulette import AMERICAN, InsufficientChips, Limits, OpenBet, parse_bet
 from lineproto.store import open_store
 from lineproto.store.labels import LabelPolicy, LabelRecord
+from lineproto.store.tables import StoredTables
 from lineproto.wire.shapes import PlacedBet, Spin
 
 LIMITS = Limits()
@@ -541,3 +542,23 @@ def test_a_deadlocked_batch_of_several_changes_is_run_again_one_change_a_transac
     other.join(30)
     assert sorted(runs.values()) == [1, 2]  # the deadlock's victim ran its job again, once
     assert [daemons[1].load_table(p, LIMITS).staked for p in ("ann", "bob", "carl")] == [20, 20, 5]
+
+
+def test_shared_tables_store_settles_a_round_from_its_committed_bets_on_postgres(stores):
+    store = stores()
+    tables = StoredTables(store)
+    red, seventeen = parse_bet("RED", AMERICAN), parse_bet("17", AMERICAN)
+    for player, bet, amount in (("ann", red, 10), ("bob", seventeen, 5), ("bob", red, 20)):
+        tables.place(player, 100, "main", lambda bankroll, b=bet, a=amount: (OpenBet(b, a), bankroll - a, 7))
+    assert tables.audit("bob") == {"open": 25, "staked": 0, "returned": 0}
+    results = tables.settle("main", 7, "17", AMERICAN, Limits())
+    assert {player: (r.staked, r.returned) for player, r in results.items()} == {"ann": (10, 0), "bob": (25, 180)}
+    assert tables.bankroll("ann", 100) == 90 and tables.bankroll("bob", 100) == 255
+    assert tables.audit("bob") == {"open": 0, "staked": 25, "returned": 180}
+    tables.place("ann", 100, "main", lambda bankroll: (OpenBet(red, 30), bankroll - 30, 8))
+    assert tables.take_back("ann", "main", 8) == (30, 90)
+    tables.place("ann", 100, "main", lambda bankroll: (OpenBet(red, 40), bankroll - 40, 9))
+    assert tables.refund_unsettled() == [("main", 9, "ann", 40)]
+    assert tables.last_rounds() == {"main": 9}
+    assert [audit.difference for audit in store.chip_audits()] == [0, 0]
+    assert [entry.table for entry in store.history("bob", 5)] == ["main"]
