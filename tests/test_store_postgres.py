@@ -562,3 +562,22 @@ def test_shared_tables_store_settles_a_round_from_its_committed_bets_on_postgres
     assert tables.last_rounds() == {"main": 9}
     assert [audit.difference for audit in store.chip_audits()] == [0, 0]
     assert [entry.table for entry in store.history("bob", 5)] == ["main"]
+
+
+def test_audit_verify_walks_the_log_of_a_postgres_database_and_names_an_edited_row(
+    postgres_server, postgres_dsn, key, stores
+):
+    store = stores()
+    store.put_user(User("ann", "Ann", frozenset({"player"}), "hash"))
+    store.update_table("ann", 1000, LIMITS, lambda table: table.place(RED, 30))
+    store.update_table("ann", 1000, LIMITS, lambda table: table.resolve("7"))  # a settled spin: logged
+    store.credit("ann", "root", 25, "gift", 1000, LIMITS)
+    store.meters.load_roster(["G10001"])
+    store.meters.submit("carol#1", store.meters.next_job("carol#1"), 42)
+    verified = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith(f"audit log of {postgres_dsn} intact: 5 entries")  # start user spin credit reading
+    postgres_server.psql(postgres_dsn.rsplit("/", 1)[1], "UPDATE ledger SET amount = 2500")  # outside the daemon
+    tampered = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
+    assert tampered.returncode == 1
+    assert "the ledger row 1 differs from the log: amount is 2500, logged 25" in tampered.stderr
