@@ -576,7 +576,7 @@ def test_audit_verify_walks_the_log_of_a_postgres_database_and_names_an_edited_r
     store.meters.submit("carol#1", store.meters.next_job("carol#1"), 42)
     verified = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
     assert verified.returncode == 0, verified.stderr
-    assert verified.stdout.startswith(f"audit log of {postgres_dsn} intact: 5 entries")  # start user spin credit reading
+    assert verified.stdout.startswith(f"audit log of {postgres_dsn} intact: 5 entries")  # start user spin credit read
     postgres_server.psql(postgres_dsn.rsplit("/", 1)[1], "UPDATE ledger SET amount = 2500")  # outside the daemon
     tampered = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
     assert tampered.returncode == 1
