@@ -581,3 +581,25 @@ def test_audit_verify_walks_the_log_of_a_postgres_database_and_names_an_edited_r
     tampered = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
     assert tampered.returncode == 1
     assert "the ledger row 1 differs from the log: amount is 2500, logged 25" in tampered.stderr
+
+
+def test_every_acknowledged_bet_survives_a_daemon_killed_right_after_its_reply(
+    tmp_path, engine, postgres_dsn, key, connect
+):
+    users = write_users_file(tmp_path / "users.txt")
+    options = ("--db", postgres_dsn, "--audit-key", key, "--users", str(users))
+    daemon = Daemon(tmp_path, *options, engine=engine)
+    try:
+        players = [login(connect(daemon.port), "dave", "hunter2") for _ in range(3)]
+        for player in players:
+            player.send(b"BET RED 3\r\n" * 40)
+        accepted = sum(reply.code == 200 for player in players for reply in player.replies(40))
+    finally:
+        daemon.stop(signal.SIGKILL)  # right after the last reply: nothing is flushed on the way out
+    assert accepted == 120
+    daemon = Daemon(tmp_path, *options, engine=engine)
+    try:
+        keys = stat(login(connect(daemon.port), "dave", "hunter2"))
+        assert (keys["bankroll"], keys["open-bet-chips"]) == (str(1000 - 3 * accepted), str(3 * accepted))
+    finally:
+        daemon.stop()
