@@ -28,6 +28,11 @@ def lock_key(connection, key: str) -> None:
         connection.execute("SELECT pg_advisory_xact_lock(hashtextextended(?, 0))", (key,))
 
 
+def for_update(connection) -> str:
+    """The clause that locks the rows a query reads until the transaction ends ('' on SQLite)."""
+    return " FOR UPDATE" if locks_rows(connection) else ""
+
+
 def skip_locked(connection) -> str:
     """The clause that locks the rows a query picks and skips those another transaction holds ('' on SQLite)."""
     return " FOR UPDATE SKIP LOCKED" if locks_rows(connection) else ""

@@ -48,7 +48,7 @@ from .audit import CREDIT_SELECT, AuditLog, credit_content, spin_content
 from .audit import key_path as audit_key_path
 from .base import StorageError, Store, StoreOpenError
 from .labels import find_label, record_label
-from .locks import lock_players
+from .locks import for_update
 from .meters import StoredMeters
 from .readers import ReadPool
 from .schema import migrate
@@ -338,9 +338,11 @@ def _user(row) -> User:
     return User(name, real_name, frozenset(role for role in roles.split(",") if role), password_hash)
 
 
-def _load_table(connection, player: str, limits: Limits) -> Table | None:
+def _load_table(connection, player: str, limits: Limits, lock: bool = False) -> Table | None:
+    """The player's table as stored; ``lock``: the player's row stays locked until the transaction ends."""
     row = connection.execute(
-        "SELECT wheel, bankroll, rounds, slips, server_seed, client_seed, nonce FROM players WHERE name = ?",
+        "SELECT wheel, bankroll, rounds, slips, server_seed, client_seed, nonce FROM players WHERE name = ?"
+        + (for_update(connection) if lock else ""),
         (player,),
     ).fetchone()
     if row is None:
@@ -357,13 +359,12 @@ def _load_table(connection, player: str, limits: Limits) -> Table | None:
 def _table_in_play(connection, player: str, start_bankroll: int, limits: Limits) -> Table:
     """The player's table in this transaction, locked until it ends, created with ``start_bankroll`` on first use.
 
-    The row is locked (``locks.lock_players``) before the table is read: what is read is
-    what the change starts from, and no other writer changes it until this commits. A
-    missing row is created (another daemon creating it at the same moment is no error),
-    then locked and read.
+    The row is locked as it is read (``locks.for_update``): what is read is what the
+    change starts from, and no other writer changes it until this commits. A missing row
+    is created (another daemon creating it at the same moment is no error), then locked
+    and read.
     """
-    lock_players(connection, player)
-    table = _load_table(connection, player, limits)
+    table = _load_table(connection, player, limits, lock=True)
     if table is not None:
         return table
     connection.execute(
@@ -371,8 +372,7 @@ def _table_in_play(connection, player: str, start_bankroll: int, limits: Limits)
         "ON CONFLICT (name) DO NOTHING",
         (player, Table(start_bankroll, limits=limits).wheel_kind, start_bankroll, start_bankroll),
     )
-    lock_players(connection, player)
-    table = _load_table(connection, player, limits)
+    table = _load_table(connection, player, limits, lock=True)
     assert table is not None  # created above, and locked
     return table
 
