@@ -3,9 +3,10 @@
 A store keeps users, players' tables (bankroll, open bets, rounds), the spin
 audit trail, bet receipts (slips), the cashier's ledger, the meter roster, held jobs and every reading submission. Every
 state-changing call returns only after its transaction is durable; a call that
-only reads sees every change acknowledged before it started. SQLite
-implements it today (``sqlite.py``); a PostgreSQL store would implement the same
-methods with its own transactions, without touching commands or domain code.
+only reads sees every change acknowledged before it started. One
+implementation of the methods (``sqlite.SqlStore``) runs on SQLite (``sqlite.py``,
+the default) and on PostgreSQL (``postgres.py``, ``--db postgresql://...``, shared
+by several daemons); commands and domain code do not know which.
 """
 
 from abc import ABC, abstractmethod
