@@ -213,7 +213,7 @@ class PgReadPool:
             configure=connector.configure,
             check=psycopg_pool.ConnectionPool.check_connection,
             timeout=timeout,
-            reconnect_timeout=0,  # never give up on the database: keep trying while it is down
+            reconnect_timeout=0,  # no retries in the background: the next read that needs a connection tries
             open=False,
             name="lineproto-readers",
         )
