@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import concurrent.futures
+import functools
 import itertools
 import logging
 import math
@@ -281,7 +283,7 @@ class TableService:
             staked = room.table.bets_of(listener.player)
             round_id = room.table.round_id
         self._unseat(session, listener)
-        self.rounds.left(room, listener)
+        self.rounds.left(room, listener, wait=True)
         if not staked:
             stays = "; no bets were open"
         elif len(staked) == 1:
@@ -300,12 +302,15 @@ class TableService:
                 room.table.leave(listener.player)
 
     def release(self, session) -> None:
-        """Logout hook: leave the table (bets stay and are settled)."""
-        if self.seat_of(session) is not None:
-            try:
-                self.leave(session)
-            except StorageError as exc:  # the seat is gone here; the cluster forgets it when this daemon goes
-                log.warning("shared tables: could not record a logout's leaving: %s", exc)
+        """Logout hook: leave the table (bets stay and are settled); the others are told without waiting.
+
+        A guest logs out on an event loop's thread, which must not wait for a database.
+        """
+        with self._lock:
+            listener = self._seats.get(id(session))
+        if listener is not None:
+            self._unseat(session, listener)
+            self.rounds.left(listener.room, listener, wait=False)
         with self._lock:
             name = self._guest_names.pop(id(session), None)
             if name is not None:  # a guest's key is never seen again: forget its chat times
@@ -543,8 +548,8 @@ class Rounds(Protocol):
     def joined(self, room: Room, listener: Listener, opened: RoundOpened | None) -> None:
         """``listener`` sat down (seated here already; ``opened``: the round its join opened): tell the others."""
 
-    def left(self, room: Room, listener: Listener) -> None:
-        """``listener`` left (unseated here already): tell the others."""
+    def left(self, room: Room, listener: Listener, wait: bool) -> None:
+        """``listener`` left (unseated here already): tell the others (``wait``: before returning)."""
 
     def say(self, seat: Listener, text: str) -> int:
         """A chat line from ``seat`` to everyone else at its table: how many it reaches."""
@@ -587,7 +592,7 @@ class LocalRounds:
         if opened is not None:
             self.croupier.wake()
 
-    def left(self, room: Room, listener: Listener) -> None:
+    def left(self, room: Room, listener: Listener, wait: bool) -> None:
         with room.lock:
             seated = len(room.table.seated)
         room.send(format_event(LEFT, f"{listener.name} left {room.table.name} ({seated} seated)"))
@@ -728,6 +733,7 @@ class ClusterRounds:
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="croupier", daemon=True)
+        self._later = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tables-later")
 
     def recover(self) -> None:
         """Nothing: a round another daemon runs goes on, and one whose croupier died is settled by the next."""
@@ -750,8 +756,12 @@ class ClusterRounds:
             self._follow(room, row, tell=False)
             self._wakeup.set()
 
-    def left(self, room: Room, listener: Listener) -> None:
-        self.records.leave(room.table.name, str(id(listener.session)), listener.name)
+    def left(self, room: Room, listener: Listener, wait: bool) -> None:
+        leave = functools.partial(self.records.leave, room.table.name, str(id(listener.session)), listener.name)
+        if wait:
+            leave()
+        else:  # a logout: on the croupier's side thread; if it fails the seat goes when this daemon does
+            self._later.submit(self._quietly, leave)
 
     def say(self, seat: Listener, text: str) -> int:
         return self.records.say(seat.room.table.name, str(id(seat.session)), text)
@@ -767,6 +777,7 @@ class ClusterRounds:
         self._wakeup.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
+        self._later.shutdown(wait=True)
         self.locks.close()
         self.bus.stop()
 
@@ -833,7 +844,7 @@ class ClusterRounds:
                 held = self.locks.try_take(list(self.service.rooms))
                 next_try = time.monotonic() + LOCK_RETRY
                 if held:
-                    self._quietly(self.records.forget_dead_seats)
+                    self._quietly(self.records.tidy)
             for name in sorted(held):
                 left = self._quietly(self._run_table, self.service.rooms[name])
                 if left is not None:

@@ -38,6 +38,9 @@ CHANNEL = "lineproto_tables"
 #: The prefix of every daemon's id (its listening connection's ``application_name``).
 DAEMON_PREFIX = "lineproto-tables "
 
+#: Seconds a join's, leave's or chat line's row is kept after it was notified.
+EVENTS_KEPT = 600
+
 #: The PostgreSQL migration that adds the cluster's tables (appended to the store's list).
 MIGRATION = f"""
 CREATE TABLE table_rounds (
@@ -291,9 +294,18 @@ class RoundRecords:
 
         return self.store.run(operation)
 
-    def forget_dead_seats(self) -> int:
-        """Delete the seats of daemons that are gone (their listening connection closed)."""
-        return self.store.run(lambda c: c.execute(f"DELETE FROM table_seats WHERE NOT {_ALIVE}").rowcount)
+    def tidy(self) -> int:
+        """Delete the seats of daemons that are gone (their listening connection closed) and events read long ago.
+
+        An event is read the moment its notification arrives; :data:`EVENTS_KEPT` later it is only history.
+        Returns how many seats were forgotten.
+        """
+
+        def operation(connection) -> int:
+            connection.execute("DELETE FROM table_events WHERE at < now() - ? * interval '1 second'", (EVENTS_KEPT,))
+            return connection.execute(f"DELETE FROM table_seats WHERE NOT {_ALIVE}").rowcount
+
+        return self.store.run(operation)
 
 
 def _seated(connection, table: str) -> int:
