@@ -225,7 +225,8 @@ class TableService:
         # The store's transactions (``run``); a store without them keeps no shared-table state.
         store = getattr(services, "store", None)
         self.stored = StoredTables(store) if callable(getattr(store, "run", None)) else None
-        self.rounds: Rounds = ClusterRounds(self, store) if _is_cluster(store) else LocalRounds(self)
+        dsn = _cluster_dsn(store)
+        self.rounds: Rounds = LocalRounds(self) if dsn is None else ClusterRounds(self, store, dsn)
         last: dict[str, int] = {}
         if self.stored is not None:
             try:
@@ -436,10 +437,14 @@ class TableService:
                 purse.settle(due.table, due.round_id, results[player])
         return results
 
-    def tell_result(self, room: Room, settled: RoundSettled, results: dict, void: set[str]) -> None:
-        """630 to every seated session: the pocket, its own net (``results``: anything with net, staked, returned)."""
+    def tell_result(
+        self, room: Room, settled: RoundSettled, results: dict, void: set[str], skip: object = None
+    ) -> None:
+        """630 to every seated session but ``skip``'s: the pocket, its own net (``results``: net, staked, returned)."""
         head = f"round {settled.round_id} {settled.info.describe()}"
         for listener in list(room.listeners.values()):
+            if listener.session is skip:
+                continue
             result = results.get(listener.player)
             if listener.player in void:
                 mine = "your bets are not settled yet: they are given back at the daemon's next start"
@@ -450,12 +455,12 @@ class TableService:
             if listener.push is not None:
                 listener.push(format_event(ROUND_RESULT, f"{head}; {mine}; seed {settled.server_seed}"))
 
-    def tell_open(self, room: Room, opened: RoundOpened) -> None:
+    def tell_open(self, room: Room, opened: RoundOpened, skip: object = None) -> None:
         text = f"round {opened.round_id} open: bets for {opened.seconds:g} s; server-seed-hash {opened.seed_hash}"
-        room.send(format_event(ROUND_OPEN, text))
+        room.send(format_event(ROUND_OPEN, text), skip=skip)
 
-    def tell_closed(self, room: Room, closed: BettingClosed) -> None:
-        room.send(format_event(NO_MORE_BETS, f"round {closed.round_id} no more bets"))
+    def tell_closed(self, room: Room, closed: BettingClosed, skip: object = None) -> None:
+        room.send(format_event(NO_MORE_BETS, f"round {closed.round_id} no more bets"), skip=skip)
 
     def close(self) -> None:
         """Shutdown hook: stop running rounds (an unsettled round's stored bets are refunded or settled later)."""
@@ -722,13 +727,13 @@ class ClusterRounds:
 
     uses_store = True
 
-    def __init__(self, service: TableService, store):
+    def __init__(self, service: TableService, store, dsn: str):
         self.service = service
         self.store = store
         self.daemon = f"{DAEMON_PREFIX}{uuid.uuid4().hex[:16]}"
         self.records = RoundRecords(store, self.daemon)
-        self.bus = Bus(store.dsn, self.daemon, CHANNEL, self._deliver, self._catch_up)
-        self.locks = TableLocks(store.dsn, self.daemon)
+        self.bus = Bus(dsn, self.daemon, CHANNEL, self._deliver, self._catch_up)
+        self.locks = TableLocks(dsn, self.daemon)
         self._seeds: dict[str, random.Random | None] = {}
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
@@ -749,11 +754,11 @@ class ClusterRounds:
 
     def joined(self, room: Room, listener: Listener, opened: RoundOpened | None) -> None:
         table = room.table
-        row, _ = self.records.join(
+        row = self.records.join(
             table.name, str(id(listener.session)), listener.player, listener.name, self._opening(room)
         )
-        if row is not None:  # this join opened the round: the joiner hears of it in JOIN's reply
-            self._follow(room, row, tell=False)
+        if row is not None:  # the joiner hears of the round in JOIN's reply; the others here may not have yet
+            self._follow(room, row, tell=True, skip=listener.session)
             self._wakeup.set()
 
     def left(self, room: Room, listener: Listener, wait: bool) -> None:
@@ -808,8 +813,8 @@ class ClusterRounds:
             if room is not None:
                 self._follow(room, row, tell)
 
-    def _follow(self, room: Room, row: RoundRow, tell: bool) -> None:
-        """Move the room's table to the row's round; tell what is news (610, 620, 630) when ``tell``."""
+    def _follow(self, room: Room, row: RoundRow, tell: bool, skip: object = None) -> None:
+        """Move the room's table to the row's round; tell what is news (610, 620, 630) if ``tell``, not to ``skip``."""
         service = self.service
         with room.lock:
             table = room.table
@@ -821,17 +826,17 @@ class ClusterRounds:
         for item in news:
             if isinstance(item, RoundOpened):
                 if tell:
-                    service.tell_open(room, item)
+                    service.tell_open(room, item, skip)
             elif isinstance(item, BettingClosed):
                 if tell:
-                    service.tell_closed(room, item)
+                    service.tell_closed(room, item, skip)
             elif row.server_seed is not None:
                 due = SpinDue(table.name, row.round_id, table.wheel, table.limits, bets, row.server_seed)
                 settled = due.settle()
                 guests = service.settle_guests(due, settled, purses)
                 if tell:
                     results: dict = {**self.records.results(table.name, row.round_id), **guests}
-                    service.tell_result(room, settled, results, set())
+                    service.tell_result(room, settled, results, set(), skip)
 
     # -- the croupier's side (its own thread)
 
@@ -914,9 +919,10 @@ class _WhileBetting:
         return self.store.run(guarded)
 
 
-def _is_cluster(store) -> bool:
-    """True for a store that several daemons may share (PostgreSQL: it has a ``dsn``)."""
-    return isinstance(getattr(store, "dsn", None), str)
+def _cluster_dsn(store) -> str | None:
+    """The database address of a store several daemons may share (PostgreSQL's ``postgresql://...``), or None."""
+    address = getattr(store, "path", None)
+    return address if isinstance(address, str) and address.startswith(("postgresql://", "postgres://")) else None
 
 
 #: Seconds between a daemon's tries at the croupier's locks of the tables it does not run.

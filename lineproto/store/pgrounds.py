@@ -177,24 +177,23 @@ class RoundRecords:
 
     def join(
         self, table: str, session: str, player: str, name: str, opening: tuple[int, float, str, str]
-    ) -> tuple[RoundRow | None, str]:
+    ) -> RoundRow | None:
         """Seat the session (leaving any other seat of it), tell the table, open a round if none is open.
 
         ``opening``: (the table's last round id known elsewhere, seconds of betting, server seed,
-        its hash) for the round opened here. Returns the round this join opened (or None) and the
-        640 line's text.
+        its hash) for the round opened here. Returns the table's round now (None: there never was one).
         """
 
-        def operation(connection) -> tuple[RoundRow | None, str]:
+        def operation(connection) -> RoundRow | None:
             connection.execute(
                 "INSERT INTO table_seats (daemon, session, table_name, player, name) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (daemon, session) DO UPDATE SET table_name = excluded.table_name",
                 (self.daemon, session, table, player, name),
             )
-            opened = _open_round(connection, table, *opening)
+            _open_round(connection, table, *opening)
             text = f"{name} joined {table} ({_seated(connection, table)} seated)"
             _event(connection, table, 640, text, self.daemon, session)
-            return opened, text
+            return _newest(connection, table)
 
         return self.store.run(operation)
 
@@ -306,6 +305,11 @@ class RoundRecords:
             return connection.execute(f"DELETE FROM table_seats WHERE NOT {_ALIVE}").rowcount
 
         return self.store.run(operation)
+
+
+def _newest(connection, table: str) -> RoundRow | None:
+    row = connection.execute(f"{_ROUND} WHERE table_name = ? ORDER BY round DESC LIMIT 1", (table,)).fetchone()
+    return None if row is None else RoundRow(*row)
 
 
 def _seated(connection, table: str) -> int:
