@@ -11,6 +11,7 @@ from datetime import datetime
 
 from ..domain.meters import MeterRules, RosterEntry, Submission, utc_now
 from .audit import reading_content
+from .locks import lock_key, skip_locked
 
 _FREE, _HELD, _READ = 0, 1, 2
 
@@ -49,7 +50,10 @@ class _SqlState:
 
     def set_roster_mode(self, on: bool) -> None:
         if on:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('roster_mode', '1')")
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('roster_mode', '1') "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            )
         else:
             self._db.execute("DELETE FROM meta WHERE key = 'roster_mode'")
 
@@ -61,11 +65,16 @@ class _SqlState:
         else:
             state = _FREE
         return (
-            self._db.execute("INSERT OR IGNORE INTO roster (meter, state) VALUES (?, ?)", (meter, state)).rowcount > 0
+            self._db.execute(
+                "INSERT INTO roster (meter, state) VALUES (?, ?) ON CONFLICT (meter) DO NOTHING", (meter, state)
+            ).rowcount
+            > 0
         )
 
     def roster_counts(self) -> tuple[int, int]:
-        size, unread = self._one(f"SELECT count(*), coalesce(sum(state != {_READ}), 0) FROM roster")
+        size, unread = self._one(
+            f"SELECT count(*), coalesce(sum(CASE WHEN state != {_READ} THEN 1 ELSE 0 END), 0) FROM roster"
+        )
         return size, unread
 
     def roster_entries(self) -> list[RosterEntry]:
@@ -79,7 +88,10 @@ class _SqlState:
         return self._db.execute(f"DELETE FROM roster WHERE state != {_READ}").rowcount
 
     def first_free(self) -> str | None:
-        row = self._one(f"SELECT meter FROM roster WHERE state = {_FREE} ORDER BY position LIMIT 1")
+        """The oldest free meter; on PostgreSQL locked, and one another daemon is handing out is skipped."""
+        row = self._one(
+            f"SELECT meter FROM roster WHERE state = {_FREE} ORDER BY position LIMIT 1{skip_locked(self._db)}"
+        )
         return row[0] if row else None
 
     def is_known(self, meter: str) -> bool:
@@ -109,7 +121,7 @@ class _SqlState:
         return int(self._one("SELECT count(*) FROM jobs WHERE substr(reader, 1, ?) = ?", len(prefix), prefix)[0])
 
     def hold(self, reader: str, meter: str) -> None:
-        self._db.execute("INSERT OR IGNORE INTO issued (meter) VALUES (?)", (meter,))
+        self._db.execute("INSERT INTO issued (meter) VALUES (?) ON CONFLICT (meter) DO NOTHING", (meter,))
         self._db.execute(
             "INSERT INTO jobs (reader, meter, since) VALUES (?, ?, ?)",
             (reader, meter, utc_now().isoformat(timespec="seconds")),
@@ -133,24 +145,28 @@ class _SqlState:
 
     def record(self, submission: Submission) -> None:
         meter, reader = submission.meter, submission.reader
+        lock_key(self._db, f"meter {meter}")  # two daemons recording one meter: one after the other
         previous = self._one("SELECT reader FROM latest WHERE meter = ?", meter)
         if previous is None:
-            self._db.execute("UPDATE meta SET value = value + 1 WHERE key = 'readings_total'")
+            self._db.execute(
+                "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'readings_total'"
+            )
         else:
             self._db.execute("UPDATE reading_counts SET mine = mine - 1 WHERE reader = ?", previous)
         self._db.execute(
             "INSERT INTO reading_counts (reader, mine) VALUES (?, 1) "
-            "ON CONFLICT (reader) DO UPDATE SET mine = mine + 1",
+            "ON CONFLICT (reader) DO UPDATE SET mine = reading_counts.mine + 1",
             (reader,),
         )
         row = (meter, submission.reading, submission.reason, submission.when.isoformat(), reader)
-        cursor = self._db.execute(
-            "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?)", row
+        (submission_id,) = self._one(
+            "INSERT INTO submissions (meter, reading, reason, at, reader) VALUES (?, ?, ?, ?, ?) RETURNING id", *row
         )
-        self._audit.append(self._db, "reading", reading_content((cursor.lastrowid, *row)))
+        self._audit.append(self._db, "reading", reading_content((submission_id, *row)))
         self._db.execute(
-            "INSERT OR REPLACE INTO latest (meter, submission, reader) VALUES (?, ?, ?)",
-            (meter, cursor.lastrowid, reader),
+            "INSERT INTO latest (meter, submission, reader) VALUES (?, ?, ?) "
+            "ON CONFLICT (meter) DO UPDATE SET submission = excluded.submission, reader = excluded.reader",
+            (meter, submission_id, reader),
         )
         self._db.execute(f"UPDATE roster SET state = {_READ} WHERE meter = ?", (meter,))
 
