@@ -75,6 +75,7 @@ from ..domain.tables import (
     TableSpec,
     parse_table_specs,
 )
+from ..store import is_postgres
 from ..store.base import StorageError
 from ..store.pgbus import Bus, TableLocks
 from ..store.pgrounds import CHANNEL, DAEMON_PREFIX, RoundRecords, RoundRow
@@ -920,9 +921,9 @@ class _WhileBetting:
 
 
 def _cluster_dsn(store) -> str | None:
-    """The database address of a store several daemons may share (PostgreSQL's ``postgresql://...``), or None."""
+    """The address of a store several daemons may share (PostgreSQL's ``postgresql://...``), or None."""
     address = getattr(store, "path", None)
-    return address if isinstance(address, str) and address.startswith(("postgresql://", "postgres://")) else None
+    return address if isinstance(address, str) and is_postgres(address) else None
 
 
 #: Seconds between a daemon's tries at the croupier's locks of the tables it does not run.
