@@ -766,7 +766,7 @@ class ClusterRounds:
         leave = functools.partial(self.records.leave, room.table.name, str(id(listener.session)), listener.name)
         if wait:
             leave()
-        else:  # a logout: on the croupier's side thread; if it fails the seat goes when this daemon does
+        elif not self._stopping.is_set():  # a logout: on a thread of its own; if it fails, tidy() forgets the seat
             self._later.submit(self._quietly, leave)
 
     def say(self, seat: Listener, text: str) -> int:
@@ -808,7 +808,19 @@ class ClusterRounds:
                 room.send(format_event(event.code, event.text), skip=skip)
 
     def _catch_up(self, tell: bool = True) -> None:
-        """Follow every table's newest round (at start, and after the listening connection was lost)."""
+        """Follow every table's newest round (at start, and after the listening connection was lost).
+
+        After a loss this daemon's seats are recorded again: while it was away another daemon may
+        have forgotten them, and settled a round with nobody seated (the table went idle).
+        """
+        if tell:
+            seats = [
+                (room.table.name, str(key), listener.player, listener.name, self._opening(room))
+                for room in self.service.rooms.values()
+                for key, listener in list(room.listeners.items())
+            ]
+            if seats:
+                self.records.reseat(seats)
         for name, row in self.records.current().items():
             room = self.service.rooms.get(name)
             if room is not None:

@@ -185,17 +185,33 @@ class RoundRecords:
         """
 
         def operation(connection) -> RoundRow | None:
-            connection.execute(
-                "INSERT INTO table_seats (daemon, session, table_name, player, name) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (daemon, session) DO UPDATE SET table_name = excluded.table_name",
-                (self.daemon, session, table, player, name),
-            )
-            _open_round(connection, table, *opening)
+            self._seat(connection, table, session, player, name, opening)
             text = f"{name} joined {table} ({_seated(connection, table)} seated)"
             _event(connection, table, 640, text, self.daemon, session)
             return _newest(connection, table)
 
         return self.store.run(operation)
+
+    def reseat(self, seats: list[tuple[str, str, str, str, tuple[int, float, str, str]]]) -> None:
+        """(table, session, player, name, opening) of every session seated here, again, without telling anyone.
+
+        After this daemon lost the database its seats may have been forgotten (``tidy``) and its
+        tables left idle: they count again, and a table with someone seated gets a round.
+        """
+
+        def operation(connection) -> None:
+            for seat in seats:
+                self._seat(connection, *seat)
+
+        self.store.run(operation)
+
+    def _seat(self, connection, table: str, session: str, player: str, name: str, opening) -> None:
+        connection.execute(
+            "INSERT INTO table_seats (daemon, session, table_name, player, name) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (daemon, session) DO UPDATE SET table_name = excluded.table_name",
+            (self.daemon, session, table, player, name),
+        )
+        _open_round(connection, table, *opening)
 
     def leave(self, table: str, session: str, name: str) -> None:
         def operation(connection) -> None:
