@@ -223,6 +223,8 @@ def test_a_player_on_one_daemon_sees_the_result_and_the_chat_of_a_player_on_anot
                 assert settle_in(dave, later)[1] == pocket
                 assert guest_net == (10 if pocket in red.pockets else -10)
                 assert bankroll(guest) == 100 + guest_net
+                assert root.command("LEAV").code == 200
+                assert dave.event(641).text == "root left main (2 seated)"
         check = chips_check(postgres_dsn)
         assert check.returncode == 0, check.stdout + check.stderr
     finally:

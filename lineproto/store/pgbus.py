@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 
 from ..extras import require
+from .base import StorageError
 
 log = logging.getLogger("lineproto.tables.bus")
 
@@ -86,6 +87,8 @@ class Bus:
     def _deliver(self, payload: str) -> None:
         try:
             self.deliver(payload)
+        except StorageError as exc:  # the database went away: the catching up after reconnecting tells the rest
+            log.warning("shared tables: cannot read what %r names: %s", payload, exc)
         except Exception:  # one bad event must not stop the others
             log.exception("shared tables: cannot deliver %r", payload)
 
