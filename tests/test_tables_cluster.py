@@ -320,22 +320,60 @@ def test_the_tables_go_on_after_the_database_restarts(tmp_path, postgres_dsn, po
     """``pg_ctl restart`` cuts every connection: the listening ones and the croupier's lock come back by themselves."""
     a, b = start_pair(tmp_path, postgres_dsn, engine)
     try:
-        with Player(a.port, "dave", "hunter2") as dave, Player(b.port, "root", "admin pass") as root:
-            dave.command("JOIN main")
-            root.command("JOIN main")
-            next_round_of_both(dave, root)
+        with (
+            Player(a.port, "dave", "hunter2") as dave,
+            Player(b.port, "root", "admin pass") as root,
+            Player(b.port) as guest,
+        ):
+            for player in (dave, root, guest):
+                player.command("JOIN main")
+            before, _ = next_round_of_both(dave, guest)
+            assert guest.command("BET RED 10").code == 200  # play money, kept by daemon B only
             postgres_server.restart()
             b.wait_log("listening again", timeout=15.0)
             a.wait_log("listening again", timeout=15.0)
+            # The guest hears how the round the restart cut into ended, settled from its pocket.
+            _, pocket, guest_net = settle_in(guest, before)
+            assert guest_net == (10 if pocket in parse_bet("RED", AMERICAN).pockets else -10)
+            assert bankroll(guest) == 100 + guest_net
             round_id, _ = next_round_of_both(dave, root)  # one croupier again, both daemons told
             assert first_try_after_restart(dave, "BET RED 5").code == 200
             assert first_try_after_restart(root, "BET BLACK 5").code == 200
             assert settle_in(dave, round_id)[1] == settle_in(root, round_id)[1]
             said = root.command("CHAT still here")
-            assert said.lines == ("Said to 1 at main",)
+            assert said.lines == ("Said to 2 at main",)
             assert dave.event(650).text == "root: still here"
         check = chips_check(postgres_dsn)
         assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        b.stop()
+        a.stop()
+
+
+def test_a_daemon_that_missed_the_end_of_a_round_tells_its_players_how_it_ended(tmp_path, postgres_dsn, engine):
+    """B is stopped and its listening connection cut while A settles the round a guest on B bet in."""
+    a, b = start_pair(tmp_path, postgres_dsn, engine)
+    b_id = re.search(r"shared with the daemons on the database as '([^']+)'", b.log()).group(1)
+    try:
+        with Player(a.port, "dave", "hunter2") as dave, Player(b.port) as guest:
+            dave.command("JOIN main")
+            guest.command("JOIN main")
+            missed, _ = next_round_of_both(dave, guest)
+            assert guest.command("BET RED 10").code == 200
+            b.process.send_signal(signal.SIGSTOP)
+            try:
+                with psycopg.connect(postgres_dsn, autocommit=True) as connection:
+                    connection.execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", (b_id,)
+                    )
+                settle_in(dave, missed)  # the round ends while B hears nothing
+                later = dave.next_round()
+            finally:
+                b.process.send_signal(signal.SIGCONT)
+            _, pocket, guest_net = settle_in(guest, missed)
+            assert guest_net == (10 if pocket in parse_bet("RED", AMERICAN).pockets else -10)
+            assert bankroll(guest) == 100 + guest_net
+            assert opened(guest)[0] >= later
     finally:
         b.stop()
         a.stop()

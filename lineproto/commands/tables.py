@@ -749,6 +749,7 @@ class ClusterRounds:
         return FollowedTable(spec, limits, round_seconds, last_round)
 
     def start(self) -> None:
+        log.info("shared tables: shared with the daemons on the database as %r", self.daemon)
         self.bus.start()
         self._catch_up(tell=False)
         self._thread.start()
@@ -823,8 +824,15 @@ class ClusterRounds:
                 self.records.reseat(seats)
         for name, row in self.records.current().items():
             room = self.service.rooms.get(name)
-            if room is not None:
-                self._follow(room, row, tell)
+            if room is None:
+                continue
+            with room.lock:
+                missed = room.table.round_id if room.table.state is not IDLE else None
+            if tell and missed is not None and missed < row.round_id:  # its end first: the bets placed here
+                ended = self.records.round_at(name, missed)
+                if ended is not None:
+                    self._follow(room, ended, tell)
+            self._follow(room, row, tell)
 
     def _follow(self, room: Room, row: RoundRow, tell: bool, skip: object = None) -> None:
         """Move the room's table to the row's round; tell what is news (610, 620, 630) if ``tell``, not to ``skip``."""

@@ -146,6 +146,12 @@ class RoundRecords:
         row = self.store.run(lambda c: c.execute(f"{_ROUND} WHERE id = ?", (round_row,)).fetchone())
         return None if row is None else RoundRow(*row)
 
+    def round_at(self, table: str, round_id: int) -> RoundRow | None:
+        row = self.store.run(
+            lambda c: c.execute(f"{_ROUND} WHERE table_name = ? AND round = ?", (table, round_id)).fetchone()
+        )
+        return None if row is None else RoundRow(*row)
+
     def event(self, event_id: int) -> EventRow | None:
         row = self.store.run(
             lambda c: c.execute(
