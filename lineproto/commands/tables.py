@@ -862,15 +862,16 @@ class ClusterRounds:
     # -- the croupier's side (its own thread)
 
     def _run(self) -> None:
-        next_try = 0.0
+        next_try = next_tidy = 0.0
         held: set[str] = set()
         while not self._stopping.is_set():
             wait = LOCK_RETRY
             if time.monotonic() >= next_try:
                 held = self.locks.try_take(list(self.service.rooms))
                 next_try = time.monotonic() + LOCK_RETRY
-                if held:
-                    self._quietly(self.records.tidy)
+            if held and time.monotonic() >= next_tidy:
+                self._quietly(self.records.tidy)
+                next_tidy = time.monotonic() + TIDY_EVERY
             for name in sorted(held):
                 left = self._quietly(self._run_table, self.service.rooms[name])
                 if left is not None:
@@ -898,7 +899,7 @@ class ClusterRounds:
                 len(stored),
                 (time.perf_counter() - started) * 1000,
             )
-        row = self.records.current().get(table.name)
+        row = self.records.newest(table.name)
         if row is None or row.phase == SETTLED:
             row = self.records.open_if_seated(table.name, self._opening(room))
         return LOCK_RETRY if row is None or row.phase == SETTLED else row.left
@@ -948,6 +949,8 @@ def _cluster_dsn(store) -> str | None:
 
 #: Seconds between a daemon's tries at the croupier's locks of the tables it does not run.
 LOCK_RETRY = 1.0
+#: Seconds between a croupier's tidying of dead daemons' seats and old events (``RoundRecords.tidy``).
+TIDY_EVERY = 60.0
 
 
 # --------------------------------------------------------------------------

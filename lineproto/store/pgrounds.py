@@ -142,6 +142,10 @@ class RoundRecords:
 
         return self.store.run(read)
 
+    def newest(self, table: str) -> RoundRow | None:
+        """The table's newest round (None: it never had one)."""
+        return self.store.run(lambda c: _newest(c, table))
+
     def round(self, round_row: int) -> RoundRow | None:
         row = self.store.run(lambda c: c.execute(f"{_ROUND} WHERE id = ?", (round_row,)).fetchone())
         return None if row is None else RoundRow(*row)
