@@ -190,6 +190,14 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         "normal: faster, the last changes may be lost on power loss",
     )
     parser.add_argument(
+        "--job-lease",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="PostgreSQL: a held meter job stays this daemon's for this long without renewal; the "
+        "daemon renews its jobs every third of it, so a dead daemon's jobs return within it (default %(default)s)",
+    )
+    parser.add_argument(
         "--users", metavar="FILE", help="import users from FILE (name:roles:hash:real name) into the database at start"
     )
     parser.add_argument(
@@ -349,7 +357,11 @@ def open_store(args, create: bool = True) -> SqlStore:
     """
     if is_postgres(args.db):
         return open_database(
-            args.db, sync=getattr(args, "db_sync", "full"), audit_key=args.audit_key, audit_required=create
+            args.db,
+            sync=getattr(args, "db_sync", "full"),
+            audit_key=args.audit_key,
+            audit_required=create,
+            job_lease=getattr(args, "job_lease", None),
         )
     existed = args.db == ":memory:" or os.path.exists(args.db)
     if not existed:
@@ -691,6 +703,8 @@ def dump(args) -> int:
 
 
 def backup(args) -> int:
+    if is_postgres(args.db):
+        return backup_postgres(args)
     if not os.path.exists(args.db):
         raise StartError(f"no database at {args.db}")
     check_file_target("backup", args.file)
@@ -698,6 +712,18 @@ def backup(args) -> int:
     backup_database(args.db, args.file)
     signature = audit_log.sign_backup(args.file, key)
     print(f"backup of {args.db} written to {args.file}, signed in {signature}")
+    return 0
+
+
+def backup_postgres(args) -> int:
+    """``backup`` of a PostgreSQL database: a logical export of one snapshot, signed as an SQLite copy is."""
+    check_file_target("backup", args.file)
+    key = audit_log.load_key(audit_log.key_path(args.db, args.audit_key))
+    with _store(args, create=False) as store:
+        store.backup(args.file)
+        found = audit_log.parse_stored_head(store.audit_head())  # type: ignore[attr-defined]  # PostgresStore's
+    signature = audit_log.write_signature(args.file, key, found[0] if found else audit_log.EMPTY)
+    print(f"backup of {store.shown} written to {args.file}, signed in {signature}")  # type: ignore[attr-defined]
     return 0
 
 

@@ -13,16 +13,25 @@ def is_postgres(db: str) -> bool:
 
 
 def open_store(
-    db: str, sync: str = "full", audit_key: str | None = None, audit_required: bool = False, rng=None
+    db: str,
+    sync: str = "full",
+    audit_key: str | None = None,
+    audit_required: bool = False,
+    rng=None,
+    job_lease: float | None = None,
 ) -> SqlStore:
     """The store ``db`` names: a ``postgresql://`` URL (PostgresStore) or an SQLite file (SqliteStore).
 
     psycopg is imported only for a URL: without the extra, that is one line naming it (StartError).
+    ``job_lease``: PostgreSQL's held-job lease in seconds (None: its default).
     """
     if is_postgres(db):
-        from .postgres import PostgresStore
+        from .postgres import JOB_LEASE, PostgresStore
 
-        return PostgresStore(db, sync=sync, rng=rng, audit_key=audit_key, audit_required=audit_required)
+        lease = JOB_LEASE if job_lease is None else job_lease
+        return PostgresStore(
+            db, sync=sync, rng=rng, audit_key=audit_key, audit_required=audit_required, job_lease=lease
+        )
     return SqliteStore(db, sync=sync, rng=rng, audit_key=audit_key, audit_required=audit_required)
 
 

@@ -5,8 +5,16 @@ The rules are the domain's; this module only keeps their facts in tables
 roster row carries a state (free, held, read) so the next free meter is one
 indexed query; ``reading_counts`` and ``meta.readings_total`` keep the counts,
 so a READ's reply needs no count over all readings.
+
+Held jobs across daemons (PostgreSQL, a :class:`Lease`): each job carries the
+holding daemon's id and an expiry (the database's clock, so daemons on other
+machines agree), which that daemon renews while it runs (:meth:`StoredMeters.renew`,
+``postgres.LeaseKeeper``); the jobs of a daemon that died stop being renewed, and
+the next renewal by any daemon, or the restarted one's start (``release_all``),
+hands them back to the pool. SQLite serves one daemon: its start releases every job.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from ..domain.meters import MeterRules, RosterEntry, Submission, utc_now
@@ -16,31 +24,46 @@ from .locks import lock_key, skip_locked
 _FREE, _HELD, _READ = 0, 1, 2
 
 
+@dataclass(frozen=True)
+class Lease:
+    """Jobs held by one of several daemons: its id, and how long a job stays its own without renewal."""
+
+    daemon: str
+    seconds: float
+
+
 class StoredMeters(MeterRules):
     """:class:`~lineproto.domain.meters.Meters` in the database: a change is one writer
     transaction, durable when it returns; a read runs on a read connection (``Writer.read``)."""
 
-    def __init__(self, writer, rng=None, clock=None, audit=None):
-        """``audit``: the store's :class:`~.audit.AuditLog`, which each reading is appended to."""
+    def __init__(self, writer, rng=None, clock=None, audit=None, lease: Lease | None = None):
+        """``audit``: the store's :class:`~.audit.AuditLog`, which each reading is appended to;
+        ``lease``: this daemon's, when several share the database (the module docstring)."""
         super().__init__(rng, clock)
         self._writer = writer
         self._audit = audit
+        self._lease = lease
 
     def _change(self, unit):
-        return self._writer.run(lambda connection: unit(_SqlState(connection, self._audit)))
+        return self._writer.run(lambda connection: unit(_SqlState(connection, self._audit, self._lease)))
 
     def _read(self, unit):
-        return self._writer.read(lambda connection: unit(_SqlState(connection, self._audit)))
+        return self._writer.read(lambda connection: unit(_SqlState(connection, self._audit, self._lease)))
+
+    def renew(self) -> tuple[int, int]:
+        """Renew this daemon's jobs and hand back those whose lease ran out: ``(renewed, released)``."""
+        return self._change(lambda state: state.renew())
 
 
 class _SqlState:
     """A :class:`~lineproto.domain.meters.MeterState` on one connection, inside one transaction."""
 
-    __slots__ = ("_db", "_audit")
+    __slots__ = ("_db", "_audit", "_lease")
 
-    def __init__(self, connection, audit):
+    def __init__(self, connection, audit, lease: Lease | None = None):
         self._db = connection
         self._audit = audit
+        self._lease = lease
 
     def _one(self, sql: str, *args):
         return self._db.execute(sql, args).fetchone()
@@ -127,6 +150,11 @@ class _SqlState:
             (reader, meter, utc_now().isoformat(timespec="seconds")),
         )
         self._db.execute(f"UPDATE roster SET state = {_HELD} WHERE meter = ? AND state = {_FREE}", (meter,))
+        if self._lease is not None:
+            self._db.execute(
+                "UPDATE jobs SET daemon = ?, expires = now() + make_interval(secs => ?) WHERE reader = ?",
+                (self._lease.daemon, self._lease.seconds, reader),
+            )
 
     def drop_job(self, reader: str) -> str | None:
         meter = self.job_of(reader)
@@ -140,8 +168,33 @@ class _SqlState:
             self._free(meter)
 
     def drop_all_jobs(self) -> int:
+        """Every job this daemon's sessions hold, and (several daemons) every one whose lease ran out.
+
+        At start no session of this daemon is left: with one daemon that is every job; with a
+        lease, the other daemons' live jobs stay theirs.
+        """
+        if self._lease is not None:
+            return self._drop_expired(self._lease.daemon)
         self._db.execute(f"UPDATE roster SET state = {_FREE} WHERE state = {_HELD}")
         return self._db.execute("DELETE FROM jobs").rowcount
+
+    def renew(self) -> tuple[int, int]:
+        """This daemon's jobs renewed for another lease; the expired ones (a dead daemon's) released."""
+        assert self._lease is not None
+        renewed = self._db.execute(
+            "UPDATE jobs SET expires = now() + make_interval(secs => ?) WHERE daemon = ?",
+            (self._lease.seconds, self._lease.daemon),
+        ).rowcount
+        return renewed, self._drop_expired()
+
+    def _drop_expired(self, daemon: str | None = None) -> int:
+        """Release the jobs whose lease ran out, and those of ``daemon`` (this one) if given."""
+        meters = self._db.execute(
+            "DELETE FROM jobs WHERE expires < now() OR daemon = ? RETURNING meter", (daemon,)
+        ).fetchall()
+        for (meter,) in meters:
+            self._free(meter)
+        return len(meters)
 
     def record(self, submission: Submission) -> None:
         meter, reader = submission.meter, submission.reader
