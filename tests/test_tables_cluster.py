@@ -5,6 +5,7 @@ fixture), on each engine; the domain's side of following a round kept
 elsewhere (``FollowedTable``) is tested in process.
 """
 
+import concurrent.futures
 import re
 import signal
 import subprocess
@@ -111,6 +112,32 @@ def test_the_database_takes_bets_only_while_the_round_is_betting_and_reveals_the
         # so no round opened after the settlement, and tidying forgets the seat.
         assert records.seated() == {}
         assert records.tidy() == 1
+    finally:
+        store.close()
+
+
+def test_the_croupiers_close_waits_for_a_bet_in_flight_on_another_connection(tmp_path, postgres_dsn):
+    """A bet's transaction holds the round's row FOR SHARE: the close (FOR UPDATE) comes after its commit."""
+    from lineproto.store import open_store
+    from lineproto.store.postgres import PgConnection
+
+    store = open_store(postgres_dsn, audit_key=str(tmp_path / "audit.key"), audit_required=True)
+    try:
+        records = RoundRecords(store, f"{DAEMON_PREFIX}in-process")
+        seed = "cd" * 32
+        records.join("main", "1", "dave", "dave", (0, 0.0, seed, fair.seed_hash(seed)))
+        with psycopg.connect(postgres_dsn) as bet, psycopg.connect(postgres_dsn, autocommit=True) as watch:
+            records.require_betting(PgConnection(bet), "main", 1)  # the bet's transaction, not committed yet
+            closing = concurrent.futures.ThreadPoolExecutor(1).submit(records.close_due, "main", 0.0)
+            deadline = time.monotonic() + 20
+            while not watch.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()[0]:
+                assert not closing.done(), "the close did not wait for the bet"
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert not closing.done()
+            bet.commit()
+            closed = closing.result(timeout=20)
+        assert (closed.round_id, closed.phase) == (1, CLOSED)
     finally:
         store.close()
 
