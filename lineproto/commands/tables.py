@@ -2,11 +2,20 @@
 
 The rounds are the domain's (``domain.tables.SharedTable``); this module seats
 sessions, takes bets' chips from the players' bankrolls (a guest's play money
-in memory, a registered player's in the store, one transaction per bet), runs
-one croupier thread for every table (it calls ``SharedTable.advance`` at each
-deadline, spins, settles the round durably, then tells the table), and sends
-events to the seated sessions through ``Session.event_sink`` (the connection's
-``push_event``; the engine writes them between replies).
+in memory, a registered player's in the store, one transaction per bet), and
+sends events to the seated sessions through ``Session.event_sink`` (the
+connection's ``push_event``; the engine writes them between replies).
+
+Who runs the rounds and how their events travel is the seam :class:`Rounds`,
+chosen by the store:
+
+- :class:`LocalRounds` (SQLite, one daemon): one croupier thread for every
+  table (it calls ``SharedTable.advance`` at each deadline, spins, settles the
+  round durably, then tells the table); events go straight to the sessions.
+- :class:`ClusterRounds` (PostgreSQL, any number of daemons on one database):
+  one croupier per table in the cluster, chosen by an advisory lock; the round
+  is a row every daemon follows; events travel as ids through LISTEN/NOTIFY
+  (``store.pgrounds``, ``store.pgbus``; docs/PROTOCOL.md 12, "Across daemons").
 
 Each accepted bet takes the player's next slip, the counter of their private
 bets (``StoredTables.place`` in the bet's transaction; a guest's
