@@ -163,8 +163,12 @@ def start_pair(tmp_path, dsn: str, engine: str, *extra: str) -> tuple[Daemon, Da
         *extra,
     )
     first = Daemon(tmp_path, *args, engine=engine)
-    first.wait_log("this daemon is the croupier of main")
-    return first, Daemon(tmp_path, *args, engine=engine)
+    try:
+        first.wait_log("this daemon is the croupier of main")
+        return first, Daemon(tmp_path, *args, engine=engine)
+    except BaseException:  # the test never gets the pair to stop
+        first.stop()
+        raise
 
 
 def chips_check(dsn: str) -> subprocess.CompletedProcess:
