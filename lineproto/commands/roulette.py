@@ -452,10 +452,10 @@ def mbet(session, words: str) -> Reply:
     try:
         placed, bankrolls = _registry(session).update(session, place)
     except PlacementError as exc:
-        bet_words, amount_text = wanted[exc.position - 1]
+        named, amount = wanted[exc.position - 1]
         refusal = reply_for_error(exc.error, ERROR_CODES)
         code = refusal.code if refusal is not None else 501
-        raise CommandError(code, f"bet {exc.position} ({bet_words} {amount_text}): {exc.error}") from None
+        raise CommandError(code, f"bet {exc.position} ({named} {amount}): {exc.error}") from None
     lines = [
         shapes.PlacedBet(b.bet.name, b.amount, b.bet.payout, bankroll, b.slip).line()
         for b, bankroll in zip(placed, bankrolls, strict=True)
