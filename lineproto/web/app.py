@@ -503,7 +503,7 @@ def _bet_list(body: dict[str, Any]) -> list[tuple[str, int]]:
         if not isinstance(item, dict) or set(item) != {"bet", "amount"}:
             raise ApiError(400, 0, 'a bet is {"bet": "RED", "amount": 5}')
         bet, amount = item["bet"], item["amount"]
-        if not isinstance(bet, str) or not bet.strip() or "," in bet:
+        if not isinstance(bet, str) or not bet.strip() or "," in bet or not bet.isprintable():
             raise ApiError(400, 0, 'a bet is named by text such as "RED" or "SPLIT 17-18"')
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
             raise ApiError(400, 0, "an amount is a whole number of chips above 0")
