@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -591,3 +592,84 @@ def test_place_all_places_every_bet_or_leaves_the_table_as_it_was(bankroll, want
     assert [b.slip for b in placed] == list(range(1, len(wanted) + 1))
     assert table.bankroll == bankroll - sum(amount for _, amount in wanted)
     assert [(b.bet.name, b.amount) for b in table.bets] == [(parse_bet(w, AMERICAN).name, a) for w, a in wanted]
+
+
+# --------------------------------------------------------------------------
+# docs/WEB.md's curl examples, replayed
+# --------------------------------------------------------------------------
+
+_CONSOLE = re.compile(r"^```console\n(?P<body>.*?)^```", re.M | re.S)
+_DOC_ADDRESS = "127.0.0.1:8080"
+_MARK = "<<<end of output>>>"
+ELLIPSIS = "…"
+
+
+def console_blocks() -> list[list[tuple[str, list[str]]]]:
+    """Each ```console block of docs/WEB.md: its (command, expected output lines)."""
+    blocks = []
+    for match in _CONSOLE.finditer((ROOT / "docs" / "WEB.md").read_text(encoding="utf-8")):
+        steps: list[tuple[str, list[str]]] = []
+        for line in match.group("body").splitlines():
+            if line.startswith("$ "):
+                steps.append((line[2:], []))
+            else:
+                steps[-1][1].append(line)
+        blocks.append(steps)
+    return blocks
+
+
+def like(expected: str, actual: str) -> bool:
+    """``actual`` is ``expected`` with each ``…`` standing for any text."""
+    return re.fullmatch(".*".join(re.escape(part) for part in expected.split(ELLIPSIS)), actual, re.S) is not None
+
+
+def same_shape(expected, actual, where: str = "") -> None:
+    """The same keys all the way down (list lengths too); ``…`` strings match any text."""
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict) and set(actual) == set(expected), f"{where}: {actual!r} vs {expected!r}"
+        for key in expected:
+            same_shape(expected[key], actual[key], f"{where}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(actual, list) and len(actual) == len(expected), f"{where}: {actual!r} vs {expected!r}"
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            same_shape(e, a, f"{where}[{i}]")
+    elif isinstance(expected, str) and ELLIPSIS in expected:
+        assert isinstance(actual, str) and like(expected, actual), f"{where}: {actual!r} vs {expected!r}"
+
+
+def check_output(command: str, expected: list[str], actual: str) -> None:
+    body = actual
+    if expected and expected[0].startswith("HTTP/"):
+        head, _, body = actual.partition("\n\n")  # read as text: curl's CR LF are LF here
+        status, *headers = head.split("\n")
+        assert status.strip() == expected[0], f"{command}: {status!r}"
+        names = [tuple(line.split(": ", 1)) for line in headers]
+        shown = expected[1 : expected.index("")]
+        for line in shown:
+            name, value = line.split(": ", 1)
+            assert any(n.lower() == name.lower() and like(value, v) for n, v in names), f"{command}: {line!r} in {head}"
+        expected = expected[len(shown) + 2 :]
+    if not expected:
+        assert not body.strip(), f"{command}: {body!r}"
+        return
+    want, got = json.loads("\n".join(expected)), json.loads(body)
+    if "error" in want:
+        assert got["error"]["code"] == want["error"]["code"] and like(want["error"]["text"], got["error"]["text"]), (
+            f"{command}: {got}"
+        )
+    same_shape(want, got, command)
+
+
+def test_the_curl_examples_of_the_web_document(gateway, tmp_path):
+    gw = gateway()
+    address = f"{gw.host}:{gw.port}"
+    blocks = console_blocks()
+    assert len(blocks) >= 4
+    for steps in blocks:
+        script = "".join(f"{command.replace(_DOC_ADDRESS, address)}\necho '{_MARK}'\n" for command, _ in steps)
+        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        outputs = done.stdout.split(_MARK + "\n")
+        assert len(outputs) == len(steps) + 1, done.stdout
+        for (command, expected), actual in zip(steps, outputs, strict=False):
+            check_output(command, expected, actual)
