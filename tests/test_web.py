@@ -11,6 +11,7 @@ import base64
 import http.client
 import json
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -20,6 +21,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 import pytest
+import trustme
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -68,6 +70,8 @@ class Gateway:
         host, port = self.notify.read_text().strip().rsplit(":", 1)
         self.host, self.port = host, int(port)
         self.origin = f"http://{host}:{port}"
+        #: The client side's TLS context when the gateway serves HTTPS (a test sets it).
+        self.tls: ssl.SSLContext | None = None
 
     def log(self) -> str:
         self._log.flush()
@@ -135,7 +139,12 @@ class Browser:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         if csrf and self.csrf and method in ("POST", "DELETE"):
             sent.setdefault("X-CSRF-Token", self.csrf)
-        connection = http.client.HTTPConnection(self.gateway.host, self.gateway.port, timeout=30)
+        if self.gateway.tls is not None:
+            connection = http.client.HTTPSConnection(
+                self.gateway.host, self.gateway.port, timeout=30, context=self.gateway.tls
+            )
+        else:
+            connection = http.client.HTTPConnection(self.gateway.host, self.gateway.port, timeout=30)
         try:
             connection.request(method, path, body=raw, headers=sent)
             answer = Answer(connection.getresponse())
@@ -315,6 +324,74 @@ def test_an_idle_session_ends_and_its_daemon_connection_closes(gateway, connect)
         assert time.monotonic() < deadline, "the idle session's connection stayed open"
         time.sleep(0.05)
     assert browser.get("/session").status == 401
+
+
+def test_basic_requests_share_one_daemon_connection_until_it_is_idle(gateway, connect):
+    gw = gateway("--basic-idle", "0.5")
+    watcher = connect(gw.daemon.port)
+
+    def connections() -> int:
+        reply = watcher.command("STAT")
+        return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
+
+    dave = Browser(gw, DAVE)
+    for _ in range(5):
+        assert dave.get("/player").status == 200
+    assert dave.post("/bet", {"bet": "RED", "amount": 5}).status == 201
+    assert connections() == 2  # one for the five requests of these credentials, and the watcher
+    assert Browser(gw, ("dave", "wrong")).get("/player").status == 401
+    assert connections() == 2  # wrong credentials are not kept
+    deadline = time.monotonic() + 10
+    while connections() > 1:
+        assert time.monotonic() < deadline, "the idle Basic connection stayed open"
+        time.sleep(0.05)
+    assert dave.get("/bet").json["staked"] == 5  # a new login, the same table
+
+
+def test_https_with_a_certificate_marks_the_cookie_secure(gateway, tmp_path):
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    cert, key = tmp_path / "web.pem", tmp_path / "web.key"
+    server.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    gw = gateway("--cert", str(cert), "--key", str(key))
+    gw.tls = ssl.create_default_context()
+    ca.configure_trust(gw.tls)
+    browser = Browser(gw)
+    assert browser.get("/wheel/american").status == 200
+    answer = browser.login(*DAVE)
+    assert answer.status == 200 and "Secure" in answer.headers["Set-Cookie"]
+    secure_origin = {"Origin": f"https://{gw.host}:{gw.port}"}
+    assert browser.post("/bet", {"bet": "RED", "amount": 5}, headers=secure_origin).status == 201
+    assert browser.post("/wheel", headers={"Origin": gw.origin}).status == 403  # http:// is another origin
+
+
+def test_tls_to_the_daemons_tls_port(gateway, start_daemon, tmp_path):
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    cert, key, authority = tmp_path / "d.pem", tmp_path / "d.key", tmp_path / "ca.pem"
+    server.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(authority))
+    daemon = start_daemon("--cert", str(cert), "--key", str(key), "--tls-port", "0", users=True)
+    daemon.port = daemon.tls_port  # the gateway connects to the TLS port
+    gw = gateway("--daemon-tls", "--daemon-cafile", str(authority), daemon=daemon)
+    dave = Browser(gw, DAVE)
+    assert dave.get("/player").json["user"] == "dave"
+    assert Browser(gw).get("/wheel/european").status == 200
+    untrusting = gateway("--daemon-tls", daemon=daemon)  # the system's CAs do not know this one
+    answer = Browser(untrusting, DAVE).get("/player")
+    assert answer.status == 503 and "certificate" in answer.error[1].lower()
+
+
+def test_a_daemon_that_is_not_there_is_503(gateway, start_daemon):
+    daemon = start_daemon(users=True)
+    gw = gateway(daemon=daemon)
+    assert Browser(gw, DAVE).get("/player").status == 200
+    daemon.stop()
+    for answer in (Browser(gw, DAVE).get("/player"), Browser(gw).get("/wheel/american"), Browser(gw).login("guest")):
+        assert answer.status == 503, answer
+        assert answer.error[0] == 0
 
 
 # --------------------------------------------------------------------------
