@@ -306,6 +306,7 @@ def test_a_form_login_and_a_guest(gateway):
     assert browser.get("/player").json["bankroll"] == 100
     wrong = Browser(gw).login("dave", "nope")
     assert wrong.status == 401 and wrong.error == (530, "Login incorrect")
+    assert "WWW-Authenticate" not in wrong.headers  # a page's form: no browser dialog
 
 
 def test_an_idle_session_ends_and_its_daemon_connection_closes(gateway, connect):
