@@ -33,6 +33,7 @@ from lineproto.domain.roulette import (
     Table,
     parse_bet,
 )
+from test_package import installed  # noqa: F401 - the fixture: a venv with only the wheel
 
 RED = {1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36}
 DAVE = ("dave", "hunter2")
@@ -325,6 +326,24 @@ def test_an_idle_session_ends_and_its_daemon_connection_closes(gateway, connect)
         assert time.monotonic() < deadline, "the idle session's connection stayed open"
         time.sleep(0.05)
     assert browser.get("/session").status == 401
+
+
+def test_a_session_outlives_the_daemons_idle_timeout_by_the_keepalive(gateway):
+    gw = gateway("--keepalive", "0.2", daemon_args=("--idle-timeout", "1"))
+    browser = Browser(gw)
+    assert browser.login(*DAVE).status == 200
+    time.sleep(2.5)  # what is tested is time passing: 2.5 idle timeouts of the daemon
+    assert browser.get("/player").status == 200
+    assert _idle_timeouts(gw) == 0
+
+
+def _idle_timeouts(gw: Gateway) -> int:
+    from conftest import RawConnection
+
+    with RawConnection(gw.daemon.port) as raw:
+        raw.reply()
+        reply = raw.command("STAT")
+    return int(next(line for line in reply.lines if line.startswith("idle-timeouts: ")).split()[1])
 
 
 def test_basic_requests_share_one_daemon_connection_until_it_is_idle(gateway, connect):
@@ -751,3 +770,30 @@ def test_the_curl_examples_of_the_web_document(gateway, tmp_path):
         assert len(outputs) == len(steps) + 1, done.stdout
         for (command, expected), actual in zip(steps, outputs, strict=False):
             check_output(command, expected, actual)
+
+
+# --------------------------------------------------------------------------
+# The installed package: lineproto-web, the page's files
+# --------------------------------------------------------------------------
+
+
+def test_the_installed_gateway_names_its_extra_and_ships_the_page(installed):  # noqa: F811
+    """The wheel (test_package's, without dependencies: no aiohttp) has lineproto-web and the static files."""
+    done = subprocess.run(
+        [installed / "lineproto-web", "--daemon", "127.0.0.1:36000", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "lineproto-web: the web gateway needs the web extra: pip install 'lineproto[web]'"
+    ]
+    mistake = subprocess.run([installed / "lineproto", "web"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert mistake.returncode == 2 and mistake.stderr.startswith("lineproto web: error: ")
+    (package,) = installed.parent.glob("lib/python3*/site-packages/lineproto/web")
+    shipped = {path.relative_to(package).as_posix() for path in package.rglob("*") if path.is_file()}
+    page = ROOT / "lineproto" / "web" / "static"
+    wanted = {path.relative_to(page.parent).as_posix() for path in page.rglob("*") if path.is_file()}
+    assert wanted <= shipped and "cli.py" in shipped
