@@ -315,16 +315,7 @@ def test_an_idle_session_ends_and_its_daemon_connection_closes(gateway, connect)
     browser = Browser(gw)
     assert browser.login(*DAVE).status == 200
     watcher = connect(gw.daemon.port)
-
-    def connections() -> int:
-        reply = watcher.command("STAT")
-        return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
-
-    assert connections() == 2  # the session's and this one
-    deadline = time.monotonic() + 10
-    while connections() > 1:
-        assert time.monotonic() < deadline, "the idle session's connection stayed open"
-        time.sleep(0.05)
+    wait_connections(watcher, 1, "the idle session's connection stayed open")  # the watcher's alone
     assert browser.get("/session").status == 401
 
 
@@ -346,26 +337,39 @@ def _idle_timeouts(gw: Gateway) -> int:
     return int(next(line for line in reply.lines if line.startswith("idle-timeouts: ")).split()[1])
 
 
+def daemon_connections(watcher) -> int:
+    """STAT's ``connections`` on the watcher's connection (itself included)."""
+    reply = watcher.command("STAT")
+    return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
+
+
+def wait_connections(watcher, count: int, why: str) -> None:
+    """Until the daemon counts ``count`` connections (a closed one is counted down as the daemon reads its end)."""
+    deadline = time.monotonic() + 10
+    while daemon_connections(watcher) != count:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
+
+
 def test_basic_requests_share_one_daemon_connection_until_it_is_idle(gateway, connect):
     gw = gateway("--basic-idle", "0.5")
     watcher = connect(gw.daemon.port)
-
-    def connections() -> int:
-        reply = watcher.command("STAT")
-        return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
-
     dave = Browser(gw, DAVE)
     for _ in range(5):
         assert dave.get("/player").status == 200
     assert dave.post("/bet", {"bet": "RED", "amount": 5}).status == 201
-    assert connections() == 2  # one for the five requests of these credentials, and the watcher
-    assert Browser(gw, ("dave", "wrong")).get("/player").status == 401
-    assert connections() == 2  # wrong credentials are not kept
-    deadline = time.monotonic() + 10
-    while connections() > 1:
-        assert time.monotonic() < deadline, "the idle Basic connection stayed open"
-        time.sleep(0.05)
+    assert daemon_connections(watcher) == 2  # one for the six requests of these credentials, and the watcher
+    wait_connections(watcher, 1, "the idle Basic connection stayed open")
     assert dave.get("/bet").json["staked"] == 5  # a new login, the same table
+
+
+def test_wrong_basic_credentials_are_not_kept(gateway, connect):
+    gw = gateway("--basic-idle", "600")
+    watcher = connect(gw.daemon.port)
+    assert Browser(gw, DAVE).get("/player").status == 200
+    for _ in range(3):
+        assert Browser(gw, ("dave", "wrong")).get("/player").status == 401
+    wait_connections(watcher, 2, "a wrong login's connection was kept")  # dave's (kept 600 s) and the watcher
 
 
 def test_https_with_a_certificate_marks_the_cookie_secure(gateway, tmp_path):
