@@ -228,6 +228,15 @@ def test_the_wheels_spin_without_a_login_with_the_rules_of_each_pocket(gateway):
     assert unknown.status == 404 and unknown.error[0] == 0
 
 
+def test_no_page_elsewhere_may_frame_the_gateway_nor_cache_its_answers(gateway):
+    gw = gateway()
+    for answer in (Browser(gw).get("/wheel/american"), Browser(gw).get("/player"), Browser(gw, DAVE).get("/bet")):
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
 # --------------------------------------------------------------------------
 # Authentication, sessions, CSRF, Origin
 # --------------------------------------------------------------------------
