@@ -660,6 +660,7 @@ def test_a_meter_reader_takes_a_job_submits_a_reading_and_a_reason(gateway):
         (["--daemon", "127.0.0.1:36000", "--allow-origin", "evil.example"], "origin"),
         (["--daemon", "127.0.0.1:36000", "--key", "k.pem"], "--key needs --cert"),
         (["--daemon", "127.0.0.1:36000", "--cert", "/nonexistent.pem"], "cannot load"),
+        (["--daemon", "127.0.0.1:36000", "--notify", "/nonexistent/ready"], "--notify"),
     ],
 )
 def test_command_line_mistakes_are_one_line_and_status_2(args, says):
@@ -667,6 +668,19 @@ def test_command_line_mistakes_are_one_line_and_status_2(args, says):
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_ends_every_session_and_exits_0(gateway, connect):
+    gw = gateway()
+    watcher = connect(gw.daemon.port)
+    for user in (DAVE, ("guest", "")):
+        assert Browser(gw).login(*user).status == 200
+    assert Browser(gw, CAROL).get("/meter/status").status == 200
+    assert Browser(gw).get("/wheel/american").status == 200
+    assert daemon_connections(watcher) == 5  # two logins, a Basic one, the wheel's guest, the watcher
+    assert gw.stop() == 0
+    wait_connections(watcher, 1, "the gateway left daemon connections open")
+    assert "Traceback" not in gw.log_path.read_text()
 
 
 def test_a_port_in_use_is_one_line_and_status_2(gateway):
