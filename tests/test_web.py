@@ -473,6 +473,12 @@ def test_a_list_of_bets_whose_second_is_refused_leaves_bankroll_and_bets_unchang
         "bankroll": 965,
     }
     assert dave.delete("/bet").json == {"cleared": 3, "returned": 35, "bankroll": 1000}
+    command = gw.daemon.process.args
+    database = command[command.index("--db") + 1]
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "check", "--db", database], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and checked.stdout.startswith("chips conserved"), checked
 
 
 def test_a_spin_changes_the_bankroll_by_exactly_its_settlement_and_history_and_slips_follow(gateway):
