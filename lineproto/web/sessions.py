@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import logging
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from dataclasses import dataclass, field
 from ..wire.shapes import Status
 from .statuses import ApiError, http_status
 from .upstream import DaemonAddress, Upstream, UpstreamClosed, UpstreamTimeout
+
+log = logging.getLogger("lineproto.web")
 
 #: Seconds a cookie session lasts without a request (``--session-idle``).
 DEFAULT_IDLE = 600.0
@@ -117,6 +120,10 @@ async def login(
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="lineproto", charset="UTF-8"'}
 
 
+def _shown(address: tuple[str, int] | None) -> str:
+    return "?" if address is None else f"{address[0]}:{address[1]}"
+
+
 class Sessions:
     """Every live session, by cookie id and by Basic credentials, and the sweep that ends idle ones."""
 
@@ -151,6 +158,7 @@ class Sessions:
         upstream, name, roles = await login(self.address, user, password, client, server)
         session = BrowserSession(secrets.token_urlsafe(32), name, roles, upstream)
         self._by_id[session.id] = session
+        log.info("session of %s from %s", name, _shown(client))
         return session
 
     def get(self, session_id: str | None) -> BrowserSession | None:
@@ -187,11 +195,15 @@ class Sessions:
                     self._basic_locks.pop(key, None)
             session = BrowserSession(key.hex(), name, roles, upstream, basic=True)
             self._basic[key] = session
+            log.info("basic login of %s from %s", name, _shown(client))
             self._basic_locks[key] = lock
             return session
 
     async def drop(self, session: BrowserSession) -> None:
         """End a session: forget it, QUIT its connection."""
+        known = self._basic.get(bytes.fromhex(session.id)) if session.basic else self._by_id.get(session.id)
+        if known is session:
+            log.info("%s of %s ended", "basic login" if session.basic else "session", session.user)
         self._by_id.pop(session.id, None)
         if session.basic:
             key = bytes.fromhex(session.id)
