@@ -552,6 +552,9 @@ def test_bad_input_is_refused_with_a_json_error(gateway):
         (dave.post("/bet", {"bet": "RED, 17", "amount": 5}), 400, 0),
         (dave.post("/bet", []), 400, 0),
         (dave.post("/bet", "RED"), 400, 0),
+        (dave.post("/bet", [{"bet": "RED", "amount": 1}] * 201), 400, 0),
+        (dave.post("/bet", [{"bet": "SPLIT 17-18", "amount": 1}] * 100), 400, 0),  # over the daemon's line
+        (dave.post("/bet", raw=b"[" + b" " * 70000 + b"]", headers={"Content-Type": "application/json"}), 413, 0),
         (dave.post("/bet", {"bet": "PURPLE", "amount": 5}), 400, 501),
         (dave.post("/bet", {"bet": "RED", "amount": 501}), 409, 534),
         (dave.get("/bet/abc"), 400, 0),
