@@ -39,32 +39,38 @@ def local(request: web.Request) -> tuple[str, int] | None:
     return (name[0], name[1]) if isinstance(name, tuple) else None
 
 
-async def body_of(request: web.Request, form: bool = False) -> dict[str, Any]:
-    """The request's JSON object (or, where ``form``, a form's fields); 400 for anything else."""
-    kind = request.content_type
+async def json_of(request: web.Request) -> Any:
+    """The request's JSON value; 415 when it is not JSON, 400 when it does not parse, 413 when too long."""
+    if request.content_type != "application/json":
+        raise ApiError(415, 0, "send JSON (Content-Type: application/json)")
     try:
-        if form and kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            return {key: value for key, value in (await request.post()).items() if isinstance(value, str)}
-        if kind != "application/json":
-            raise ApiError(415, 0, "send JSON (Content-Type: application/json)")
-        body = await request.json()
+        return await request.json()
     except json.JSONDecodeError as exc:
         raise ApiError(400, 0, f"the body is not JSON: {exc}") from None
     except UnicodeDecodeError:
         raise ApiError(400, 0, "the body is not UTF-8") from None
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, 0, f"the body is over {MAX_BODY} bytes") from None
-    if isinstance(body, list) and not form:
-        return {"list": body}
+
+
+async def body_of(request: web.Request, form: bool = False) -> dict[str, Any]:
+    """The request's JSON object (or, where ``form``, a form's fields); 400 for anything else."""
+    if form and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            fields = await request.post()
+        except web.HTTPRequestEntityTooLarge:
+            raise ApiError(413, 0, f"the body is over {MAX_BODY} bytes") from None
+        return {key: value for key, value in fields.items() if isinstance(value, str)}
+    body = await json_of(request)
     if not isinstance(body, dict):
         raise ApiError(400, 0, "the body is a JSON object")
     return body
 
 
-def bet_list(body: dict[str, Any]) -> list[tuple[str, int]]:
+def bet_list(body: Any) -> list[tuple[str, int]]:
     """``{"bet", "amount"}`` or a list of them, checked: each bet one or more words without a comma, each
     amount a whole number above 0 (the daemon checks the rest: the layout, the limits, the chips)."""
-    items = body["list"] if "list" in body and len(body) == 1 else [body]
+    items = body if isinstance(body, list) else [body]
     if not items:
         raise ApiError(400, 0, "the list of bets is empty")
     if len(items) > MAX_BETS:
@@ -83,6 +89,7 @@ def bet_list(body: dict[str, Any]) -> list[tuple[str, int]]:
 
 
 def is_reading(value: object) -> bool:
+    """A meter reading: a whole number, 0 or more, as a JSON number or a string of digits."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):

@@ -17,7 +17,7 @@ from aiohttp import web
 from ..wire import ProtocolError
 from ..wire.shapes import ALL_JOBS_DONE, Accepted, Cleared, History, Job, OpenBets, PlacedBet, Receipt, Spin, Status
 from . import replies
-from .bodies import DIGITS, bet_list, body_of, is_reading
+from .bodies import DIGITS, bet_list, body_of, is_reading, json_of
 from .statuses import ApiError
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Roulette:
     async def place(self, request: web.Request) -> web.Response:
         """One bet or a list, all placed or none: one BET, or one MBET (the daemon's atomic list)."""
         session = await self.gateway.who(request)
-        wanted = bet_list(await body_of(request))
+        wanted = bet_list(await json_of(request))
         if len(wanted) == 1:
             bet, amount = wanted[0]
             reply = await self.gateway.command(session, f"BET {bet} {amount}")
