@@ -276,7 +276,7 @@ async function placeBet(bet) {
 
 async function clearBets() {
   const data = await api("DELETE", "/bet");
-  say("bet-message", data && data.text ? data.text : "Bets cleared.");
+  say("bet-message", `Cleared ${data.cleared} bets, ${data.returned} chips back; bankroll ${data.bankroll}.`);
   await refreshTable();
 }
 
@@ -349,12 +349,11 @@ async function refreshTable() {
 /** One HIST entry as a line of text: a round or a cashier's credit. */
 function historyText(entry) {
   if (typeof entry === "string") return entry;
-  if (entry.text) return entry.text;
-  if (entry.round !== undefined) {
-    const props = (entry.properties || []).join(" ");
-    return `Round ${entry.round} at ${entry.table}: ${entry.pocket} ${props}; bankroll ${entry.before} -> ${entry.after}; net ${signed(entry.net)}`;
+  if (entry.kind === "round") {
+    const pocket = `${entry.pocket.number} ${entry.pocket.color}`;
+    return `Round ${entry.round} at ${entry.table}: ${pocket}; bankroll ${entry.before} -> ${entry.after}; net ${signed(entry.net)}`;
   }
-  if (entry.amount !== undefined) {
+  if (entry.kind === "credit") {
     return `Credit ${entry.number} by ${entry.by}: ${signed(entry.amount)} chips; bankroll ${entry.before} -> ${entry.after}; ${entry.reason}`;
   }
   return JSON.stringify(entry);
@@ -403,13 +402,10 @@ function feed(text, kind) {
 function onEvent(event) {
   const code = String(event.code);
   feed(`${code} ${event.text}`, `event e${code}`);
-  if (code === "630") {
-    const match = /^round (\d+) (\d+) (\w+)/.exec(event.text);
-    if (match) {
-      const result = $("result");
-      const pocket = { number: match[2], color: match[3] };
-      result.replaceChildren(pocketBadge(pocket), element("p", { class: "net" }, `${live.table}: ${event.text.split("; seed ")[0]}`));
-    }
+  if (code === "630" && event.pocket) {
+    const own = event.net === undefined ? "no bets of yours" : `net ${signed(event.net)} (staked ${event.staked}, returned ${event.returned})`;
+    const net = element("p", { class: "net" }, `Round ${event.round} at ${live.table}: ${own}`);
+    $("result").replaceChildren(pocketBadge(event.pocket), net);
     refreshTable().catch(() => {});
     refreshHistory().catch(() => {});
   }
@@ -428,22 +424,25 @@ async function refreshTables() {
   const data = await api("GET", "/tables");
   const list = $("tables");
   list.replaceChildren();
+  const at = data.tables.find((table) => table.name === data.at);
+  if ((data.at || "") !== live.table) seatedAt(data.at || "", at ? at.wheel : "");
   for (const table of data.tables) {
     const item = element("li", { class: "table-row" });
     const name = table.name;
-    const summary = table.text || `${name}: ${table.wheel} wheel, bets ${table.min}-${table.max} chips, ${table.seated} seated, ${table.state}`;
+    const left = table.seconds_left === null ? "" : `, ${table.seconds_left} s left`;
+    const summary = `${name}: ${table.wheel} wheel, bets ${table.minimum}-${table.maximum} chips, ${table.seated} seated, round ${table.round}, ${table.state}${left}`;
     item.append(element("span", {}, summary));
     const join = element("button", { type: "button", "data-table": name }, name === live.table ? `Seated at ${name}` : `Join ${name}`);
     join.disabled = name === live.table;
-    join.addEventListener("click", () => act("tables-message", () => joinTable(name)));
+    join.addEventListener("click", () => act("tables-message", () => joinTable(name, table.wheel)));
     item.append(join);
     list.append(item);
   }
 }
 
-async function joinTable(name) {
+async function joinTable(name, wheel) {
   const data = await api("POST", `/tables/${encodeURIComponent(name)}/join`);
-  seatedAt(name);
+  seatedAt(name, wheel);
   say("tables-message", data.text || `Joined ${name}.`);
   feed(data.text || `Joined ${name}`, "own");
   await Promise.all([refreshTables(), refreshTable()]);
@@ -479,7 +478,7 @@ function setUpShared() {
 async function takeJob() {
   const data = await api("POST", "/meter/job");
   const meter = data.meter || "";
-  $("job-text").textContent = data.text || (meter ? `${meter} is yours to read` : "All jobs done");
+  $("job-text").textContent = data.done ? data.text || "All jobs done" : `${meter} is yours to read`;
   if (meter) {
     $("reading-meter").value = meter;
     $("reading-value").focus();
@@ -491,7 +490,7 @@ async function submitReading() {
   const byReason = document.querySelector("input[name=kind]:checked").value === "reason";
   const body = byReason ? { meter, reason: $("reading-reason").value } : { meter, reading: $("reading-value").value.trim() };
   const data = await api("POST", "/meter/reading", body);
-  say("reading-message", data.text || "Accepted.");
+  say("reading-message", `Accepted: you have read ${data.mine} out of ${data.total} readings`);
   $("reading-value").value = "";
   $("reading-reason").value = "";
   await refreshMeterStatus();
@@ -501,9 +500,12 @@ async function refreshMeterStatus() {
   const data = await api("GET", "/meter/status");
   const list = $("meter-status");
   list.replaceChildren();
-  for (const [key, value] of Object.entries(data)) {
-    list.append(element("dt", {}, key), element("dd", { "data-key": key }, String(value)));
-  }
+  const rows = [
+    ["user", "Reader", data.user],
+    ["my_readings", "Meters whose reading is yours", data.my_readings],
+    ["all_readings", "Meters read, by anyone", data.all_readings],
+  ];
+  for (const [key, label, value] of rows) list.append(element("dt", {}, label), element("dd", { "data-key": key }, String(value)));
 }
 
 function setUpMeter() {
