@@ -27,7 +27,7 @@ on the player's bankroll and the ledger.
 Reply codes of this service (``ERROR_CODES`` maps the domain's exceptions):
 
 ====  ===========================================================================
-200   TABL, BET, CLR done; SLIP's receipt; CRED's ledger entry
+200   TABL, BET, MBET (one line per bet), CLR done; SLIP's receipt; CRED's ledger entry
 211   BETS: the open bets and the total staked (multi-line status, like STAT); HIST;
       FAIR: the seeds' hash, the client seed and the next nonce (FAIR NEW: the revealed seed)
 250   SPIN: the pocket, one line per bet, the bankroll (multi-line)
@@ -72,6 +72,7 @@ from ..domain.roulette import (
     BadCredit,
     BelowMinimum,
     BelowZero,
+    BetError,
     BetNotOnLayout,
     BetsOpen,
     BetSyntaxError,
@@ -81,6 +82,7 @@ from ..domain.roulette import (
     InsufficientChips,
     Limits,
     OpenBet,
+    PlacementError,
     PlayRecord,
     SeedDraw,
     Slip,
@@ -94,7 +96,7 @@ from ..domain.roulette import (
     pocket_properties,
 )
 from ..wire import Reply, shapes
-from .errors import CommandError
+from .errors import CommandError, reply_for_error
 from .table import Command, when_stored_user
 
 log = logging.getLogger("lineproto.roulette")
@@ -416,6 +418,51 @@ def bet(session, words: str) -> Reply:
     return shapes.PlacedBet(open_bet.bet.name, open_bet.amount, open_bet.bet.payout, bankroll, open_bet.slip).reply()
 
 
+_MBET_SYNTAX = "Syntax: MBET <bet> <amount>[, <bet> <amount>...], e.g. MBET RED 10, SPLIT 17-18 5"
+
+
+def mbet(session, words: str) -> Reply:
+    """MBET: a list of bets placed all or none, in one unit of work (``Table.place_all``).
+
+    The reply is one BET reply line per bet; the first refusal is the reply, naming the bet by its
+    place in the list, and nothing was placed.
+    """
+    wanted = []
+    for part in words.split(","):
+        *bet_words, amount_text = part.split() or [""]
+        if not bet_words:
+            raise CommandError(501, _MBET_SYNTAX)
+        wanted.append((" ".join(bet_words), amount_text))
+    if _shared_seat(session) is not None:
+        raise CommandError(503, "At a shared table bets are placed one at a time: BET <bet> <amount>")
+
+    def place(table: Table) -> tuple[list[OpenBet], list[int]]:
+        parsed = []
+        for position, (bet_words, amount_text) in enumerate(wanted, start=1):
+            try:
+                if not _AMOUNT.fullmatch(amount_text):
+                    raise BadAmount("the amount (the last word) must be a whole number of chips greater than 0")
+                parsed.append((parse_bet(bet_words, table.wheel_kind), int(amount_text)))
+            except BetError as exc:
+                raise PlacementError(position, exc) from exc
+        start = table.bankroll
+        placed = table.place_all(parsed)
+        return placed, [start - sum(b.amount for b in placed[: i + 1]) for i in range(len(placed))]
+
+    try:
+        placed, bankrolls = _registry(session).update(session, place)
+    except PlacementError as exc:
+        named, amount = wanted[exc.position - 1]
+        refusal = reply_for_error(exc.error, ERROR_CODES)
+        code = refusal.code if refusal is not None else 501
+        raise CommandError(code, f"bet {exc.position} ({named} {amount}): {exc.error}") from None
+    lines = [
+        shapes.PlacedBet(b.bet.name, b.amount, b.bet.payout, bankroll, b.slip).line()
+        for b, bankroll in zip(placed, bankrolls, strict=True)
+    ]
+    return Reply(shapes.PlacedBet.CODE, tuple(lines))
+
+
 def bets(session) -> Reply:
     seat = _shared_seat(session)
     if seat is not None:
@@ -620,6 +667,19 @@ COMMANDS = (
         blocks=when_stored_user,
         changes=True,
         detail=_bet_detail(),
+    ),
+    Command(
+        "MBET",
+        "<bets...>",
+        "Put chips on a list of bets, all or none: MBET RED 10, SPLIT 17-18 5",
+        mbet,
+        roles=PLAYER_ROLES,
+        blocks=when_stored_user,
+        changes=True,
+        detail="The bets are separated by commas, each as BET takes it. All are placed in one\n"
+        "unit of work, or none: the first refused is the reply (its place in the list first),\n"
+        "and the bankroll and open bets stay as they were. One BET reply line per bet placed.\n"
+        "Not at a shared table (503): there, BET one at a time.",
     ),
     Command(
         "BETS", "", "List the open bets and the total staked (211)", bets, roles=PLAYER_ROLES, blocks=when_stored_user

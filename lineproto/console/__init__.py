@@ -19,11 +19,12 @@ from .. import PRODUCT, __version__
 from ..argtypes import ArgumentParser
 from ..client import ClientError, ReplyError
 from ..extras import program_name
+from ..web import cli as web
 from ..wire import ProtocolError
 from . import meter, play, raw, simulate, verify
 from .errors import BROKEN_PIPE, FAILED, INTERRUPTED, ConsoleError, UsageError, reason
 
-PROGRAM_MODULES = (raw, play, simulate, meter, verify)
+PROGRAM_MODULES = (raw, play, simulate, meter, verify, web)
 #: The reply code of a daemon that closes the connection (idle, shutting down, too many failures).
 CLOSING = 421
 

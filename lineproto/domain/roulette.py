@@ -20,7 +20,7 @@ import random
 import re
 import secrets
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import islice
@@ -144,6 +144,14 @@ class TooManyBets(TableError):
 
 class BelowZero(TableError):
     """The cashier would leave the bankroll below zero chips."""
+
+
+class PlacementError(Exception):
+    """Bet ``position`` (1, 2, ...) of a list was refused with ``error``; none of the list was placed."""
+
+    def __init__(self, position: int, error: BetError | TableError) -> None:
+        super().__init__(f"bet {position}: {error}")
+        self.position, self.error = position, error
 
 
 class BadClientSeed(ValueError):
@@ -893,6 +901,22 @@ class Table:
         self._bets.append(open_bet)
         self._bankroll -= amount
         return open_bet
+
+    def place_all(self, wanted: Sequence[tuple[Bet, int]]) -> list[OpenBet]:
+        """Place every bet of ``wanted`` in order, as :meth:`place` would, or none of them.
+
+        The first refusal is raised with the table as it was before the first bet (bankroll,
+        open bets, slip count): a list is never half placed. :class:`PlacementError` says which.
+        """
+        bankroll, bets, slips = self._bankroll, list(self._bets), self._slips
+        placed = []
+        for position, (bet, amount) in enumerate(wanted, start=1):
+            try:
+                placed.append(self.place(bet, amount))
+            except (BetError, TableError) as exc:
+                self._bankroll, self._bets, self._slips = bankroll, bets, slips
+                raise PlacementError(position, exc) from exc
+        return placed
 
     def take_slip(self) -> int:
         """The next slip number, counted as given (a bet placed elsewhere for this player takes one too)."""

@@ -1,0 +1,107 @@
+"""``GET /ws``: the raw line protocol over a WebSocket (what websockify does for VNC, for lines).
+
+One daemon connection per WebSocket. Each text frame from the browser is one command line
+(without its line ending); each line the daemon sends (replies, events, the greeting) is one
+text frame, without its CR LF. The frames are aiohttp's (RFC 6455 is not written here).
+
+Refused with a close code, and the daemon connection closed:
+
+- a binary frame: 1003 (unsupported data);
+- a frame holding CR, LF or NUL (it would smuggle a second command): 1007 (invalid payload);
+- a frame over the daemon's line limit (1024 bytes as UTF-8): 1009 (message too big).
+
+The upgrade is refused with 403 when the request's ``Origin`` is not in the allow-list (a web
+page elsewhere cannot drive the daemon through a visitor's browser). With ``--daemon-proxy``
+the connection opens with a PROXY v2 header that names the browser's address, so ``STAT``'s
+``peer``, the per-address limits and the login throttling are the browser's. Flow control is
+the daemon's own: a frame is read only once the line before it was handed to the socket, and
+the daemon's lines are read only as fast as the browser takes their frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from ..wire.limits import MAX_CLIENT_REPLY_LINE_BYTES, MAX_LINE_BYTES
+from .statuses import ApiError
+from .upstream import UpstreamTimeout, open_stream
+
+if TYPE_CHECKING:
+    from .app import Gateway
+
+#: Close codes (RFC 6455 section 7.4.1).
+UNSUPPORTED = WSCloseCode.UNSUPPORTED_DATA  # 1003
+INVALID = WSCloseCode.INVALID_TEXT  # 1007
+TOO_BIG = WSCloseCode.MESSAGE_TOO_BIG  # 1009
+#: Largest frame aiohttp reads at all (bigger ones close with 1009 before they are read whole).
+MAX_FRAME = 4 * MAX_LINE_BYTES
+
+
+async def websocket(gateway: Gateway, request: web.Request) -> web.StreamResponse:
+    if not gateway.origin_allowed(request):
+        raise ApiError(403, 0, f"origin {request.headers['Origin'][:100]} is not allowed (--allow-origin)")
+    from .app import local, peer
+
+    try:
+        reader, writer = await open_stream(gateway.config.daemon, peer(request), local(request))
+    except (OSError, UpstreamTimeout) as exc:
+        raise ApiError(503, 0, f"the daemon cannot be reached: {exc}") from None
+    socket = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30.0)
+    try:
+        await socket.prepare(request)
+        downstream = asyncio.get_running_loop().create_task(_daemon_to_browser(reader, socket))
+        try:
+            await _browser_to_daemon(socket, writer)
+        finally:
+            downstream.cancel()
+            try:
+                await downstream
+            except (asyncio.CancelledError, Exception):
+                pass
+    finally:
+        writer.close()
+        if not socket.closed:
+            await socket.close()
+    return socket
+
+
+async def _browser_to_daemon(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
+    async for message in socket:
+        if message.type is WSMsgType.TEXT:
+            line: str = message.data
+            if any(char in line for char in "\r\n\0"):
+                await socket.close(code=INVALID, message=b"one line per frame: no CR, LF or NUL")
+                return
+            data = line.encode("utf-8")
+            if len(data) > MAX_LINE_BYTES:
+                await socket.close(code=TOO_BIG, message=f"a line is at most {MAX_LINE_BYTES} bytes".encode())
+                return
+            writer.write(data + b"\r\n")
+            await writer.drain()
+        elif message.type is WSMsgType.BINARY:
+            await socket.close(code=UNSUPPORTED, message=b"text frames only, one line each")
+            return
+        elif message.type is WSMsgType.ERROR:
+            return
+
+
+async def _daemon_to_browser(reader: asyncio.StreamReader, socket: web.WebSocketResponse) -> None:
+    """Each line the daemon sends as a text frame; the WebSocket is closed (1000) when the daemon closes."""
+    buffer = b""
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            lines = (buffer + data).split(b"\n")
+            buffer = lines.pop()
+            if len(buffer) > MAX_CLIENT_REPLY_LINE_BYTES:
+                break
+            for raw in lines:
+                await socket.send_str(raw.removesuffix(b"\r").decode("utf-8", "replace"))
+    except (ConnectionError, OSError):
+        pass
+    await socket.close(code=WSCloseCode.OK, message=b"the daemon closed the connection")
