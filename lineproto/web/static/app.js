@@ -382,12 +382,20 @@ const live = { source: null, table: "", wheel: "" };
 function openEvents() {
   closeEvents();
   live.source = new EventSource("/events");
+  // The stream is open (events from now on reach the page): shown for people and tests alike.
+  const shown = (state) => {
+    $("app").dataset.events = state;
+    $("events-state").textContent = `(events ${state})`;
+  };
+  live.source.addEventListener("open", () => shown("live"));
+  live.source.addEventListener("error", () => shown("reconnecting"));
   for (const code of EVENT_CODES) live.source.addEventListener(code, (event) => onEvent(JSON.parse(event.data)));
 }
 
 function closeEvents() {
   if (live.source) live.source.close();
   live.source = null;
+  delete $("app").dataset.events;
 }
 
 function feed(text, kind) {
