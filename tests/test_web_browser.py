@@ -258,6 +258,12 @@ def test_a_second_browser_at_the_same_shared_table_sees_the_same_result(web, con
     expect(dave.locator("#result .pocket")).to_have_text(pocket.split()[0])
     expect(dave.locator("#result")).to_contain_text(f"Round {round_id} at main")
 
+    guest.click("#tab-shared")
+    guest.fill("#chat-text", "good luck, dave")
+    guest.press("#chat-text", "Enter")
+    expect(guest.locator("#chat-message")).to_have_text("Said to 1 at main")
+    expect(dave.locator("#feed li", has_text=re.compile(r"^650 guest-\d+: good luck, dave$"))).to_have_count(1)
+
     net = int(re.search(r"net ([+-]?\d+)", dave_text)[1])
     expect(dave.locator("#bankroll")).to_have_text(str(start + 5 + net))
     with daemon_client(daemon, "dave") as client:
@@ -315,6 +321,31 @@ def test_the_terminal_pane_speaks_the_line_protocol_over_the_websocket(web, cont
     expect(page.locator("#term-output")).to_contain_text("230 Welcome, Guest")
     page.click("#term-disconnect")
     expect(page.locator("#term-input")).to_be_disabled()
+    expect(page.locator("#term-output")).to_contain_text("connection closed")
+
+
+def test_a_shared_european_table_gets_the_european_layout_and_log_out_ends_the_session(web, contexts):
+    _daemon, gateway = web
+    page = open_page(contexts, gateway)
+    log_in(page, "guest")
+    expect(page.locator("#layout button[data-bet='00']")).to_have_count(1)
+    expect(page.locator("#app")).to_have_attribute("data-events", "live")
+    page.click("#tab-shared")
+    page.click("#tables button[data-table='euro']")
+    expect(page.locator("#seated")).to_have_text("euro")
+    page.click("#tab-table")
+    expect(page.locator("#wheel")).to_have_text("european")
+    expect(page.locator("#layout button[data-bet='00']")).to_have_count(0)
+    expect(page.locator("#layout button[data-bet='FOUR']")).to_have_count(1)
+    expect(page.locator("#spin")).to_be_disabled()
+    page.click("#tab-shared")
+    page.click("#leave")
+    expect(page.locator("#seated")).to_have_text("(not seated)")
+    expect(page.locator("#layout button[data-bet='00']")).to_have_count(1)
+
+    page.click("#logout")
+    expect(page.locator("#login-form")).to_be_visible()
+    assert page.evaluate("async () => (await fetch('/session')).status") == 401
 
 
 def press_tab_until(page: Page, selector: str, limit: int = 300) -> None:
@@ -345,9 +376,12 @@ def test_bets_are_placed_with_the_keyboard_alone(web, contexts):
     assert outline not in ("", "none")  # the focus is visible
     page.keyboard.press("Enter")
     expect(page.locator("#open-bets")).to_contain_text("17 for 25")
-    press_tab_until(page, "#layout button[data-bet='SPLIT 17-18']")
+    page.keyboard.press("ArrowRight")  # the arrows walk the layout: the strip right of 17 is the split
+    expect(page.locator("#layout button[data-bet='SPLIT 17-18']")).to_be_focused()
     page.keyboard.press("Space")
     expect(page.locator("#open-bets")).to_contain_text("SPLIT 17-18 for 25")
+    page.keyboard.press("ArrowDown")
+    expect(page.locator("#layout button[data-bet='CORNER 17-18-20-21']")).to_be_focused()
     with daemon_client(daemon, "dave") as client:
         assert client.stat()["open-bet-chips"] == "50"
 

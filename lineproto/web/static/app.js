@@ -242,8 +242,35 @@ function buildLayout(wheel) {
   layout.append(evens);
 }
 
+/** The arrow keys move the focus across the layout to the nearest bet in that direction (Tab still walks it). */
+function moveInLayout(event) {
+  const step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[event.key];
+  const from = event.target.closest("button[data-bet]");
+  if (!step || !from) return;
+  const centre = (node) => {
+    const box = node.getBoundingClientRect();
+    return [box.left + box.width / 2, box.top + box.height / 2];
+  };
+  const [x, y] = centre(from);
+  let best = null;
+  let bestScore = Infinity;
+  for (const button of $("layout").querySelectorAll("button[data-bet]")) {
+    const [bx, by] = centre(button);
+    const along = (bx - x) * step[0] + (by - y) * step[1];
+    if (button === from || along <= 1) continue;
+    const across = Math.abs((bx - x) * step[1]) + Math.abs((by - y) * step[0]);
+    const score = along + 3 * across;
+    if (score < bestScore) [best, bestScore] = [button, score];
+  }
+  if (best) {
+    best.focus();
+    event.preventDefault();
+  }
+}
+
 function setUpLayout() {
   buildLayout("american");
+  $("layout").addEventListener("keydown", moveInLayout);
   $("layout").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-bet]");
     if (button) act("bet-message", () => placeBet(button.dataset.bet));
@@ -409,7 +436,9 @@ function feed(text, kind) {
 /** A 6yz event from the daemon: into the table's feed; a settled round (630) also updates the roulette tab. */
 function onEvent(event) {
   const code = String(event.code);
-  feed(`${code} ${event.text}`, `event e${code}`);
+  // A chat line's JSON has the sender in "player" and the chat alone in "text" (docs/WEB.md, Events).
+  const text = code === "650" && event.player ? `${event.player}: ${event.text}` : event.text;
+  feed(`${code} ${text}`, `event e${code}`);
   if (code === "630" && event.pocket) {
     const own = event.net === undefined ? "no bets of yours" : `net ${signed(event.net)} (staked ${event.staked}, returned ${event.returned})`;
     const net = element("p", { class: "net" }, `Round ${event.round} at ${live.table}: ${own}`);
