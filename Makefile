@@ -58,6 +58,7 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
 	$(BENCH_PY) bench/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 	$(BENCH_PY) scripts/rng_check.py --spins $(if $(BENCH_QUICK),100000,1000000)
+	$(BENCH_PY) bench/web.py $(if $(BENCH_QUICK),--quick)
 
 .PHONY: bench-profile
 bench-profile: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen

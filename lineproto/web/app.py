@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import json
 import logging
 import re
@@ -25,7 +26,7 @@ from aiohttp import web
 from ..wire import ProtocolError, Reply
 from ..wire.shapes import ALL_JOBS_DONE, Accepted, Cleared, History, Job, OpenBets, PlacedBet, Receipt, Spin, Status
 from . import replies
-from .sessions import BrowserSession, Sessions
+from .sessions import CHALLENGE, BrowserSession, Sessions
 from .statuses import ApiError, refused
 from .upstream import DaemonAddress, Upstream, UpstreamClosed, UpstreamTimeout
 
@@ -84,10 +85,6 @@ def local(request: web.Request) -> tuple[str, int] | None:
 
 def ok(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
-
-
-def _challenge() -> dict[str, str]:
-    return {"WWW-Authenticate": 'Basic realm="lineproto", charset="UTF-8"'}
 
 
 class WheelHouse:
@@ -240,7 +237,7 @@ class Gateway:
             return await self.sessions.basic(*credentials, peer(request), local(request))
         if cookie:
             raise ApiError(401, 0, "the session has ended: log in again")
-        raise ApiError(401, 0, "log in: POST /login, or HTTP Basic authentication", _challenge())
+        raise ApiError(401, 0, "log in: POST /login, or HTTP Basic authentication", CHALLENGE)
 
     async def command(self, session: BrowserSession, line: str) -> Reply:
         """One command on the session's connection; its refusal raised as ApiError. A connection the daemon
@@ -448,8 +445,7 @@ def _allow_header(exc: web.HTTPException) -> dict[str, str]:
 
 
 def _same(given: str, expected: str) -> bool:
-    import hmac
-
+    """The CSRF token check, in constant time."""
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 
@@ -461,10 +457,10 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     try:
         text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError):
-        raise ApiError(401, 0, "the Basic credentials are not base64 of UTF-8 user:password", _challenge()) from None
+        raise ApiError(401, 0, "the Basic credentials are not base64 of UTF-8 user:password", CHALLENGE) from None
     user, colon, password = text.partition(":")
     if not colon or not user:
-        raise ApiError(401, 0, "the Basic credentials are user:password", _challenge())
+        raise ApiError(401, 0, "the Basic credentials are user:password", CHALLENGE)
     return user, password
 
 
@@ -503,7 +499,7 @@ def _bet_list(body: dict[str, Any]) -> list[tuple[str, int]]:
         if not isinstance(item, dict) or set(item) != {"bet", "amount"}:
             raise ApiError(400, 0, 'a bet is {"bet": "RED", "amount": 5}')
         bet, amount = item["bet"], item["amount"]
-        if not isinstance(bet, str) or not bet.strip() or "," in bet:
+        if not isinstance(bet, str) or not bet.strip() or "," in bet or not bet.isprintable():
             raise ApiError(400, 0, 'a bet is named by text such as "RED" or "SPLIT 17-18"')
         if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
             raise ApiError(400, 0, "an amount is a whole number of chips above 0")

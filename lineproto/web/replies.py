@@ -215,7 +215,7 @@ EVENT_SHAPES: dict[int, list[LineShape]] = {
             seated=COUNT,
         )
     ],
-    650: [LineShape("{player}: {text}", ("player", "text"), player=Field(r"[^:\s]+", str, str), text=TEXT)],
+    650: [LineShape("{player}: {said}", ("player", "said"), player=Field(r"[^:\s]+", str, str), said=TEXT)],
 }
 
 

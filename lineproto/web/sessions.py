@@ -81,9 +81,10 @@ async def login(
 ) -> tuple[Upstream, str, tuple[str, ...]]:
     """A new connection logged in as ``user``: (the connection, the name the daemon says, the roles).
 
-    ApiError with the daemon's refusal (401 for 530, 429 for a lock...) or 503 when it cannot be reached."""
+    ApiError with the daemon's refusal (401 for 530, 429 for a lock...) or 503 when it cannot be reached.
+    The 401 carries no Basic challenge: a page's login form gets it (:meth:`Sessions.basic` adds it)."""
     if not user or any(char.isspace() for char in user):
-        raise ApiError(401, 0, "a user name is one word", _challenge())
+        raise ApiError(401, 0, "a user name is one word")
     try:
         upstream = await Upstream.open(address, client, server)
     except (OSError, UpstreamTimeout) as exc:
@@ -97,8 +98,7 @@ async def login(
         if reply.code == 331:
             reply = await upstream.command(f"PASS {password or ''}")
         if reply.code != 230:
-            status = http_status(reply.code) if reply.code >= 400 else 401
-            raise ApiError(status, reply.code, reply.text, _challenge() if status == 401 else None)
+            raise ApiError(http_status(reply.code) if reply.code >= 400 else 401, reply.code, reply.text)
         status_reply = await upstream.command("STAT")
         values = Status.from_reply(status_reply).texts()
     except ValueError as exc:  # a password with CR/LF/NUL, or over the line limit
@@ -113,8 +113,8 @@ async def login(
     return upstream, values.get("user", user), roles_from_status(values)
 
 
-def _challenge() -> dict[str, str]:
-    return {"WWW-Authenticate": 'Basic realm="lineproto", charset="UTF-8"'}
+#: The header of a 401 to a request that may try Basic credentials.
+CHALLENGE = {"WWW-Authenticate": 'Basic realm="lineproto", charset="UTF-8"'}
 
 
 class Sessions:
@@ -178,6 +178,10 @@ class Sessions:
             self._room()
             try:
                 upstream, name, roles = await login(self.address, user, password, client, server)
+            except ApiError as exc:
+                if exc.status == 401:
+                    exc.headers.update(CHALLENGE)
+                raise
             finally:
                 if key not in self._basic:
                     self._basic_locks.pop(key, None)

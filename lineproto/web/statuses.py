@@ -55,7 +55,7 @@ class ApiError(Exception):
     def __init__(self, status: int, code: int, text: str, headers: dict[str, str] | None = None):
         super().__init__(text)
         self.status, self.code, self.text = status, code, text
-        self.headers = headers or {}
+        self.headers = dict(headers or {})
 
     @classmethod
     def from_reply(cls, reply: Reply) -> ApiError:

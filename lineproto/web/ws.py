@@ -52,15 +52,16 @@ async def websocket(gateway: Gateway, request: web.Request) -> web.StreamRespons
     socket = web.WebSocketResponse(max_msg_size=MAX_FRAME, heartbeat=30.0)
     try:
         await socket.prepare(request)
-        downstream = asyncio.get_running_loop().create_task(_daemon_to_browser(reader, socket))
-        try:
-            await _browser_to_daemon(socket, writer)
-        finally:
-            downstream.cancel()
-            try:
-                await downstream
-            except (asyncio.CancelledError, Exception):
-                pass
+        browser = asyncio.ensure_future(_browser_to_daemon(socket, writer))
+        daemon = asyncio.ensure_future(_daemon_to_browser(reader, socket))
+        done, pending = await asyncio.wait({browser, daemon}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        first = done.pop()
+        code, why = first.result() if first.exception() is None else (WSCloseCode.INTERNAL_ERROR, "gateway error")
+        if not socket.closed:
+            await socket.close(code=code, message=why.encode())
     finally:
         writer.close()
         if not socket.closed:
@@ -68,28 +69,26 @@ async def websocket(gateway: Gateway, request: web.Request) -> web.StreamRespons
     return socket
 
 
-async def _browser_to_daemon(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> None:
+async def _browser_to_daemon(socket: web.WebSocketResponse, writer: asyncio.StreamWriter) -> tuple[int, str]:
+    """Each text frame as a line to the daemon, until the browser closes or sends what is not one line:
+    the close code and reason to end the WebSocket with."""
     async for message in socket:
         if message.type is WSMsgType.TEXT:
             line: str = message.data
             if any(char in line for char in "\r\n\0"):
-                await socket.close(code=INVALID, message=b"one line per frame: no CR, LF or NUL")
-                return
+                return INVALID, "one line per frame: no CR, LF or NUL"
             data = line.encode("utf-8")
             if len(data) > MAX_LINE_BYTES:
-                await socket.close(code=TOO_BIG, message=f"a line is at most {MAX_LINE_BYTES} bytes".encode())
-                return
+                return TOO_BIG, f"a line is at most {MAX_LINE_BYTES} bytes"
             writer.write(data + b"\r\n")
             await writer.drain()
         elif message.type is WSMsgType.BINARY:
-            await socket.close(code=UNSUPPORTED, message=b"text frames only, one line each")
-            return
-        elif message.type is WSMsgType.ERROR:
-            return
+            return UNSUPPORTED, "text frames only, one line each"
+    return WSCloseCode.OK, "closed by the browser"
 
 
-async def _daemon_to_browser(reader: asyncio.StreamReader, socket: web.WebSocketResponse) -> None:
-    """Each line the daemon sends as a text frame; the WebSocket is closed (1000) when the daemon closes."""
+async def _daemon_to_browser(reader: asyncio.StreamReader, socket: web.WebSocketResponse) -> tuple[int, str]:
+    """Each line the daemon sends as a text frame, until the daemon closes: then the WebSocket closes (1000)."""
     buffer = b""
     try:
         while True:
@@ -104,4 +103,4 @@ async def _daemon_to_browser(reader: asyncio.StreamReader, socket: web.WebSocket
                 await socket.send_str(raw.removesuffix(b"\r").decode("utf-8", "replace"))
     except (ConnectionError, OSError):
         pass
-    await socket.close(code=WSCloseCode.OK, message=b"the daemon closed the connection")
+    return WSCloseCode.OK, "the daemon closed the connection"
