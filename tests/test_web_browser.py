@@ -1,17 +1,15 @@
 """The web page in headless Chromium (Playwright), through a real gateway process, in front of a real daemon.
 
 Each test starts a daemon (on both engines, the ``engine`` fixture) and a ``client.py web`` gateway in front
-of it, drives the page as a user does (clicks, typing, the keyboard) and checks what the page shows against
-what the daemon itself says over the line protocol (STAT, HIST, DUMP). One Chromium per module; every test
-gets fresh browser contexts (cookies of their own), closed after it.
+of it (the ``gateway`` fixture of test_web), drives the page as a user does (clicks, typing, the keyboard)
+and checks what the page shows against what the daemon itself says over the line protocol (STAT, HIST,
+DUMP). One Chromium per module; every test gets fresh browser contexts (cookies of their own), closed after
+it.
 """
 
 import re
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -19,6 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from conftest import ROOT, TEST_USERS, Daemon
 from lineproto.client import Client
 from lineproto.wire.shapes import HistoryRound
+from test_web import Gateway, gateway  # noqa: F401 - the fixture
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -35,57 +34,6 @@ ROSTER = ROOT / "docs" / "examples" / "roster.csv"
 SHOWN = 15_000
 
 
-class Gateway:
-    """A ``client.py web`` process in front of a daemon, on a free port; ready once its notify file is written."""
-
-    def __init__(self, tmp_path: Path, daemon: Daemon, *args: str):
-        stamp = time.monotonic_ns()
-        self.notify = tmp_path / f"web-notify-{stamp}"
-        self.log_path = tmp_path / f"web-{stamp}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - open while the gateway runs
-        command = [
-            sys.executable,
-            str(ROOT / "client.py"),
-            "web",
-            "--daemon",
-            f"{daemon.host}:{daemon.port}",
-            "--port",
-            "0",
-            "--notify",
-            str(self.notify),
-            *args,
-        ]
-        self.process = subprocess.Popen(
-            command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        self.url = self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 20.0) -> str:
-        deadline = time.monotonic() + timeout
-        while not self.notify.exists() or not self.notify.read_text().strip():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited {self.process.returncode}: {self.log()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gateway not ready in {timeout}s: {self.log()}")
-            time.sleep(0.01)
-        first = self.notify.read_text().splitlines()[0].strip()
-        return first if first.startswith("http") else f"http://{first}"
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium (Debian's) for the module; closed at its end."""
@@ -99,12 +47,10 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def web(tmp_path, start_daemon) -> Iterator[tuple[Daemon, Gateway]]:
+def web(gateway) -> tuple[Daemon, Gateway]:  # noqa: F811 - the fixture of test_web
     """A daemon with the test users, the example roster and short shared-table rounds, and a gateway in front."""
-    daemon = start_daemon("--roster", str(ROSTER), "--round-seconds", "1", users=True)
-    gateway = Gateway(tmp_path, daemon)
-    yield daemon, gateway
-    gateway.stop()
+    gw = gateway(daemon_args=("--roster", str(ROSTER), "--round-seconds", "1"))
+    return gw.daemon, gw
 
 
 @pytest.fixture
@@ -123,9 +69,9 @@ def contexts(browser) -> Iterator:
         context.close()
 
 
-def open_page(contexts, gateway: Gateway, **options) -> Page:
+def open_page(contexts, gw: Gateway, **options) -> Page:
     page = contexts(**options).new_page()
-    page.goto(gateway.url + "/")
+    page.goto(gw.origin + "/")
     expect(page.locator("#login-form")).to_be_visible()
     return page
 
@@ -150,8 +96,8 @@ def daemon_client(daemon: Daemon, user: str) -> Client:
 
 
 def test_two_clicked_bets_and_a_spin_change_the_bankroll_by_exactly_the_settlement(web, contexts):
-    daemon, gateway = web
-    page = open_page(contexts, gateway)
+    daemon, gw = web
+    page = open_page(contexts, gw)
     log_in(page, "dave")
     expect(page.locator("#bankroll")).to_have_text("1000")
     start = bankroll(page)
@@ -185,8 +131,8 @@ def test_two_clicked_bets_and_a_spin_change_the_bankroll_by_exactly_the_settleme
 
 
 def test_a_refused_bet_shows_the_daemons_text_next_to_the_layout(web, contexts):
-    daemon, gateway = web
-    page = open_page(contexts, gateway)
+    daemon, gw = web
+    page = open_page(contexts, gw)
     log_in(page, "dave")
     page.fill("#bet-text", "SPLIT 1-5")
     page.press("#bet-text", "Enter")
@@ -225,10 +171,10 @@ def join_main(page: Page) -> None:
 
 
 def test_a_second_browser_at_the_same_shared_table_sees_the_same_result(web, contexts):
-    daemon, gateway = web
-    dave = open_page(contexts, gateway)
+    daemon, gw = web
+    dave = open_page(contexts, gw)
     log_in(dave, "dave")
-    guest = open_page(contexts, gateway)
+    guest = open_page(contexts, gw)
     log_in(guest, "guest")
     join_main(dave)
     join_main(guest)
@@ -273,8 +219,8 @@ def test_a_second_browser_at_the_same_shared_table_sees_the_same_result(web, con
 
 
 def test_the_meter_page_takes_a_job_and_submits_a_reading_or_a_reason(web, contexts):
-    daemon, gateway = web
-    page = open_page(contexts, gateway)
+    daemon, gw = web
+    page = open_page(contexts, gw)
     log_in(page, "carol")
     expect(page.locator("#tab-table")).to_be_hidden()
     expect(page.locator("#panel-meter")).to_be_visible()
@@ -307,8 +253,8 @@ def test_the_meter_page_takes_a_job_and_submits_a_reading_or_a_reason(web, conte
 
 
 def test_the_terminal_pane_speaks_the_line_protocol_over_the_websocket(web, contexts):
-    _daemon, gateway = web
-    page = open_page(contexts, gateway)
+    _daemon, gw = web
+    page = open_page(contexts, gw)
     log_in(page, "guest")
     page.click("#tab-terminal")
     page.click("#term-connect")
@@ -325,8 +271,8 @@ def test_the_terminal_pane_speaks_the_line_protocol_over_the_websocket(web, cont
 
 
 def test_a_shared_european_table_gets_the_european_layout_and_log_out_ends_the_session(web, contexts):
-    _daemon, gateway = web
-    page = open_page(contexts, gateway)
+    _daemon, gw = web
+    page = open_page(contexts, gw)
     log_in(page, "guest")
     expect(page.locator("#layout button[data-bet='00']")).to_have_count(1)
     expect(page.locator("#app")).to_have_attribute("data-events", "live")
@@ -358,8 +304,8 @@ def press_tab_until(page: Page, selector: str, limit: int = 300) -> None:
 
 
 def test_bets_are_placed_with_the_keyboard_alone(web, contexts):
-    daemon, gateway = web
-    page = open_page(contexts, gateway)
+    daemon, gw = web
+    page = open_page(contexts, gw)
     expect(page.locator("#login-user")).to_be_focused()
     page.keyboard.press("Control+A")
     page.keyboard.type("dave")
@@ -396,8 +342,8 @@ def no_horizontal_scroll(page: Page) -> bool:
 
 
 def test_at_phone_width_every_tab_fits_without_horizontal_scroll(web, contexts):
-    _daemon, gateway = web
-    page = open_page(contexts, gateway, viewport={"width": 360, "height": 740})
+    _daemon, gw = web
+    page = open_page(contexts, gw, viewport={"width": 360, "height": 740})
     assert no_horizontal_scroll(page)
     log_in(page, "root")
     page.click(".chip[data-chip='100']")

@@ -67,6 +67,15 @@ async function act(messageId, action) {
   }
 }
 
+/** A refresh the user did not ask for (after login, an event): only a failure is shown, nothing is cleared. */
+async function refresh(messageId, action) {
+  try {
+    await action();
+  } catch (error) {
+    say(messageId, error.message, true);
+  }
+}
+
 function signed(n) {
   return n > 0 ? `+${n}` : `${n}`;
 }
@@ -105,12 +114,20 @@ function startSession(data) {
     tab.hidden = needs.length > 0 && !needs.some((role) => session.roles.includes(role));
     if (!tab.hidden && !first) first = tab;
   }
+  resetViews();
   selectTab(first);
   if (isPlayer()) {
     openEvents();
-    refreshTable();
-    refreshHistory();
+    refresh("bet-message", () => Promise.all([refreshTables(), refreshTable(), refreshHistory()]));
   }
+}
+
+/** What an earlier login on this page showed goes: the next user's views start empty. */
+function resetViews() {
+  seatedAt("");
+  for (const id of ["feed", "open-bets", "history", "tables", "meter-status"]) $(id).replaceChildren();
+  $("result").replaceChildren(element("p", { class: "hint" }, "No spin yet."));
+  for (const id of ["job-text", "bet-message", "tables-message", "chat-message", "reading-message"]) say(id, "");
 }
 
 function isPlayer() {
@@ -124,8 +141,8 @@ function selectTab(tab) {
     other.tabIndex = chosen ? 0 : -1;
     $(other.getAttribute("aria-controls")).hidden = !chosen;
   }
-  if (tab.id === "tab-meter") refreshMeterStatus();
-  if (tab.id === "tab-shared") refreshTables();
+  if (tab.id === "tab-meter") refresh("reading-message", refreshMeterStatus);
+  if (tab.id === "tab-shared") refresh("tables-message", refreshTables);
 }
 
 function setUpTabs() {
@@ -436,15 +453,12 @@ function feed(text, kind) {
 /** A 6yz event from the daemon: into the table's feed; a settled round (630) also updates the roulette tab. */
 function onEvent(event) {
   const code = String(event.code);
-  // A chat line's JSON has the sender in "player" and the chat alone in "text" (docs/WEB.md, Events).
-  const text = code === "650" && event.player ? `${event.player}: ${event.text}` : event.text;
-  feed(`${code} ${text}`, `event e${code}`);
+  feed(`${code} ${event.text}`, `event e${code}`);
   if (code === "630" && event.pocket) {
     const own = event.net === undefined ? "no bets of yours" : `net ${signed(event.net)} (staked ${event.staked}, returned ${event.returned})`;
     const net = element("p", { class: "net" }, `Round ${event.round} at ${live.table}: ${own}`);
     $("result").replaceChildren(pocketBadge(event.pocket), net);
-    refreshTable().catch(() => {});
-    refreshHistory().catch(() => {});
+    refresh("bet-message", () => Promise.all([refreshTable(), refreshHistory()]));
   }
 }
 
