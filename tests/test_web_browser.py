@@ -362,3 +362,26 @@ def test_at_phone_width_every_tab_fits_without_horizontal_scroll(web, contexts):
     one = page.locator("#layout button[data-bet='1']").bounding_box()
     three = page.locator("#layout button[data-bet='3']").bounding_box()
     assert one and three and one["y"] == three["y"] and three["x"] + three["width"] <= 360
+
+
+def test_an_ended_session_brings_back_the_login_form_where_the_user_acts(gateway, contexts, connect):  # noqa: F811
+    gw = gateway("--session-idle", "0.5", daemon_args=("--roster", str(ROSTER)))
+    page = open_page(contexts, gw)
+    log_in(page, "carol")
+    watcher = connect(gw.daemon.port)
+
+    def connections() -> int:
+        status = dict(line.split(": ", 1) for line in watcher.command("STAT").lines[1:-1])
+        return int(status["connections"])
+
+    assert connections() == 2  # the page's session and the watcher
+    deadline = time.monotonic() + 10
+    while connections() > 1:  # the gateway ends the idle session and closes its daemon connection
+        assert time.monotonic() < deadline, "the idle session stayed"
+        time.sleep(0.05)
+    page.click("#job")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#login-message")).to_have_text("Your session ended: log in again.")
+    log_in(page, "carol")
+    page.click("#job")
+    expect(page.locator("#job-text")).to_contain_text("is yours to read")
