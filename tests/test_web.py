@@ -33,6 +33,7 @@ from lineproto.domain.roulette import (
     Table,
     parse_bet,
 )
+from test_package import installed  # noqa: F401 - the fixture: a venv with only the wheel
 
 RED = {1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36}
 DAVE = ("dave", "hunter2")
@@ -227,6 +228,15 @@ def test_the_wheels_spin_without_a_login_with_the_rules_of_each_pocket(gateway):
     assert unknown.status == 404 and unknown.error[0] == 0
 
 
+def test_no_page_elsewhere_may_frame_the_gateway_nor_cache_its_answers(gateway):
+    gw = gateway()
+    for answer in (Browser(gw).get("/wheel/american"), Browser(gw).get("/player"), Browser(gw, DAVE).get("/bet")):
+        assert answer.headers["X-Frame-Options"] == "DENY"
+        assert answer.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == "no-store"
+
+
 # --------------------------------------------------------------------------
 # Authentication, sessions, CSRF, Origin
 # --------------------------------------------------------------------------
@@ -314,39 +324,61 @@ def test_an_idle_session_ends_and_its_daemon_connection_closes(gateway, connect)
     browser = Browser(gw)
     assert browser.login(*DAVE).status == 200
     watcher = connect(gw.daemon.port)
-
-    def connections() -> int:
-        reply = watcher.command("STAT")
-        return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
-
-    assert connections() == 2  # the session's and this one
-    deadline = time.monotonic() + 10
-    while connections() > 1:
-        assert time.monotonic() < deadline, "the idle session's connection stayed open"
-        time.sleep(0.05)
+    wait_connections(watcher, 1, "the idle session's connection stayed open")  # the watcher's alone
     assert browser.get("/session").status == 401
+
+
+def test_a_session_outlives_the_daemons_idle_timeout_by_the_keepalive(gateway):
+    gw = gateway("--keepalive", "0.2", daemon_args=("--idle-timeout", "1"))
+    browser = Browser(gw)
+    assert browser.login(*DAVE).status == 200
+    time.sleep(2.5)  # what is tested is time passing: 2.5 idle timeouts of the daemon
+    assert browser.get("/player").status == 200
+    assert _idle_timeouts(gw) == 0
+
+
+def _idle_timeouts(gw: Gateway) -> int:
+    from conftest import RawConnection
+
+    with RawConnection(gw.daemon.port) as raw:
+        raw.reply()
+        reply = raw.command("STAT")
+    return int(next(line for line in reply.lines if line.startswith("idle-timeouts: ")).split()[1])
+
+
+def daemon_connections(watcher) -> int:
+    """STAT's ``connections`` on the watcher's connection (itself included)."""
+    reply = watcher.command("STAT")
+    return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
+
+
+def wait_connections(watcher, count: int, why: str) -> None:
+    """Until the daemon counts ``count`` connections (a closed one is counted down as the daemon reads its end)."""
+    deadline = time.monotonic() + 10
+    while daemon_connections(watcher) != count:
+        assert time.monotonic() < deadline, why
+        time.sleep(0.05)
 
 
 def test_basic_requests_share_one_daemon_connection_until_it_is_idle(gateway, connect):
     gw = gateway("--basic-idle", "0.5")
     watcher = connect(gw.daemon.port)
-
-    def connections() -> int:
-        reply = watcher.command("STAT")
-        return int(next(line for line in reply.lines if line.startswith("connections: ")).split()[1])
-
     dave = Browser(gw, DAVE)
     for _ in range(5):
         assert dave.get("/player").status == 200
     assert dave.post("/bet", {"bet": "RED", "amount": 5}).status == 201
-    assert connections() == 2  # one for the five requests of these credentials, and the watcher
-    assert Browser(gw, ("dave", "wrong")).get("/player").status == 401
-    assert connections() == 2  # wrong credentials are not kept
-    deadline = time.monotonic() + 10
-    while connections() > 1:
-        assert time.monotonic() < deadline, "the idle Basic connection stayed open"
-        time.sleep(0.05)
+    assert daemon_connections(watcher) == 2  # one for the six requests of these credentials, and the watcher
+    wait_connections(watcher, 1, "the idle Basic connection stayed open")
     assert dave.get("/bet").json["staked"] == 5  # a new login, the same table
+
+
+def test_wrong_basic_credentials_are_not_kept(gateway, connect):
+    gw = gateway("--basic-idle", "600")
+    watcher = connect(gw.daemon.port)
+    assert Browser(gw, DAVE).get("/player").status == 200
+    for _ in range(3):
+        assert Browser(gw, ("dave", "wrong")).get("/player").status == 401
+    wait_connections(watcher, 2, "a wrong login's connection was kept")  # dave's (kept 600 s) and the watcher
 
 
 def test_https_with_a_certificate_marks_the_cookie_secure(gateway, tmp_path):
@@ -751,3 +783,30 @@ def test_the_curl_examples_of_the_web_document(gateway, tmp_path):
         assert len(outputs) == len(steps) + 1, done.stdout
         for (command, expected), actual in zip(steps, outputs, strict=False):
             check_output(command, expected, actual)
+
+
+# --------------------------------------------------------------------------
+# The installed package: lineproto-web, the page's files
+# --------------------------------------------------------------------------
+
+
+def test_the_installed_gateway_names_its_extra_and_ships_the_page(installed):  # noqa: F811
+    """The wheel (test_package's, without dependencies: no aiohttp) has lineproto-web and the static files."""
+    done = subprocess.run(
+        [installed / "lineproto-web", "--daemon", "127.0.0.1:36000", "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "lineproto-web: the web gateway needs the web extra: pip install 'lineproto[web]'"
+    ]
+    mistake = subprocess.run([installed / "lineproto", "web"], capture_output=True, text=True, timeout=60, cwd="/")
+    assert mistake.returncode == 2 and mistake.stderr.startswith("lineproto web: error: ")
+    (package,) = installed.parent.glob("lib/python3*/site-packages/lineproto/web")
+    shipped = {path.relative_to(package).as_posix() for path in package.rglob("*") if path.is_file()}
+    page = ROOT / "lineproto" / "web" / "static"
+    wanted = {path.relative_to(page.parent).as_posix() for path in page.rglob("*") if path.is_file()}
+    assert wanted <= shipped and "cli.py" in shipped

@@ -106,6 +106,21 @@ def test_a_frame_that_is_not_one_line_closes_the_websocket(gateway, frame, code)
     asyncio.run(attempt())
 
 
+def test_the_daemons_own_defences_hold_over_the_websocket(gateway):  # noqa: F811
+    gw = gateway()
+
+    async def attempt() -> None:
+        async with aiohttp.ClientSession() as client, client.ws_connect(f"{gw.origin}/ws") as ws:
+            await frames_until(ws, "220 ")
+            await ws.send_str("POST / HTTP/1.1")  # a line that looks like HTTP: the daemon closes on it
+            assert await frames_until(ws, "500 ") == [
+                "500 This is a line-protocol server, not a web server; closing connection"
+            ]
+            assert await closing(ws) == 1000
+
+    asyncio.run(attempt())
+
+
 def test_the_daemon_sees_the_browsers_address_through_proxy_v2(gateway, start_daemon):  # noqa: F811
     daemon = start_daemon("--proxy-protocol", "v2", users=True)
     gw = gateway("--daemon-proxy", daemon=daemon)

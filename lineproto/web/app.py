@@ -175,6 +175,7 @@ class Gateway:
         from .ws import websocket  # the line protocol over WebSocket
 
         get("/ws", lambda request: websocket(self, request))
+        app.on_response_prepare.append(_protect)
         app.on_startup.append(self._start)
         app.on_cleanup.append(self._stop)
         return app
@@ -437,6 +438,23 @@ class Gateway:
                 "all_readings": int(values["all-readings"]),
             }
         )
+
+
+#: Headers on every response: no page elsewhere may frame this one (a framed table is a clickjacked
+#: bet), no guessing of content types, no address of ours in another site's Referer.
+PROTECTION = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+async def _protect(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in PROTECTION.items():
+        response.headers.setdefault(name, value)
+    if response.content_type == "application/json":
+        response.headers.setdefault("Cache-Control", "no-store")  # a bankroll is never a cached answer
 
 
 def _allow_header(exc: web.HTTPException) -> dict[str, str]:

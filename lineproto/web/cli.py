@@ -90,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a Basic login's daemon connection is kept this long without a request (default %(default)g)",
     )
     parser.add_argument(
+        "--keepalive",
+        type=positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="a session's quiet daemon connection gets a NOOP after this long: keep it below the daemon's "
+        "--idle-timeout (default %(default)g)",
+    )
+    parser.add_argument(
         "--max-sessions", type=positive_int, default=1000, help="sessions at once, their most (default %(default)s)"
     )
     parser.add_argument(
@@ -174,7 +182,7 @@ async def _serve(args: argparse.Namespace, served: ssl.SSLContext | None, daemon
         secure=served is not None,
         session_idle=args.session_idle,
         basic_idle=args.basic_idle,
-        keepalive=min(60.0, args.session_idle),
+        keepalive=args.keepalive,
         max_sessions=args.max_sessions,
     )
     gateway = Gateway(config)
