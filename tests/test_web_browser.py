@@ -385,3 +385,41 @@ def test_an_ended_session_brings_back_the_login_form_where_the_user_acts(gateway
     log_in(page, "carol")
     page.click("#job")
     expect(page.locator("#job-text")).to_contain_text("is yours to read")
+
+
+def test_bet_again_places_the_last_spins_bets_all_or_none(web, contexts):
+    daemon, gw = web
+    page = open_page(contexts, gw)
+    log_in(page, "dave")
+    expect(page.locator("#rebet")).to_be_disabled()
+    page.click(".chip[data-chip='100']")
+    page.click("#layout button[data-bet='RED']")
+    page.click("#layout button[data-bet='17']")
+    expect(page.locator("#open-bets li")).to_have_count(2)
+    page.click("#spin")
+    expect(page.locator("#result-net")).to_be_visible()
+    expect(page.locator("#rebet")).to_be_enabled()
+
+    # Bet again with room for both: both placed, in one go.
+    after_spin = bankroll(page)
+    page.click("#rebet")
+    expect(page.locator("#bet-message")).to_contain_text("Placed again: RED for 100, 17 for 100")
+    expect(page.locator("#bankroll")).to_have_text(str(after_spin - 200))
+    with daemon_client(daemon, "dave") as client:
+        assert client.stat()["open-bet-chips"] == "200"
+    page.click("#clear")
+    expect(page.locator("#bankroll")).to_have_text(str(after_spin))
+
+    # Leave room for the first only (100 to 199 chips in hand): the list is refused and nothing is placed.
+    for _ in range((after_spin - 100) // 100):
+        page.click("#layout button[data-bet='BLACK']")
+    left = after_spin - 100 * ((after_spin - 100) // 100)
+    expect(page.locator("#bankroll")).to_have_text(str(left))
+    page.click("#rebet")
+    expect(page.locator("#bet-message")).to_have_class(re.compile("refused"))
+    expect(page.locator("#bet-message")).to_contain_text("bet 2 (17 100)")  # the daemon names the refused one
+    expect(page.locator("#open-bets")).not_to_contain_text("RED")
+    with daemon_client(daemon, "dave") as client:
+        status = client.stat()
+    assert (status["bankroll"], status["open-bet-chips"]) == (str(left), str(after_spin - left))
+    expect(page.locator("#bankroll")).to_have_text(str(left))

@@ -125,6 +125,8 @@ function startSession(data) {
 /** What an earlier login on this page showed goes: the next user's views start empty. */
 function resetViews() {
   seatedAt("");
+  stake.last = [];
+  $("rebet").disabled = true;
   for (const id of ["feed", "open-bets", "history", "tables", "meter-status"]) $(id).replaceChildren();
   $("result").replaceChildren(element("p", { class: "hint" }, "No spin yet."));
   for (const id of ["job-text", "bet-message", "tables-message", "chat-message", "reading-message"]) say(id, "");
@@ -185,8 +187,8 @@ function setUpLogin() {
 // The roulette layout
 // ---------------------------------------------------------------------------------------------
 
-/** The chosen stake per click. */
-const stake = { amount: 5 };
+/** The chosen stake per click, and the bets of the last spin (for "Bet again"). */
+const stake = { amount: 5, last: [] };
 
 function betButton(bet, label, classes, title = "") {
   const button = element("button", { type: "button", class: `bet ${classes}`, "data-bet": bet });
@@ -308,6 +310,7 @@ function setUpLayout() {
   });
   $("spin").addEventListener("click", () => act("bet-message", spin));
   $("clear").addEventListener("click", () => act("bet-message", clearBets));
+  $("rebet").addEventListener("click", () => act("bet-message", betAgain));
   $("history-refresh").addEventListener("click", () => act("bet-message", refreshHistory));
 }
 
@@ -315,6 +318,13 @@ async function placeBet(bet) {
   const data = await api("POST", "/bet", { bet, amount: stake.amount });
   const placed = data.placed.map((p) => `${p.bet} for ${p.amount} (pays ${p.pays}:1), slip ${p.slip}`).join("; ");
   say("bet-message", `Placed ${placed}.`);
+  await refreshTable();
+}
+
+/** The last spin's bets again, as one list: the daemon places all of them or none (POST /bet with a list). */
+async function betAgain() {
+  const data = await api("POST", "/bet", stake.last);
+  say("bet-message", `Placed again: ${data.placed.map((p) => `${p.bet} for ${p.amount}`).join(", ")}; bankroll ${data.bankroll}.`);
   await refreshTable();
 }
 
@@ -326,6 +336,8 @@ async function clearBets() {
 
 async function spin() {
   const data = await api("POST", "/wheel");
+  stake.last = (data.bets || []).map((bet) => ({ bet: bet.bet, amount: bet.amount }));
+  $("rebet").disabled = stake.last.length === 0;
   showSpin(data);
   $("bankroll").textContent = data.bankroll;
   $("rounds").textContent = data.rounds;
@@ -468,6 +480,7 @@ function seatedAt(name, wheel = "") {
   $("seated").textContent = name ? `${name}` : "(not seated)";
   $("leave").hidden = !name;
   $("spin").disabled = Boolean(name);
+  $("rebet").disabled = Boolean(name) || stake.last.length === 0;
   $("where").textContent = name ? `At the shared table ${name}, the croupier spins` : "At your own table";
 }
 
