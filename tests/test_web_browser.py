@@ -353,9 +353,22 @@ def test_at_phone_width_every_tab_fits_without_horizontal_scroll(web, contexts):
     page.click("#spin")
     expect(page.locator("#result-net")).to_be_visible()
     assert no_horizontal_scroll(page)
-    for tab in ("#tab-shared", "#tab-meter", "#tab-terminal"):
+    # Each tab with what makes it widest shown: the tables and a feed of long lines (64-hex seeds), the meter
+    # status, the terminal's greeting.
+    filled = {
+        "#tab-shared": "#feed li >> text=/^610 /",
+        "#tab-meter": "#meter-status dd[data-key='all_readings']",
+        "#tab-terminal": "#term-output >> text=/220 lineproto/",
+    }
+    for tab, shown in filled.items():
         page.click(tab)
         expect(page.locator(tab)).to_have_attribute("aria-selected", "true")
+        if tab == "#tab-shared":
+            expect(page.locator("#app")).to_have_attribute("data-events", "live")
+            page.click("#tables button[data-table='main']")
+        if tab == "#tab-terminal":
+            page.click("#term-connect")
+        expect(page.locator(shown).first).to_be_visible()
         assert no_horizontal_scroll(page), tab
     # The layout's three columns of numbers are side by side, not wrapped under each other.
     page.click("#tab-table")
