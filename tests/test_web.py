@@ -32,7 +32,11 @@ from lineproto.domain.roulette import (
     PlacementError,
     Table,
     parse_bet,
+    pocket_properties,
 )
+from lineproto.web import replies
+from lineproto.web.statuses import http_status
+from lineproto.wire.reply import Event
 from test_package import installed  # noqa: F401 - the fixture: a venv with only the wheel
 
 RED = {1, 3, 5, 7, 9, 12, 14, 16, 18, 19, 21, 23, 25, 27, 30, 32, 34, 36}
@@ -469,6 +473,12 @@ def test_a_list_of_bets_whose_second_is_refused_leaves_bankroll_and_bets_unchang
         "bankroll": 965,
     }
     assert dave.delete("/bet").json == {"cleared": 3, "returned": 35, "bankroll": 1000}
+    command = gw.daemon.process.args
+    database = command[command.index("--db") + 1]
+    checked = subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), "check", "--db", database], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and checked.stdout.startswith("chips conserved"), checked
 
 
 def test_a_spin_changes_the_bankroll_by_exactly_its_settlement_and_history_and_slips_follow(gateway):
@@ -660,6 +670,7 @@ def test_a_meter_reader_takes_a_job_submits_a_reading_and_a_reason(gateway):
         (["--daemon", "127.0.0.1:36000", "--allow-origin", "evil.example"], "origin"),
         (["--daemon", "127.0.0.1:36000", "--key", "k.pem"], "--key needs --cert"),
         (["--daemon", "127.0.0.1:36000", "--cert", "/nonexistent.pem"], "cannot load"),
+        (["--daemon", "127.0.0.1:36000", "--notify", "/nonexistent/ready"], "--notify"),
     ],
 )
 def test_command_line_mistakes_are_one_line_and_status_2(args, says):
@@ -667,6 +678,19 @@ def test_command_line_mistakes_are_one_line_and_status_2(args, says):
     done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done
     assert len(done.stderr.strip().splitlines()) == 1 and says in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sigterm_ends_every_session_and_exits_0(gateway, connect):
+    gw = gateway()
+    watcher = connect(gw.daemon.port)
+    for user in (DAVE, ("guest", "")):
+        assert Browser(gw).login(*user).status == 200
+    assert Browser(gw, CAROL).get("/meter/status").status == 200
+    assert Browser(gw).get("/wheel/american").status == 200
+    assert daemon_connections(watcher) == 5  # two logins, a Basic one, the wheel's guest, the watcher
+    assert gw.stop() == 0
+    wait_connections(watcher, 1, "the gateway left daemon connections open")
+    assert "Traceback" not in gw.log_path.read_text()
 
 
 def test_a_port_in_use_is_one_line_and_status_2(gateway):
@@ -810,3 +834,45 @@ def test_the_installed_gateway_names_its_extra_and_ships_the_page(installed):  #
     page = ROOT / "lineproto" / "web" / "static"
     wanted = {path.relative_to(page.parent).as_posix() for path in page.rglob("*") if path.is_file()}
     assert wanted <= shipped and "cli.py" in shipped
+
+
+# --------------------------------------------------------------------------
+# In process: the JSON forms and the status table
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("number", ["0", "00", *map(str, range(1, 37))])
+def test_every_pocket_as_spin_describes_it_becomes_the_json_of_the_rules(number):
+    described = pocket_properties(number).describe().split()
+    assert replies.pocket(described[0], tuple(described[1:])) == expected_pocket(number)
+
+
+def test_the_events_of_the_protocol_document_parse_into_their_fields():
+    transcript = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    lines = re.findall(r"^ *[0-9.]+ [AB] S: (6[0-9][0-9]) (.*)$", transcript, re.M)
+    parsed = [replies.event(Event(int(code), text)) for code, text in lines]
+    assert {event["code"] for event in parsed} == {610, 620, 630, 640, 650}
+    for event in parsed:
+        assert len(event) > 2, event  # every kind's template read its line
+    first = next(e for e in parsed if e["code"] == 630)
+    assert first["round"] == 1 and first["pocket"] == expected_pocket("16") and first["net"] == 10
+    assert (first["staked"], first["returned"]) == (10, 20) and len(first["seed"]) == 64
+    chat = next(e for e in parsed if e["code"] == 650)
+    assert (chat["player"], chat["said"]) == ("guest-2", "good luck, A")
+    no_bets = replies.event(Event(630, "round 3 0 green; no bets; seed " + "a" * 64))
+    assert no_bets["pocket"] == expected_pocket("0") and "net" not in no_bets
+    unknown = replies.event(Event(699, "something new"))
+    assert unknown == {"code": 699, "text": "something new"}
+
+
+def test_every_refusal_code_of_the_protocol_has_a_status_of_its_class():
+    table = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8").split("## 6. Reply codes", 1)[1]
+    codes = [int(code) for code in re.findall(r"^\| ([45][0-9][0-9]) \|", table.split("## 7.", 1)[0], re.M)]
+    assert {421, 451, 500, 530, 550} <= set(codes)
+    for code in codes:
+        status = http_status(code)
+        assert 400 <= status < 600
+        assert (status >= 500 or status in (409, 429)) if code < 500 else status < 500 or status == 501, code
+    assert [http_status(c) for c in (421, 451, 452, 450, 501, 530, 532, 535, 550, 599, 499)] == [
+        503, 503, 503, 409, 400, 401, 403, 409, 404, 400, 503,
+    ]  # fmt: skip

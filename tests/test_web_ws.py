@@ -137,9 +137,15 @@ def test_the_daemon_sees_the_browsers_address_through_proxy_v2(gateway, start_da
             return next(line for line in status if line.startswith("211-peer: "))
 
     assert asyncio.run(stat_peer()).startswith("211-peer: 127.0.0.2:")
+    assert asyncio.run(_wheel(gw)) == 200  # the gateway's own guest connection: a LOCAL header
     # a REST session's connection carries the browser's address too
     sessions_peer = daemon.wait_log("login dave from 127.0.0.2:") if _rest_login(gw, "127.0.0.2") else ""
     assert "login dave from 127.0.0.2:" in sessions_peer
+
+
+async def _wheel(gw) -> int:
+    async with aiohttp.ClientSession() as client, client.get(f"{gw.origin}/wheel/american") as response:
+        return response.status
 
 
 def _rest_login(gw, source: str) -> bool:

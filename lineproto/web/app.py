@@ -1,10 +1,11 @@
-"""The gateway's HTTP application (aiohttp): the REST resources, login, CSRF and Origin checks, SSE.
+"""The gateway's HTTP application (aiohttp): its routes, login and logout, who is asking, the checks.
 
-Every resource is a thin translation: the request's JSON becomes one daemon command on the
-session's own connection, the reply's shape (lineproto.wire.shapes) becomes JSON
-(:mod:`.replies`), a refusal becomes the status of :mod:`.statuses`' table with the daemon's
-code and text. The gateway keeps no game state: bankrolls, bets and rounds are the daemon's.
-docs/WEB.md is the contract with the page (lineproto/web/static/).
+:class:`Gateway` holds what the requests share (the sessions, the wheels' guest connections, the
+configuration), turns every refusal into the JSON error of :mod:`.statuses`, checks the Origin of
+every change and the CSRF token of the cookie's, and says which session a request is
+(:meth:`Gateway.who`); the resources (:mod:`.resources`) and ``/ws`` (:mod:`.ws`) do the rest.
+The gateway keeps no game state: bankrolls, bets and rounds are the daemon's. docs/WEB.md is the
+contract with the page (lineproto/web/static/).
 """
 
 from __future__ import annotations
@@ -13,22 +14,21 @@ import asyncio
 import base64
 import binascii
 import hmac
-import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
 from ..wire import ProtocolError, Reply
-from ..wire.shapes import ALL_JOBS_DONE, Accepted, Cleared, History, Job, OpenBets, PlacedBet, Receipt, Spin, Status
-from . import replies
+from ..wire.shapes import Spin
+from .bodies import MAX_BODY, body_of, local, peer
+from .resources import Meters, Roulette, Tables, ok
 from .sessions import CHALLENGE, BrowserSession, Sessions
 from .statuses import ApiError, refused
 from .upstream import DaemonAddress, Upstream, UpstreamClosed, UpstreamTimeout
+from .ws import websocket
 
 log = logging.getLogger("lineproto.web")
 
@@ -40,17 +40,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 #: Where the page's files are (the other half of the gateway, branch webpage).
 STATIC = Path(__file__).resolve().parent / "static"
-#: Largest request body read, in bytes: a list of 200 bets fits many times over.
-MAX_BODY = 64 * 1024
-#: The wheels of ``GET /wheel/<kind>``.
-WHEELS = ("american", "european")
-#: Bets one POST /bet may list: the daemon's most open bets per table.
-MAX_BETS = 200
-#: Seconds between comment lines on an idle /events stream (so a vanished browser is noticed).
-SSE_HEARTBEAT = 15.0
 
-_WORD = re.compile(r"\S+")
-_DIGITS = re.compile(r"[0-9]{1,18}")
 
 GATEWAY_KEY: web.AppKey[Gateway] = web.AppKey("gateway")
 
@@ -67,24 +57,6 @@ class GatewayConfig:
     keepalive: float = 60.0
     max_sessions: int = 1000
     static: Path = STATIC
-
-
-def peer(request: web.Request) -> tuple[str, int] | None:
-    """The browser's address and port (for the daemon's PROXY header), or None."""
-    transport = request.transport
-    name = transport.get_extra_info("peername") if transport is not None else None
-    return (name[0], name[1]) if isinstance(name, tuple) else None
-
-
-def local(request: web.Request) -> tuple[str, int] | None:
-    """The gateway's address and port the browser connected to."""
-    transport = request.transport
-    name = transport.get_extra_info("sockname") if transport is not None else None
-    return (name[0], name[1]) if isinstance(name, tuple) else None
-
-
-def ok(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status)
 
 
 class WheelHouse:
@@ -149,30 +121,15 @@ class Gateway:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
         app[GATEWAY_KEY] = self
-        get, post, delete = app.router.add_get, app.router.add_post, app.router.add_delete
+        get, post = app.router.add_get, app.router.add_post
         get("/", self.index)
         if self.config.static.is_dir():
             app.router.add_static("/static/", self.config.static)
         post("/login", self.login)
         post("/logout", self.logout)
         get("/session", self.session)
-        get("/wheel/{kind}", self.wheel)
-        post("/wheel", self.spin)
-        get("/player", self.player)
-        get("/bet", self.bets)
-        post("/bet", self.place)
-        delete("/bet", self.clear)
-        get("/bet/{slip}", self.slip)
-        get("/history", self.history)
-        get("/tables", self.tables)
-        post("/tables/leave", self.leave)
-        post("/tables/chat", self.chat)
-        post("/tables/{name}/join", self.join)
-        get("/events", self.events)
-        post("/meter/job", self.job)
-        post("/meter/reading", self.reading)
-        get("/meter/status", self.meter_status)
-        from .ws import websocket  # the line protocol over WebSocket
+        for resources in (Roulette(self), Tables(self), Meters(self)):
+            app.router.add_routes(resources.routes())
 
         get("/ws", lambda request: websocket(self, request))
         app.on_response_prepare.append(_protect)
@@ -266,7 +223,7 @@ class Gateway:
         return web.FileResponse(page)
 
     async def login(self, request: web.Request) -> web.Response:
-        body = await _body(request, form=True)
+        body = await body_of(request, form=True)
         user, password = body.get("user"), body.get("password")
         if not isinstance(user, str) or not (password is None or isinstance(password, str)):
             raise ApiError(400, 0, 'login with {"user": "...", "password": "..."}')
@@ -297,147 +254,6 @@ class Gateway:
         if session is None:
             raise ApiError(401, 0, "no session: POST /login")
         return ok(session.public())
-
-    async def wheel(self, request: web.Request) -> web.Response:
-        kind = request.match_info["kind"]
-        if kind not in WHEELS:
-            raise ApiError(404, 0, f"no wheel {kind[:20]}: /wheel/american or /wheel/european")
-        result = await self.wheels.spin(kind)
-        return ok(replies.pocket(result.pocket, result.properties))
-
-    async def spin(self, request: web.Request) -> web.Response:
-        return ok(replies.spin(Spin.from_reply(await self.ask(request, "SPIN"))))
-
-    async def player(self, request: web.Request) -> web.Response:
-        values = Status.from_reply(await self.ask(request, "STAT")).texts()
-        if "bankroll" not in values:
-            raise ApiError(403, 532, "Permission denied: the player resource needs the player role")
-        return ok(
-            {
-                "user": values.get("user"),
-                "wheel": values["wheel"],
-                "bankroll": int(values["bankroll"]),
-                "rounds": int(values["rounds"]),
-                "open_bet_count": int(values["open-bet-count"]),
-                "open_bet_chips": int(values["open-bet-chips"]),
-            }
-        )
-
-    async def bets(self, request: web.Request) -> web.Response:
-        return ok(replies.open_bets(OpenBets.from_reply(await self.ask(request, "BETS"))))
-
-    async def place(self, request: web.Request) -> web.Response:
-        """One bet or a list, all placed or none: one BET, or one MBET (the daemon's atomic list)."""
-        session = await self.who(request)
-        wanted = _bet_list(await _body(request))
-        if len(wanted) == 1:
-            bet, amount = wanted[0]
-            reply = await self.command(session, f"BET {bet} {amount}")
-        else:
-            reply = await self.command(session, "MBET " + ", ".join(f"{bet} {amount}" for bet, amount in wanted))
-        placed = [PlacedBet.from_line(line) for line in reply.lines]
-        if reply.code != PlacedBet.CODE or len(placed) != len(wanted):
-            raise ProtocolError(f"expected {len(wanted)} placed bets, got {str(reply)[:80]!r}")
-        return ok(replies.placed(placed), status=201)
-
-    async def clear(self, request: web.Request) -> web.Response:
-        return ok(replies.cleared(Cleared.from_reply(await self.ask(request, "CLR"))))
-
-    async def slip(self, request: web.Request) -> web.Response:
-        number = request.match_info["slip"]
-        if not _DIGITS.fullmatch(number):
-            raise ApiError(400, 0, "a slip is a whole number: GET /bet/7")
-        return ok(replies.receipt(Receipt.from_reply(await self.ask(request, f"SLIP {int(number)}"))))
-
-    async def history(self, request: web.Request) -> web.Response:
-        count = request.query.get("count")
-        if count is not None and not _DIGITS.fullmatch(count):
-            raise ApiError(400, 0, "count is a whole number, 1 to 100: GET /history?count=10")
-        line = "HIST" if count is None else f"HIST {int(count)}"
-        return ok(replies.history(History.from_reply(await self.ask(request, line))))
-
-    async def tables(self, request: web.Request) -> web.Response:
-        return ok(replies.tables(await self.ask(request, "LIST")))
-
-    async def join(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        if not _WORD.fullmatch(name):
-            raise ApiError(400, 0, "a table's name is one word")
-        reply = await self.ask(request, f"JOIN {name}")
-        return ok({"table": name, "text": reply.text})
-
-    async def leave(self, request: web.Request) -> web.Response:
-        return ok({"text": (await self.ask(request, "LEAV")).text})
-
-    async def chat(self, request: web.Request) -> web.Response:
-        session = await self.who(request)
-        text = (await _body(request)).get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise ApiError(400, 0, 'chat with {"text": "..."}')
-        return ok({"text": (await self.command(session, f"CHAT {text}")).text})
-
-    async def events(self, request: web.Request) -> web.StreamResponse:
-        """Server-sent events: every 6yz line the session's connection gets, as ``event: <code>`` and JSON data."""
-        session = await self.who(request)
-        queue = session.upstream.subscribe()
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-        try:
-            await response.prepare(request)
-            await response.write(b": lineproto events\n\n")
-            while True:
-                try:
-                    item = await asyncio.wait_for(queue.get(), SSE_HEARTBEAT)
-                except TimeoutError:
-                    await response.write(b": still here\n\n")
-                    session.touch()
-                    continue
-                if item is None:
-                    break
-                data = json.dumps(replies.event(item))
-                await response.write(f"event: {item.code}\ndata: {data}\n\n".encode())
-        except (ConnectionError, asyncio.CancelledError):
-            pass
-        finally:
-            session.upstream.unsubscribe(queue)
-        return response
-
-    async def job(self, request: web.Request) -> web.Response:
-        reply = await self.ask(request, "JOB")
-        if reply.code == ALL_JOBS_DONE:
-            return ok({"meter": None, "done": True, "text": reply.text})
-        return ok({"meter": Job.from_reply(reply).meter, "done": False})
-
-    async def reading(self, request: web.Request) -> web.Response:
-        session = await self.who(request)
-        body = await _body(request)
-        meter, reading, reason, when = body.get("meter"), body.get("reading"), body.get("reason"), body.get("time")
-        if not isinstance(meter, str) or not _WORD.fullmatch(meter):
-            raise ApiError(400, 0, 'a reading names its meter: {"meter": "G10001", "reading": 5983}')
-        if reason is not None and reading is None:
-            if not isinstance(reason, str) or not reason.strip():
-                raise ApiError(400, 0, 'a reason is text: {"meter": "G10001", "reason": "Dog in the yard"}')
-            line = f"READ {meter} - {reason}"
-        elif reason is None and _is_reading(reading):
-            line = f"READ {meter} {reading}"
-            if when is not None:
-                if not isinstance(when, str) or not when.strip():
-                    raise ApiError(400, 0, 'a time is ISO-8601 text: "2026-11-22T09:15Z"')
-                line += f" {when}"
-        else:
-            raise ApiError(400, 0, "send a reading (a whole number, 0 or more) or a reason, not both")
-        return ok(replies.accepted(Accepted.from_reply(await self.command(session, line))))
-
-    async def meter_status(self, request: web.Request) -> web.Response:
-        values = Status.from_reply(await self.ask(request, "STAT")).texts()
-        if "my-readings" not in values:
-            raise ApiError(403, 532, "Permission denied: the meter status needs the admin or reader role")
-        return ok(
-            {
-                "user": values.get("user"),
-                "my_readings": int(values["my-readings"]),
-                "all_readings": int(values["all-readings"]),
-            }
-        )
 
 
 #: Headers on every response: no page elsewhere may frame this one (a framed table is a clickjacked
@@ -480,54 +296,3 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
     if not colon or not user:
         raise ApiError(401, 0, "the Basic credentials are user:password", CHALLENGE)
     return user, password
-
-
-async def _body(request: web.Request, form: bool = False) -> dict[str, Any]:
-    """The request's JSON object (or, where ``form``, a form's fields); 400 for anything else."""
-    kind = request.content_type
-    try:
-        if form and kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            return {key: value for key, value in (await request.post()).items() if isinstance(value, str)}
-        if kind != "application/json":
-            raise ApiError(415, 0, "send JSON (Content-Type: application/json)")
-        body = await request.json()
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, 0, f"the body is not JSON: {exc}") from None
-    except UnicodeDecodeError:
-        raise ApiError(400, 0, "the body is not UTF-8") from None
-    except web.HTTPRequestEntityTooLarge:
-        raise ApiError(413, 0, f"the body is over {MAX_BODY} bytes") from None
-    if isinstance(body, list) and not form:
-        return {"list": body}
-    if not isinstance(body, dict):
-        raise ApiError(400, 0, "the body is a JSON object")
-    return body
-
-
-def _bet_list(body: dict[str, Any]) -> list[tuple[str, int]]:
-    """``{"bet", "amount"}`` or a list of them, checked: each bet one or more words without a comma, each
-    amount a whole number above 0 (the daemon checks the rest: the layout, the limits, the chips)."""
-    items = body["list"] if "list" in body and len(body) == 1 else [body]
-    if not items:
-        raise ApiError(400, 0, "the list of bets is empty")
-    if len(items) > MAX_BETS:
-        raise ApiError(400, 0, f"at most {MAX_BETS} bets at once")
-    wanted = []
-    for item in items:
-        if not isinstance(item, dict) or set(item) != {"bet", "amount"}:
-            raise ApiError(400, 0, 'a bet is {"bet": "RED", "amount": 5}')
-        bet, amount = item["bet"], item["amount"]
-        if not isinstance(bet, str) or not bet.strip() or "," in bet or not bet.isprintable():
-            raise ApiError(400, 0, 'a bet is named by text such as "RED" or "SPLIT 17-18"')
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 1:
-            raise ApiError(400, 0, "an amount is a whole number of chips above 0")
-        wanted.append((" ".join(bet.split()), amount))
-    return wanted
-
-
-def _is_reading(value: object) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return value >= 0
-    return isinstance(value, str) and bool(_DIGITS.fullmatch(value))

@@ -157,6 +157,8 @@ def run(args: argparse.Namespace) -> int:
     prog = getattr(getattr(args, "parser", None), "prog", program_name("lineproto-web"))
     try:
         require("aiohttp", "web", "the web gateway")
+        if args.notify and not Path(args.notify).resolve().parent.is_dir():
+            raise StartError(f"--notify {args.notify}: its directory does not exist")
         served, daemon_tls = _contexts(args)
         return asyncio.run(_serve(args, served, daemon_tls))
     except StartError as exc:

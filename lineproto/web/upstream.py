@@ -169,6 +169,7 @@ class Upstream:
             return await asyncio.wait_for(asyncio.shield(waiter), self.address.reply_timeout)
         except TimeoutError:
             # A late reply would be taken for the next command's: the connection cannot be used again.
+            waiter.cancel()
             self._end(UpstreamTimeout(f"no reply from {self.address} within {self.address.reply_timeout:g} s"))
             self._writer.close()
             raise UpstreamTimeout(f"no reply from {self.address} within {self.address.reply_timeout:g} s") from None

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..wire.limits import MAX_CLIENT_REPLY_LINE_BYTES, MAX_LINE_BYTES
+from .bodies import local, peer
 from .statuses import ApiError
 from .upstream import UpstreamTimeout, open_stream
 
@@ -43,8 +44,6 @@ MAX_FRAME = 4 * MAX_LINE_BYTES
 async def websocket(gateway: Gateway, request: web.Request) -> web.StreamResponse:
     if not gateway.origin_allowed(request):
         raise ApiError(403, 0, f"origin {request.headers['Origin'][:100]} is not allowed (--allow-origin)")
-    from .app import local, peer
-
     try:
         reader, writer = await open_stream(gateway.config.daemon, peer(request), local(request))
     except (OSError, UpstreamTimeout) as exc:
