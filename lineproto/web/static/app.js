@@ -459,7 +459,7 @@ function feed(text, kind) {
   const list = $("feed");
   list.append(item);
   while (list.children.length > 200) list.firstChild.remove();
-  item.scrollIntoView({ block: "nearest" });
+  list.scrollTop = list.scrollHeight; // the feed scrolls to its newest line; the page stays where it is
 }
 
 /** A 6yz event from the daemon: into the table's feed; a settled round (630) also updates the roulette tab. */
