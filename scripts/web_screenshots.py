@@ -1,4 +1,4 @@
-"""Screenshots of the web page, taken with headless Chromium: docs/web-table.png, -result, -meter and -phone.
+"""Screenshots of the web page, taken with headless Chromium: docs/web-table, -result, -meter, -phone, -shared.png.
 
     .venv/bin/python scripts/web_screenshots.py [--out docs] [--width 1100]
 
@@ -7,9 +7,10 @@ It starts what a user would run, in a temporary directory that is removed after:
 roster) and the gateway in front of it (``client.py web``), then drives the page in Debian's Chromium
 through Playwright: dave logs in, places bets by clicking (docs/web-table.png), spins
 (docs/web-result.png); carol takes a job and submits a reading (docs/web-meter.png: the next job taken,
-its reading typed); dave again on a phone's 360 pixels (docs/web-phone.png). Every process it started is
-stopped, whatever happens. Exit status 2 and one line on a mistake on the command line or a
-missing part (no Chromium, a daemon or gateway that does not start).
+its reading typed); dave again on a phone's 360 pixels (docs/web-phone.png); dave and a guest at the
+shared table main (docs/web-shared.png: a chat line and a settled round; its seconds differ from run to
+run). Every process it started is stopped, whatever happens. Exit status 2 and one line on a mistake on
+the command line or a missing part (no Chromium, a daemon or gateway that does not start).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ def start_stack(work: Path, processes: list[Process]) -> str:
             str(ROOT / "docs" / "examples" / "roster.csv"),
             "--seed",
             "7",
+            "--round-seconds",
+            "3",
         ],
         work / "daemon.notify",
         work / "daemon.log",
@@ -153,7 +156,7 @@ def take_screenshots(url: str, out: Path, width: int) -> list[Path]:
 
     expect.set_options(timeout=15_000)
 
-    shots = [out / "web-table.png", out / "web-result.png", out / "web-meter.png", out / "web-phone.png"]
+    shots = [out / f"web-{name}.png" for name in ("table", "result", "meter", "phone", "shared")]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -197,6 +200,29 @@ def take_screenshots(url: str, out: Path, width: int) -> list[Path]:
             phone.click("#layout button[data-bet='DOZEN2']")
             expect(phone.locator("#open-bets li")).to_have_count(1)
             phone.screenshot(path=str(shots[3]), full_page=True)
+
+            # The shared table main: dave (the first page) and a guest, a bet, a chat line, a settled round.
+            guest = browser.new_context(viewport=viewport).new_page()
+            guest.set_default_timeout(15_000)
+            guest.goto(url + "/")
+            guest.fill("#login-user", "guest")
+            guest.click("#login-submit")
+            for seated in (page, guest):
+                expect(seated.locator("#app")).to_have_attribute("data-events", "live")
+                seated.click("#tab-shared")
+                seated.click("#tables button[data-table='main']")
+                expect(seated.locator("#seated")).to_have_text("main")
+            page.click("#tab-table")
+            page.click("#clear")
+            page.click(".chip[data-chip='25']")
+            page.click("#layout button[data-bet='BLACK']")
+            guest.fill("#chat-text", "good luck, dave")
+            guest.press("#chat-text", "Enter")
+            page.click("#tab-shared")
+            expect(page.locator("#feed li", has_text="650 guest")).to_have_count(1)
+            page.wait_for_selector("#feed li.e630", timeout=20_000)
+            page.click("#tables-refresh")
+            page.screenshot(path=str(shots[4]), full_page=True)
         finally:
             browser.close()
     return shots
