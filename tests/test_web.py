@@ -421,6 +421,22 @@ def test_tls_to_the_daemons_tls_port(gateway, start_daemon, tmp_path):
     assert answer.status == 503 and "certificate" in answer.error[1].lower()
 
 
+def test_the_proxy_header_goes_before_the_tls_handshake(gateway, start_daemon, tmp_path):
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1")
+    cert, key, authority = tmp_path / "d.pem", tmp_path / "d.key", tmp_path / "ca.pem"
+    server.private_key_pem.write_to_path(str(key))
+    cert.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    ca.cert_pem.write_to_path(str(authority))
+    daemon = start_daemon(
+        "--cert", str(cert), "--key", str(key), "--tls-port", "0", "--tls-proxy-protocol", "v2", users=True
+    )  # fmt: skip
+    daemon.port = daemon.tls_port
+    gw = gateway("--daemon-tls", "--daemon-cafile", str(authority), "--daemon-proxy", daemon=daemon)
+    assert Browser(gw, DAVE).get("/player").json["user"] == "dave"
+    assert "login dave from 127.0.0.1:" in daemon.wait_log("login dave from ")
+
+
 def test_a_daemon_that_is_not_there_is_503(gateway, start_daemon):
     daemon = start_daemon(users=True)
     gw = gateway(daemon=daemon)
