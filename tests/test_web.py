@@ -712,6 +712,23 @@ def test_sigterm_ends_every_session_and_exits_0(gateway, connect):
     assert "Traceback" not in gw.log_path.read_text()
 
 
+def test_sigterm_with_an_open_event_stream_ends_the_stream_and_exits_0(gateway):
+    """A quiet ``GET /events`` stream does not hold the stop until its next heartbeat (the gateway's 15 s is
+    longer than the 10 s ``stop`` waits before a kill, so a stop held by the stream would not exit 0)."""
+    gw = gateway()
+    browser = Browser(gw)
+    assert browser.login(*DAVE).status == 200
+    connection = http.client.HTTPConnection(gw.host, gw.port, timeout=30)
+    connection.request("GET", "/events", headers={"Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items())})
+    response = connection.getresponse()
+    assert response.status == 200 and response.readline().startswith(b": ")
+    try:
+        assert gw.stop() == 0
+        assert response.read().strip() == b""  # the stream ended with the gateway, nothing after its first line
+    finally:
+        connection.close()
+
+
 def test_a_port_in_use_is_one_line_and_status_2(gateway):
     gw = gateway()
     done = subprocess.run(

@@ -134,6 +134,9 @@ class Gateway:
         get("/ws", lambda request: websocket(self, request))
         app.on_response_prepare.append(_protect)
         app.on_startup.append(self._start)
+        # Sessions end at shutdown, before the runner waits for the handlers: an open /events stream then
+        # ends at once (its queue gets None) instead of holding the stop until its next heartbeat.
+        app.on_shutdown.append(self._end_sessions)
         app.on_cleanup.append(self._stop)
         return app
 
@@ -141,10 +144,13 @@ class Gateway:
         every = max(min(self.config.keepalive, self.config.basic_idle, self.config.session_idle) / 2, 0.05)
         self._sweeper = asyncio.get_running_loop().create_task(self.sessions.run_sweeps(every))
 
-    async def _stop(self, app: web.Application) -> None:
+    async def _end_sessions(self, app: web.Application) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
         await self.sessions.close()
+
+    async def _stop(self, app: web.Application) -> None:
+        await self._end_sessions(app)  # again: a session begun while the others ended
         await self.wheels.close()
 
     def origin_allowed(self, request: web.Request) -> bool:
