@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 
 from lineproto.wire import ProtocolError, Reply, ReplyParser, format_reply
 from lineproto.wire.shapes import (
+    CHAT_LINE,
     COUNT,
+    EVENT_LINES,
+    JOINED_LINE,
+    LEFT_LINE,
+    NO_MORE_BETS_LINE,
+    RESULT_NET_LINE,
+    RESULT_NO_BETS_LINE,
+    RESULT_VOID_LINE,
+    ROUND_OPEN_LINE,
     TEXT,
     Accepted,
     BetOutcome,
@@ -26,6 +35,7 @@ from lineproto.wire.shapes import (
     Spin,
     Status,
     TableInfo,
+    event_fields,
 )
 
 # --------------------------------------------------------------------------
@@ -249,3 +259,77 @@ def test_status_texts_are_the_values_as_written():
     made = Status({"user": "-", "bankroll": 90})
     assert made.texts() == {"user": "-", "bankroll": "90"}
     assert Status.from_reply(made.reply()).texts() == made.texts()
+
+
+# --------------------------------------------------------------------------
+# Shared tables' events: the documented texts, and each form read back as written
+# --------------------------------------------------------------------------
+
+DOCUMENTED_EVENTS = [
+    (610, f"round 18 open: bets for 20 s; server-seed-hash {HASH}", {"round": 18, "seconds": 20.0}),
+    (620, "round 17 no more bets", {"round": 17}),
+    (
+        630,
+        f"round 17 32 red even high dozen3 column2; net +5 (staked 10, returned 15); seed {SEED}",
+        {"pocket": "32", "net": 5, "staked": 10, "returned": 15, "seed": SEED},
+    ),
+    (630, f"round 17 00 green; no bets; seed {SEED}", {"pocket": "00", "properties": ("green",)}),
+    (640, "guest-2 joined main (2 seated)", {"player": "guest-2", "table": "main", "seated": 2}),
+    (641, "guest-2 left main (1 seated)", {"player": "guest-2", "seated": 1}),
+    (650, "dave: good luck: see you", {"player": "dave", "said": "good luck: see you"}),
+]
+
+
+@pytest.mark.parametrize(("code", "text", "expected"), DOCUMENTED_EVENTS)
+def test_each_documented_event_reads_back_its_fields(code, text, expected):
+    fields = event_fields(code, text)
+    assert {key: fields[key] for key in expected} == expected
+
+
+def test_an_event_of_no_known_form_has_no_fields():
+    assert event_fields(630, "round 17 something else") == {}
+    assert event_fields(699, "anything") == {}
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9-]{0,11}", fullmatch=True)
+_SEEDS = st.from_regex(r"[0-9a-f]{64}", fullmatch=True)
+_POCKETS = st.sampled_from(
+    [("0", ("green",)), ("00", ("green",)), ("17", ("black", "odd", "low", "dozen2", "column2"))]
+)
+
+
+@given(
+    round_id=st.integers(1, 10**9),
+    seconds=st.sampled_from([20.0, 2.5, 0.5, 120.0]),
+    pocket=_POCKETS,
+    net=st.integers(-(10**6), 10**6),
+    staked=st.integers(0, 10**6),
+    returned=st.integers(0, 10**6),
+    seed=_SEEDS,
+    name=_NAMES,
+    seated=st.integers(0, 1000),
+    said=st.text(st.characters(min_codepoint=32, max_codepoint=126), min_size=1, max_size=80).filter(str.strip),
+)
+def test_every_event_form_parses_back_to_what_was_formatted(
+    round_id, seconds, pocket, net, staked, returned, seed, name, seated, said
+):
+    number, properties = pocket
+    result = {"round": round_id, "pocket": number, "properties": properties, "seed": seed}
+    forms = [  # (shape, row, the fields it reads back)
+        (ROUND_OPEN_LINE, (round_id, seconds, seed), {"round": round_id, "seconds": seconds, "server_seed_hash": seed}),
+        (NO_MORE_BETS_LINE, (round_id,), {"round": round_id}),
+        (
+            RESULT_NET_LINE,
+            (round_id, number, properties, net, staked, returned, seed),
+            {**result, "net": net, "staked": staked, "returned": returned},
+        ),
+        (RESULT_NO_BETS_LINE, (round_id, number, properties, seed), result),
+        (RESULT_VOID_LINE, (round_id, number, properties, seed), result),
+        (JOINED_LINE, (name, "main", seated), {"player": name, "table": "main", "seated": seated}),
+        (LEFT_LINE, (name, "main", seated), {"player": name, "table": "main", "seated": seated}),
+        (CHAT_LINE, (name, said), {"player": name, "said": said}),
+    ]
+    assert {shape for shape, _, _ in forms} == {shape for shapes in EVENT_LINES.values() for shape in shapes}
+    for shape, row, fields in forms:
+        code = next(code for code, shapes in EVENT_LINES.items() if shape in shapes)
+        assert event_fields(code, shape.format(row)) == fields

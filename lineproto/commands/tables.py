@@ -91,6 +91,16 @@ from ..store.pgrounds import CHANNEL, DAEMON_PREFIX, RoundRecords, RoundRow
 from ..store.tables import StoredTables
 from ..wire import Reply, shapes
 from ..wire.reply import format_event
+from ..wire.shapes import (
+    CHAT_LINE,
+    JOINED_LINE,
+    LEFT_LINE,
+    NO_MORE_BETS_LINE,
+    RESULT_NET_LINE,
+    RESULT_NO_BETS_LINE,
+    RESULT_VOID_LINE,
+    ROUND_OPEN_LINE,
+)
 from .errors import CommandError
 from .roulette import PLAYER_ROLES, WheelHouse, _player
 from .table import STORE_POOL, Command
@@ -430,7 +440,7 @@ class TableService:
                 wait = math.ceil(sent[0] + CHAT_WINDOW - now)
                 raise CommandError(450, f"At most {CHAT_LIMIT} chat lines per {CHAT_WINDOW:g} s; try again in {wait} s")
             sent.append(now)
-        count = self.rounds.say(seat, f"{seat.name}: {text}")
+        count = self.rounds.say(seat, CHAT_LINE.format((seat.name, text)))
         return Reply(200, (f"Said to {count} at {seat.room.table.name}",))
 
     # -- what every seated session hears
@@ -451,26 +461,27 @@ class TableService:
         self, room: Room, settled: RoundSettled, results: dict, void: set[str], skip: object = None
     ) -> None:
         """630 to every seated session but ``skip``'s: the pocket, its own net (``results``: net, staked, returned)."""
-        head = f"round {settled.round_id} {settled.info.describe()}"
+        number, *properties = settled.info.describe().split(" ")
+        head = (settled.round_id, number, tuple(properties))
         for listener in list(room.listeners.values()):
             if listener.session is skip:
                 continue
             result = results.get(listener.player)
             if listener.player in void:
-                mine = "your bets are not settled yet: they are given back at the daemon's next start"
+                text = RESULT_VOID_LINE.format(head + (settled.server_seed,))
             elif result is None:
-                mine = "no bets"
+                text = RESULT_NO_BETS_LINE.format(head + (settled.server_seed,))
             else:
-                mine = f"net {result.net:+d} (staked {result.staked}, returned {result.returned})"
+                text = RESULT_NET_LINE.format(head + (result.net, result.staked, result.returned, settled.server_seed))
             if listener.push is not None:
-                listener.push(format_event(ROUND_RESULT, f"{head}; {mine}; seed {settled.server_seed}"))
+                listener.push(format_event(ROUND_RESULT, text))
 
     def tell_open(self, room: Room, opened: RoundOpened, skip: object = None) -> None:
-        text = f"round {opened.round_id} open: bets for {opened.seconds:g} s; server-seed-hash {opened.seed_hash}"
+        text = ROUND_OPEN_LINE.format((opened.round_id, opened.seconds, opened.seed_hash))
         room.send(format_event(ROUND_OPEN, text), skip=skip)
 
     def tell_closed(self, room: Room, closed: BettingClosed, skip: object = None) -> None:
-        room.send(format_event(NO_MORE_BETS, f"round {closed.round_id} no more bets"), skip=skip)
+        room.send(format_event(NO_MORE_BETS, NO_MORE_BETS_LINE.format((closed.round_id,))), skip=skip)
 
     def close(self) -> None:
         """Shutdown hook: stop running rounds (an unsettled round's stored bets are refunded or settled later)."""
@@ -602,7 +613,7 @@ class LocalRounds:
     def joined(self, room: Room, listener: Listener, opened: RoundOpened | None) -> None:
         with room.lock:
             seated = len(room.table.seated)
-        text = f"{listener.name} joined {room.table.name} ({seated} seated)"
+        text = JOINED_LINE.format((listener.name, room.table.name, seated))
         room.send(format_event(JOINED, text), skip=listener.session)
         if opened is not None:
             self.croupier.wake()
@@ -610,7 +621,7 @@ class LocalRounds:
     def left(self, room: Room, listener: Listener, wait: bool) -> None:
         with room.lock:
             seated = len(room.table.seated)
-        room.send(format_event(LEFT, f"{listener.name} left {room.table.name} ({seated} seated)"))
+        room.send(format_event(LEFT, LEFT_LINE.format((listener.name, room.table.name, seated))))
 
     def say(self, seat: Listener, text: str) -> int:
         return seat.room.send(format_event(CHAT, text), skip=seat.session)

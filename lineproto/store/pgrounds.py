@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 from ..domain.tables import BETTING, CLOSED, SETTLED, NoMoreBets
+from ..wire.shapes import JOINED_LINE, LEFT_LINE
 
 #: The LISTEN/NOTIFY channel of the shared tables.
 CHANNEL = "lineproto_tables"
@@ -196,7 +197,7 @@ class RoundRecords:
 
         def operation(connection) -> RoundRow | None:
             self._seat(connection, table, session, player, name, opening)
-            text = f"{name} joined {table} ({_seated(connection, table)} seated)"
+            text = JOINED_LINE.format((name, table, _seated(connection, table)))
             _event(connection, table, 640, text, self.daemon, session)
             return _newest(connection, table)
 
@@ -226,7 +227,7 @@ class RoundRecords:
     def leave(self, table: str, session: str, name: str) -> None:
         def operation(connection) -> None:
             connection.execute("DELETE FROM table_seats WHERE daemon = ? AND session = ?", (self.daemon, session))
-            text = f"{name} left {table} ({_seated(connection, table)} seated)"
+            text = LEFT_LINE.format((name, table, _seated(connection, table)))
             _event(connection, table, 641, text, self.daemon, "")
 
         self.store.run(operation)

@@ -1,9 +1,9 @@
 """The daemon's replies as the gateway's JSON: from the reply shapes (lineproto.wire.shapes) to dicts.
 
 Each JSON form is made here once, from the shape the client library parses with, so the
-gateway never reads a reply's text by hand. The shared tables' replies (``LIST``) and events
-(610-650) have no shape in lineproto.wire.shapes yet: their templates are here, as
-:class:`~lineproto.wire.shapes.LineShape` s of the texts docs/PROTOCOL.md section 12 gives.
+gateway never reads a reply's text by hand. The events (610-650) are read with the shapes'
+``event_fields``; LIST's reply has no shape in lineproto.wire.shapes yet: its templates are here, as
+:class:`~lineproto.wire.shapes.LineShape` s of the text docs/PROTOCOL.md section 12 gives.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ from ..wire import ProtocolError, Reply
 from ..wire.reply import Event
 from ..wire.shapes import (
     COUNT,
-    NET,
-    TEXT,
     WORD,
-    WORDS,
     Accepted,
     Cleared,
     Field,
@@ -29,6 +26,7 @@ from ..wire.shapes import (
     PlacedBet,
     Receipt,
     Spin,
+    event_fields,
 )
 
 JSON = dict[str, Any]
@@ -164,71 +162,11 @@ def tables(reply: Reply) -> JSON:
     return {"tables": listed, "at": tail.removeprefix("; you are at ") or None}
 
 
-#: Each event's template (docs/PROTOCOL.md section 12, "Events"); its fields go into the event's JSON.
-EVENT_SHAPES: dict[int, list[LineShape]] = {
-    610: [
-        LineShape(
-            "round {round} open: bets for {seconds} s; server-seed-hash {server_seed_hash}",
-            ("round", "seconds", "server_seed_hash"),
-            round=COUNT,
-            seconds=Field(r"[0-9.]+", str, float),
-            server_seed_hash=WORD,
-        )
-    ],
-    620: [LineShape("round {round} no more bets", ("round",), round=COUNT)],
-    630: [
-        LineShape(
-            "round {round} {pocket} {properties}; net {net} (staked {staked}, returned {returned}); seed {seed}",
-            ("round", "pocket", "properties", "net", "staked", "returned", "seed"),
-            round=COUNT,
-            pocket=WORD,
-            properties=WORDS,
-            net=NET,
-            staked=COUNT,
-            returned=COUNT,
-            seed=WORD,
-        ),
-        LineShape(
-            "round {round} {pocket} {properties}; no bets; seed {seed}",
-            ("round", "pocket", "properties", "seed"),
-            round=COUNT,
-            pocket=WORD,
-            properties=WORDS,
-            seed=WORD,
-        ),
-    ],
-    640: [
-        LineShape(
-            "{player} joined {table} ({seated} seated)",
-            ("player", "table", "seated"),
-            player=WORD,
-            table=WORD,
-            seated=COUNT,
-        )
-    ],
-    641: [
-        LineShape(
-            "{player} left {table} ({seated} seated)",
-            ("player", "table", "seated"),
-            player=WORD,
-            table=WORD,
-            seated=COUNT,
-        )
-    ],
-    650: [LineShape("{player}: {said}", ("player", "said"), player=Field(r"[^:\s]+", str, str), said=TEXT)],
-}
-
-
 def event(item: Event) -> JSON:
     """An event as ``/events`` sends it: code, text and the fields its template names (none when unknown)."""
     body: JSON = {"code": item.code, "text": item.text}
-    for shape in EVENT_SHAPES.get(item.code, []):
-        try:
-            fields = shape.parse(item.text)
-        except ProtocolError:
-            continue
-        if "properties" in fields:
-            fields["pocket"] = pocket(fields["pocket"], fields.pop("properties"))
-        body.update(fields)
-        break
+    fields = event_fields(item.code, item.text)
+    if "properties" in fields:
+        fields["pocket"] = pocket(fields["pocket"], fields.pop("properties"))
+    body.update(fields)
     return body

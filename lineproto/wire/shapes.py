@@ -697,6 +697,87 @@ class Fairness(_Fairness, MultiLine):
 
 
 # --------------------------------------------------------------------------
+# Shared tables' events (6yz, docs/PROTOCOL.md section 12)
+# --------------------------------------------------------------------------
+
+#: Seconds as the events write them: ``20``, ``2.5``.
+SECONDS = Field(r"[0-9]+(?:\.[0-9]+)?", lambda seconds: f"{seconds:g}", float)
+#: A player's name in a chat line: the words after the first ``: `` are what they said.
+SPEAKER = Field(r"[^:\s]+", str, str)
+
+#: 610: a round opened.
+ROUND_OPEN_LINE = LineShape(
+    "round {round} open: bets for {seconds} s; server-seed-hash {server_seed_hash}",
+    ("round", "seconds", "server_seed_hash"),
+    round=COUNT,
+    seconds=SECONDS,
+    server_seed_hash=WORD,
+)
+#: 620: the round takes no more bets.
+NO_MORE_BETS_LINE = LineShape("round {round} no more bets", ("round",), round=COUNT)
+#: 630, to a player with bets in the round: the pocket, its properties, their own net.
+RESULT_NET_LINE = LineShape(
+    "round {round} {pocket} {properties}; net {net} (staked {staked}, returned {returned}); seed {seed}",
+    ("round", "pocket", "properties", "net", "staked", "returned", "seed"),
+    round=COUNT,
+    pocket=WORD,
+    properties=WORDS,
+    net=NET,
+    staked=COUNT,
+    returned=COUNT,
+    seed=WORD,
+)
+#: 630, to a player without bets in the round.
+RESULT_NO_BETS_LINE = LineShape(
+    "round {round} {pocket} {properties}; no bets; seed {seed}",
+    ("round", "pocket", "properties", "seed"),
+    round=COUNT,
+    pocket=WORD,
+    properties=WORDS,
+    seed=WORD,
+)
+#: 630, to a player whose bets could not be settled now (given back at the daemon's next start).
+RESULT_VOID_LINE = LineShape(
+    "round {round} {pocket} {properties}; your bets are not settled yet: they are given back at the daemon's "
+    "next start; seed {seed}",
+    ("round", "pocket", "properties", "seed"),
+    round=COUNT,
+    pocket=WORD,
+    properties=WORDS,
+    seed=WORD,
+)
+#: 640 and 641: who joined or left, and how many are seated now.
+JOINED_LINE = LineShape(
+    "{player} joined {table} ({seated} seated)", ("player", "table", "seated"), player=WORD, table=WORD, seated=COUNT
+)
+LEFT_LINE = LineShape(
+    "{player} left {table} ({seated} seated)", ("player", "table", "seated"), player=WORD, table=WORD, seated=COUNT
+)
+#: 650: a chat line.
+CHAT_LINE = LineShape("{player}: {said}", ("player", "said"), player=SPEAKER, said=TEXT)
+
+#: Every form of each event code, for a client reading an event's fields: the first that parses names them.
+EVENT_LINES: dict[int, tuple[LineShape, ...]] = {
+    610: (ROUND_OPEN_LINE,),
+    620: (NO_MORE_BETS_LINE,),
+    630: (RESULT_NET_LINE, RESULT_NO_BETS_LINE, RESULT_VOID_LINE),
+    640: (JOINED_LINE,),
+    641: (LEFT_LINE,),
+    650: (CHAT_LINE,),
+}
+
+
+def event_fields(code: int, text: str) -> dict[str, Any]:
+    """The fields of an event's text by its code's forms (:data:`EVENT_LINES`); empty when none fits."""
+    for shape in EVENT_LINES.get(code, ()):
+        try:
+            return shape.parse(text)
+        except ProtocolError:
+            continue
+    return {}
+
+
+# --------------------------------------------------------------------------
 # Meters
 # --------------------------------------------------------------------------
 
