@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test bench cluster clean
 
 # make run [PORT=37001] [ARGS="--db /tmp/play.db --engine threads"]: the daemon on 127.0.0.1
 PORT ?= 36000
@@ -11,6 +11,13 @@ ARGS ?=
 
 run:
 	$(PYTHON) daemon.py --host 127.0.0.1 --port $(PORT) $(ARGS)
+
+# make cluster [CLUSTER_ARGS="--daemons 2 --port 36000 --users users.txt"]: a throw-away PostgreSQL, 3 daemons
+# on it and HAProxy in front (scripts/cluster.py, docs/SCALING.md); Ctrl+C stops everything
+CLUSTER_ARGS ?=
+
+cluster: $(VENV)/.installed
+	$(VPY) scripts/cluster.py $(CLUSTER_ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)

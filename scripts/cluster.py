@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""The cluster on one machine: a throw-away PostgreSQL, N daemons on it, Debian's HAProxy in front.
+
+    python3 scripts/cluster.py                    # 3 daemons; prints where to connect; Ctrl+C stops it all
+    python3 scripts/cluster.py --daemons 2 --port 36000 --users users.txt --roster meters.csv
+    python3 scripts/cluster.py --db postgresql://user@db.example/lineproto   # an existing database instead
+
+What runs (docs/SCALING.md):
+
+- PostgreSQL (``scripts/pgserver.py``): ``initdb`` in a temporary directory, on a free port, with a
+  database ``lineproto``; or the database ``--db`` names, left running after.
+- N daemons (``daemon.py --db postgresql://...``), daemon ``i`` on ``127.0.0.(11+i)`` and a free
+  port, each waited for through its ``--notify`` file. They take connections only from HAProxy
+  (``--proxy-protocol v2 --proxy-from 127.0.0.1``), so each sees the real client's address.
+- HAProxy (``haproxy -db``, TCP mode): the frontend on ``127.0.0.1:PORT`` (``--port``; default a
+  free one) spreads connections over the daemons (``balance leastconn``) with ``send-proxy-v2``,
+  checks each daemon's ``220`` greeting every 500 ms, and gives a connection refused by a dead
+  daemon to another (``retries``, ``option redispatch``). One more frontend per daemon reaches
+  that daemon only (for tests, and to watch one daemon); its stats socket is the readiness signal.
+
+Every process is a child of this one and ends with it: Ctrl+C or SIGTERM stops HAProxy, the
+daemons and PostgreSQL in that order, and a daemon or HAProxy whose parent dies anyway (SIGKILL)
+gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``). ``Cluster`` is the same, importable
+(``tests/test_cluster.py``, ``bench/cluster.py``)::
+
+    with Cluster(daemons=3, users_file="users.txt") as cluster:
+        Client("127.0.0.1", cluster.port)
+        cluster.kill(1)       # SIGKILL daemon 1
+        cluster.restart(1)    # the same daemon again, on its port
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from pgserver import PostgresServer, PostgresUnavailable  # noqa: E402
+
+HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
+#: Seconds a daemon, and HAProxy, get to be ready.
+READY_TIMEOUT = 30.0
+#: Where HAProxy listens and connects from (the daemons trust PROXY headers from this address only).
+FRONT_HOST = "127.0.0.1"
+#: Daemon ``i`` listens on ``127.0.0.(DAEMON_HOST_BASE + i)``: each is another host to HAProxy.
+DAEMON_HOST_BASE = 11
+PR_SET_PDEATHSIG = 1
+
+
+class ClusterError(RuntimeError):
+    """A part of the cluster could not start; the message says which and why."""
+
+
+def free_port(host: str) -> int:
+    """A port free on ``host`` now (HAProxy cannot be told to take any port and say which)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started it dies, so none is orphaned."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; the exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+class ClusterDaemon:
+    """One ``daemon.py`` of the cluster: its address, its process, its log (kept across restarts)."""
+
+    def __init__(self, index: int, directory: Path, db: str, args: tuple[str, ...]):
+        self.index = index
+        self.host = f"127.0.0.{DAEMON_HOST_BASE + index}"
+        self.port = 0  # a free one at first start; the same one after
+        self.notify = directory / f"daemon{index}.notify"
+        self.log_path = directory / f"daemon{index}.log"
+        self._db = db
+        self._args = args
+        self.process: subprocess.Popen | None = None
+
+    def start(self, *once: str) -> None:
+        """Start it and wait for its notify file; ``once``: options for this start only (--users)."""
+        self.notify.unlink(missing_ok=True)
+        command = [
+            sys.executable,
+            str(ROOT / "daemon.py"),
+            "--db",
+            self._db,
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--notify",
+            str(self.notify),
+            "--proxy-protocol",
+            "v2",
+            "--proxy-from",
+            f"{FRONT_HOST}/32",
+            *self._args,
+            *once,
+        ]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=ROOT, preexec_fn=_die_with_parent
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.notify.exists() or not self.notify.read_text().strip():
+            if self.process.poll() is not None:
+                raise ClusterError(f"daemon {self.index} exited {self.process.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise ClusterError(f"daemon {self.index} not ready in {READY_TIMEOUT:g} s: {self.log_tail()}")
+            time.sleep(0.02)
+        self.port = int(self.notify.read_text().splitlines()[0].rsplit(":", 1)[1])
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, no cleanup (what a crash or the OOM killer does)."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> int | None:
+        return None if self.process is None else stop_process(self.process)
+
+    def log_tail(self, size: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-size:] if self.log_path.exists() else ""
+
+
+class HAProxy:
+    """``haproxy -db`` in TCP mode: the balanced frontend and one frontend per daemon."""
+
+    def __init__(self, directory: Path, port: int, daemons: list[ClusterDaemon]):
+        if HAPROXY is None:
+            raise ClusterError("no haproxy: apt-get install haproxy (scripts/test-packages.sh does)")
+        self.port = port or free_port(FRONT_HOST)
+        self.direct_ports = [free_port(FRONT_HOST) for _ in daemons]
+        self.stats = directory / "haproxy.sock"
+        self.config = directory / "haproxy.cfg"
+        self.log_path = directory / "haproxy.log"
+        self.config.write_text(self._config(daemons))
+        self.process: subprocess.Popen | None = None
+
+    def _config(self, daemons: list[ClusterDaemon]) -> str:
+        check = "check check-send-proxy inter 500ms fall 2 rise 1"
+        servers = "".join(f"    server d{d.index} {d.host}:{d.port} send-proxy-v2 {check}\n" for d in daemons)
+        direct = "".join(
+            f"frontend direct{d.index}\n    bind {FRONT_HOST}:{port}\n    default_backend direct{d.index}\n"
+            f"backend direct{d.index}\n    server d{d.index} {d.host}:{d.port} send-proxy-v2\n"
+            for d, port in zip(daemons, self.direct_ports, strict=True)
+        )
+        return (
+            "global\n"
+            f"    stats socket {self.stats} mode 600 level admin\n"
+            "    maxconn 4000\n"
+            "defaults\n"
+            "    mode tcp\n"
+            "    timeout connect 2s\n"
+            "    timeout client 10m\n"
+            "    timeout server 10m\n"
+            "    retries 3\n"
+            "    option redispatch 1\n"
+            "frontend lineproto\n"
+            f"    bind {FRONT_HOST}:{self.port}\n"
+            "    default_backend daemons\n"
+            "backend daemons\n"
+            "    balance leastconn\n"
+            f"    source {FRONT_HOST}\n"
+            "    option tcp-check\n"
+            "    tcp-check expect string 220\n" + servers + direct
+        )
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [HAPROXY, "-db", "-f", str(self.config)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:  # ready once its stats socket answers: it binds every listener before it serves
+            if self.process.poll() is not None:
+                raise ClusterError(f"haproxy exited {self.process.returncode}: {self.log_path.read_text()[-3000:]}")
+            try:
+                if "Pid:" in self.ask("show info"):
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise ClusterError(f"haproxy not ready in {READY_TIMEOUT:g} s")
+            time.sleep(0.05)
+
+    def ask(self, command: str) -> str:
+        """One command on the stats socket, and its whole answer."""
+        with socket.socket(socket.AF_UNIX) as control:
+            control.settimeout(5)
+            control.connect(str(self.stats))
+            control.sendall(command.encode() + b"\n")
+            answer = b""
+            while chunk := control.recv(65536):
+                answer += chunk
+        return answer.decode()
+
+    def statuses(self) -> dict[str, str]:
+        """``{"d0": "UP", "d1": "DOWN", ...}``: what the health checks say of each daemon."""
+        header, *rows = self.ask("show stat").strip().splitlines()
+        columns = header.lstrip("# ").split(",")
+        found = {}
+        for row in rows:
+            values = dict(zip(columns, row.split(","), strict=False))
+            if values["pxname"] == "daemons" and values["svname"].startswith("d"):
+                found[values["svname"]] = values["status"].split()[0]
+        return found
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+
+
+class Cluster:
+    """PostgreSQL, ``daemons`` daemons on it and HAProxy in front; :meth:`stop` ends every process.
+
+    ``db``: an existing database to use (nothing is started for it, nothing dropped); else a
+    throw-away PostgreSQL with a database ``lineproto``. ``users_file`` and ``roster`` are imported
+    once, by daemon 0's first start. ``daemon_args`` go to every daemon. ``port``: HAProxy's
+    frontend port (0: a free one).
+    """
+
+    def __init__(
+        self,
+        daemons: int = 3,
+        port: int = 0,
+        db: str | None = None,
+        users_file: str | os.PathLike | None = None,
+        roster: str | os.PathLike | None = None,
+        daemon_args: tuple[str, ...] = (),
+        directory: str | os.PathLike | None = None,
+    ):
+        if daemons < 1:
+            raise ValueError("a cluster needs at least one daemon")
+        self._own_directory = directory is None
+        self.directory = Path(directory or tempfile.mkdtemp(prefix="lineproto-cluster-"))
+        self._count = daemons
+        self._port = port
+        self._given_db = db
+        self._once = tuple(
+            option
+            for flag, value in (("--users", users_file), ("--roster", roster))
+            if value is not None
+            for option in (flag, str(value))
+        )
+        self._daemon_args = daemon_args
+        self.postgres: PostgresServer | None = None
+        self.daemons: list[ClusterDaemon] = []
+        self.haproxy: HAProxy | None = None
+        self.dsn = db or ""
+
+    # -- life cycle
+
+    def start(self) -> Cluster:
+        """Start PostgreSQL, the daemons (one after the other: daemon 0 imports), then HAProxy."""
+        try:
+            if self._given_db is None:
+                self.postgres = PostgresServer().start()  # its own directory: the postgres user must reach it
+                self.dsn = self.postgres.create_database("lineproto")
+            self.daemons = [ClusterDaemon(i, self.directory, self.dsn, self._daemon_args) for i in range(self._count)]
+            for daemon in self.daemons:
+                daemon.start(*(self._once if daemon.index == 0 else ()))
+            self.haproxy = HAProxy(self.directory, self._port, self.daemons)
+            self.haproxy.start()
+            self.wait_up()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop HAProxy, every daemon, then PostgreSQL (if it started it); remove its directory."""
+        if self.haproxy is not None:
+            self.haproxy.stop()
+        for daemon in self.daemons:
+            daemon.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+            self.postgres = None
+        if self._own_directory:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- while it runs
+
+    @property
+    def host(self) -> str:
+        return FRONT_HOST
+
+    @property
+    def port(self) -> int:
+        """HAProxy's frontend: connect here."""
+        assert self.haproxy is not None, "the cluster is not started"
+        return self.haproxy.port
+
+    def direct_port(self, index: int) -> int:
+        """A frontend of HAProxy that reaches daemon ``index`` only (PROXY v2 as the other)."""
+        assert self.haproxy is not None, "the cluster is not started"
+        return self.haproxy.direct_ports[index]
+
+    def kill(self, index: int) -> None:
+        """SIGKILL daemon ``index``; HAProxy's checks see it down within a second."""
+        self.daemons[index].kill()
+
+    def restart(self, index: int) -> None:
+        """Start daemon ``index`` again on its port (after :meth:`kill`, or stop it first) and wait
+        until HAProxy's checks see it up."""
+        daemon = self.daemons[index]
+        if daemon.running:
+            daemon.stop()
+        daemon.start()
+        self.wait_up(index)
+
+    def statuses(self) -> dict[str, str]:
+        assert self.haproxy is not None, "the cluster is not started"
+        return self.haproxy.statuses()
+
+    def wait_up(self, *indexes: int, timeout: float = READY_TIMEOUT) -> None:
+        """Until HAProxy's health checks find the daemons ``indexes`` (default: all) UP."""
+        names = [f"d{i}" for i in (indexes or range(len(self.daemons)))]
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.statuses()
+            if all(statuses.get(name) == "UP" for name in names):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"daemons not up to HAProxy in {timeout:g} s: {statuses}")
+            time.sleep(0.05)
+
+    def admin(self, *args: str, check: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
+        """``daemon.py --db DSN ARGS...`` (``check``, ``useradd``, ``dump``...) on the cluster's database."""
+        return subprocess.run(
+            [sys.executable, str(ROOT / "daemon.py"), "--db", self.dsn, *args],
+            capture_output=True,
+            text=True,
+            check=check,
+            input=input,
+            cwd=ROOT,
+            timeout=120,
+        )
+
+    def describe(self) -> str:
+        """What to connect to, for a person."""
+        lines = [
+            f"lineproto cluster: {len(self.daemons)} daemon(s) behind HAProxy",
+            f"  connect:    nc {self.host} {self.port}    python3 client.py play --port {self.port}",
+            f"  database:   {self.dsn}",
+        ]
+        for daemon in self.daemons:
+            pid = daemon.process.pid if daemon.process else "-"
+            lines.append(
+                f"  daemon {daemon.index}:   {daemon.host}:{daemon.port} (pid {pid}, log {daemon.log_path});"
+                f" alone through HAProxy: {self.host}:{self.direct_port(daemon.index)}"
+            )
+        lines.append(f"  haproxy:    stats socket {self.haproxy.stats if self.haproxy else '-'}")
+        lines.append(f"  add a user: python3 daemon.py --db {self.dsn} useradd NAME --role player")
+        lines.append("Ctrl+C stops everything.")
+        return "\n".join(lines)
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--daemons", type=int, default=3, help="how many daemons (default 3)")
+    parser.add_argument("--port", type=int, default=0, help="HAProxy's port on 127.0.0.1 (default: a free one)")
+    parser.add_argument("--db", metavar="URL", help="an existing postgresql:// database instead of a throw-away one")
+    parser.add_argument("--users", metavar="FILE", help="import these users at start (daemon.py --users)")
+    parser.add_argument("--roster", metavar="FILE", help="import this meter roster at start (daemon.py --roster)")
+    parser.add_argument("--engine", choices=("events", "threads"), default="events", help="the daemons' engine")
+    options = parser.parse_args(argv)
+    if options.daemons < 1:
+        parser.error("--daemons: at least 1")
+    if not 0 <= options.port <= 65535:
+        parser.error("--port: 0-65535")
+    if options.db is not None and not options.db.startswith(("postgresql://", "postgres://")):
+        parser.error(f"--db: not a postgresql:// address: {options.db!r}")
+    for name in ("users", "roster"):
+        path = getattr(options, name)
+        if path is not None and not os.path.isfile(path):
+            parser.error(f"--{name}: no such file: {path}")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    cluster = Cluster(
+        options.daemons,
+        options.port,
+        options.db,
+        options.users,
+        options.roster,
+        daemon_args=("--engine", options.engine),
+    )
+    try:
+        cluster.start()
+        print(cluster.describe(), flush=True)
+        while all(daemon.process is None or daemon.running for daemon in cluster.daemons):
+            time.sleep(0.5)
+        gone = [d.index for d in cluster.daemons if not d.running]
+        print(f"cluster: daemon {gone[0]} exited: {cluster.daemons[gone[0]].log_tail(500)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    except (ClusterError, PostgresUnavailable, subprocess.CalledProcessError) as exc:
+        print(f"cluster: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup short
+        cluster.stop()
+        print("cluster: stopped", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
