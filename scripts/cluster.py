@@ -19,9 +19,10 @@ What runs (docs/SCALING.md):
   that daemon only (for tests, and to watch one daemon); its stats socket is the readiness signal.
 
 Every process is a child of this one and ends with it: Ctrl+C or SIGTERM stops HAProxy, the
-daemons and PostgreSQL in that order, and a daemon or HAProxy whose parent dies anyway (SIGKILL)
-gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``). ``Cluster`` is the same, importable
-(``tests/test_cluster.py``, ``bench/cluster.py``)::
+daemons and PostgreSQL in that order. If this process dies anyway (SIGKILL), a daemon or HAProxy
+gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``), and a small reaper child, left with end of
+input on its pipe, stops PostgreSQL (which ``pg_ctl`` runs detached) and removes its directory.
+``Cluster`` is the same, importable (``tests/test_cluster.py``, ``bench/cluster.py``)::
 
     with Cluster(daemons=3, users_file="users.txt") as cluster:
         Client("127.0.0.1", cluster.port)
@@ -31,7 +32,6 @@ gets SIGTERM from the kernel (``PR_SET_PDEATHSIG``). ``Cluster`` is the same, im
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import os
 import shutil
@@ -47,7 +47,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from pgserver import PostgresServer, PostgresUnavailable  # noqa: E402
+from pgserver import RUN_AS, PostgresServer, PostgresUnavailable, server_bin  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from lineproto.argtypes import ArgumentParser, port_number, positive_int  # noqa: E402
 
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
 #: Seconds a daemon, and HAProxy, get to be ready.
@@ -86,6 +89,31 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
             process.kill()
             process.wait()
     return process.returncode
+
+
+#: The PostgreSQL reaper: waits for end of input (its parent, this process, closed the pipe or died),
+#: then stops the server ``pg_ctl`` runs detached (so no parent-death signal reaches it) and removes
+#: its directory. argv: the data directory, the directory to remove, then the pg_ctl command.
+REAPER = """
+import shutil, subprocess, sys
+sys.stdin.buffer.read()
+subprocess.run(sys.argv[3:] + ["-D", sys.argv[1], "stop", "-m", "immediate"], capture_output=True)
+shutil.rmtree(sys.argv[2], ignore_errors=True)
+"""
+
+
+def start_reaper(server: PostgresServer) -> subprocess.Popen:
+    """A child that stops ``server`` if this process dies without doing it (SIGKILL)."""
+    pg_ctl = [str(server_bin() / "pg_ctl")]
+    if os.geteuid() == 0:
+        pg_ctl = ["runuser", "-u", RUN_AS, "--", *pg_ctl]
+    return subprocess.Popen(
+        [sys.executable, "-c", REAPER, str(server.data), str(server.directory), *pg_ctl],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # Ctrl+C at a terminal does not reach it: stop() decides
+    )
 
 
 class ClusterDaemon:
@@ -267,6 +295,7 @@ class Cluster:
             raise ValueError("a cluster needs at least one daemon")
         self._own_directory = directory is None
         self.directory = Path(directory or tempfile.mkdtemp(prefix="lineproto-cluster-"))
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._count = daemons
         self._port = port
         self._given_db = db
@@ -278,6 +307,7 @@ class Cluster:
         )
         self._daemon_args = daemon_args
         self.postgres: PostgresServer | None = None
+        self._reaper: subprocess.Popen | None = None
         self.daemons: list[ClusterDaemon] = []
         self.haproxy: HAProxy | None = None
         self.dsn = db or ""
@@ -289,6 +319,7 @@ class Cluster:
         try:
             if self._given_db is None:
                 self.postgres = PostgresServer().start()  # its own directory: the postgres user must reach it
+                self._reaper = start_reaper(self.postgres)
                 self.dsn = self.postgres.create_database("lineproto")
             self.daemons = [ClusterDaemon(i, self.directory, self.dsn, self._daemon_args) for i in range(self._count)]
             for daemon in self.daemons:
@@ -310,6 +341,11 @@ class Cluster:
         if self.postgres is not None:
             self.postgres.stop()
             self.postgres = None
+        if self._reaper is not None:  # nothing left for it to stop
+            self._reaper.kill()
+            self._reaper.wait()
+            self._reaper.stdin.close()  # type: ignore[union-attr]
+            self._reaper = None
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -355,14 +391,18 @@ class Cluster:
 
     def wait_up(self, *indexes: int, timeout: float = READY_TIMEOUT) -> None:
         """Until HAProxy's health checks find the daemons ``indexes`` (default: all) UP."""
+        self.wait_status("UP", *indexes, timeout=timeout)
+
+    def wait_status(self, status: str, *indexes: int, timeout: float = READY_TIMEOUT) -> None:
+        """Until HAProxy's health checks give the daemons ``indexes`` (default: all) ``status`` (UP, DOWN)."""
         names = [f"d{i}" for i in (indexes or range(len(self.daemons)))]
         deadline = time.monotonic() + timeout
         while True:
             statuses = self.statuses()
-            if all(statuses.get(name) == "UP" for name in names):
+            if all(statuses.get(name) == status for name in names):
                 return
             if time.monotonic() > deadline:
-                raise ClusterError(f"daemons not up to HAProxy in {timeout:g} s: {statuses}")
+                raise ClusterError(f"daemons {names} not {status} to HAProxy in {timeout:g} s: {statuses}")
             time.sleep(0.05)
 
     def admin(self, *args: str, check: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
@@ -390,7 +430,10 @@ class Cluster:
                 f"  daemon {daemon.index}:   {daemon.host}:{daemon.port} (pid {pid}, log {daemon.log_path});"
                 f" alone through HAProxy: {self.host}:{self.direct_port(daemon.index)}"
             )
-        lines.append(f"  haproxy:    stats socket {self.haproxy.stats if self.haproxy else '-'}")
+        if self.haproxy is not None and self.haproxy.process is not None:
+            lines.append(f"  haproxy:    pid {self.haproxy.process.pid}, stats socket {self.haproxy.stats}")
+        if self.postgres is not None:
+            lines.append(f"  postgres:   {self.postgres.directory} (log {self.postgres.log})")
         lines.append(f"  add a user: python3 daemon.py --db {self.dsn} useradd NAME --role player")
         lines.append("Ctrl+C stops everything.")
         return "\n".join(lines)
@@ -401,18 +444,14 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--daemons", type=int, default=3, help="how many daemons (default 3)")
-    parser.add_argument("--port", type=int, default=0, help="HAProxy's port on 127.0.0.1 (default: a free one)")
+    parser = ArgumentParser(prog="cluster.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--daemons", type=positive_int, default=3, help="how many daemons (default 3)")
+    parser.add_argument("--port", type=port_number, default=0, help="HAProxy's port on 127.0.0.1 (default: any free)")
     parser.add_argument("--db", metavar="URL", help="an existing postgresql:// database instead of a throw-away one")
     parser.add_argument("--users", metavar="FILE", help="import these users at start (daemon.py --users)")
     parser.add_argument("--roster", metavar="FILE", help="import this meter roster at start (daemon.py --roster)")
     parser.add_argument("--engine", choices=("events", "threads"), default="events", help="the daemons' engine")
     options = parser.parse_args(argv)
-    if options.daemons < 1:
-        parser.error("--daemons: at least 1")
-    if not 0 <= options.port <= 65535:
-        parser.error("--port: 0-65535")
     if options.db is not None and not options.db.startswith(("postgresql://", "postgres://")):
         parser.error(f"--db: not a postgresql:// address: {options.db!r}")
     for name in ("users", "roster"):
