@@ -62,9 +62,11 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	  $(BENCH_PY) -m pip install --quiet -e . || true; }
 	touch $@
 
-bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
+bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen $(VENV)/.installed
 	$(BENCH_PY) bench/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 	$(BENCH_PY) scripts/rng_check.py --spins $(if $(BENCH_QUICK),100000,1000000)
+	# S6 and S7 on PostgreSQL, 1 and 3 daemons behind HAProxy (docs/SCALING.md); .venv has psycopg
+	$(VPY) bench/cluster.py $(if $(BENCH_QUICK),--quick)
 
 .PHONY: bench-profile
 bench-profile: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""S6 and S7 on PostgreSQL with 1 and 3 daemons behind HAProxy, in one run: `make bench` (docs/SCALING.md).
+
+Each cluster is ``scripts/cluster.py``'s: a throw-away PostgreSQL (``fsync`` and
+``synchronous_commit`` on), N daemons on it (``--proxy-protocol v2``), HAProxy in front
+(``balance leastconn``, ``send-proxy-v2``). The load is bench/run.py's, unchanged, driven by the
+same C load generator at HAProxy's frontend:
+
+- S6: ``BET RED 1`` + ``SPIN`` on 50 guest connections (``USER guest`` again every 40 rounds);
+- S7: durable ``JOB`` + ``READ <meter> 42`` on 50 connections of one reader (demo mode), each
+  reading committed to PostgreSQL before its reply (the daemons get ``--max-jobs-per-reader 1000``:
+  one account holds a job per connection).
+
+For each cluster size and scenario it reports the rate, the latency, and the CPU of each part in
+the window (daemons, PostgreSQL, HAProxy, load generator) from /proc, so what the 2-core machine
+runs out of shows; then the ratio of 3 daemons to 1.
+
+    python3 bench/cluster.py                     # 1 and 3 daemons, S6 and S7, 5 s windows
+    python3 bench/cluster.py --quick             # 2 s windows
+    python3 bench/cluster.py --sizes 1,2,3 --scenarios S7
+
+Writes bench/results/cluster.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, ROOT)
+
+import run  # noqa: E402  bench/run.py: its loads, run_load and the reader's credentials
+from cluster import Cluster  # noqa: E402  scripts/cluster.py
+
+from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+DAEMON_ARGS = (
+    "--log-level",
+    "warning",
+    "--max-connections",
+    "20000",
+    "--max-per-address",
+    "1000",  # every load connection comes from 127.0.0.1, as HAProxy's header says
+    "--max-jobs-per-reader",
+    "1000",
+)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc/<pid>/stat (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as file:
+            fields = file.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (PostgreSQL's backends and workers under the postmaster)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as file:
+                    if int(file.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+class ClusterLoadTarget:
+    """What bench/run.py's ``run_load`` reads from a server, for a whole cluster: its port (HAProxy's),
+    its CPU seconds (every part summed) and context switches; each CPU reading kept per part."""
+
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.port = cluster.port
+        self.readings: list[dict[str, float]] = []
+
+    def parts(self) -> dict[str, list[int]]:
+        daemons = [d.process.pid for d in self.cluster.daemons if d.process is not None]
+        haproxy = [self.cluster.haproxy.process.pid] if self.cluster.haproxy and self.cluster.haproxy.process else []
+        postgres: list[int] = []
+        if self.cluster.postgres is not None:
+            postmaster = int((self.cluster.postgres.data / "postmaster.pid").read_text().split()[0])
+            postgres = [postmaster, *children(postmaster)]
+        return {"daemons": daemons, "postgres": postgres, "haproxy": haproxy}
+
+    def cpu_seconds(self) -> float:
+        reading = {part: sum(cpu_seconds(pid) for pid in pids) for part, pids in self.parts().items()}
+        self.readings.append(reading)
+        return sum(reading.values())
+
+    def context_switches(self) -> int:
+        return 0  # per-thread counts of three kinds of process say little here
+
+    def window_cpu_pct(self, seconds: float) -> dict[str, float]:
+        """Each part's CPU in the window (the last two readings), in % of one core."""
+        start, end = self.readings[-2], self.readings[-1]
+        return {part: 100.0 * (end[part] - start[part]) / seconds for part in end}
+
+
+def users_file(directory: str) -> str:
+    """bench/run.py's reader, with a cheap hash (logins are not what is measured here)."""
+    path = os.path.join(directory, "users.txt")
+    user = User(run.READER[0], "Bench Reader", frozenset({"reader"}), hash_password(run.READER[1], n=2**10))
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(format_user(user) + "\n")
+    return path
+
+
+def loads(args) -> dict[str, run.Load]:
+    chosen = {scenario.key: scenario.load for scenario in run.scenarios(args)}
+    return {key: chosen[key] for key in args.scenarios}
+
+
+def measure(args, sizes: list[int], workdir: str) -> dict:
+    results: dict = {}
+    for size in sizes:
+        for key, load in loads(args).items():
+            rates = []
+            for rep in range(args.repetitions):
+                with Cluster(
+                    daemons=size,
+                    users_file=users_file(workdir),
+                    daemon_args=DAEMON_ARGS,
+                    directory=os.path.join(workdir, f"{key}-{size}-{rep}"),
+                ) as cluster:
+                    target = ClusterLoadTarget(cluster)
+                    result = run.run_load(target, load, args, workdir)
+                    result["cpu_pct"] = target.window_cpu_pct(args.duration)
+                    result["cpu_pct"]["loadgen"] = result["loadgen_cpu_pct"]
+                rates.append(result)
+                bad = result["errors"] + result["bad_replies"] + result["setup_failures"]
+                cpu = "  ".join(f"{part} {pct:4.0f}%" for part, pct in result["cpu_pct"].items())
+                run.log(
+                    f"  {key} {size} daemon(s) rep {rep + 1}: {result['rate']:8.0f} {load.unit:11} "
+                    f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:8.2f} ms  {cpu}  err {bad}"
+                )
+            best = sorted(rates, key=lambda r: r["rate"])[len(rates) // 2]  # the median repetition
+            results.setdefault(key, {})[size] = best
+    return results
+
+
+def report(results: dict, sizes: list[int]) -> str:
+    lines = [
+        "| scenario | daemons | rate | p50 ms | p99 ms | daemons CPU | PostgreSQL CPU | HAProxy CPU | loadgen CPU "
+        f"| x {sizes[0]} daemon(s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, by_size in results.items():
+        base = by_size[sizes[0]]["rate"]
+        for size in sizes:
+            r = by_size[size]
+            cpu = r["cpu_pct"]
+            lines.append(
+                f"| {key} | {size} | {r['rate']:.0f} {r['unit']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+                f"| {cpu['daemons']:.0f}% | {cpu['postgres']:.0f}% | {cpu['haproxy']:.0f}% | {cpu['loadgen']:.0f}% "
+                f"| {r['rate'] / base:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 s windows")
+    parser.add_argument("--sizes", default="1,3", help="cluster sizes, comma-separated (default 1,3)")
+    parser.add_argument("--scenarios", default="S6,S7", help="S6, S7 or both (default)")
+    parser.add_argument("--repetitions", type=int, default=1)
+    parser.add_argument("--duration", type=float, help="seconds of the timed window (default 5; --quick 2)")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--workers", type=int, default=1, help="load generator processes (default 1)")
+    parser.add_argument("--loadgen", default=run.DEFAULT_LOADGEN)
+    parser.add_argument("--output", default=os.path.join(run.RESULTS_DIR, "cluster.json"))
+    args = parser.parse_args(argv)
+    args.duration = args.duration or (2.0 if args.quick else 5.0)
+    args.scenarios = [key.strip().upper() for key in args.scenarios.split(",") if key.strip()]
+    if not set(args.scenarios) <= {"S6", "S7"} or not args.scenarios:
+        parser.error(f"--scenarios: S6 and/or S7, not {','.join(args.scenarios)}")
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        parser.error(f"--sizes: whole numbers, comma-separated: {args.sizes!r}")
+    if not sizes or min(sizes) < 1:
+        parser.error("--sizes: each at least 1")
+    if not os.access(args.loadgen, os.X_OK):
+        run.log(f"bench: no load generator at {args.loadgen}: build it with `make bench` (cc bench/loadgen.c)")
+        return 2
+    run.raise_fd_limit()
+    workdir = tempfile.mkdtemp(prefix="cluster-bench-")
+    started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    results = measure(args, sizes, workdir)
+    table = report(results, sizes)
+    print(table)
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as file:
+        json.dump(
+            {
+                "started": started,
+                "command": " ".join(["bench/cluster.py", *(argv if argv is not None else sys.argv[1:])]),
+                "cores": os.cpu_count(),
+                "duration_s": args.duration,
+                "results": results,
+                "table": table,
+            },
+            file,
+            indent=2,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
