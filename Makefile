@@ -43,7 +43,8 @@ test: $(VENV)/.installed
 	@echo "branch coverage: rule layers (wire/, domain/, commands/) $$($(VPY) -m coverage report --format=total --include='$(RULE_LAYERS)')%, whole package $$($(VPY) -m coverage report --format=total)%"
 
 # make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py (S1-S9; our daemon as lineproto,
-# lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md
+# lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md; then bench/cluster.py: S6 and S7 on
+# PostgreSQL, 1 and 3 daemons behind HAProxy (docs/SCALING.md), with .venv's python (it has psycopg)
 BENCH_DIR ?= build/bench
 BENCH_VENV ?= $(BENCH_DIR)/venv
 BENCH_PY = $(BENCH_VENV)/bin/python
@@ -65,7 +66,6 @@ $(BENCH_VENV)/.installed: pyproject.toml
 bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen $(VENV)/.installed
 	$(BENCH_PY) bench/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 	$(BENCH_PY) scripts/rng_check.py --spins $(if $(BENCH_QUICK),100000,1000000)
-	# S6 and S7 on PostgreSQL, 1 and 3 daemons behind HAProxy (docs/SCALING.md); .venv has psycopg
 	$(VPY) bench/cluster.py $(if $(BENCH_QUICK),--quick)
 
 .PHONY: bench-profile
