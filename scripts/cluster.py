@@ -40,7 +40,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import zlib
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,7 +54,9 @@ sys.path.insert(0, str(HERE))
 from pgserver import RUN_AS, PostgresServer, PostgresUnavailable, server_bin  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from lineproto.argtypes import ArgumentParser, port_number, positive_int  # noqa: E402
+from lineproto.argtypes import ArgumentParser, port_number, positive_int, positive_seconds  # noqa: E402
+from lineproto.client import Client, Retry, TableStatus  # noqa: E402
+from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
 #: Seconds a daemon, and HAProxy, get to be ready.
@@ -299,18 +305,22 @@ class Cluster:
         self._count = daemons
         self._port = port
         self._given_db = db
-        self._once = tuple(
-            option
-            for flag, value in (("--users", users_file), ("--roster", roster))
-            if value is not None
-            for option in (flag, str(value))
-        )
+        self.set_imports(users_file, roster)
         self._daemon_args = daemon_args
         self.postgres: PostgresServer | None = None
         self._reaper: subprocess.Popen | None = None
         self.daemons: list[ClusterDaemon] = []
         self.haproxy: HAProxy | None = None
         self.dsn = db or ""
+
+    def set_imports(self, users_file: str | os.PathLike | None, roster: str | os.PathLike | None) -> None:
+        """The users file and roster daemon 0's first start imports (before :meth:`start`)."""
+        self._once = tuple(
+            option
+            for flag, value in (("--users", users_file), ("--roster", roster))
+            if value is not None
+            for option in (flag, str(value))
+        )
 
     # -- life cycle
 
@@ -439,6 +449,200 @@ class Cluster:
         return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- the load: players and readers, and the proof
+
+
+#: The test users' password, and their hashes' cost (cheap: logins are not what a soak measures).
+LOAD_PASSWORD = "pw"
+LOAD_HASH_COST = 2**10
+#: Resend after a dropped link: quickly, and often enough to outlast HAProxy marking a daemon down.
+LOAD_RETRY = Retry(attempts=12, backoff=0.05, max_backoff=1.0)
+
+
+def reading_of(meter: str) -> int:
+    """The reading a load reader submits for ``meter``: fixed per meter, so the database can be checked."""
+    return zlib.crc32(meter.encode()) % 100_000
+
+
+def write_load_files(directory: Path, players: int, readers: int, meters: int) -> tuple[Path, Path]:
+    """A users file (players ``p00``..., readers ``r00``..., admin ``root``) and a roster ``M00000``...."""
+
+    def user(name: str, real_name: str, *roles: str) -> str:
+        return format_user(User(name, real_name, frozenset(roles), hash_password(LOAD_PASSWORD, n=LOAD_HASH_COST)))
+
+    lines = [user(f"p{i:02}", f"Player {i}", "player") for i in range(players)]
+    lines += [user(f"r{i:02}", f"Reader {i}", "reader") for i in range(readers)]
+    lines.append(user("root", "Cluster Admin", "admin", "reader", "player"))
+    users_path, roster_path = directory / "load-users.txt", directory / "load-roster.csv"
+    users_path.write_text("".join(line + "\n" for line in lines))
+    roster_path.write_text("".join(f"M{i:05}\n" for i in range(meters)))
+    return users_path, roster_path
+
+
+@dataclass
+class Tally:
+    """What one load client was told: commands done, resends, the last bankroll (players), the meters
+    handed to it and the readings acknowledged (readers), and the error that stopped it, if any."""
+
+    name: str
+    ops: int = 0
+    resent: int = 0
+    bankroll: int | None = None
+    handed: list[str] = field(default_factory=list)
+    readings: dict[str, int] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def count(self, client: Client) -> None:
+        self.ops += 1
+        if client.last_delivery is not None and client.last_delivery.resent:
+            self.resent += 1
+
+
+class ClusterLoad:
+    """Players (``BET RED`` then ``SPIN``) and readers (``JOB`` then ``READ``) through HAProxy, one
+    thread and one retrying client each; :meth:`problems` compares what they were told with the
+    database."""
+
+    def __init__(self, cluster: Cluster, players: list[str], readers: list[str]):
+        self.cluster = cluster
+        self.tallies = {name: Tally(name) for name in players + readers}
+        self.players, self.readers = players, readers
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._play if name in players else self._read, args=(self.tallies[name],))
+            for name in self.tallies
+        ]
+
+    def connect(self, user: str, port: int | None = None) -> Client:
+        """A retrying client logged in as ``user``, through the balanced frontend (or ``port``)."""
+        client = Client(self.cluster.host, port or self.cluster.port, timeout=30, retry=LOAD_RETRY)
+        client.login(user, LOAD_PASSWORD)
+        return client
+
+    def start(self) -> ClusterLoad:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Each client stops after its round or reading (no bet left open, no job left held)."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def _play(self, tally: Tally) -> None:
+        try:
+            with self.connect(tally.name) as client:
+                amount = 0
+                while not self._stop.is_set():
+                    amount = amount % 5 + 1
+                    tally.bankroll = client.bet("RED", amount).bankroll
+                    tally.count(client)
+                    tally.bankroll = client.spin().bankroll
+                    tally.count(client)
+        except BaseException as exc:
+            tally.error = exc
+
+    def _read(self, tally: Tally) -> None:
+        try:
+            with self.connect(tally.name) as client:
+                while not self._stop.is_set():
+                    meter = client.job()
+                    tally.count(client)
+                    if meter is None:
+                        raise RuntimeError("the roster ran out: give the load more meters")
+                    tally.handed.append(meter)
+                    client.read(meter, reading_of(meter))
+                    tally.readings[meter] = reading_of(meter)
+                    tally.count(client)
+        except BaseException as exc:
+            tally.error = exc
+
+    def ops(self) -> dict[str, int]:
+        return {name: tally.ops for name, tally in self.tallies.items()}
+
+    def wait_ops(self, least: dict[str, int], timeout: float) -> None:
+        """Until every client has done at least ``least[name]`` commands; ClusterError if one fails or
+        the load stalls for ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            failed = {t.name: t.error for t in self.tallies.values() if t.error is not None}
+            if failed:
+                raise ClusterError(f"load clients failed: {failed}")
+            if all(self.tallies[name].ops >= count for name, count in least.items()):
+                return
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the load stalled: {self.ops()} of {least}")
+            time.sleep(0.05)
+
+    def resent(self) -> int:
+        """Commands whose reply came to a resend (after a dropped connection)."""
+        return sum(tally.resent for tally in self.tallies.values())
+
+    def problems(self) -> list[str]:
+        """What the database says against what the clients were told; [] when nothing is lost.
+
+        Every acknowledged reading is there, by its reader, and no other; no meter was handed out
+        twice; each player's bankroll is the last one its client saw, with no bet open; and
+        ``daemon.py check`` finds the chips conserved.
+        """
+        found = [f"{t.name} failed: {t.error!r}" for t in self.tallies.values() if t.error is not None]
+        with self.connect("root") as admin:
+            stored = {entry.meter: (entry.reading, entry.reader) for entry in admin.readings()}
+        told = {meter: (value, name) for name in self.readers for meter, value in self.tallies[name].readings.items()}
+        found += [
+            f"reading of {m}: told {told.get(m)}, stored {stored.get(m)}"
+            for m in told.keys() | stored.keys()
+            if told.get(m) != stored.get(m)
+        ]
+        handed = Counter(meter for name in self.readers for meter in self.tallies[name].handed)
+        found += [f"meter {meter} handed out {count} times" for meter, count in handed.items() if count > 1]
+        for name in self.players:
+            with self.connect(name) as player:
+                table = TableStatus.from_status(player.status())
+            told_bankroll = self.tallies[name].bankroll
+            if told_bankroll is not None and (table.bankroll, table.open_bet_count) != (told_bankroll, 0):
+                found.append(
+                    f"{name}: told bankroll {told_bankroll}, stored {table.bankroll} "
+                    f"with {table.open_bet_count} open bets"
+                )
+        check = self.cluster.admin("check")
+        if check.returncode != 0:
+            found.append(f"daemon.py check exited {check.returncode}: {(check.stdout + check.stderr).strip()}")
+        return found
+
+
+def soak(cluster: Cluster, load: ClusterLoad, seconds: float, kill_every: float) -> int:
+    """Run ``load`` for ``seconds``, SIGKILLing a daemon (in turn) every ``kill_every`` seconds and
+    starting it again; then the proof. Exit status 0 if nothing was lost."""
+    load.start()
+    started = time.monotonic()
+    victim = 0
+    try:
+        while (left := seconds - (time.monotonic() - started)) > 0:
+            time.sleep(min(kill_every, left))  # the soak's own clock: how often a daemon dies
+            if time.monotonic() - started < seconds and len(cluster.daemons) > 1:
+                before = load.ops()
+                cluster.kill(victim)
+                print(f"soak: {time.monotonic() - started:6.1f} s: killed daemon {victim}", flush=True)
+                load.wait_ops({name: ops + 2 for name, ops in before.items()}, READY_TIMEOUT)
+                cluster.restart(victim)
+                victim = (victim + 1) % len(cluster.daemons)
+    finally:
+        load.stop()
+    problems = load.problems()
+    done = sum(load.ops().values())
+    print(f"soak: {done} commands in {time.monotonic() - started:.0f} s, {load.resent()} resent after a kill")
+    for problem in problems:
+        print(f"soak: LOST: {problem}")
+    print(
+        "soak: nothing lost: readings, bankrolls and chips match what the clients were told"
+        if not problems
+        else f"soak: {len(problems)} problems"
+    )
+    return 0 if not problems else 1
+
+
 def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -451,7 +655,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", metavar="FILE", help="import these users at start (daemon.py --users)")
     parser.add_argument("--roster", metavar="FILE", help="import this meter roster at start (daemon.py --roster)")
     parser.add_argument("--engine", choices=("events", "threads"), default="events", help="the daemons' engine")
+    soaking = parser.add_argument_group("soak: a load, daemons killed in turn, then the proof (exit 1 if lost)")
+    soaking.add_argument("--soak", type=positive_seconds, metavar="SECONDS", help="run the load this long, then stop")
+    soaking.add_argument("--kill-every", type=positive_seconds, default=10.0, metavar="SECONDS", help="(default 10)")
+    soaking.add_argument("--players", type=positive_int, default=20, help="registered players (default 20)")
+    soaking.add_argument("--readers", type=positive_int, default=10, help="meter readers (default 10)")
+    soaking.add_argument("--meters", type=positive_int, help="roster size (default 5000 + 500 a second)")
     options = parser.parse_args(argv)
+    if options.soak is not None and (options.users or options.roster):
+        parser.error("--soak makes its own users and roster: no --users or --roster with it")
     if options.db is not None and not options.db.startswith(("postgresql://", "postgres://")):
         parser.error(f"--db: not a postgresql:// address: {options.db!r}")
     for name in ("users", "roster"):
@@ -459,17 +671,19 @@ def main(argv: list[str] | None = None) -> int:
         if path is not None and not os.path.isfile(path):
             parser.error(f"--{name}: no such file: {path}")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    cluster = Cluster(
-        options.daemons,
-        options.port,
-        options.db,
-        options.users,
-        options.roster,
-        daemon_args=("--engine", options.engine),
-    )
+    cluster = Cluster(options.daemons, options.port, options.db, daemon_args=("--engine", options.engine))
+    if options.soak is None:
+        cluster.set_imports(options.users, options.roster)
+    else:
+        meters = options.meters or 5000 + int(500 * options.soak)
+        cluster.set_imports(*write_load_files(cluster.directory, options.players, options.readers, meters))
     try:
         cluster.start()
         print(cluster.describe(), flush=True)
+        if options.soak is not None:
+            players = [f"p{i:02}" for i in range(options.players)]
+            readers = [f"r{i:02}" for i in range(options.readers)]
+            return soak(cluster, ClusterLoad(cluster, players, readers), options.soak, options.kill_every)
         while all(daemon.process is None or daemon.running for daemon in cluster.daemons):
             time.sleep(0.5)
         gone = [d.index for d in cluster.daemons if not d.running]
