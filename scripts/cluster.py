@@ -296,6 +296,7 @@ class Cluster:
         roster: str | os.PathLike | None = None,
         daemon_args: tuple[str, ...] = (),
         directory: str | os.PathLike | None = None,
+        audit_key: str | os.PathLike | None = None,
     ):
         if daemons < 1:
             raise ValueError("a cluster needs at least one daemon")
@@ -306,7 +307,9 @@ class Cluster:
         self._port = port
         self._given_db = db
         self.set_imports(users_file, roster)
-        self._daemon_args = daemon_args
+        #: The audit log's key file (PostgreSQL keeps none beside the database): given, or a new one here.
+        self.audit_key = Path(audit_key) if audit_key is not None else self.directory / "audit.key"
+        self._daemon_args = ("--audit-key", str(self.audit_key), *daemon_args)
         self.postgres: PostgresServer | None = None
         self._reaper: subprocess.Popen | None = None
         self.daemons: list[ClusterDaemon] = []
@@ -418,7 +421,7 @@ class Cluster:
     def admin(self, *args: str, check: bool = False, input: str | None = None) -> subprocess.CompletedProcess:
         """``daemon.py --db DSN ARGS...`` (``check``, ``useradd``, ``dump``...) on the cluster's database."""
         return subprocess.run(
-            [sys.executable, str(ROOT / "daemon.py"), "--db", self.dsn, *args],
+            [sys.executable, str(ROOT / "daemon.py"), "--db", self.dsn, "--audit-key", str(self.audit_key), *args],
             capture_output=True,
             text=True,
             check=check,
@@ -444,7 +447,11 @@ class Cluster:
             lines.append(f"  haproxy:    pid {self.haproxy.process.pid}, stats socket {self.haproxy.stats}")
         if self.postgres is not None:
             lines.append(f"  postgres:   {self.postgres.directory} (log {self.postgres.log})")
-        lines.append(f"  add a user: python3 daemon.py --db {self.dsn} useradd NAME --role player")
+        lines.append(f"  audit key:  {self.audit_key}")
+        lines.append(
+            f"  add a user: python3 daemon.py --db {self.dsn} --audit-key {self.audit_key} useradd NAME"
+            " --name 'Real Name' --role player"
+        )
         lines.append("Ctrl+C stops everything.")
         return "\n".join(lines)
 
@@ -652,6 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemons", type=positive_int, default=3, help="how many daemons (default 3)")
     parser.add_argument("--port", type=port_number, default=0, help="HAProxy's port on 127.0.0.1 (default: any free)")
     parser.add_argument("--db", metavar="URL", help="an existing postgresql:// database instead of a throw-away one")
+    parser.add_argument("--audit-key", metavar="FILE", help="the audit log's key file (needed with --db)")
     parser.add_argument("--users", metavar="FILE", help="import these users at start (daemon.py --users)")
     parser.add_argument("--roster", metavar="FILE", help="import this meter roster at start (daemon.py --roster)")
     parser.add_argument("--engine", choices=("events", "threads"), default="events", help="the daemons' engine")
@@ -666,12 +674,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--soak makes its own users and roster: no --users or --roster with it")
     if options.db is not None and not options.db.startswith(("postgresql://", "postgres://")):
         parser.error(f"--db: not a postgresql:// address: {options.db!r}")
+    if options.db is not None and options.audit_key is None:
+        parser.error("--db needs --audit-key FILE: the audit log's key of that database (docs/AUDIT.md)")
     for name in ("users", "roster"):
         path = getattr(options, name)
         if path is not None and not os.path.isfile(path):
             parser.error(f"--{name}: no such file: {path}")
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    cluster = Cluster(options.daemons, options.port, options.db, daemon_args=("--engine", options.engine))
+    cluster = Cluster(
+        options.daemons,
+        options.port,
+        options.db,
+        daemon_args=("--engine", options.engine),
+        audit_key=options.audit_key,
+    )
     if options.soak is None:
         cluster.set_imports(options.users, options.roster)
     else:
