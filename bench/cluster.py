@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""S6 and S7 on PostgreSQL with 1 and 3 daemons behind HAProxy, in one run: `make bench` (docs/SCALING.md).
+"""S6, S7 on PostgreSQL with 1 and 3 daemons behind HAProxy, and S10 on it, in one run: `make bench`.
 
 Each cluster is ``scripts/cluster.py``'s: a throw-away PostgreSQL (``fsync`` and
 ``synchronous_commit`` on), N daemons on it (``--proxy-protocol v2``), HAProxy in front
@@ -10,16 +10,18 @@ same C load generator at HAProxy's frontend:
 - S7: durable ``JOB`` + ``READ <meter> 42`` on 50 connections of one reader (demo mode), each
   reading committed to PostgreSQL before its reply (the daemons get ``--max-jobs-per-reader 1000``:
   one account holds a job per connection).
+- S10 (bench/tables_s10.py, one daemon on PostgreSQL): the durable settlement time of one shared
+  table of 50 registered players, each betting every round (from the daemon's debug log).
 
 For each cluster size and scenario it reports the rate, the latency, and the CPU of each part in
 the window (daemons, PostgreSQL, HAProxy, load generator) from /proc, so what the 2-core machine
 runs out of shows; then the ratio of 3 daemons to 1.
 
-    python3 bench/cluster.py                     # 1 and 3 daemons, S6 and S7, 5 s windows
+    python3 bench/cluster.py                     # 1 and 3 daemons, S6 and S7, 5 s windows; S10
     python3 bench/cluster.py --quick             # 2 s windows
     python3 bench/cluster.py --sizes 1,2,3 --scenarios S7
 
-Writes bench/results/cluster.json.
+Writes bench/results/cluster.json; docs/SCALING.md has the figures.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 sys.path.insert(0, ROOT)
 
 import run  # noqa: E402  bench/run.py: its loads, run_load and the reader's credentials
+import tables_s10  # noqa: E402  bench/tables_s10.py: S10, here one table of 50 registered players
 from cluster import Cluster  # noqa: E402  scripts/cluster.py
+from pgserver import PostgresServer  # noqa: E402  scripts/pgserver.py
 
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 
@@ -122,7 +126,7 @@ def users_file(directory: str) -> str:
 
 def loads(args) -> dict[str, run.Load]:
     chosen = {scenario.key: scenario.load for scenario in run.scenarios(args)}
-    return {key: chosen[key] for key in args.scenarios}
+    return {key: chosen[key] for key in args.scenarios if key in chosen}
 
 
 def measure(args, sizes: list[int], workdir: str) -> dict:
@@ -150,7 +154,26 @@ def measure(args, sizes: list[int], workdir: str) -> dict:
                 )
             best = sorted(rates, key=lambda r: r["rate"])[len(rates) // 2]  # the median repetition
             results.setdefault(key, {})[size] = best
+    if "S10" in args.scenarios:
+        results["S10"] = settlement(args, workdir)
     return results
+
+
+def settlement(args, workdir: str) -> dict:
+    """S10 on one daemon on PostgreSQL: one shared table of 50 registered players, each betting every
+    round; the durable settlement time per round from the daemon's log (bench/tables_s10.py)."""
+    with PostgresServer() as server:
+        dsn = server.create_database("s10")
+        figures = tables_s10.measure(
+            registered=True,
+            seconds=args.duration * 2,
+            tables=1,
+            players=50,
+            round_seconds=1.0,
+            daemon_args=("--db", dsn, "--audit-key", os.path.join(workdir, "s10.audit-key")),  # the last --db counts
+        )
+    run.log("  " + tables_s10.describe(figures))
+    return figures
 
 
 def report(results: dict, sizes: list[int]) -> str:
@@ -160,6 +183,8 @@ def report(results: dict, sizes: list[int]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, by_size in results.items():
+        if key == "S10":
+            continue
         base = by_size[sizes[0]]["rate"]
         for size in sizes:
             r = by_size[size]
@@ -169,6 +194,8 @@ def report(results: dict, sizes: list[int]) -> str:
                 f"| {cpu['daemons']:.0f}% | {cpu['postgres']:.0f}% | {cpu['haproxy']:.0f}% | {cpu['loadgen']:.0f}% "
                 f"| {r['rate'] / base:.2f}x |"
             )
+    if "S10" in results:
+        lines += ["", "S10 (one daemon on PostgreSQL): " + tables_s10.describe(results["S10"])]
     return "\n".join(lines)
 
 
@@ -176,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s windows")
     parser.add_argument("--sizes", default="1,3", help="cluster sizes, comma-separated (default 1,3)")
-    parser.add_argument("--scenarios", default="S6,S7", help="S6, S7 or both (default)")
+    parser.add_argument("--scenarios", default="S6,S7,S10", help="some of S6, S7, S10 (default all)")
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--duration", type=float, help="seconds of the timed window (default 5; --quick 2)")
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -186,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.scenarios = [key.strip().upper() for key in args.scenarios.split(",") if key.strip()]
-    if not set(args.scenarios) <= {"S6", "S7"} or not args.scenarios:
-        parser.error(f"--scenarios: S6 and/or S7, not {','.join(args.scenarios)}")
+    if not set(args.scenarios) <= {"S6", "S7", "S10"} or not args.scenarios:
+        parser.error(f"--scenarios: some of S6, S7, S10, not {','.join(args.scenarios)}")
     try:
         sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
