@@ -7,6 +7,9 @@ Each cluster is ``scripts/cluster.py``'s: a throw-away PostgreSQL (``fsync`` and
 same C load generator at HAProxy's frontend:
 
 - S6: ``BET RED 1`` + ``SPIN`` on 50 guest connections (``USER guest`` again every 40 rounds);
+- S6R: the same rounds by 50 *registered* players (one user each: guests never reach the store),
+  durable, driven by ``scripts/cluster.py``'s ClusterLoad (the client library, threads of this
+  process: its CPU is shown as the load generator's);
 - S7: durable ``JOB`` + ``READ <meter> 42`` on 50 connections of one reader (demo mode), each
   reading committed to PostgreSQL before its reply (the daemons get ``--max-jobs-per-reader 1000``:
   one account holds a job per connection).
@@ -32,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -41,12 +45,14 @@ sys.path.insert(0, ROOT)
 
 import run  # noqa: E402  bench/run.py: its loads, run_load and the reader's credentials
 import tables_s10  # noqa: E402  bench/tables_s10.py: S10, here one table of 50 registered players
-from cluster import Cluster  # noqa: E402  scripts/cluster.py
+from cluster import Cluster, ClusterLoad, write_load_files  # noqa: E402  scripts/cluster.py
 from pgserver import PostgresServer  # noqa: E402  scripts/pgserver.py
 
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+#: S6R's registered players (one connection each).
+S6R_PLAYERS = 50
 DAEMON_ARGS = (
     "--log-level",
     "warning",
@@ -116,17 +122,50 @@ class ClusterLoadTarget:
 
 
 def users_file(directory: str) -> str:
-    """bench/run.py's reader, with a cheap hash (logins are not what is measured here)."""
-    path = os.path.join(directory, "users.txt")
+    """S6R's players (p00...) and admin, and bench/run.py's reader (S7); cheap hashes (logins are not
+    what is measured here)."""
+    path, _ = write_load_files(Path(directory), S6R_PLAYERS, 0, 1)
     user = User(run.READER[0], "Bench Reader", frozenset({"reader"}), hash_password(run.READER[1], n=2**10))
-    with open(path, "w", encoding="utf-8") as file:
+    with open(path, "a", encoding="utf-8") as file:
         file.write(format_user(user) + "\n")
-    return path
+    return str(path)
 
 
-def loads(args) -> dict[str, run.Load]:
-    chosen = {scenario.key: scenario.load for scenario in run.scenarios(args)}
+def loads(args) -> dict[str, run.Load | None]:
+    """bench/run.py's loads of the scenarios asked for; None for S6R (the client library's players)."""
+    chosen: dict[str, run.Load | None] = {scenario.key: scenario.load for scenario in run.scenarios(args)}
+    chosen["S6R"] = None
     return {key: chosen[key] for key in args.scenarios if key in chosen}
+
+
+def registered_rounds(cluster: Cluster, args) -> dict:
+    """S6R: :data:`S6R_PLAYERS` registered players, one retrying client each (scripts/cluster.py's
+    ClusterLoad, threads of this process), ``BET RED`` + ``SPIN`` in turn: durable rounds/s."""
+    target = ClusterLoadTarget(cluster)
+    load = ClusterLoad(cluster, [f"p{i:02}" for i in range(S6R_PLAYERS)], []).start()
+    try:
+        time.sleep(args.warmup)  # the window is a stretch of time: these are its edges
+        ops, mine = sum(load.ops().values()), os.times()
+        target.cpu_seconds()
+        time.sleep(args.duration)
+        ops, mine = sum(load.ops().values()) - ops, os.times().user + os.times().system - mine.user - mine.system
+        target.cpu_seconds()
+    finally:
+        load.stop()
+    failed = [tally.error for tally in load.tallies.values() if tally.error is not None]
+    cpu_pct = target.window_cpu_pct(args.duration)
+    cpu_pct["loadgen"] = 100.0 * mine / args.duration
+    return {
+        "rate": ops / 2 / args.duration,
+        "unit": "rounds/s",
+        "p50_ms": None,
+        "p99_ms": None,
+        "errors": len(failed),
+        "bad_replies": 0,
+        "setup_failures": 0,
+        "cpu_pct": cpu_pct,
+        "failures": [repr(error) for error in failed][:3],
+    }
 
 
 def measure(args, sizes: list[int], workdir: str) -> dict:
@@ -141,16 +180,19 @@ def measure(args, sizes: list[int], workdir: str) -> dict:
                     daemon_args=DAEMON_ARGS,
                     directory=os.path.join(workdir, f"{key}-{size}-{rep}"),
                 ) as cluster:
-                    target = ClusterLoadTarget(cluster)
-                    result = run.run_load(target, load, args, workdir)
-                    result["cpu_pct"] = target.window_cpu_pct(args.duration)
-                    result["cpu_pct"]["loadgen"] = result["loadgen_cpu_pct"]
+                    if load is None:
+                        result = registered_rounds(cluster, args)
+                    else:
+                        target = ClusterLoadTarget(cluster)
+                        result = run.run_load(target, load, args, workdir)
+                        result["cpu_pct"] = target.window_cpu_pct(args.duration)
+                        result["cpu_pct"]["loadgen"] = result["loadgen_cpu_pct"]
                 rates.append(result)
                 bad = result["errors"] + result["bad_replies"] + result["setup_failures"]
                 cpu = "  ".join(f"{part} {pct:4.0f}%" for part, pct in result["cpu_pct"].items())
                 run.log(
-                    f"  {key} {size} daemon(s) rep {rep + 1}: {result['rate']:8.0f} {load.unit:11} "
-                    f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:8.2f} ms  {cpu}  err {bad}"
+                    f"  {key} {size} daemon(s) rep {rep + 1}: {result['rate']:8.0f} {result['unit']:11} "
+                    f"p50 {fmt_ms(result['p50_ms'])} ms  p99 {fmt_ms(result['p99_ms'])} ms  {cpu}  err {bad}"
                 )
             best = sorted(rates, key=lambda r: r["rate"])[len(rates) // 2]  # the median repetition
             results.setdefault(key, {})[size] = best
@@ -176,6 +218,10 @@ def settlement(args, workdir: str) -> dict:
     return figures
 
 
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def report(results: dict, sizes: list[int]) -> str:
     lines = [
         "| scenario | daemons | rate | p50 ms | p99 ms | daemons CPU | PostgreSQL CPU | HAProxy CPU | loadgen CPU "
@@ -190,7 +236,7 @@ def report(results: dict, sizes: list[int]) -> str:
             r = by_size[size]
             cpu = r["cpu_pct"]
             lines.append(
-                f"| {key} | {size} | {r['rate']:.0f} {r['unit']} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} "
+                f"| {key} | {size} | {r['rate']:.0f} {r['unit']} | {fmt_ms(r['p50_ms'])} | {fmt_ms(r['p99_ms'])} "
                 f"| {cpu['daemons']:.0f}% | {cpu['postgres']:.0f}% | {cpu['haproxy']:.0f}% | {cpu['loadgen']:.0f}% "
                 f"| {r['rate'] / base:.2f}x |"
             )
@@ -203,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="2 s windows")
     parser.add_argument("--sizes", default="1,3", help="cluster sizes, comma-separated (default 1,3)")
-    parser.add_argument("--scenarios", default="S6,S7,S10", help="some of S6, S7, S10 (default all)")
+    parser.add_argument("--scenarios", default="S6,S6R,S7,S10", help="some of S6, S6R, S7, S10 (default all)")
     parser.add_argument("--repetitions", type=int, default=1)
     parser.add_argument("--duration", type=float, help="seconds of the timed window (default 5; --quick 2)")
     parser.add_argument("--warmup", type=float, default=1.0)
@@ -213,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.duration = args.duration or (2.0 if args.quick else 5.0)
     args.scenarios = [key.strip().upper() for key in args.scenarios.split(",") if key.strip()]
-    if not set(args.scenarios) <= {"S6", "S7", "S10"} or not args.scenarios:
-        parser.error(f"--scenarios: some of S6, S7, S10, not {','.join(args.scenarios)}")
+    if not set(args.scenarios) <= {"S6", "S6R", "S7", "S10"} or not args.scenarios:
+        parser.error(f"--scenarios: some of S6, S6R, S7, S10, not {','.join(args.scenarios)}")
     try:
         sizes = [int(size) for size in args.sizes.split(",")]
     except ValueError:
