@@ -54,8 +54,9 @@ from .engines.tls import TlsConfig
 from .errors import StartError
 from .extras import program_name
 from .proxying import add_arguments as add_proxy_arguments
-from .store import SYNC_MODES, SqliteStore, StorageError, StoreOpenError, backup_database
+from .store import SYNC_MODES, SqlStore, StorageError, StoreOpenError, backup_database, is_postgres
 from .store import audit as audit_log
+from .store import open_store as open_database
 from .systemd import Deployment
 from .systemd import add_arguments as add_deployment_arguments
 
@@ -70,10 +71,12 @@ def add_db_argument(parser, default=DEFAULT_DB) -> None:
     parser.add_argument(
         "--db",
         default=default,
-        metavar="PATH",
+        metavar="PATH|URL",
         help="SQLite database (default ./data/lineproto.db). The daemon, useradd and "
         "roster import create it, and its directory (mode 0700), when missing; "
-        "the other subcommands need it to exist. ':memory:' for a throwaway run",
+        "the other subcommands need it to exist. ':memory:' for a throwaway run; "
+        "postgresql://USER@HOST:PORT/DB for PostgreSQL, shared by several daemons "
+        "(extra 'postgres'; needs --audit-key; docs/DEPLOYING.md)",
     )
 
 
@@ -185,6 +188,14 @@ def add_serving_arguments(parser: argparse.ArgumentParser) -> None:
         default="full",
         help="full: every acknowledged change survives power loss (default); "
         "normal: faster, the last changes may be lost on power loss",
+    )
+    parser.add_argument(
+        "--job-lease",
+        type=positive_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="PostgreSQL: a held meter job stays this daemon's for this long without renewal; the "
+        "daemon renews its jobs every third of it, so a dead daemon's jobs return within it (default %(default)s)",
     )
     parser.add_argument(
         "--users", metavar="FILE", help="import users from FILE (name:roles:hash:real name) into the database at start"
@@ -332,7 +343,7 @@ def show_config(args) -> int:
 DB_DIRECTORY_MODE = 0o700
 
 
-def open_store(args, create: bool = True) -> SqliteStore:
+def open_store(args, create: bool = True) -> SqlStore:
     """The database of ``--db``.
 
     One rule for every path, the default ``./data/lineproto.db`` included:
@@ -341,14 +352,24 @@ def open_store(args, create: bool = True) -> SqliteStore:
     only read or change what exists) a missing database is an error, so a
     typo never leaves an empty database behind. Those that create also need
     the audit key (``--audit-key``) at once; the others only when they change something.
+    A ``postgresql://`` database must exist (the server creates databases); its schema is
+    created by the first daemon or subcommand that opens it.
     """
+    if is_postgres(args.db):
+        return open_database(
+            args.db,
+            sync=getattr(args, "db_sync", "full"),
+            audit_key=args.audit_key,
+            audit_required=create,
+            job_lease=getattr(args, "job_lease", None),
+        )
     existed = args.db == ":memory:" or os.path.exists(args.db)
     if not existed:
         if not create:
             raise StartError(f"no database at {args.db} (the daemon, useradd and roster import create one)")
         make_private_directory(os.path.dirname(os.path.abspath(args.db)))
-    store = SqliteStore(
-        args.db, sync=getattr(args, "db_sync", "full"), rng=None, audit_key=args.audit_key, audit_required=create
+    store = open_database(
+        args.db, sync=getattr(args, "db_sync", "full"), audit_key=args.audit_key, audit_required=create
     )
     if existed and args.db != ":memory:":
         warn_if_readable_by_others(args.db)
@@ -386,7 +407,7 @@ def check_file_target(option: str, path: str) -> None:
         raise StartError(f"{option} {path}: directory {directory} does not exist")
 
 
-def import_users_file(store: SqliteStore, path: str) -> int:
+def import_users_file(store: SqlStore, path: str) -> int:
     try:
         with open(path, encoding="utf-8") as file:
             users = parse_users(file)
@@ -480,7 +501,7 @@ def server_settings(args, deployment: Deployment) -> ServerSettings:
 
 
 def _serve(
-    args, store: SqliteStore, exporter: metrics.MetricsServer | None, deployment: Deployment, settings: ServerSettings
+    args, store: SqlStore, exporter: metrics.MetricsServer | None, deployment: Deployment, settings: ServerSettings
 ) -> int:
     if args.users:
         log.info("imported %d users from %s", import_users_file(store, args.users), args.users)
@@ -625,14 +646,14 @@ def usermod(args) -> int:
     return 0
 
 
-def _existing_user(store: SqliteStore, name: str) -> User:
+def _existing_user(store: SqlStore, name: str) -> User:
     user = store.get_user(canonical_username(name))
     if user is None:
         raise StartError(f"no user {name}")
     return user
 
 
-def _refuse_losing_last_admin(store: SqliteStore, user: User, action: str) -> None:
+def _refuse_losing_last_admin(store: SqlStore, user: User, action: str) -> None:
     if not any(other.name != user.name and "admin" in other.roles for other in store.list_users()):
         raise StartError(f"{user.name} is the only admin: {action} them leaves no admin (--force does it anyway)")
 
@@ -699,7 +720,7 @@ class _store:
         self.args = args
         self.create = create
 
-    def __enter__(self) -> SqliteStore:
+    def __enter__(self) -> SqlStore:
         self.store = open_store(self.args, self.create)
         return self.store
 

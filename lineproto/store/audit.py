@@ -33,6 +33,7 @@ from ..domain.accounts import User
 from ..domain.auditchain import EMPTY, REKEY, Entry, Head, canonical, next_entry
 from ..domain.meters import utc_now
 from .base import StoreOpenError
+from .locks import lock_key
 
 #: The default key file is the database's path with this added.
 KEY_SUFFIX = ".audit-key"
@@ -40,6 +41,8 @@ KEY_SUFFIX = ".audit-key"
 SIGNATURE_SUFFIX = ".sig"
 SIGNATURE_MAGIC = "lineproto backup signature 1"
 _HEAD_KEY = "audit_head"
+#: The lock (``locks.lock_key``) an append holds until its transaction ends: one chain, whoever appends.
+_LOG_LOCK = "audit log"
 
 log = logging.getLogger("lineproto.store")
 
@@ -208,6 +211,7 @@ class AuditLog:
         else:
             connection.execute("BEGIN IMMEDIATE")
             try:
+                lock_key(connection, _LOG_LOCK)
                 # Another process may have begun the log while this one waited for the lock.
                 if not connection.execute("SELECT count(*) FROM audit_log").fetchone()[0]:
                     opened.append(connection, "start", _baseline(connection))
@@ -225,6 +229,7 @@ class AuditLog:
         """
         if self._key is None:
             raise StoreOpenError(self._missing)
+        lock_key(connection, _LOG_LOCK)  # daemons sharing a database append one after the other
         row = connection.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         previous = Head(row[0], row[1]) if row else EMPTY
         entry = next_entry(self._key, previous, self._clock().isoformat(), kind, canonical(content))

@@ -11,10 +11,11 @@ Records expire after the policy's ``ttl`` seconds; a user keeps at most
 ``per_user`` of them: recording one more drops that user's oldest.
 """
 
-import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from .locks import lock_key
 
 #: How long a label is remembered by default (``--label-ttl``): a day.
 DEFAULT_LABEL_TTL = 24 * 3600.0
@@ -61,28 +62,33 @@ class LabelBook:
             self._records.popitem(last=False)
 
 
-def find_label(connection: sqlite3.Connection, user: str, label: str, now: float, ttl: float) -> LabelRecord | None:
-    """The live record of ``(user, label)``, or None (never used, or expired)."""
+def find_label(connection, user: str, label: str, now: float, ttl: float) -> LabelRecord | None:
+    """The live record of ``(user, label)``, or None (never used, or expired).
+
+    The label stays locked until the transaction ends (``locks.lock_key``): a second use
+    of it, from another daemon, waits here until the first's record is committed.
+    """
+    lock_key(connection, f"label {user}\n{label}")
     row = connection.execute(
-        "SELECT line, code, reply FROM labels WHERE user = ? AND label = ? AND at > ?", (user, label, now - ttl)
+        'SELECT line, code, reply FROM labels WHERE "user" = ? AND label = ? AND at > ?', (user, label, now - ttl)
     ).fetchone()
     if row is None:
         return None
     return LabelRecord(row[0], row[1], tuple(row[2].split("\n")))
 
 
-def record_label(
-    connection: sqlite3.Connection, user: str, label: str, record: LabelRecord, now: float, policy: LabelPolicy
-) -> None:
+def record_label(connection, user: str, label: str, record: LabelRecord, now: float, policy: LabelPolicy) -> None:
     """Record ``(user, label)``; drop the user's expired records and any beyond ``policy.per_user``.
 
     Records are numbered per user (``seq``), so the bound drops a range of the oldest numbers
     and each step is an index lookup, however many records the user keeps.
     """
-    seq = connection.execute("SELECT coalesce(max(seq), 0) + 1 FROM labels WHERE user = ?", (user,)).fetchone()[0]
+    seq = connection.execute('SELECT coalesce(max(seq), 0) + 1 FROM labels WHERE "user" = ?', (user,)).fetchone()[0]
     connection.execute(
-        "INSERT OR REPLACE INTO labels (user, label, seq, line, code, reply, at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        'INSERT INTO labels ("user", label, seq, line, code, reply, at) VALUES (?, ?, ?, ?, ?, ?, ?) '
+        'ON CONFLICT ("user", label) DO UPDATE SET seq = excluded.seq, line = excluded.line, '
+        "code = excluded.code, reply = excluded.reply, at = excluded.at",
         (user, label, seq, record.line, record.code, "\n".join(record.lines), now),
     )
-    connection.execute("DELETE FROM labels WHERE user = ? AND at <= ?", (user, now - policy.ttl))
-    connection.execute("DELETE FROM labels WHERE user = ? AND seq <= ?", (user, seq - policy.per_user))
+    connection.execute('DELETE FROM labels WHERE "user" = ? AND at <= ?', (user, now - policy.ttl))
+    connection.execute('DELETE FROM labels WHERE "user" = ? AND seq <= ?', (user, seq - policy.per_user))

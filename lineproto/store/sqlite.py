@@ -17,6 +17,7 @@ import os
 import secrets
 import sqlite3
 import time
+from typing import Any
 
 from ..domain.accounts import User
 from ..domain.meters import utc_now
@@ -47,6 +48,7 @@ from .audit import CREDIT_SELECT, AuditLog, credit_content, spin_content
 from .audit import key_path as audit_key_path
 from .base import StorageError, Store, StoreOpenError
 from .labels import find_label, record_label
+from .locks import lock_players
 from .meters import StoredMeters
 from .readers import ReadPool
 from .schema import migrate
@@ -91,41 +93,20 @@ def open_connection(path: str, sync: str = "full", busy_timeout: float = 5.0) ->
     return connection
 
 
-class SqliteStore(Store):
-    """Durable state in one SQLite file; see :class:`~lineproto.store.base.Store`."""
+class SqlStore(Store):
+    """The store's methods over a :class:`~.writer.Writer`: one implementation for every database.
 
-    def __init__(
-        self,
-        path: str,
-        sync: str = "full",
-        rng=None,
-        busy_timeout: float = 5.0,
-        clock=None,
-        audit_key: str | None = None,
-        audit_required: bool = False,
-    ):
-        """``rng`` invents demo meter ids (default ``secrets.SystemRandom``); ``clock`` dates readings;
-        ``audit_key``: the audit log's key file (default beside the database); ``audit_required``: a
-        missing key refuses the open, not only the first change (``store/audit.py``)."""
-        if sync not in SYNC_MODES:
-            raise ValueError(f"sync must be one of {SYNC_MODES}")
-        self.path = path
-        connection = open_connection(path, sync, busy_timeout)
-        try:
-            self.found_version = migrate(connection, path)
-            self._audit = AuditLog.open(connection, path, audit_key_path(path, audit_key), audit_required)
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise StoreOpenError(f"cannot open database {path}: {exc}") from None
-        except StoreOpenError:
-            connection.close()
-            raise
-        # An in-memory database exists only on the writer's connection: its reads queue as changes.
-        self._readers = ReadPool(path, busy_timeout) if path != ":memory:" else None
-        self._writer = Writer(connection, readers=self._readers)
-        self._meters = StoredMeters(
-            self._writer, rng if rng is not None else secrets.SystemRandom(), clock, self._audit
-        )
+    Each method is SQL that SQLite and PostgreSQL both run (``?`` placeholders; the
+    PostgreSQL connection adapter, ``postgres.py``, turns them into its own). Where the
+    two differ in how concurrent writers are kept apart, a function of ``locks.py``
+    says it once: SQLite's single writer needs nothing, PostgreSQL locks rows.
+    A subclass opens the database and sets ``_writer``, ``_readers``, ``_audit`` and ``_meters``.
+    """
+
+    _writer: Writer
+    _readers: Any  # a read pool (readers.ReadPool, postgres.PgReadPool), or None
+    _audit: AuditLog
+    _meters: StoredMeters
 
     # -- users
 
@@ -144,7 +125,10 @@ class SqliteStore(Store):
             if connection.execute(f"{_USER_SELECT} WHERE name = ?", (user.name,)).fetchone() == row:
                 return  # unchanged (a users file imported again at start): nothing to write or log
             connection.execute(
-                "INSERT OR REPLACE INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?)", row
+                "INSERT INTO users (name, real_name, roles, password_hash) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET real_name = excluded.real_name, roles = excluded.roles, "
+                "password_hash = excluded.password_hash",
+                row,
             )
             self._audit.user(connection, user)
 
@@ -161,7 +145,10 @@ class SqliteStore(Store):
 
     def request_unlock(self, key: str) -> None:
         self._writer.run(
-            lambda c: c.execute("INSERT OR REPLACE INTO unlock_requests (key, at) VALUES (?, ?)", (key, time.time()))
+            lambda c: c.execute(
+                "INSERT INTO unlock_requests (key, at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = excluded.at",
+                (key, time.time()),
+            )
         )
 
     def take_unlock_request(self, key: str, since: float) -> bool:
@@ -242,12 +229,12 @@ class SqliteStore(Store):
                 "SELECT coalesce(max(id), 0) FROM spins WHERE player = ?", (player,)
             ).fetchone()[0]
             at = utc_now().isoformat(timespec="seconds")
-            cursor = connection.execute(
+            (credit_id,) = connection.execute(
                 "INSERT INTO ledger (player, at, admin, amount, reason, bankroll_after, after_spin) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (player, at, by, amount, reason, bankroll, last_spin),
-            )
-            row = (cursor.lastrowid, player, at, by, amount, reason, bankroll, last_spin)
+            ).fetchone()
+            row = (credit_id, player, at, by, amount, reason, bankroll, last_spin)
             self._audit.append(connection, "credit", credit_content(row))
             return CreditRecord(*row[:7])
 
@@ -285,13 +272,50 @@ class SqliteStore(Store):
         """``job()`` on the writer thread, inside a group-committed transaction (see ``Writer.submit``)."""
         return self._writer.submit(job)
 
-    def backup(self, path: str) -> None:
-        backup_database(self.path, path)
-
     def close(self) -> None:
         self._writer.close()
         if self._readers is not None:
             self._readers.close()
+
+
+class SqliteStore(SqlStore):
+    """Durable state in one SQLite file; see :class:`~lineproto.store.base.Store`."""
+
+    def __init__(
+        self,
+        path: str,
+        sync: str = "full",
+        rng=None,
+        busy_timeout: float = 5.0,
+        clock=None,
+        audit_key: str | None = None,
+        audit_required: bool = False,
+    ):
+        """``rng`` invents demo meter ids (default ``secrets.SystemRandom``); ``clock`` dates readings;
+        ``audit_key``: the audit log's key file (default beside the database); ``audit_required``: a
+        missing key refuses the open, not only the first change (``store/audit.py``)."""
+        if sync not in SYNC_MODES:
+            raise ValueError(f"sync must be one of {SYNC_MODES}")
+        self.path = path
+        connection = open_connection(path, sync, busy_timeout)
+        try:
+            self.found_version = migrate(connection, path)
+            self._audit = AuditLog.open(connection, path, audit_key_path(path, audit_key), audit_required)
+        except sqlite3.DatabaseError as exc:
+            connection.close()
+            raise StoreOpenError(f"cannot open database {path}: {exc}") from None
+        except StoreOpenError:
+            connection.close()
+            raise
+        # An in-memory database exists only on the writer's connection: its reads queue as changes.
+        self._readers = ReadPool(path, busy_timeout) if path != ":memory:" else None
+        self._writer = Writer(connection, readers=self._readers)
+        self._meters = StoredMeters(
+            self._writer, rng if rng is not None else secrets.SystemRandom(), clock, self._audit
+        )
+
+    def backup(self, path: str) -> None:
+        backup_database(self.path, path)
 
 
 def backup_database(source: str, target: str) -> None:
@@ -331,14 +355,25 @@ def _load_table(connection, player: str, limits: Limits) -> Table | None:
 
 
 def _table_in_play(connection, player: str, start_bankroll: int, limits: Limits) -> Table:
-    """The player's table in this transaction, created with ``start_bankroll`` on first use."""
+    """The player's table in this transaction, locked until it ends, created with ``start_bankroll`` on first use.
+
+    The row is locked (``locks.lock_players``) before the table is read: what is read is
+    what the change starts from, and no other writer changes it until this commits. A
+    missing row is created (another daemon creating it at the same moment is no error),
+    then locked and read.
+    """
+    lock_players(connection, player)
     table = _load_table(connection, player, limits)
-    if table is None:
-        table = Table(start_bankroll, limits=limits)
-        connection.execute(
-            "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
-            (player, table.wheel_kind, start_bankroll, start_bankroll),
-        )
+    if table is not None:
+        return table
+    connection.execute(
+        "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?) "
+        "ON CONFLICT (name) DO NOTHING",
+        (player, Table(start_bankroll, limits=limits).wheel_kind, start_bankroll, start_bankroll),
+    )
+    lock_players(connection, player)
+    table = _load_table(connection, player, limits)
+    assert table is not None  # created above, and locked
     return table
 
 
@@ -390,9 +425,9 @@ def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> dic
     """Store the settled spin (with the seeds it was derived from) and its bets; return its audit log content."""
     at = utc_now().isoformat(timespec="seconds")
     fair = result.fair
-    cursor = connection.execute(
+    (spin,) = connection.execute(
         "INSERT INTO spins (player, wheel, pocket, at, staked, returned, bankroll_after, round, tbl, "
-        "nonce, client_seed, server_seed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "nonce, client_seed, server_seed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             player,
             wheel,
@@ -405,8 +440,7 @@ def _record_spin(connection, player: str, wheel: str, result: SpinResult) -> dic
             PRIVATE_TABLE,
             *((None, None, None) if fair is None else (fair.nonce, fair.client_seed, fair.server_seed_hash)),
         ),
-    )
-    spin = cursor.lastrowid
+    ).fetchone()
     bets = [(o.bet.name, o.amount, int(o.won), o.returned, o.slip) for o in result.outcomes]
     connection.executemany(
         "INSERT INTO spin_bets (spin, bet, amount, won, returned, slip, player) VALUES (?, ?, ?, ?, ?, ?, ?)",

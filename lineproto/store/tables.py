@@ -29,6 +29,7 @@ from dataclasses import replace
 from ..domain.meters import utc_now
 from ..domain.roulette import AMERICAN, Limits, OpenBet, SpinResult, parse_bet
 from ..domain.tables import settle_bets
+from .locks import lock_players
 
 log = logging.getLogger("lineproto.store.tables")
 
@@ -87,6 +88,7 @@ class StoredTables:
         """Mark the player's open bets of the round cleared and give their chips back: (chips, bankroll after)."""
 
         def operation(connection) -> tuple[int, int]:
+            lock_players(connection, player)
             where = "table_name = ? AND round = ? AND player = ? AND state = 0"
             chips = connection.execute(
                 f"SELECT coalesce(sum(amount), 0) FROM shared_bets WHERE {where}", (table, round_id, player)
@@ -117,6 +119,7 @@ class StoredTables:
             for bet_id, player, name, amount, slip in rows:
                 bets.setdefault(player, []).append(OpenBet(parse_bet(name, wheel), amount, slip))
                 ids.setdefault(player, []).append(bet_id)
+            lock_players(connection, *bets)
             at = utc_now().isoformat(timespec="seconds")
             results: dict[str, SpinResult] = {}
             for player, open_bets in bets.items():
@@ -151,14 +154,18 @@ class StoredTables:
                 "SELECT table_name, round, player, sum(amount) FROM shared_bets WHERE state = 0 "
                 "GROUP BY table_name, round, player ORDER BY table_name, round, player"
             ).fetchall()
+            lock_players(connection, *(row[2] for row in rows))
             at = utc_now().isoformat(timespec="seconds")
             for table, round_id, player, chips in rows:
                 connection.execute("UPDATE players SET bankroll = bankroll + ? WHERE name = ?", (chips, player))
                 bankroll = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()[0]
                 connection.execute(
-                    "INSERT OR REPLACE INTO shared_results "
+                    "INSERT INTO shared_results "
                     "(table_name, round, player, pocket, at, staked, returned, bankroll_after, after_spin) "
-                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM spins WHERE player = ?))",
+                    "VALUES (?, ?, ?, NULL, ?, ?, ?, ?, (SELECT coalesce(max(id), 0) FROM spins WHERE player = ?)) "
+                    "ON CONFLICT (table_name, round, player) DO UPDATE SET pocket = NULL, at = excluded.at, "
+                    "staked = excluded.staked, returned = excluded.returned, "
+                    "bankroll_after = excluded.bankroll_after, after_spin = excluded.after_spin",
                     (table, round_id, player, at, chips, chips, bankroll, player),
                 )
                 _record_round(connection, table, round_id)
@@ -196,20 +203,25 @@ class StoredTables:
 
 
 def _ensure_player(connection, player: str, start_bankroll: int) -> int:
-    """The player's bankroll, creating their row (as their private table would) if they never played."""
+    """The player's bankroll, locked until the transaction ends (``locks.lock_players``), creating
+    their row (as their private table would) if they never played."""
+    lock_players(connection, player)
     row = connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()
     if row is not None:
         return row[0]
     connection.execute(
-        "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?)",
+        "INSERT INTO players (name, wheel, bankroll, rounds, start_bankroll) VALUES (?, ?, ?, 0, ?) "
+        "ON CONFLICT (name) DO NOTHING",
         (player, AMERICAN, start_bankroll, start_bankroll),
     )
-    return start_bankroll
+    lock_players(connection, player)
+    return connection.execute("SELECT bankroll FROM players WHERE name = ?", (player,)).fetchone()[0]
 
 
 def _record_round(connection, table: str, round_id: int) -> None:
     connection.execute(
         "INSERT INTO shared_tables (name, last_round) VALUES (?, ?) "
-        "ON CONFLICT (name) DO UPDATE SET last_round = max(last_round, excluded.last_round)",
+        "ON CONFLICT (name) DO UPDATE SET last_round = excluded.last_round "
+        "WHERE shared_tables.last_round < excluded.last_round",
         (table, round_id),
     )

@@ -10,6 +10,13 @@ An operation that raises a domain error is rolled back to its savepoint alone;
 a database error fails the whole batch (SQLite may already have rolled it back),
 so no caller is told "done" for something that was not committed.
 
+The writer is the same for every database: a :class:`Dialect` says how to begin a
+write transaction, which exceptions are the database's, which of them mean "run
+the batch again" (PostgreSQL's deadlock and serialization failures, between
+daemons that lock the same rows) and when the connection is broken and must be
+opened again (a database restart). SQLite's dialect retries nothing and never
+reconnects.
+
 Besides operations, the writer runs *jobs* (:meth:`Writer.submit`): a whole
 command that calls the store, run on the writer thread inside the batch's
 transaction. Its store calls run at once, each in its own savepoint, and its
@@ -32,6 +39,7 @@ import queue
 import sqlite3
 import threading
 from concurrent.futures import Future
+from typing import Any
 
 from .base import StorageError, StorageFull
 
@@ -44,6 +52,31 @@ _STOP = object()
 
 #: What a batch hands out after COMMIT: (future, result, exception).
 _Outcome = tuple[Future, object, "Exception | None"]
+
+
+class Dialect:
+    """What the writer needs to know of its database; these are SQLite's answers."""
+
+    #: The exceptions the database raises (anything else from an operation is a domain refusal).
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+    #: The statement that opens a write transaction.
+    begin = "BEGIN IMMEDIATE"
+    #: Times a failed batch is run again when :meth:`retryable` says so.
+    retries = 0
+
+    def storage_error(self, exc: Exception) -> StorageError:
+        return storage_error(exc)  # type: ignore[arg-type]  # sqlite3.Error: the only errors listed
+
+    def retryable(self, exc: Exception) -> bool:
+        """True if running the whole batch again may succeed (its operations re-read their state)."""
+        return False
+
+    def broken(self, connection) -> bool:
+        """True if ``connection`` cannot be used again (the writer then opens a new one)."""
+        return False
+
+
+SQLITE = Dialect()
 
 
 class _Job:
@@ -64,17 +97,27 @@ def storage_error(exc: sqlite3.Error) -> StorageError:
 
 
 class Writer:
-    """Owns one sqlite3 connection; ``run(operation)`` blocks until committed."""
+    """Owns one database connection; ``run(operation)`` blocks until committed."""
 
-    def __init__(self, connection: sqlite3.Connection, name: str = "store-writer", readers=None):
-        """``readers``: a :class:`~.readers.ReadPool` for :meth:`read`; without one reads queue as changes."""
+    def __init__(self, connection, name: str = "store-writer", readers=None, dialect: Dialect = SQLITE, reconnect=None):
+        """``readers``: a :class:`~.readers.ReadPool` for :meth:`read`; without one reads queue as changes.
+
+        ``reconnect()`` opens a new connection when the dialect finds the old one broken
+        (None: never, SQLite's file connection does not break that way).
+        """
         self._connection = connection
+        self._dialect = dialect
+        self._reconnect = reconnect
+        #: Batches committed and operations (store calls) in them, since start: group commit's measure.
+        self.commits = 0
+        self.operations = 0
+        self.retried = 0
         self._readers = readers
-        self._own_reader: sqlite3.Connection | None = None  # the writer thread's, opened on first use
+        self._own_reader: Any = None  # the writer thread's read connection, opened on first use
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._closed = False
-        self._broken: sqlite3.Error | None = None  # set when a job's store call failed the batch
+        self._broken: Exception | None = None  # set when a job's store call failed the batch
         self._job_changed = False  # the running job has changed something: its result waits for COMMIT
         self._thread.start()
 
@@ -137,21 +180,25 @@ class Writer:
     def _run_in_job(self, operation):
         self._job_changed = True
         connection = self._connection
+        errors = self._dialect.errors
+        if self._broken is not None:  # an earlier call of this batch failed: it cannot commit
+            raise self._dialect.storage_error(self._broken)
         try:
             connection.execute("SAVEPOINT job_operation")
             try:
                 result = operation(connection)
-            except sqlite3.Error:
+            except errors:
                 raise
             except Exception:  # a domain refusal: undo this operation only
                 connection.execute("ROLLBACK TO job_operation")
                 connection.execute("RELEASE job_operation")
                 raise
             connection.execute("RELEASE job_operation")
+            self.operations += 1
             return result
-        except sqlite3.Error as exc:
+        except errors as exc:
             self._broken = exc  # the batch cannot commit: _commit fails all of it
-            raise storage_error(exc) from None
+            raise self._dialect.storage_error(exc) from None
 
     def close(self) -> None:
         """Finish queued operations, then stop the thread and close the connection."""
@@ -159,7 +206,8 @@ class Writer:
             self._closed = True
             self._queue.put(_STOP)
             self._thread.join()
-            self._connection.close()
+            if self._connection is not None:
+                self._connection.close()
             if self._own_reader is not None:
                 self._own_reader.close()
 
@@ -177,63 +225,112 @@ class Writer:
                 return
 
     def _commit(self, batch) -> None:
+        """Run the batch in one transaction and hand out its outcomes after COMMIT.
+
+        A failure the dialect calls retryable runs the whole batch again (up to
+        ``dialect.retries`` times): nothing of the failed attempt was kept, and
+        every operation and job reads its state again. Jobs whose outcome was
+        already handed out (they only read) are not run again.
+        """
         if not batch:
             return
+        dialect = self._dialect
+        started: set[int] = set()  # the jobs told they are running (a future is told once)
+        attempt = 0
+        while True:
+            try:
+                outcomes = self._attempt(batch, started)
+            except dialect.errors as exc:
+                self._roll_back()
+                if dialect.retryable(exc) and attempt < dialect.retries:
+                    attempt += 1
+                    self.retried += 1
+                    log.info("transaction of %d operations failed (%s): running it again", len(batch), exc)
+                    continue
+                error = dialect.storage_error(exc)
+                log.error("transaction of %d operations failed: %s", len(batch), exc)
+                self._drop_if_broken()
+                for _, future in batch:
+                    _settle(future, None, error)
+                return
+            except BaseException as exc:  # a bug in the writer itself: fail loudly, never hang callers
+                log.exception("store writer failed")
+                self._roll_back()
+                for _, future in batch:
+                    _settle(future, None, StorageError(f"storage error: {exc!r}"))
+                return
+            self.commits += 1
+            for future, result, refusal in outcomes:
+                _settle(future, result, refusal)
+            return
+
+    def _attempt(self, batch, started: set[int]) -> list[_Outcome]:
+        """One run of the batch, committed; the outcomes to hand out. Raises the database's error."""
+        errors = self._dialect.errors
+        if self._connection is None:
+            self._connection = self._reconnect()  # raises the database's error while it is down
         connection = self._connection
         outcomes: list[_Outcome] = []
         self._broken = None
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            for operation, future in batch:
-                if operation.__class__ is _Job:
+        connection.execute(self._dialect.begin)
+        for operation, future in batch:
+            if future.done():
+                continue  # a job that only read, handed out in an earlier attempt
+            if operation.__class__ is _Job:
+                if id(future) not in started:
                     if not future.set_running_or_notify_cancel():
                         continue  # cancelled while queued (its client left): nothing to run
-                    self._job_changed = False
-                    outcome: _Outcome
-                    try:
-                        outcome = (future, operation.run(), None)
-                    except Exception as exc:
-                        outcome = (future, None, exc)
-                    if self._broken is not None:
-                        raise self._broken
-                    if self._job_changed:
-                        outcomes.append(outcome)
-                    else:
-                        _settle(*outcome)  # it only read committed state: nothing to wait for
-                    continue
-                connection.execute("SAVEPOINT operation")
+                    started.add(id(future))
+                self._job_changed = False
+                outcome: _Outcome
                 try:
-                    result = operation(connection)
-                except sqlite3.Error:
-                    raise  # fails the batch
-                except Exception as exc:  # a domain refusal: undo this operation only
-                    connection.execute("ROLLBACK TO operation")
-                    connection.execute("RELEASE operation")
-                    outcomes.append((future, None, exc))
-                    continue
+                    outcome = (future, operation.run(), None)
+                except Exception as exc:
+                    outcome = (future, None, exc)
+                if self._broken is not None:
+                    raise self._broken
+                if self._job_changed:
+                    outcomes.append(outcome)
+                else:
+                    _settle(*outcome)  # it only read committed state: nothing to wait for
+                continue
+            connection.execute("SAVEPOINT operation")
+            try:
+                result = operation(connection)
+            except errors:
+                raise  # fails the batch
+            except Exception as exc:  # a domain refusal: undo this operation only
+                connection.execute("ROLLBACK TO operation")
                 connection.execute("RELEASE operation")
-                outcomes.append((future, result, None))
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:
-            error = storage_error(exc)
-            log.error("transaction of %d operations failed: %s", len(batch), exc)
-            if connection.in_transaction:
-                try:
-                    connection.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            for _, future in batch:
-                _settle(future, None, error)
+                outcomes.append((future, None, exc))
+                continue
+            connection.execute("RELEASE operation")
+            self.operations += 1
+            outcomes.append((future, result, None))
+        connection.execute("COMMIT")
+        return outcomes
+
+    def _roll_back(self) -> None:
+        """End a failed transaction, if the connection is still in one (and still usable)."""
+        connection = self._connection
+        if connection is None:
             return
-        except BaseException as exc:  # a bug in the writer itself: fail loudly, never hang callers
-            log.exception("store writer failed")
+        try:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            for _, future in batch:
-                _settle(future, None, StorageError(f"storage error: {exc!r}"))
-            return
-        for future, result, refusal in outcomes:
-            _settle(future, result, refusal)
+        except self._dialect.errors:
+            pass
+
+    def _drop_if_broken(self) -> None:
+        """After a failure: a broken connection is closed, and the next batch opens a new one."""
+        connection = self._connection
+        if connection is not None and self._reconnect is not None and self._dialect.broken(connection):
+            log.warning("store connection lost: the next transaction opens a new one")
+            self._connection = None
+            try:
+                connection.close()
+            except self._dialect.errors:
+                pass
 
 
 def _settle(future: Future, result, exc: BaseException | None) -> None:
