@@ -337,6 +337,8 @@ class Cluster:
             self.daemons = [ClusterDaemon(i, self.directory, self.dsn, self._daemon_args) for i in range(self._count)]
             for daemon in self.daemons:
                 daemon.start(*(self._once if daemon.index == 0 else ()))
+                if daemon.index == 0 and self.postgres is not None:
+                    self._check_schema()
             self.haproxy = HAProxy(self.directory, self._port, self.daemons)
             self.haproxy.start()
             self.wait_up()
@@ -344,6 +346,14 @@ class Cluster:
             self.stop()
             raise
         return self
+
+    def _check_schema(self) -> None:
+        """The first daemon migrated the database: its tables are in PostgreSQL (a daemon.py without the
+        PostgreSQL store would take the ``postgresql://`` address for a file name, and the cluster
+        would share a SQLite file instead)."""
+        assert self.postgres is not None
+        if self.postgres.psql("lineproto", "SELECT to_regclass('public.players') IS NOT NULL").strip() != "t":
+            raise ClusterError(f"daemon 0 did not create its tables in PostgreSQL: {self.daemons[0].log_tail(500)}")
 
     def stop(self) -> None:
         """Stop HAProxy, every daemon, then PostgreSQL (if it started it); remove its directory."""

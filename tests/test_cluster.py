@@ -1,0 +1,210 @@
+"""The cluster on one machine (issue 13): PostgreSQL, three daemons on it, HAProxy in front; real processes.
+
+Every test starts its own :class:`cluster.Cluster` (``scripts/cluster.py``: a throw-away
+PostgreSQL, daemons with ``--proxy-protocol v2``, ``haproxy -db`` with ``send-proxy-v2`` and
+health checks) and always stops it. The clients are the client library's, with
+``Retry``: each command labelled, resent under the same label after a dropped connection,
+through HAProxy again, so the daemon that gets it (any of them, on the shared database)
+runs it at most once. What is checked afterwards is what the clients were told (their 2yz
+replies) against what the database holds, and ``daemon.py --db postgresql://... check``.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, write_users_file
+from lineproto.client import Client, PermanentError, TableStatus
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from cluster import Cluster, ClusterLoad, write_load_files
+
+PLAYERS = [f"p{i:02}" for i in range(20)]
+READERS = [f"r{i:02}" for i in range(10)]
+#: A player of its own for the race (the users file has one more player than the load plays).
+RACER = "p20"
+START_BANKROLL = 1000
+#: Commands each client completes before the kill, and again after it (a few seconds of load).
+OPS_BEFORE, OPS_AFTER = 3, 6
+#: Seconds the load may take at most to reach each of those marks (a bound, not a pause).
+LOAD_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, engine):
+    """Three daemons (on ``engine``) on a throw-away PostgreSQL behind HAProxy, with the load's users
+    (players p00-p20, readers r00-r09, admin root) and a roster of 5000 meters; always stopped after.
+
+    One per module and engine (a cluster takes seconds to start): the tests use users of their own."""
+    tmp_path = tmp_path_factory.mktemp("cluster")
+    users, roster = write_load_files(tmp_path, len(PLAYERS) + 1, len(READERS), 5000)
+    started = Cluster(
+        daemons=3,
+        users_file=users,
+        roster=roster,
+        daemon_args=("--engine", engine, "--start-bankroll", str(START_BANKROLL)),
+        directory=tmp_path / "cluster",
+    )
+    started.start()
+    yield started
+    started.stop()
+
+
+def test_two_daemons_racing_one_players_bets_never_overdraw(cluster):
+    """The same player on daemon 0 and daemon 2 at once: 2 x 80 bets of 10 on 1000 chips."""
+    accepted, bankrolls, refused = [0, 0], [[], []], [0, 0]
+    ready = threading.Barrier(2)
+
+    def bet(side: int, client: Client) -> None:
+        ready.wait()
+        for _ in range(80):
+            try:
+                bankrolls[side].append(client.bet("RED", 10).bankroll)
+                accepted[side] += 1
+            except PermanentError as refusal:
+                assert refusal.code == 535, refusal
+                refused[side] += 1
+
+    load = ClusterLoad(cluster, [], [])
+    clients = [load.connect(RACER, cluster.direct_port(i)) for i in (0, 2)]
+    try:
+        racers = [threading.Thread(target=bet, args=(side, client)) for side, client in enumerate(clients)]
+        for racer in racers:
+            racer.start()
+        for racer in racers:
+            racer.join(LOAD_TIMEOUT)
+        assert sum(accepted) == START_BANKROLL // 10 and sum(refused) == 160 - START_BANKROLL // 10
+        assert min(bankrolls[0] + bankrolls[1]) == 0
+        assert accepted[0] and accepted[1], "both daemons took bets"
+        bets = clients[0].bets()
+        assert (len(bets.bets), bets.staked, bets.bankroll) == (START_BANKROLL // 10, START_BANKROLL, 0)
+        settled = clients[1].spin().bankroll
+        assert TableStatus.from_status(clients[0].status()).bankroll == settled  # daemon 0 sees daemon 2's spin
+    finally:
+        for client in clients:
+            client.close()
+    stored = cluster.postgres.psql("lineproto", f"SELECT bankroll FROM players WHERE name = '{RACER}'")
+    assert stored.strip() == str(settled)  # the table is PostgreSQL's (not a file the daemons share)
+    done = cluster.admin("check")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_thirty_clients_lose_nothing_when_a_daemon_is_killed_mid_load(cluster):
+    load = ClusterLoad(cluster, PLAYERS, READERS).start()
+    try:
+        load.wait_ops(dict.fromkeys(load.tallies, OPS_BEFORE), LOAD_TIMEOUT)
+        cluster.kill(1)  # SIGKILL: its sessions and open transactions just end
+        load.wait_ops({name: ops + OPS_AFTER for name, ops in load.ops().items()}, LOAD_TIMEOUT)
+    finally:
+        load.stop()
+    cluster.wait_status("DOWN", 1)  # HAProxy's health checks saw it go
+    # The clients of the killed daemon lost a reply each and got it by resending through HAProxy.
+    assert load.resent() >= 1
+    assert sum(len(load.tallies[name].readings) for name in READERS) >= len(READERS) * OPS_AFTER // 2
+    assert load.problems() == []  # readings, meters handed out, bankrolls, daemon.py check
+    # ... and the proof would see a change no client was told of: chips credited, a reading by another
+    meter = next(iter(load.tallies["r00"].readings))
+    with load.connect("root") as admin:
+        admin.credit("p00", 1, "not told to the load")
+        admin.read(meter, 1)
+    problems = load.problems()
+    assert len(problems) == 2, problems
+    assert problems[0].startswith(f"reading of {meter}: told (") and problems[1].startswith("p00: told bankroll")
+
+
+# ---------------------------------------------------------------- the command line: make cluster
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def start_script(tmp_path, *args: str) -> tuple[subprocess.Popen, dict]:
+    """``scripts/cluster.py`` running; what it printed once it says it is ready (its readiness signal)."""
+    users = write_users_file(tmp_path / "users.txt")
+    script = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "cluster.py"), "--users", str(users), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    printed = []
+    for line in script.stdout:
+        printed.append(line)
+        if line.startswith("Ctrl+C"):
+            break
+    else:
+        raise AssertionError(f"cluster.py exited {script.wait()}: {''.join(printed)} {script.stderr.read()}")
+    text = "".join(printed)
+    words = text.split()
+    pids = [int(words[i + 1].rstrip(",")) for i, word in enumerate(words) if word in ("(pid", "pid")]
+    port = int(text.split("connect:")[1].split()[2])
+    postgres_dir = text.split("postgres:")[1].split()[0]
+    return script, {"pids": pids, "port": port, "postgres": postgres_dir}
+
+
+def wait_gone(pids: list[int], path: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(pid) for pid in pids) or os.path.exists(path):
+        assert time.monotonic() < deadline, f"left behind: {[p for p in pids if pid_alive(p)]} {path}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_the_script_serves_through_haproxy_and_stops_everything_on_a_signal(tmp_path, sig):
+    script, printed = start_script(tmp_path, "--daemons", "2")
+    try:
+        assert len(printed["pids"]) == 3  # two daemons and HAProxy
+        with Client("127.0.0.1", printed["port"]) as client:
+            assert client.login("dave", "hunter2").code == 230
+            assert client.bet("RED", 10).bankroll == 990
+        script.send_signal(sig)
+        assert script.wait(60) == 0
+        assert script.stderr.read().strip().endswith("cluster: stopped")
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait()
+    wait_gone(printed["pids"], printed["postgres"], timeout=5)  # stopped before the script exited
+
+
+def test_a_killed_script_leaves_no_process_behind(tmp_path):
+    script, printed = start_script(tmp_path, "--daemons", "1")
+    postmaster = int((Path(printed["postgres"]) / "data" / "postmaster.pid").read_text().split()[0])
+    script.kill()  # SIGKILL: no cleanup of its own
+    script.wait()
+    wait_gone([*printed["pids"], postmaster], printed["postgres"])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--daemons", "0"], "--daemons: must be 1 or more: '0'"),
+        (["--port", "70000"], "--port: a port is 0-65535: '70000'"),
+        (["--db", "/tmp/x.db"], "--db: not a postgresql:// address: '/tmp/x.db'"),
+        (["--db", "postgresql://db/x"], "--db needs --audit-key FILE"),
+        (["--roster", "missing.csv"], "--roster: no such file: missing.csv"),
+    ],
+)
+def test_script_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cluster.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert message in line
