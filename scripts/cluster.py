@@ -599,7 +599,8 @@ class ClusterLoad:
     def problems(self) -> list[str]:
         """What the database says against what the clients were told; [] when nothing is lost.
 
-        Every acknowledged reading is there, by its reader, and no other; no meter was handed out
+        Every acknowledged reading is there, by its reader, and no other by the load's readers (readers
+        outside the load may read meanwhile); no meter was handed out
         twice; each player's bankroll is the last one its client saw, with no bet open; and
         ``daemon.py check`` finds the chips conserved.
         """
@@ -607,6 +608,7 @@ class ClusterLoad:
         with self.connect("root") as admin:
             stored = {entry.meter: (entry.reading, entry.reader) for entry in admin.readings()}
         told = {meter: (value, name) for name in self.readers for meter, value in self.tallies[name].readings.items()}
+        stored = {meter: entry for meter, entry in stored.items() if meter in told or entry[1] in self.readers}
         found += [
             f"reading of {m}: told {told.get(m)}, stored {stored.get(m)}"
             for m in told.keys() | stored.keys()

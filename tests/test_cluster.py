@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, write_users_file
-from lineproto.client import Client, PermanentError, TableStatus
+from lineproto.client import Client, PermanentError, TableStatus, TransientError
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from cluster import Cluster, ClusterLoad, write_load_files
@@ -30,6 +30,8 @@ READERS = [f"r{i:02}" for i in range(10)]
 #: A player of its own for the race (the users file has one more player than the load plays).
 RACER = "p20"
 START_BANKROLL = 1000
+#: Seconds a held job stays a daemon's without renewal (--job-lease): short, so a dead daemon's come back soon.
+JOB_LEASE = 2.0
 #: Commands each client completes before the kill, and again after it (a few seconds of load).
 OPS_BEFORE, OPS_AFTER = 3, 6
 #: Seconds the load may take at most to reach each of those marks (a bound, not a pause).
@@ -107,7 +109,8 @@ def test_thirty_clients_lose_nothing_when_a_daemon_is_killed_mid_load(cluster):
     # The clients of the killed daemon lost a reply each and got it by resending through HAProxy.
     assert load.resent() >= 1
     assert sum(len(load.tallies[name].readings) for name in READERS) >= len(READERS) * OPS_AFTER // 2
-    assert load.problems() == []  # readings, meters handed out, bankrolls, daemon.py check
+    problems = load.problems()
+    assert problems == [], problems  # readings, meters handed out, bankrolls, daemon.py check
     # ... and the proof would see a change no client was told of: chips credited, a reading by another
     meter = next(iter(load.tallies["r00"].readings))
     with load.connect("root") as admin:
@@ -116,6 +119,35 @@ def test_thirty_clients_lose_nothing_when_a_daemon_is_killed_mid_load(cluster):
     problems = load.problems()
     assert len(problems) == 2, problems
     assert problems[0].startswith(f"reading of {meter}: told (") and problems[1].startswith("p00: told bankroll")
+
+
+def test_a_job_held_on_a_killed_daemon_goes_to_another_reader_once_its_lease_runs_out(tmp_path):
+    """Two daemons with a short --job-lease; a reader's job on daemon 1, which is SIGKILLed: the
+    survivor's renewal hands the job back once the lease has run out, and another reader gets it."""
+    users, roster = write_load_files(tmp_path, 0, 2, 2)  # two meters: M00000 and M00001
+    with Cluster(2, users_file=users, roster=roster, daemon_args=("--job-lease", str(JOB_LEASE))) as cluster:
+        load = ClusterLoad(cluster, [], [])
+        with load.connect("r00", cluster.direct_port(1)) as holder:
+            assert holder.job() == "M00000"
+            cluster.kill(1)  # the session and the daemon renewing its lease are gone
+        with load.connect("r01") as reader:  # through HAProxy: daemon 0
+            assert reader.job() == "M00001"
+            reader.read("M00001", 1)
+            deadline = time.monotonic() + 2 * JOB_LEASE + 10
+            while True:  # 450 while the dead daemon's lease runs; then the meter is back in the pool
+                try:
+                    meter = reader.job()
+                    break
+                except TransientError as busy:
+                    assert busy.code == 450 and "1 unread meter is held by other readers" in str(busy), busy
+                    assert time.monotonic() < deadline, "the dead daemon's job did not come back"
+                    time.sleep(0.1)
+            assert meter == "M00000"
+            reader.read(meter, 1)
+            assert reader.job() is None  # 251: all read, each once
+        cluster.daemons[0].process.send_signal(signal.SIGTERM)
+        assert cluster.daemons[0].process.wait(30) == 0
+        assert "held jobs whose daemon stopped renewing them are back in the pool" in cluster.daemons[0].log_tail()
 
 
 # ---------------------------------------------------------------- the command line: make cluster
