@@ -55,7 +55,7 @@ from pgserver import RUN_AS, PostgresServer, PostgresUnavailable, server_bin  # 
 
 sys.path.insert(0, str(ROOT))
 from lineproto.argtypes import ArgumentParser, port_number, positive_int, positive_seconds  # noqa: E402
-from lineproto.client import Client, Retry, TableStatus  # noqa: E402
+from lineproto.client import Client, Retry, TableStatus, TransientError  # noqa: E402
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
@@ -212,8 +212,11 @@ class HAProxy:
             "global\n"
             f"    stats socket {self.stats} mode 600 level admin\n"
             "    maxconn 4000\n"
+            "    log stdout format raw daemon\n"  # one line per connection in haproxy.log
             "defaults\n"
             "    mode tcp\n"
+            "    log global\n"
+            "    option tcplog\n"
             "    timeout connect 2s\n"
             "    timeout client 10m\n"
             "    timeout server 10m\n"
@@ -531,10 +534,25 @@ class ClusterLoad:
         ]
 
     def connect(self, user: str, port: int | None = None) -> Client:
-        """A retrying client logged in as ``user``, through the balanced frontend (or ``port``)."""
-        client = Client(self.cluster.host, port or self.cluster.port, timeout=30, retry=LOAD_RETRY)
-        client.login(user, LOAD_PASSWORD)
-        return client
+        """A retrying client logged in as ``user``, through the balanced frontend (or ``port``).
+
+        The connection and login are tried again as the client's commands are (``LOAD_RETRY``): a
+        daemon may die while a client logs in, and the client library resends commands, not logins.
+        """
+        attempt = 0
+        while True:
+            attempt += 1
+            client = None
+            try:
+                client = Client(self.cluster.host, port or self.cluster.port, timeout=30, retry=LOAD_RETRY)
+                client.login(user, LOAD_PASSWORD)
+                return client
+            except (OSError, TransientError):  # a dropped connection, or a 421 greeting
+                if client is not None:
+                    client.close()
+                if attempt >= LOAD_RETRY.attempts:
+                    raise
+                time.sleep(LOAD_RETRY.delay(attempt))
 
     def start(self) -> ClusterLoad:
         for thread in self._threads:
@@ -635,6 +653,7 @@ def soak(cluster: Cluster, load: ClusterLoad, seconds: float, kill_every: float)
     """Run ``load`` for ``seconds``, SIGKILLing a daemon (in turn) every ``kill_every`` seconds and
     starting it again; then the proof. Exit status 0 if nothing was lost."""
     load.start()
+    load.wait_ops(dict.fromkeys(load.tallies, 1), READY_TIMEOUT)  # every client logged in and at work
     started = time.monotonic()
     victim = 0
     try:
