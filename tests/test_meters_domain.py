@@ -14,6 +14,7 @@ import re
 import sys
 import tempfile
 import threading
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -59,24 +60,38 @@ class FixedClock:
         return self.now
 
 
-IMPLEMENTATIONS = ("memory", "sqlite")
+IMPLEMENTATIONS = ("memory", "sqlite", "postgres")
 
 
 class Implementations:
-    """Builds :class:`Meters` of one kind, like ``MeterManager(roster, rng, clock)``; closes what it opened."""
+    """Builds :class:`Meters` of one kind, like ``MeterManager(roster, rng, clock)``; closes what it opened.
 
-    def __init__(self, kind: str, directory: Path) -> None:
+    ``postgres``: each store on a new database of ``server`` (conftest's ``postgres_server``).
+    """
+
+    def __init__(self, kind: str, directory: Path, server=None) -> None:
         self.kind = kind
         self.directory = directory
-        self.stores: list[SqliteStore] = []
+        self.server = server
+        self.stores: list = []
+        self.databases: list[str] = []
         self.numbers = itertools.count()
 
     def __call__(self, roster=None, rng=None, clock=None) -> Meters:
         if self.kind == "memory":
             return MeterManager(roster, rng=rng, clock=clock)
-        # synchronous=NORMAL: these tests are about the rules, test_store.py about durability
-        path = self.directory / f"meters-{next(self.numbers)}.db"
-        store = SqliteStore(str(path), sync="normal", rng=rng, clock=clock)
+        # synchronous=NORMAL (synchronous_commit off): these tests are about the rules, test_store*.py about durability
+        if self.kind == "postgres":
+            from lineproto.store.postgres import PostgresStore
+
+            name = f"meters_{uuid.uuid4().hex[:12]}"
+            self.databases.append(name)
+            url = self.server.create_database(name)
+            key = str(self.directory / "audit-key")
+            store = PostgresStore(url, sync="normal", rng=rng, clock=clock, audit_key=key, audit_required=True)
+        else:
+            path = self.directory / f"meters-{next(self.numbers)}.db"
+            store = SqliteStore(str(path), sync="normal", rng=rng, clock=clock)
         self.stores.append(store)
         if roster is not None:
             store.meters.load_roster(roster)
@@ -85,12 +100,18 @@ class Implementations:
     def close(self) -> None:
         for store in self.stores:
             store.close()
+        for name in self.databases:
+            self.server.drop_database(name)
+
+
+def _server(request, kind: str):
+    return request.getfixturevalue("postgres_server") if kind == "postgres" else None
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def make(request, tmp_path):
-    """``make(roster=None, rng=None, clock=None)``: a new :class:`Meters`, in memory or in SQLite."""
-    implementations = Implementations(request.param, tmp_path)
+    """``make(roster=None, rng=None, clock=None)``: a new :class:`Meters`, in memory, in SQLite or in PostgreSQL."""
+    implementations = Implementations(request.param, tmp_path, _server(request, request.param))
     yield implementations
     implementations.close()
 
@@ -799,9 +820,9 @@ def test_a_dump_reply_carries_every_line_whole(subs):
 
 
 @pytest.fixture
-def one_of_each(tmp_path):
-    """Both implementations at once, reused across hypothesis examples (each example reads a new meter)."""
-    implementations = [Implementations(kind, tmp_path) for kind in IMPLEMENTATIONS]
+def one_of_each(tmp_path, request):
+    """Every implementation at once, reused across hypothesis examples (each example reads a new meter)."""
+    implementations = [Implementations(kind, tmp_path, _server(request, kind)) for kind in IMPLEMENTATIONS]
     yield [make(rng=random.Random(5)) for make in implementations]
     for make in implementations:
         make.close()

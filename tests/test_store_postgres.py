@@ -5,6 +5,7 @@ fixtures of conftest.py, ``scripts/pgserver.py``); two stores on one database st
 daemons in process, and the socket tests start real daemons on both engines.
 """
 
+import os
 import signal
 import subprocess
 import sys
@@ -15,9 +16,11 @@ import pytest
 
 from conftest import ROOT, Daemon, stat, write_users_file
 from lineproto.domain.accounts import User
-from lineproto.domain.roulette import InsufficientChips, Limits, parse_bet
+from lineproto.domain.roulette import AMERICAN, InsufficientChips, Limits, OpenBet, parse_bet
 from lineproto.store import open_store
 from lineproto.store.labels import LabelPolicy, LabelRecord
+from lineproto.store.tables import StoredTables
+from lineproto.wire.shapes import PlacedBet, Spin
 
 LIMITS = Limits()
 RED = parse_bet("RED", "american")
@@ -378,3 +381,225 @@ def test_a_live_daemons_jobs_are_renewed_and_a_killed_daemons_come_back_to_the_p
         doomed.stop()
         if survivor is not None:
             survivor.stop()
+
+
+# -- the admin subcommands
+
+
+def admin(*args, stdin=None):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "daemon.py"), *args], capture_output=True, text=True, timeout=120, input=stdin
+    )
+
+
+def test_the_admin_subcommands_work_on_postgres(tmp_path, postgres_dsn, key):
+    db = ("--db", postgres_dsn, "--audit-key", key)
+    added = admin("useradd", "ada", "--name", "Ada Admin", "--role", "admin", "--password-stdin", *db, stdin="pw\n")
+    assert (added.returncode, added.stdout) == (0, "user ada added\n"), added.stderr
+    assert admin("useradd", "erin", "--name", "Erin", "--role", "reader", "--password-stdin", *db, stdin="x\n").stdout
+    assert admin("usermod", "erin", "--add-role", "player", *db).returncode == 0
+    assert admin("users", *db).stdout == "ada\tadmin\tAda Admin\nerin\tplayer,reader\tErin\n"
+    assert admin("userdel", "erin", *db).stdout == "user erin deleted\n"
+    assert admin("unlock", "ada", *db).returncode == 0
+    meters, roster = _roster(tmp_path, 3)
+    imported = admin("roster", "import", str(roster), *db)
+    assert imported.stdout == f"roster {roster}: 3 meters, 3 new\n", imported.stderr
+    listed = admin("roster", "list", *db)
+    assert listed.returncode == 0 and all(meter in listed.stdout for meter in meters), listed.stderr
+    assert admin("dump", *db).returncode == 0
+    checked = admin("check", "--db", postgres_dsn)  # reading needs no key
+    assert checked.returncode == 0 and checked.stdout.startswith("chips conserved for 0 players"), checked.stderr
+    assert admin("ledger", "ada", "--db", postgres_dsn).returncode == 0
+    refused = admin("useradd", "bob", "--name", "Bob", "--password-stdin", "--db", postgres_dsn, stdin="x\n")
+    assert refused.returncode == 2 and "--audit-key FILE" in refused.stderr and len(refused.stderr.splitlines()) == 1
+
+
+def test_backup_is_a_signed_export_that_restore_reads_back_into_another_database(
+    tmp_path, postgres_server, postgres_dsn, key, stores
+):
+    store = stores()
+    store.put_user(User("ann", "Ann", frozenset({"player"}), "hash"))
+    store.update_table("ann", 1000, LIMITS, lambda table: table.place(RED, 30))
+    store.credit("ann", "root", 25, "gift", 1000, LIMITS)
+    store.meters.load_roster(["G10001", "G10002"])
+    meter = store.meters.next_job("carol#1")
+    store.meters.submit("carol#1", meter, 42)
+    copy = tmp_path / "copy.export"
+    done = admin("backup", str(copy), "--db", postgres_dsn, "--audit-key", key)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "copy.export.sig").exists()
+    target = postgres_server.create_database(f"restored_{os.getpid()}")
+    try:
+        restored = admin("restore", str(copy), "--db", target, "--audit-key", key)
+        assert restored.returncode == 0, restored.stderr
+        again = open_store(target, audit_key=key, audit_required=True)
+        try:
+            assert again.list_users() == store.list_users()
+            assert again.chip_audits() == store.chip_audits()
+            assert again.ledger("ann") == store.ledger("ann")
+            assert again.meters.dump() == store.meters.dump()
+            assert again.meters.next_job("carol#2") == "G10002"
+            again.credit("ann", "root", 5, "after the restore", 1000, LIMITS)  # ids go on past the copy's
+            assert [c.number for c in again.ledger("ann")] == [1, 2]
+        finally:
+            again.close()
+        twice = admin("restore", str(copy), "--db", target, "--audit-key", key)
+        assert twice.returncode == 2 and "--force" in twice.stderr
+        copy.write_text(copy.read_text().replace('"Ann"', '"Eve"'))  # changed after the backup
+        changed = admin("restore", str(copy), "--db", target, "--audit-key", key, "--force")
+        assert changed.returncode == 1 and "does not match its signature" in changed.stderr
+    finally:
+        postgres_server.drop_database(f"restored_{os.getpid()}")
+
+
+def test_two_daemons_racing_one_players_bets_and_spins_never_overdraw_and_conserve_chips(
+    tmp_path, engine, postgres_dsn, key, connect
+):
+    users = write_users_file(tmp_path / "users.txt")
+    options = ("--db", postgres_dsn, "--audit-key", key, "--users", str(users))
+    daemons = [Daemon(tmp_path, *options, engine=engine) for _ in range(2)]
+    try:
+        players = [login(connect(d.port), "dave", "hunter2") for d in daemons]  # one player, one per daemon
+        barrier = threading.Barrier(2)
+        placed, settled, returned, refused = [0, 0], [0, 0], [0, 0], [0, 0]
+
+        def overdraw(index):
+            """More bets than the bankroll covers, from both daemons at the same moment."""
+            barrier.wait()
+            players[index].send(b"BET RED 7\r\n" * 150)
+            for reply in players[index].replies(150):
+                if reply.code == 200:
+                    placed[index] += PlacedBet.from_reply(reply).amount
+                else:
+                    assert reply.code == 535, reply
+                    refused[index] += 1
+
+        def play(index):
+            for _ in range(40):
+                players[index].send(b"BET RED 30\r\nBET 17 5\r\nSPIN\r\n")
+                for reply in players[index].replies(3):
+                    if reply.code == 200:
+                        placed[index] += PlacedBet.from_reply(reply).amount
+                    elif reply.code == 250:
+                        result = Spin.from_reply(reply)
+                        settled[index] += result.staked
+                        returned[index] += result.returned
+                    else:
+                        assert reply.code == 535, reply
+
+        for step in (overdraw, play):
+            threads = [threading.Thread(target=step, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(120)
+            if step is overdraw:
+                assert sum(placed) == 7 * (1000 // 7) and sum(refused) == 300 - 1000 // 7  # not one chip overdrawn
+        keys = stat(players[0])
+        bankroll, open_bets = int(keys["bankroll"]), int(keys["open-bet-chips"])
+        assert sum(placed) == sum(settled) + open_bets  # every bet settled exactly once, or still open
+        assert bankroll == 1000 - sum(placed) + sum(returned)
+        checked = admin("check", "--db", postgres_dsn)
+        assert checked.returncode == 0 and checked.stdout.startswith("chips conserved for 1 player"), checked.stdout
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+
+
+def test_a_deadlocked_batch_of_several_changes_is_run_again_one_change_a_transaction(stores):
+    """The victim's batch holds a job and a plain change: both run again, each alone, and both commit."""
+    daemons = [stores(), stores()]
+    writer = daemons[0]._writer
+    both_hold_one = threading.Barrier(2, timeout=30)
+    holding, release = threading.Event(), threading.Event()
+    runs = {0: 0, 1: 0}
+
+    def crossing(index, first, second):
+        def run():
+            runs[index] += 1
+            daemons[index].update_table(first, 1000, LIMITS, lambda table: table.place(RED, 10))
+            if runs[index] == 1:
+                both_hold_one.wait()
+            daemons[index].update_table(second, 1000, LIMITS, lambda table: table.place(RED, 10))
+
+        return run
+
+    def hold():
+        daemons[0].put_user(User("held", "Held", frozenset(), "x"))
+        holding.set()
+        release.wait(30)
+
+    daemons[0].submit(hold)
+    holding.wait(30)
+    jobs = [daemons[0].submit(crossing(0, "ann", "bob"))]
+    other = threading.Thread(target=daemons[0].update_table, args=("carl", 1000, LIMITS, lambda t: t.place(RED, 5)))
+    other.start()
+    _until(lambda: writer._queue.qsize() == 2)  # the job and carl's change: one batch once released
+    jobs.append(daemons[1].submit(crossing(1, "bob", "ann")))
+    release.set()
+    for job in jobs:
+        job.result(60)
+    other.join(30)
+    assert sorted(runs.values()) == [1, 2]  # the deadlock's victim ran its job again, once
+    assert [daemons[1].load_table(p, LIMITS).staked for p in ("ann", "bob", "carl")] == [20, 20, 5]
+
+
+def test_shared_tables_store_settles_a_round_from_its_committed_bets_on_postgres(stores):
+    store = stores()
+    tables = StoredTables(store)
+    red, seventeen = parse_bet("RED", AMERICAN), parse_bet("17", AMERICAN)
+    for player, bet, amount in (("ann", red, 10), ("bob", seventeen, 5), ("bob", red, 20)):
+        tables.place(player, 100, "main", lambda bankroll, b=bet, a=amount: (OpenBet(b, a), bankroll - a, 7))
+    assert tables.audit("bob") == {"open": 25, "staked": 0, "returned": 0}
+    results = tables.settle("main", 7, "17", AMERICAN, Limits())
+    assert {player: (r.staked, r.returned) for player, r in results.items()} == {"ann": (10, 0), "bob": (25, 180)}
+    assert tables.bankroll("ann", 100) == 90 and tables.bankroll("bob", 100) == 255
+    assert tables.audit("bob") == {"open": 0, "staked": 25, "returned": 180}
+    tables.place("ann", 100, "main", lambda bankroll: (OpenBet(red, 30), bankroll - 30, 8))
+    assert tables.take_back("ann", "main", 8) == (30, 90)
+    tables.place("ann", 100, "main", lambda bankroll: (OpenBet(red, 40), bankroll - 40, 9))
+    assert tables.refund_unsettled() == [("main", 9, "ann", 40)]
+    assert tables.last_rounds() == {"main": 9}
+    assert [audit.difference for audit in store.chip_audits()] == [0, 0]
+    assert [entry.table for entry in store.history("bob", 5)] == ["main"]
+
+
+def test_audit_verify_walks_the_log_of_a_postgres_database_and_names_an_edited_row(
+    postgres_server, postgres_dsn, key, stores
+):
+    store = stores()
+    store.put_user(User("ann", "Ann", frozenset({"player"}), "hash"))
+    store.update_table("ann", 1000, LIMITS, lambda table: table.place(RED, 30))
+    store.update_table("ann", 1000, LIMITS, lambda table: table.resolve("7"))  # a settled spin: logged
+    store.credit("ann", "root", 25, "gift", 1000, LIMITS)
+    store.meters.load_roster(["G10001"])
+    store.meters.submit("carol#1", store.meters.next_job("carol#1"), 42)
+    verified = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
+    assert verified.returncode == 0, verified.stderr
+    assert verified.stdout.startswith(f"audit log of {postgres_dsn} intact: 5 entries")  # start user spin credit read
+    postgres_server.psql(postgres_dsn.rsplit("/", 1)[1], "UPDATE ledger SET amount = 2500")  # outside the daemon
+    tampered = admin("audit", "verify", "--db", postgres_dsn, "--audit-key", key)
+    assert tampered.returncode == 1
+    assert "the ledger row 1 differs from the log: amount is 2500, logged 25" in tampered.stderr
+
+
+def test_every_acknowledged_bet_survives_a_daemon_killed_right_after_its_reply(
+    tmp_path, engine, postgres_dsn, key, connect
+):
+    users = write_users_file(tmp_path / "users.txt")
+    options = ("--db", postgres_dsn, "--audit-key", key, "--users", str(users))
+    daemon = Daemon(tmp_path, *options, engine=engine)
+    try:
+        players = [login(connect(daemon.port), "dave", "hunter2") for _ in range(3)]
+        for player in players:
+            player.send(b"BET RED 3\r\n" * 40)
+        accepted = sum(reply.code == 200 for player in players for reply in player.replies(40))
+    finally:
+        daemon.stop(signal.SIGKILL)  # right after the last reply: nothing is flushed on the way out
+    assert accepted == 120
+    daemon = Daemon(tmp_path, *options, engine=engine)
+    try:
+        keys = stat(login(connect(daemon.port), "dave", "hunter2"))
+        assert (keys["bankroll"], keys["open-bet-chips"]) == (str(1000 - 3 * accepted), str(3 * accepted))
+    finally:
+        daemon.stop()

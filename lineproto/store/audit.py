@@ -61,10 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser, default: object = None) -> No
 
 
 def key_path(db: str, option: str | None) -> str | None:
-    """The key file of ``db``: ``option``, or beside the database; None for an in-memory one without an option."""
+    """The key file of ``db``: ``option``, or beside the database; None without an option for a database
+    that is no file (in memory, or a PostgreSQL URL)."""
     if option:
         return option
-    return None if db == ":memory:" else db + KEY_SUFFIX
+    return None if db == ":memory:" or _is_url(db) else db + KEY_SUFFIX
+
+
+def _is_url(db: str) -> bool:
+    from . import is_postgres  # the package's one test of --db
+
+    return is_postgres(db)
 
 
 def read_key(path: str) -> bytes | None:
@@ -91,7 +98,7 @@ def read_key(path: str) -> bytes | None:
 def load_key(path: str | None) -> bytes:
     """The key of an existing log (verify, backup, restore): a missing file is an error."""
     if path is None:
-        raise StoreOpenError("an in-memory database has no audit key file: give --audit-key")
+        raise StoreOpenError("this database is no file, so no audit key file lies beside it: give --audit-key FILE")
     key = read_key(path)
     if key is None:
         raise StoreOpenError(f"no audit key at {path} (--audit-key FILE names another)")
@@ -270,10 +277,15 @@ def _user(row: tuple) -> User:
 def stored_head(connection: sqlite3.Connection) -> tuple[Head, str] | None:
     """The head kept in ``meta`` and its mac, or None if there is none (or it is unreadable)."""
     row = connection.execute("SELECT value FROM meta WHERE key = ?", (_HEAD_KEY,)).fetchone()
-    if row is None:
+    return parse_stored_head(row[0] if row else None)
+
+
+def parse_stored_head(text: str | None) -> tuple[Head, str] | None:
+    """meta's ``audit_head`` text as (head, mac); None if missing or unreadable."""
+    if text is None:
         return None
     try:
-        return auditchain.parse_head(row[0])
+        return auditchain.parse_head(text)
     except auditchain.BadHead:
         return None
 
@@ -428,7 +440,11 @@ def sign_backup(path: str, key: bytes) -> str:
         found = stored_head(reader)
     finally:
         reader.close()
-    head = found[0] if found else EMPTY
+    return write_signature(path, key, found[0] if found else EMPTY)
+
+
+def write_signature(path: str, key: bytes, head: Head) -> str:
+    """``path``.sig for a copy whose audit head is ``head`` (a PostgreSQL export's head is read by its store)."""
     signature = path + SIGNATURE_SUFFIX
     with open(signature, "w", encoding="ascii") as file:
         file.write(f"{SIGNATURE_MAGIC}\nfile-hmac-sha256 {_file_mac(path, key)}\naudit-head {head.seq} {head.hash}\n")
@@ -482,6 +498,8 @@ def _existing_database(db: str) -> str:
 
 
 def run_audit(args: argparse.Namespace, open_store: Callable) -> int:
+    if _is_url(args.db):
+        return _verify_postgres(args)
     db = _existing_database(args.db)
     path = key_path(db, args.audit_key)
     if args.action == "rekey":
@@ -496,6 +514,32 @@ def run_audit(args: argparse.Namespace, open_store: Callable) -> int:
         report = verify_database(connection, key)
     finally:
         connection.close()
+    return _print_report(db, report)
+
+
+def _verify_postgres(args: argparse.Namespace) -> int:
+    """``audit verify`` of a PostgreSQL database: the same walk, in one read-only snapshot."""
+    from .postgres import Connector, PgConnection, first_line, psycopg, shown
+
+    if args.action == "rekey":
+        raise StoreOpenError("audit rekey: SQLite databases only so far (docs/DEPLOYING.md, PostgreSQL)")
+    key = load_key(key_path(args.db, args.audit_key))
+    try:
+        raw = Connector(args.db).connect()
+    except psycopg.Error as exc:
+        raise StoreOpenError(f"cannot open database {shown(args.db)}: {first_line(exc)}") from None
+    try:
+        if raw.execute("SELECT to_regclass('audit_log')").fetchone()[0] is None:
+            print(f"audit verify: {shown(args.db)} has no audit log yet (start the daemon on it once)", file=sys.stderr)
+            return 1
+        raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")  # one snapshot for the chain and the tables
+        report = verify_database(PgConnection(raw), key)  # type: ignore[arg-type]  # the adapter runs this SQL
+    finally:
+        raw.close()
+    return _print_report(shown(args.db), report)
+
+
+def _print_report(db: str, report: Report) -> int:
     if not report.intact:
         print(f"audit verify: {db}: {report.problem}", file=sys.stderr)
         return 1
@@ -538,6 +582,12 @@ def run_restore(args: argparse.Namespace, open_store: Callable) -> int:
     except ValueError as exc:
         print(f"restore: {exc}", file=sys.stderr)
         return 1
+    if _is_url(target):
+        from .postgres import restore, shown
+
+        rows = restore(target, args.file, args.force)
+        print(f"restored {args.file} to {shown(target)}: {rows} rows (signature good; audit log head {head.seq})")
+        return 0
     if any(os.path.exists(target + suffix) for suffix in ("", "-wal")) and not args.force:
         raise StoreOpenError(f"restore: {target} exists (stop the daemon; --force replaces it)")
     directory = os.path.dirname(os.path.abspath(target))

@@ -168,9 +168,13 @@ class _SqlState:
             self._free(meter)
 
     def drop_all_jobs(self) -> int:
-        """At start, every job no session holds now: all of them (one daemon), or those whose lease ran out."""
+        """Every job this daemon's sessions hold, and (several daemons) every one whose lease ran out.
+
+        At start no session of this daemon is left: with one daemon that is every job; with a
+        lease, the other daemons' live jobs stay theirs.
+        """
         if self._lease is not None:
-            return self._drop_expired()
+            return self._drop_expired(self._lease.daemon)
         self._db.execute(f"UPDATE roster SET state = {_FREE} WHERE state = {_HELD}")
         return self._db.execute("DELETE FROM jobs").rowcount
 
@@ -183,8 +187,11 @@ class _SqlState:
         ).rowcount
         return renewed, self._drop_expired()
 
-    def _drop_expired(self) -> int:
-        meters = self._db.execute("DELETE FROM jobs WHERE expires < now() RETURNING meter").fetchall()
+    def _drop_expired(self, daemon: str | None = None) -> int:
+        """Release the jobs whose lease ran out, and those of ``daemon`` (this one) if given."""
+        meters = self._db.execute(
+            "DELETE FROM jobs WHERE expires < now() OR daemon = ? RETURNING meter", (daemon,)
+        ).fetchall()
         for (meter,) in meters:
             self._free(meter)
         return len(meters)

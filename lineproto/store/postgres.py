@@ -25,7 +25,9 @@ The audit log's key cannot live beside a database that is not a file: with Postg
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 import logging
 import os
 import secrets
@@ -54,6 +56,8 @@ CONNECT_TIMEOUT = 5
 POOL_TIMEOUT = 5.0
 #: A statement waiting this long for another daemon's lock fails (a StorageError, nothing kept).
 LOCK_TIMEOUT = "10s"
+#: Milliseconds a lock wait lasts before PostgreSQL looks for a deadlock (set where the role may).
+DEADLOCK_TIMEOUT_MS = 50
 #: Read connections kept at most.
 READERS = 4
 #: Times a batch that deadlocked with another daemon's (or failed to serialize) is run again.
@@ -190,6 +194,10 @@ class Connector:
         raw.adapters.register_loader("numeric", _WholeNumberLoader)
         for name, value in self.settings.items():
             raw.execute("SELECT set_config(%s, %s, false)", (name, value))
+        try:  # a superuser's connection finds deadlocks between daemons' batches sooner than the 1 s default
+            raw.execute(f"SET deadlock_timeout = {DEADLOCK_TIMEOUT_MS}")
+        except psycopg.errors.InsufficientPrivilege:
+            pass
 
 
 class PgReadPool:
@@ -553,4 +561,122 @@ class PostgresStore(SqlStore):
         super().close()
 
     def backup(self, path: str) -> None:
-        raise StorageError("backup of a PostgreSQL database: use pg_dump (docs/DEPLOYING.md, PostgreSQL)")
+        """A logical export of every table to ``path``, from one snapshot, while daemons run (:func:`export`)."""
+        self._readers.run(lambda connection: export(connection.raw, path))
+
+    def audit_head(self) -> str | None:
+        """The audit log's signed head as stored (meta ``audit_head``), for a backup's signature."""
+        row = self._readers.run(lambda c: c.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone())
+        return row[0] if row else None
+
+
+# -- backup and restore: a logical export
+#
+# The file: a header line, then per table a line {"table": name, "columns": [...], "rows": N}
+# followed by its N rows, one JSON array a line; tables in an order where every table comes
+# after those its foreign keys name. ``daemon.py backup`` signs it as it signs an SQLite copy
+# (store/audit.py); ``daemon.py restore`` checks the signature, then loads it into an empty
+# database (``--force``: one whose lineproto tables are dropped first).
+
+EXPORT_MAGIC = "lineproto postgresql export 1"
+
+
+def _tables(raw) -> list[str]:
+    """The schema's tables, each after the tables its foreign keys reference."""
+    names = [
+        row[0]
+        for row in raw.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' ORDER BY table_name"
+        )
+    ]
+    needs: dict[str, set[str]] = {name: set() for name in names}
+    for child, parent in raw.execute(
+        "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint WHERE contype = 'f'"
+    ):
+        if child in needs and parent in needs and parent != child:
+            needs[child].add(parent)
+    ordered: list[str] = []
+    while needs:
+        ready = sorted(name for name, parents in needs.items() if parents <= set(ordered))
+        ordered += ready
+        for name in ready:
+            del needs[name]
+    return ordered
+
+
+def _plain(value):
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot export {type(value).__name__}")
+
+
+def export(raw, path: str) -> None:
+    """Write every table of the database (``raw``'s transaction: one snapshot) to ``path``."""
+    version = schema_version(raw)
+    with open(path, "w", encoding="utf-8") as file:
+        file.write(f"{EXPORT_MAGIC} schema {version}\n")
+        for table in _tables(raw):
+            cursor = raw.execute(f'SELECT * FROM "{table}" ORDER BY 1')
+            rows = cursor.fetchall()
+            columns = [column.name for column in cursor.description]
+            file.write(json.dumps({"table": table, "columns": columns, "rows": len(rows)}) + "\n")
+            for row in rows:
+                file.write(json.dumps(list(row), default=_plain, ensure_ascii=False) + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def restore(url: str, path: str, force: bool) -> int:
+    """Load an export into the database at ``url`` (empty, or emptied with ``force``); return the rows loaded.
+
+    The schema is created at the export's version, the rows loaded, every id sequence set past
+    the highest id, then the schema migrated to this code's version: all in one transaction.
+    """
+    connector = Connector(url)
+    try:
+        raw = connector.connect()
+    except psycopg.Error as exc:
+        raise StoreOpenError(f"restore: cannot open database {shown(url)}: {first_line(exc)}") from None
+    try:
+        with open(path, encoding="utf-8") as file, raw.transaction():
+            header = file.readline().split()
+            if " ".join(header[:-2]) != EXPORT_MAGIC or header[-2] != "schema" or not header[-1].isdigit():
+                raise StoreOpenError(f"restore: {path} is not a lineproto PostgreSQL export")
+            version = int(header[-1])
+            if version > SCHEMA_VERSION:
+                raise StoreOpenError(f"restore: {path} has schema version {version}, newer than this lineproto's")
+            existing = _tables(raw)
+            if existing and not force:
+                raise StoreOpenError(f"restore: {shown(url)} has tables (stop the daemons; --force replaces them)")
+            for table in reversed(existing):
+                raw.execute(f'DROP TABLE "{table}" CASCADE')
+            migrate(raw, shown(url), MIGRATIONS[:version])
+            loaded = _load_rows(raw, file)
+            migrate(raw, shown(url))
+        return loaded
+    except psycopg.Error as exc:
+        raise StoreOpenError(f"restore: {first_line(exc)}") from None
+    finally:
+        raw.close()
+
+
+def _load_rows(raw, file) -> int:
+    loaded = 0
+    raw.execute("DELETE FROM meta")  # the export's meta (schema version included) replaces the new one
+    for line in file:
+        heading = json.loads(line)
+        table, columns, count = heading["table"], heading["columns"], heading["rows"]
+        names = ", ".join(f'"{column}"' for column in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        rows = [json.loads(next(file)) for _ in range(count)]
+        with raw.cursor() as cursor:
+            cursor.executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+        loaded += count
+        for column in columns:
+            sequence = raw.execute("SELECT pg_get_serial_sequence(%s, %s)", (f'"{table}"', column)).fetchone()[0]
+            if sequence is not None:
+                raw.execute(
+                    f'SELECT setval(%s, coalesce((SELECT max("{column}") FROM "{table}"), 0) + 1, false)', (sequence,)
+                )
+    return loaded

@@ -224,18 +224,21 @@ class Writer:
             if stop:
                 return
 
-    def _commit(self, batch) -> None:
+    def _commit(self, batch, started: set[int] | None = None) -> None:
         """Run the batch in one transaction and hand out its outcomes after COMMIT.
 
-        A failure the dialect calls retryable runs the whole batch again (up to
-        ``dialect.retries`` times): nothing of the failed attempt was kept, and
-        every operation and job reads its state again. Jobs whose outcome was
+        A failure the dialect calls retryable (a deadlock with another daemon's
+        batch) runs the batch again, nothing of the failed attempt kept and every
+        operation and job reading its state again: a batch of several items as
+        one transaction per item (alone, an item holds no other item's locks
+        while it waits, so batches of two daemons stop meeting in a cycle), a
+        single item up to ``dialect.retries`` times. Jobs whose outcome was
         already handed out (they only read) are not run again.
         """
         if not batch:
             return
         dialect = self._dialect
-        started: set[int] = set()  # the jobs told they are running (a future is told once)
+        started = set() if started is None else started  # the jobs told they are running (told once)
         attempt = 0
         while True:
             try:
@@ -245,7 +248,12 @@ class Writer:
                 if dialect.retryable(exc) and attempt < dialect.retries:
                     attempt += 1
                     self.retried += 1
-                    log.info("transaction of %d operations failed (%s): running it again", len(batch), exc)
+                    pending = [item for item in batch if not item[1].done()]
+                    log.info("transaction of %d operations failed (%s): running it again", len(pending), exc)
+                    if len(pending) > 1:
+                        for item in pending:
+                            self._commit([item], started)
+                        return
                     continue
                 error = dialect.storage_error(exc)
                 log.error("transaction of %d operations failed: %s", len(batch), exc)
