@@ -361,7 +361,8 @@ class Session:
         if command.blocks is not None:
             pool = command.blocks(self)
             if pool is not None:
-                if pool == STORE_POOL and (command.login or command.roles):
+                # A registered user's account is read again first; a guest has none (shared tables' JOIN).
+                if pool == STORE_POOL and (command.login or command.roles) and not (self.user and self.user.is_guest):
                     return Blocking(pool, lambda: self._run_for_account(command, args), command.verb)
                 return Blocking(pool, lambda: self._run(command, args), command.verb)
         return self._run(command, args)

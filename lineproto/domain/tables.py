@@ -62,9 +62,11 @@ __all__ = [
     "DEFAULT_ROUND_SECONDS",
     "DEFAULT_TABLES",
     "IDLE",
+    "SETTLED",
     "SPINNING",
     "SPIN_SECONDS",
     "BettingClosed",
+    "FollowedTable",
     "NoMoreBets",
     "RoundOpened",
     "RoundSettled",
@@ -76,6 +78,8 @@ __all__ = [
 ]
 
 IDLE, BETTING, CLOSED, SPINNING = "idle", "betting", "closed", "spinning"
+#: A round whose bets are settled (the phase a cluster's round record ends in; ``FollowedTable``).
+SETTLED = "settled"
 
 #: Seconds of betting per round unless the daemon says otherwise (``--round-seconds``).
 DEFAULT_ROUND_SECONDS = 20.0
@@ -353,3 +357,64 @@ class SharedTable:
         raise NoMoreBets(
             f"no more bets in round {self.round_id} at {self.name}: the next round opens in {math.ceil(wait)} s", wait
         )
+
+
+class FollowedTable(SharedTable):
+    """A shared table whose rounds another process runs (a cluster's croupier): its state is told, not timed.
+
+    Each daemon of a cluster keeps one per table. ``join`` never opens a round and ``advance``
+    does nothing here: :meth:`follow` moves the table as the round kept in the database moves
+    (open, closed, settled), so bets placed through this daemon are checked by the same rules
+    (:meth:`SharedTable.place`) and kept here until the round's pocket is known. The server seed
+    stays with the round's record until it is revealed; only its hash is known here.
+    """
+
+    def __init__(self, spec: TableSpec, limits: Limits, round_seconds: float, last_round: int = 0):
+        super().__init__(spec, limits, round_seconds, last_round)
+        self._seed_hash = ""
+
+    @property
+    def seed_hash(self) -> str:
+        return self._seed_hash
+
+    def join(self, player: str, name: str, now: float) -> RoundOpened | None:
+        self.seated[player] = name
+        return None
+
+    def advance(self, now: float) -> list[BettingClosed | SpinDue]:
+        return []
+
+    def follow(
+        self, round_id: int, phase: str, seconds: float, seed_hash: str, left: float, now: float
+    ) -> list[RoundOpened | BettingClosed | str]:
+        """The round ``round_id`` is in ``phase`` (betting, closed or settled), ``left`` seconds to its next step.
+
+        Returns what is news here, in order: :class:`RoundOpened`, :class:`BettingClosed`, and
+        ``SETTLED`` when the round is over (the caller then settles :meth:`take_round`'s bets).
+        A round older than the one followed is no news.
+        """
+        news: list[RoundOpened | BettingClosed | str] = []
+        if round_id < self.round_id or (round_id == self.round_id and self.state is IDLE and self._seed_hash):
+            return news
+        if round_id > self.round_id:
+            self.round_id, self.state, self._seed_hash, self._bets = round_id, BETTING, seed_hash, {}
+            self.round_seconds = seconds
+            self.closes_at = now + (left if phase == BETTING else 0.0)
+            news.append(RoundOpened(self.name, round_id, seconds, seed_hash))
+        if phase == BETTING:
+            self.closes_at = now + left
+        if phase in (CLOSED, SETTLED) and self.state is BETTING:
+            self.state, self.spin_at = CLOSED, now + (left if phase == CLOSED else 0.0)
+            news.append(BettingClosed(self.name, round_id))
+        if phase == CLOSED:
+            self.spin_at = now + left
+        if phase == SETTLED and self.state is CLOSED:
+            self.state = SPINNING
+            news.append(SETTLED)
+        return news
+
+    def take_round(self) -> dict[str, tuple[OpenBet, ...]]:
+        """The settled round's bets placed here, by player; the table is idle until the next round opens."""
+        bets = {player: tuple(bets) for player, bets in self._bets.items() if bets}
+        self._bets, self.state = {}, IDLE
+        return bets

@@ -38,6 +38,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..extras import require
+from . import pgrounds
 from .audit import AuditLog
 from .base import StorageError, StorageFull, StoreOpenError
 from .meters import Lease, StoredMeters
@@ -419,6 +420,7 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX shared_results_player ON shared_results (player);
     """,
+    pgrounds.MIGRATION,  # shared tables across daemons (pgrounds.py)
 )
 
 #: Version written by this code; a database with a higher one is refused.
