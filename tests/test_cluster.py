@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, write_users_file
-from lineproto.client import Client, PermanentError, TableStatus, TransientError
+from lineproto.client import Client, Event, PermanentError, TableStatus, TransientError
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from cluster import Cluster, ClusterLoad, write_load_files
 
 PLAYERS = [f"p{i:02}" for i in range(20)]
 READERS = [f"r{i:02}" for i in range(10)]
-#: A player of its own for the race (the users file has one more player than the load plays).
-RACER = "p20"
+#: Players of their own for the race and the shared table (the users file has more than the load plays).
+RACER, SEATED_A, SEATED_B = "p20", "p21", "p22"
 START_BANKROLL = 1000
 #: Seconds a held job stays a daemon's without renewal (--job-lease): short, so a dead daemon's come back soon.
 JOB_LEASE = 2.0
@@ -41,16 +41,20 @@ LOAD_TIMEOUT = 90.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, engine):
     """Three daemons (on ``engine``) on a throw-away PostgreSQL behind HAProxy, with the load's users
-    (players p00-p20, readers r00-r09, admin root) and a roster of 5000 meters; always stopped after.
+    (players p00-p22, readers r00-r09, admin root), a roster of 5000 meters and a shared table
+    ``main`` with 1 s rounds; always stopped after.
 
     One per module and engine (a cluster takes seconds to start): the tests use users of their own."""
     tmp_path = tmp_path_factory.mktemp("cluster")
-    users, roster = write_load_files(tmp_path, len(PLAYERS) + 1, len(READERS), 5000)
+    users, roster = write_load_files(tmp_path, len(PLAYERS) + 3, len(READERS), 5000)
     started = Cluster(
         daemons=3,
         users_file=users,
         roster=roster,
-        daemon_args=("--engine", engine, "--start-bankroll", str(START_BANKROLL)),
+        daemon_args=(
+            *("--engine", engine, "--start-bankroll", str(START_BANKROLL)),
+            *("--tables", "main:american", "--round-seconds", "1"),
+        ),
         directory=tmp_path / "cluster",
     )
     started.start()
@@ -95,6 +99,43 @@ def test_two_daemons_racing_one_players_bets_never_overdraw(cluster):
     assert stored.strip() == str(settled)  # the table is PostgreSQL's (not a file the daemons share)
     done = cluster.admin("check")
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def events_until(client: Client, wanted, timeout: float = 30.0) -> Event:
+    """The first event ``wanted(event)`` accepts, reading the client's events until then (or failing)."""
+    deadline = time.monotonic() + timeout
+    seen = []
+    while True:
+        for event in client.events(timeout=max(deadline - time.monotonic(), 0.01)):
+            if wanted(event):
+                return event
+            seen.append(str(event))
+        assert time.monotonic() < deadline, f"the event did not come; these did: {seen[-8:]}"
+
+
+def test_players_of_one_shared_table_on_two_daemons_see_one_round_and_each_others_chat(cluster):
+    load = ClusterLoad(cluster, [], [])
+    seated_a, seated_b = load.connect(SEATED_A, cluster.direct_port(0)), load.connect(SEATED_B, cluster.direct_port(2))
+    try:
+        seated_a.join("main")
+        seated_b.join("main")
+        seated_b.chat("hello from daemon 2")
+        assert events_until(seated_a, lambda e: e.code == 650).text == f"{SEATED_B}: hello from daemon 2"
+        deadline = time.monotonic() + 30
+        while True:  # a bet in whatever round is open (one may close between the 610 and the BET: 450)
+            try:
+                seated_b.bet("RED", 1)
+                break
+            except TransientError as closed:
+                assert closed.code == 450 and time.monotonic() < deadline, closed
+                events_until(seated_b, lambda e: e.code == 610)
+        result_b = events_until(seated_b, lambda e: e.code == 630 and "staked 1," in e.text).text.split()
+        round_id, pocket = result_b[1], result_b[2]
+        result_a = events_until(seated_a, lambda e: e.code == 630 and e.text.split()[1] == round_id).text
+        assert result_a.split()[2] == pocket and "no bets" in result_a  # one round, one pocket, own nets
+    finally:
+        seated_a.close()
+        seated_b.close()
 
 
 def test_thirty_clients_lose_nothing_when_a_daemon_is_killed_mid_load(cluster):
