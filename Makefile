@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 VPY = $(VENV)/bin/python
 
-.PHONY: run test bench clean
+.PHONY: run test bench cluster clean
 
 # make run [PORT=37001] [ARGS="--db /tmp/play.db --engine threads"]: the daemon on 127.0.0.1
 PORT ?= 36000
@@ -11,6 +11,13 @@ ARGS ?=
 
 run:
 	$(PYTHON) daemon.py --host 127.0.0.1 --port $(PORT) $(ARGS)
+
+# make cluster [CLUSTER_ARGS="--daemons 2 --port 36000 --users users.txt"]: a throw-away PostgreSQL, 3 daemons
+# on it and HAProxy in front (scripts/cluster.py, docs/SCALING.md); Ctrl+C stops everything
+CLUSTER_ARGS ?=
+
+cluster: $(VENV)/.installed
+	$(VPY) scripts/cluster.py $(CLUSTER_ARGS)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +43,9 @@ test: $(VENV)/.installed
 	@echo "branch coverage: rule layers (wire/, domain/, commands/) $$($(VPY) -m coverage report --format=total --include='$(RULE_LAYERS)')%, whole package $$($(VPY) -m coverage report --format=total)%"
 
 # make bench [BENCH_QUICK=1] [BENCH_ARGS="--scenarios S2,S4"]: bench/run.py (S1-S9; our daemon as lineproto,
-# lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md
+# lineproto-uvloop and lineproto-threads), see docs/BENCHMARKS.md; then bench/cluster.py: S6 and S7 on
+# PostgreSQL, 1 and 3 daemons behind HAProxy (docs/SCALING.md), with .venv's python (it has psycopg);
+# then bench/web.py: the web gateway next to the raw line protocol (docs/WEB.md)
 BENCH_DIR ?= build/bench
 BENCH_VENV ?= $(BENCH_DIR)/venv
 BENCH_PY = $(BENCH_VENV)/bin/python
@@ -55,9 +64,10 @@ $(BENCH_VENV)/.installed: pyproject.toml
 	  $(BENCH_PY) -m pip install --quiet -e . || true; }
 	touch $@
 
-bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen
+bench: $(BENCH_VENV)/.installed $(BENCH_DIR)/loadgen $(VENV)/.installed
 	$(BENCH_PY) bench/run.py $(if $(BENCH_QUICK),--quick) $(BENCH_ARGS)
 	$(BENCH_PY) scripts/rng_check.py --spins $(if $(BENCH_QUICK),100000,1000000)
+	$(VPY) bench/cluster.py $(if $(BENCH_QUICK),--quick)
 	$(BENCH_PY) bench/web.py $(if $(BENCH_QUICK),--quick)
 
 .PHONY: bench-profile

@@ -631,6 +631,7 @@ class Connection:
             session = self.session
             self.peer = f"{client[0]}:{client[1]}"
             self.session = Session(session.services, self.peer, session.tls, session.secure)
+            self.session.event_sink = self.push_event  # the new session's shared-table events reach this connection
         self.state = NEW
         self.deadline = None
         if self.session.secure:  # the TLS port: the handshake comes next, then the greeting
