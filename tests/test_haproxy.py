@@ -327,3 +327,21 @@ def test_proxy_option_mistakes_are_one_line_and_exit_2(tmp_path, args, message):
     [line] = done.stderr.strip().splitlines()
     assert message in line
     assert not (tmp_path / "db").exists()  # refused before the database is created
+
+
+def test_behind_haproxy_a_seated_session_gets_the_tables_events(start_daemon, haproxy):
+    """The session made for the client's address behind the PROXY header gets the connection's event sink:
+    without it a table behind HAProxy sent no 610-650 to anyone (found by tests/test_cluster.py)."""
+    from test_tables import Player
+
+    daemon = start_daemon("--proxy-protocol", "v2")
+    proxy = haproxy(f"127.0.0.1:{daemon.port} send-proxy-v2")
+    with (
+        Player(proxy.ports[0], host=FRONTEND_HOST, source=CLIENT) as first,
+        Player(proxy.ports[0], host=FRONTEND_HOST, source=OTHER_CLIENT) as second,
+    ):
+        assert first.command("JOIN main").code == 200
+        assert second.command("JOIN main").code == 200
+        assert first.event(640).text.endswith(" joined main (2 seated)")
+        assert second.command("CHAT hello from behind the proxy").code == 200
+        assert first.event(650).text.endswith(": hello from behind the proxy")
