@@ -97,6 +97,35 @@ def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> int:
     return process.returncode
 
 
+def haproxy_ask(stats: Path, command: str) -> str:
+    """One command on HAProxy's stats socket ``stats``, and its whole answer."""
+    with socket.socket(socket.AF_UNIX) as control:
+        control.settimeout(5)
+        control.connect(str(stats))
+        control.sendall(command.encode() + b"\n")
+        answer = b""
+        while chunk := control.recv(65536):
+            answer += chunk
+    return answer.decode()
+
+
+def wait_until_haproxy_serves(process: subprocess.Popen, stats: Path, log_path: Path, timeout: float) -> None:
+    """Return once HAProxy's stats socket answers (it binds every listener before it serves any: polling a
+    frontend would itself be a proxied connection); ClusterError if it exits or takes over ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise ClusterError(f"haproxy exited {process.returncode}: {log_path.read_text()[-3000:]}")
+        try:
+            if "Pid:" in haproxy_ask(stats, "show info"):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise ClusterError(f"haproxy not ready in {timeout:g} s: {log_path.read_text()[-3000:]}")
+        time.sleep(0.05)
+
+
 #: The PostgreSQL reaper: waits for end of input (its parent, this process, closed the pipe or died),
 #: then stops the server ``pg_ctl`` runs detached (so no parent-death signal reaches it) and removes
 #: its directory. argv: the data directory, the directory to remove, then the pg_ctl command.
@@ -241,29 +270,11 @@ class HAProxy:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while True:  # ready once its stats socket answers: it binds every listener before it serves
-            if self.process.poll() is not None:
-                raise ClusterError(f"haproxy exited {self.process.returncode}: {self.log_path.read_text()[-3000:]}")
-            try:
-                if "Pid:" in self.ask("show info"):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise ClusterError(f"haproxy not ready in {READY_TIMEOUT:g} s")
-            time.sleep(0.05)
+        wait_until_haproxy_serves(self.process, self.stats, self.log_path, READY_TIMEOUT)
 
     def ask(self, command: str) -> str:
         """One command on the stats socket, and its whole answer."""
-        with socket.socket(socket.AF_UNIX) as control:
-            control.settimeout(5)
-            control.connect(str(self.stats))
-            control.sendall(command.encode() + b"\n")
-            answer = b""
-            while chunk := control.recv(65536):
-                answer += chunk
-        return answer.decode()
+        return haproxy_ask(self.stats, command)
 
     def statuses(self) -> dict[str, str]:
         """``{"d0": "UP", "d1": "DOWN", ...}``: what the health checks say of each daemon."""

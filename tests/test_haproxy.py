@@ -21,18 +21,14 @@ import trustme
 
 from conftest import ROOT, RawConnection, stat
 
+sys.path.insert(0, str(ROOT / "scripts"))
+from cluster import free_port, haproxy_ask, stop_process, wait_until_haproxy_serves  # HAProxy as make cluster runs it
+
 HAPROXY = shutil.which("haproxy", path="/usr/sbin:/usr/bin:/sbin:/bin")
 #: Seconds HAProxy gets to start serving.
 HAPROXY_READY_TIMEOUT = 10.0
 FRONTEND_HOST = "127.0.0.3"
 CLIENT, OTHER_CLIENT = "127.0.0.5", "127.0.0.6"
-
-
-def free_port(host: str) -> int:
-    """A port free on ``host`` now (HAProxy cannot be told to take any port and say which)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
 
 
 class HAProxy:
@@ -72,29 +68,11 @@ class HAProxy:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + HAPROXY_READY_TIMEOUT
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"haproxy exited {self.process.returncode}: {self.log_path.read_text()}")
-            try:
-                if "Pid:" in self.ask("show info"):
-                    return
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"haproxy not ready in {HAPROXY_READY_TIMEOUT} s: {self.log_path.read_text()}")
-            time.sleep(0.05)
+        wait_until_haproxy_serves(self.process, self.stats, self.log_path, HAPROXY_READY_TIMEOUT)
 
     def ask(self, command: str) -> str:
         """One command on HAProxy's stats socket, and its whole answer."""
-        with socket.socket(socket.AF_UNIX) as control:
-            control.settimeout(5)
-            control.connect(str(self.stats))
-            control.sendall(command.encode() + b"\n")
-            answer = b""
-            while chunk := control.recv(65536):
-                answer += chunk
-        return answer.decode()
+        return haproxy_ask(self.stats, command)
 
     def server_status(self) -> str:
         """The status (UP, DOWN, ...) HAProxy's health checks give the daemon, from ``show stat``."""
@@ -107,13 +85,7 @@ class HAProxy:
         raise AssertionError("no daemon server in show stat")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 
