@@ -25,6 +25,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cluster import stop_process  # noqa: E402 - beside this script
+
 from lineproto.domain.accounts import User, format_user, hash_password  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -76,13 +78,7 @@ class Process:
         return lines[-1] if lines else "nothing in its log"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 

@@ -26,6 +26,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from cluster import stop_process
+
 from lineproto.domain.roulette import (
     AMERICAN,
     InsufficientChips,
@@ -83,15 +87,10 @@ class Gateway:
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        """SIGTERM, SIGKILL after 10 s (scripts/cluster.py's stop_process); the exit status."""
+        status = stop_process(self.process)
         self._log.close()
-        return self.process.returncode
+        return status
 
 
 class Answer:

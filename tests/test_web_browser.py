@@ -8,6 +8,7 @@ it.
 """
 
 import re
+import sys
 import time
 from collections.abc import Iterator
 
@@ -19,15 +20,9 @@ from lineproto.client import Client
 from lineproto.wire.shapes import HistoryRound
 from test_web import Gateway, gateway  # noqa: F401 - the fixture
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT / "scripts"))
+from web_screenshots import CHROMIUM, CHROMIUM_ARGS  # the browser as the screenshots script starts it
+
 ROSTER = ROOT / "docs" / "examples" / "roster.csv"
 #: How long the page may take to show what the daemon replied (the machine is shared; nothing waits this long
 #: when all is well).
